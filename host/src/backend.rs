@@ -1,0 +1,116 @@
+//! The one backend trait. The front door hands every request to a
+//! `Backend` and never asks which kind it holds: a Wasm component today, a
+//! native container later.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+
+/// Error type of response bodies: whatever a backend's body stream fails
+/// with, boxed so hyper can report it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body as the front door hands it over: streamed, with the
+/// size limit already applied.
+pub type RequestBody = UnsyncBoxBody<Bytes, BodyError>;
+
+/// A response body: streamed from the backend to the client.
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A boxed, sendable future, so backends of different kinds fit behind
+/// `dyn Backend`.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Why reading a request body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The client sent more than the configured limit.
+    #[error("request body exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The connection failed mid-body.
+    #[error("reading the request body failed: {0}")]
+    Transport(#[from] hyper::Error),
+}
+
+/// Identifies one request in logs, so a guest's output and the access log
+/// can be matched. Unique within a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The next id; ids start at 1 and only grow.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The raw value, for storing in an atomic.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// Rebuilds an id stored with [`RequestId::as_u64`].
+    pub fn from_u64(raw: u64) -> Self {
+        Self(raw)
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+/// What the front door knows about a request besides the request itself.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// For log lines.
+    pub id: RequestId,
+    /// The peer, for backends that pass it on (Spin's `spin-client-addr`).
+    pub client_addr: SocketAddr,
+    /// When the backend must have finished, body included.
+    pub deadline: Instant,
+}
+
+/// Something that turns requests into responses.
+///
+/// Implementations never fail: a failure becomes a response (500, 502,
+/// 504, ...) and a log line, so one bad request or one bad guest never takes
+/// the listener down.
+pub trait Backend: Send + Sync + 'static {
+    /// Handles one request.
+    fn handle(
+        &self,
+        req: http::Request<RequestBody>,
+        ctx: RequestContext,
+    ) -> BoxFuture<http::Response<ResponseBody>>;
+}
+
+/// A short plain-text response, for errors the host itself answers.
+pub fn text_response(status: http::StatusCode, text: impl Into<String>) -> http::Response<ResponseBody> {
+    let mut body = text.into();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut resp = http::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,63 @@
+//! Parsers for flag values: sizes (`128MiB`) and durations (`30s`).
+
+use std::time::Duration;
+
+/// Parses a byte size: a number with an optional unit (`B`, `K`/`KiB`,
+/// `M`/`MiB`, `G`/`GiB`; powers of 1024, case-insensitive).
+pub fn size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; try `128MiB` or `65536`"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("`{text}` has an unknown unit; use B, KiB, MiB or GiB")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// Parses a duration: a number with a unit (`ms`, `s`, `m`), or plain
+/// seconds.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; try `30s` or `500ms`"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{text}` has an unknown unit; use ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(size("128MiB"), Ok(128 << 20));
+        assert_eq!(size("64k"), Ok(64 << 10));
+        assert_eq!(size("10"), Ok(10));
+        assert!(size("12 parsecs").is_err());
+        assert!(size("lots").is_err());
+    }
+
+    #[test]
+    fn durations_take_ms_s_and_m() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("7"), Ok(Duration::from_secs(7)));
+        assert!(duration("1h").is_err());
+    }
+}

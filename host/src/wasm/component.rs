@@ -1,0 +1,307 @@
+//! [`ComponentBackend`]: serves requests from a wasi:http component, a
+//! fresh instance per request by default.
+//!
+//! Per request: a new `Store` from the pooling allocator, instantiation
+//! through imports resolved once at load (`ProxyPre`), one call of the
+//! guest's handler in its own task. The response head comes back through
+//! `response-outparam`; the body streams while the guest keeps writing. The
+//! whole call runs under the request deadline: the guest yields its thread
+//! at every epoch tick, so a looping guest neither blocks other requests
+//! nor outlives its deadline by more than a tick.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use tokio::sync::oneshot;
+use wasmtime::component::Linker;
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use super::cache::{CompileCache, Origin};
+use super::engine::{self, Allocator, EngineSettings};
+use super::guest_log::CurrentRequest;
+use super::load::{self, HandlerKind};
+use super::state::GuestState;
+use crate::backend::{
+    text_response, Backend, BodyError, BoxError, BoxFuture, RequestBody, RequestContext, ResponseBody,
+};
+
+/// How to load and run a component.
+#[derive(Debug, Clone)]
+pub struct ComponentOptions {
+    /// Per-instance linear-memory cap in bytes.
+    pub memory_limit: usize,
+    /// Requests one instance may serve before it is dropped; 1 means a
+    /// fresh instance per request (the default: no state leaks between
+    /// requests).
+    pub reuse: u32,
+    /// Where compiled code is cached.
+    pub cache: CompileCache,
+    /// Try the pooling allocator.
+    pub pooling: bool,
+}
+
+/// What loading found, for the start-up log and tests.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// The handler the component exports.
+    pub kind: HandlerKind,
+    /// The allocator in use.
+    pub allocator: Allocator,
+    /// Whether the compiled code came from the cache.
+    pub origin: Origin,
+    /// Whether the file was a wasip1 module wrapped at load.
+    pub componentized: bool,
+    /// Time from reading the file to ready.
+    pub elapsed: Duration,
+}
+
+/// A wasi:http component, ready to serve.
+pub struct ComponentBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: Arc<str>,
+    pre: ProxyPre<GuestState>,
+    options: ComponentOptions,
+    /// Instances waiting for their next request (reuse mode only).
+    idle: Mutex<Vec<Slot>>,
+}
+
+/// One instance and its store.
+struct Slot {
+    store: Store<GuestState>,
+    proxy: Option<Proxy>,
+    request: CurrentRequest,
+    served: u32,
+}
+
+/// How a guest call ended, when it produced no response.
+enum Outcome {
+    Returned,
+    Failed(String),
+    TimedOut,
+}
+
+impl ComponentBackend {
+    /// Loads the component at `path` under the name `id` (used in logs).
+    /// Every problem a request could only discover later (bad file, no
+    /// handler, missing import) is reported here, before a port is bound.
+    pub fn load(id: &str, path: &Path, options: ComponentOptions) -> Result<(Self, LoadReport)> {
+        let started = Instant::now();
+        let prepared = load::read_component(path)?;
+        if prepared.kind == HandlerKind::P3 {
+            anyhow::bail!(
+                "`{}` exports `wasi:http/handler@0.3`, which this build of wasmhost does not serve yet",
+                path.display()
+            );
+        }
+        let settings = EngineSettings {
+            memory_limit: options.memory_limit,
+            concurrency: false,
+            pooling: options.pooling,
+        };
+        let (engine, allocator) = engine::build(&settings)?;
+        let (component, origin) = options
+            .cache
+            .load(&engine, &prepared.bytes)
+            .with_context(|| format!("cannot compile `{}`", path.display()))?;
+        let mut linker = Linker::<GuestState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
+            anyhow::anyhow!(
+                "`{}` needs an import wasmhost does not provide: {e:#}",
+                path.display()
+            )
+        })?;
+        let pre = ProxyPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("`{}` does not export a usable HTTP handler", path.display()))?;
+        engine::start_epoch_ticker(&engine)?;
+        let report = LoadReport {
+            kind: prepared.kind,
+            allocator,
+            origin,
+            componentized: prepared.componentized,
+            elapsed: started.elapsed(),
+        };
+        let inner = Inner {
+            id: Arc::from(id),
+            pre,
+            options,
+            idle: Mutex::new(Vec::new()),
+        };
+        Ok((Self { inner: Arc::new(inner) }, report))
+    }
+}
+
+impl Backend for ComponentBackend {
+    fn handle(&self, req: http::Request<RequestBody>, ctx: RequestContext) -> BoxFuture<http::Response<ResponseBody>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.serve(req, ctx).await })
+    }
+}
+
+impl Inner {
+    async fn serve(self: Arc<Self>, req: http::Request<RequestBody>, ctx: RequestContext) -> http::Response<ResponseBody> {
+        let mut slot = self.checkout();
+        slot.request.set(ctx.id);
+        let (tx, mut rx) = oneshot::channel();
+        let req = req.map(|body| body.map_err(body_error));
+        let resources = {
+            let mut http = slot.store.data_mut().http();
+            http.new_incoming_request(Scheme::Http, req)
+                .and_then(|req| Ok((req, http.new_response_outparam(tx)?)))
+        };
+        let (req, out) = match resources {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(request = %ctx.id, "bad request: {e:#}");
+                return text_response(StatusCode::BAD_REQUEST, format!("bad request: {e:#}"));
+            }
+        };
+        let this = self.clone();
+        let deadline = tokio::time::Instant::from_std(ctx.deadline);
+        let mut task = tokio::spawn(async move {
+            let result = tokio::time::timeout_at(deadline, this.call(&mut slot, req, out)).await;
+            match result {
+                Err(_) => Outcome::TimedOut,
+                Ok(Err(e)) => Outcome::Failed(explain(&e, &slot)),
+                Ok(Ok(())) => {
+                    this.checkin(slot);
+                    Outcome::Returned
+                }
+            }
+        });
+        let outcome = tokio::select! {
+            sent = &mut rx => match sent {
+                Ok(result) => return self.response(result, &ctx),
+                Err(_) => task.await,
+            },
+            outcome = &mut task => match rx.try_recv() {
+                Ok(result) => return self.response(result, &ctx),
+                Err(_) => outcome,
+            },
+        };
+        self.failure(outcome, &ctx)
+    }
+
+    async fn call(
+        &self,
+        slot: &mut Slot,
+        req: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
+        out: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
+    ) -> wasmtime::Result<()> {
+        let proxy = match slot.proxy.take() {
+            Some(proxy) => proxy,
+            None => self.pre.instantiate_async(&mut slot.store).await?,
+        };
+        let result = proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut slot.store, req, out)
+            .await;
+        slot.proxy = Some(proxy);
+        slot.served += 1;
+        result
+    }
+
+    /// An instance for the next request: a warm one in reuse mode, else new.
+    fn checkout(&self) -> Slot {
+        if self.options.reuse > 1 {
+            if let Some(slot) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+                return slot;
+            }
+        }
+        let request = CurrentRequest::default();
+        let state = GuestState::new(self.id.clone(), request.clone(), self.options.memory_limit);
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        // Yield the thread at every epoch tick; the deadline itself is
+        // enforced by the timeout around the call.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        Slot { store, proxy: None, request, served: 0 }
+    }
+
+    /// Keeps a healthy instance for reuse, if reuse is on and it has budget.
+    fn checkin(&self, slot: Slot) {
+        if self.options.reuse > 1 && slot.served < self.options.reuse {
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.push(slot);
+            }
+        }
+    }
+
+    fn response(
+        &self,
+        result: Result<hyper::Response<HyperOutgoingBody>, ErrorCode>,
+        ctx: &RequestContext,
+    ) -> http::Response<ResponseBody> {
+        match result {
+            Ok(resp) => resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+            Err(code) => {
+                tracing::warn!(request = %ctx.id, component = %self.id, "guest answered with error code {code:?}");
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("component failed: {code:?}"))
+            }
+        }
+    }
+
+    fn failure(&self, outcome: std::result::Result<Outcome, tokio::task::JoinError>, ctx: &RequestContext) -> http::Response<ResponseBody> {
+        let id = &self.id;
+        match outcome {
+            Ok(Outcome::Returned) => {
+                tracing::error!(
+                    request = %ctx.id, component = %id,
+                    "guest returned without setting a response (it never called `response-outparam::set`)"
+                );
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, "component returned no response")
+            }
+            Ok(Outcome::TimedOut) => {
+                tracing::warn!(request = %ctx.id, component = %id, "request deadline passed: instance stopped");
+                text_response(StatusCode::GATEWAY_TIMEOUT, "component did not answer in time")
+            }
+            Ok(Outcome::Failed(why)) => {
+                tracing::error!(request = %ctx.id, component = %id, "guest failed: {why}");
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed")
+            }
+            Err(e) => {
+                tracing::error!(request = %ctx.id, component = %id, "guest task panicked: {e}");
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed")
+            }
+        }
+    }
+}
+
+/// A one-line account of a failed call: the root cause (the trap), plus
+/// the refused memory growth when that is what led to it (a Rust guest
+/// aborts when an allocation fails). The full wasm backtrace goes to the
+/// debug log.
+fn explain(error: &wasmtime::Error, slot: &Slot) -> String {
+    tracing::debug!("guest failure in full: {error:?}");
+    let root = error.root_cause().to_string();
+    let limiter = &slot.store.data().limiter;
+    match limiter.refused {
+        Some(bytes) => format!(
+            "{root} (memory growth to {} MiB was refused: the per-instance cap is {} MiB)",
+            bytes >> 20,
+            limiter.limit() >> 20
+        ),
+        None => root,
+    }
+}
+
+fn body_error(e: BodyError) -> wasmtime_wasi_http::Error {
+    match e {
+        BodyError::TooLarge { limit } => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit)),
+        BodyError::Transport(e) => wasmtime_wasi_http::Error::Hyper(e),
+    }
+}

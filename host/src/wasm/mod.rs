@@ -1,0 +1,13 @@
+//! Everything that runs WebAssembly: the engine and its settings
+//! ([`engine`]), turning files into components ([`load`]), the compiled-code
+//! cache ([`cache`]), per-store state ([`state`]), guest stdio
+//! ([`guest_log`]) and the backend that serves requests ([`component`]).
+
+pub mod cache;
+pub mod component;
+pub mod engine;
+pub mod guest_log;
+pub mod load;
+pub mod state;
+
+pub use component::{ComponentBackend, ComponentOptions, LoadReport};

@@ -1,0 +1,264 @@
+//! `wasmhost serve app.wasm`, end to end: the real binary, real sockets, a
+//! real HTTP client, guests built from source.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{guest, guest_for, http1, http2, Server};
+use futures::StreamExt;
+
+#[tokio::test]
+async fn hello_answers_over_http1_with_keep_alive() {
+    let server = Server::serve(&guest("hello"), &[]);
+    let client = http1();
+    for _ in 0..3 {
+        let resp = client.get(server.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+        assert_eq!(resp.text().await.unwrap(), "Hello, world!\n");
+    }
+}
+
+#[tokio::test]
+async fn hello_answers_over_http2_with_prior_knowledge() {
+    let server = Server::serve(&guest("hello"), &[]);
+    let resp = http2().get(server.url("/h2")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.text().await.unwrap(), "Hello, world!\n");
+}
+
+#[tokio::test]
+async fn guest_stdout_and_stderr_reach_the_log_with_component_and_request_ids() {
+    let server = Server::serve(&guest("hello"), &[]);
+    let resp = http1().get(server.url("/logged")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let out = server.wait_for_log("hello: handled GET /logged", Duration::from_secs(5));
+    assert!(out.contains("[hello req=") && out.contains(" stdout]"), "{out}");
+    let err = server.wait_for_log("hello: stderr check", Duration::from_secs(5));
+    assert!(err.contains("[hello req=") && err.contains(" stderr]"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wasip1_module_is_componentized_at_load_and_served() {
+    let server = Server::serve(&guest_for("wasm32-wasip1", "hello"), &[]);
+    let resp = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "Hello, world!\n");
+    server.wait_for_log("wasip1 module componentized", Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn reuse_serves_many_requests_from_few_instances() {
+    let server = Server::serve(&guest("hello"), &["--reuse", "50"]);
+    let client = http1();
+    for _ in 0..20 {
+        let resp = client.get(server.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+/// Streams `total` bytes of a known pattern up and checks every byte that
+/// comes back, without holding the body on either side.
+#[tokio::test]
+async fn echo_streams_a_1_gib_upload_back_with_bounded_memory() {
+    const CHUNK: usize = 256 << 10;
+    const TOTAL: u64 = 1 << 30;
+    let server = Server::serve(&guest("echo"), &["--timeout", "300s"]);
+    let chunks = (TOTAL / CHUNK as u64) as usize;
+    let upload = futures::stream::iter(0..chunks).map(|i| {
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![(i % 251) as u8; CHUNK]))
+    });
+    let resp = http1()
+        .post(server.url("/echo"))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", TOTAL)
+        .body(reqwest::Body::wrap_stream(upload))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut received = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        for (offset, byte) in chunk.iter().enumerate() {
+            let expected = (((received + offset as u64) / CHUNK as u64) % 251) as u8;
+            assert_eq!(*byte, expected, "byte {} differs", received + offset as u64);
+        }
+        received += chunk.len() as u64;
+    }
+    assert_eq!(received, TOTAL);
+    // The peak resident set stays far below the body size.
+    let peak_mib = server.status_kb("VmHWM") / 1024;
+    assert!(peak_mib < 200, "peak RSS {peak_mib} MiB while echoing 1 GiB");
+}
+
+#[tokio::test]
+async fn a_looping_guest_gets_504_and_neither_blocks_others_nor_keeps_burning_cpu() {
+    let server = Server::serve(&guest("spin"), &["--timeout", "2s"]);
+    let client = http1();
+    let started = Instant::now();
+    // More looping requests than this machine has cores.
+    let loops: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(client.get(server.url("/loop")).send()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While they loop, the same process answers other requests promptly.
+    let quick_started = Instant::now();
+    let quick = client.get(server.url("/quick")).send().await.unwrap();
+    assert_eq!(quick.status(), 200);
+    assert_eq!(quick.text().await.unwrap(), "not looping\n");
+    assert!(quick_started.elapsed() < Duration::from_secs(1), "took {:?}", quick_started.elapsed());
+    for handle in loops {
+        let resp = handle.await.unwrap().unwrap();
+        assert_eq!(resp.status(), 504);
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "timeouts took {:?}", started.elapsed());
+    server.wait_for_log("request deadline passed", Duration::from_secs(1));
+    // After the deadlines the looping instances are gone: the process idles.
+    let before = server.cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let burnt = server.cpu_ticks() - before;
+    assert!(burnt < 20, "{burnt} ticks of CPU in the second after all deadlines passed");
+}
+
+#[tokio::test]
+async fn a_hog_over_the_memory_cap_gets_500_and_one_under_it_succeeds() {
+    let server = Server::serve(&guest("memhog"), &["--memory-limit", "64MiB"]);
+    let client = http1();
+    let ok = client.get(server.url("/?mb=16")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "allocated 16 MiB\n");
+    let hog = client.get(server.url("/?mb=512")).send().await.unwrap();
+    assert_eq!(hog.status(), 500);
+    server.wait_for_log("the per-instance cap is 64 MiB", Duration::from_secs(5));
+    // The host is still serving.
+    assert_eq!(client.get(server.url("/?mb=1")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_trapping_guest_gets_500_and_the_trap_is_logged() {
+    let server = Server::serve(&guest("trap"), &[]);
+    let resp = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    let line = server.wait_for_log("guest failed", Duration::from_secs(5));
+    assert!(line.contains("wasm trap") || line.contains("unreachable"), "{line}");
+    server.wait_for_log("trap component: deliberate panic", Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_guest_that_never_responds_gets_500_and_a_log_line_saying_so() {
+    let server = Server::serve(&guest("noresponse"), &[]);
+    let resp = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    server.wait_for_log("never called `response-outparam::set`", Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let server = Server::serve(&guest("hello"), &["--max-header-size", "16KiB"]);
+    let big = "x".repeat(32 << 10);
+    let resp = http1().get(server.url("/")).header("x-big", &big).send().await.unwrap();
+    assert_eq!(resp.status(), 431);
+    let small = http1().get(server.url("/")).header("x-small", "y").send().await.unwrap();
+    assert_eq!(small.status(), 200);
+}
+
+/// Sends `head` then `body` on a raw connection, keeps writing even if the
+/// server stops reading, and returns the response's status line. A real
+/// client must cope with a server that answers 413 before the body is in.
+async fn raw_status_line(addr: &str, head: String, body: Vec<u8>) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    tokio::spawn(async move {
+        let _ = write.write_all(head.as_bytes()).await;
+        let _ = write.write_all(&body).await;
+    });
+    let mut line = String::new();
+    tokio::io::BufReader::new(read).read_line(&mut line).await.unwrap();
+    line.trim_end().to_string()
+}
+
+/// Like [`raw_status_line`] but reads until the server closes or stops
+/// sending, and returns everything it sent.
+async fn raw_response_bytes(addr: &str, head: String, body: Vec<u8>) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    tokio::spawn(async move {
+        let _ = write.write_all(head.as_bytes()).await;
+        let _ = write.write_all(&body).await;
+    });
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut received)).await;
+    received
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_declared_or_streamed() {
+    let server = Server::serve(&guest("echo"), &["--max-body-size", "1MiB"]);
+    let declared = format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n", 2 << 20);
+    assert_eq!(raw_status_line(&server.addr, declared, vec![0; 2 << 20]).await, "HTTP/1.1 413 Payload Too Large");
+    // Chunked: no length up front, so the limit trips mid-stream.
+    let mut chunked = Vec::new();
+    for _ in 0..24 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 64 << 10).as_bytes());
+        chunked.extend_from_slice(&[1u8; 64 << 10]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    let head = "POST /buffered HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
+    assert_eq!(raw_status_line(&server.addr, head, chunked.clone()).await, "HTTP/1.1 413 Payload Too Large");
+    // A handler that already started streaming its answer cannot be turned
+    // into a 413: the response is cut short instead of completing.
+    let head = "POST /streamed HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
+    let echoed = raw_response_bytes(&server.addr, head, chunked).await;
+    assert!(echoed.len() < (1 << 20) + 4096, "the echo of an over-limit body completed ({} bytes)", echoed.len());
+    let fits = http1().post(server.url("/")).body(vec![7u8; 1000]).send().await.unwrap();
+    assert_eq!(fits.status(), 200);
+    assert_eq!(fits.bytes().await.unwrap().len(), 1000);
+}
+
+#[tokio::test]
+async fn sigterm_stops_accepting_and_drains_the_request_in_flight_then_exits_0() {
+    let mut server = Server::serve(&guest("echo"), &[]);
+    let addr = server.addr.clone();
+    // A request whose body arrives slowly, so it is in flight at SIGTERM.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream(rx));
+    let in_flight = tokio::spawn(http1().post(server.url("/slow")).body(body).send());
+    tx.send(Ok(b"first ".to_vec())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal("TERM");
+    server.wait_for_log("no longer accepting", Duration::from_secs(5));
+    // New connections are refused once the listener is closed.
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "still accepting after SIGTERM");
+    tx.send(Ok(b"second".to_vec())).await.unwrap();
+    drop(tx);
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "first second");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn a_second_signal_during_the_drain_exits_at_once() {
+    let mut server = Server::serve(&guest("echo"), &["--drain-timeout", "60s"]);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let _in_flight = tokio::spawn(http1().post(server.url("/")).body(reqwest::Body::wrap_stream(tokio_stream(rx))).send());
+    tx.send(Ok(b"never finished".to_vec())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal("INT");
+    server.wait_for_log("no longer accepting", Duration::from_secs(5));
+    let started = Instant::now();
+    server.signal("INT");
+    let code = server.wait_exit(Duration::from_secs(5));
+    assert_ne!(code, Some(0));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+fn tokio_stream<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

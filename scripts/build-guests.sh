@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds every guest component (release) into target/guest.
+#
+# target/guest is a target directory of its own so that a guest build started
+# by a test never waits for the lock that `cargo test` holds on target/.
+# Re-running is cheap: cargo rebuilds only what changed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+targets=(wasm32-wasip2 wasm32-wasip1)
+installed="$(rustup target list --installed)"
+for target in "${targets[@]}"; do
+    if ! grep -qx "$target" <<<"$installed"; then
+        rustup target add "$target"
+    fi
+done
+
+# Components for tests and benches (hello-p3 exports wasi:http@0.3.0), plus
+# the example.
+guests=(hello echo trap spin memhog noresponse command missing-import hello-p3 hello-example)
+packages=()
+for guest in "${guests[@]}"; do
+    packages+=(-p "$guest")
+done
+
+target_dir=target/guest
+cargo build --release --target wasm32-wasip2 --target-dir "$target_dir" "${packages[@]}"
+# The same hello as a core module (wasip1): the host's componentize path.
+cargo build --release --target wasm32-wasip1 --target-dir "$target_dir" -p hello
+
+echo "guests built in $PWD/$target_dir/wasm32-wasip2/release (hello also in $PWD/$target_dir/wasm32-wasip1/release)"

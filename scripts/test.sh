@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test: builds the guest components from source, then the host's
+# unit and end-to-end tests. Works on a fresh machine (installs the wasm
+# targets it needs). `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/build-guests.sh
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast "$@"
+    # nextest does not run doc tests.
+    cargo test --locked --doc
+else
+    cargo test --locked --no-fail-fast "$@"
+fi
