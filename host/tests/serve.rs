@@ -32,7 +32,7 @@ async fn hello_answers_over_http2_with_prior_knowledge() {
 #[tokio::test]
 async fn guest_stdout_and_stderr_reach_the_log_with_component_and_request_ids() {
     let server = Server::serve(&guest("hello"), &[]);
-    let resp = http1().get(server.url("/logged")).send().await.unwrap();
+    let resp = http1().get(server.url("/logged?log")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let out = server.wait_for_log("hello: handled GET /logged", Duration::from_secs(5));
     assert!(out.contains("[hello req=") && out.contains(" stdout]"), "{out}");
@@ -241,6 +241,17 @@ async fn sigterm_stops_accepting_and_drains_the_request_in_flight_then_exits_0()
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "first second");
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn hello_p3_answers_through_the_wasi_http_0_3_handler() {
+    let server = Server::serve(&guest("hello-p3"), &[]);
+    server.wait_for_log("P3 handler", Duration::from_secs(5));
+    for client in [http1(), http2()] {
+        let resp = client.get(server.url("/p3")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "Hello from p3\n");
+    }
 }
 
 #[tokio::test]

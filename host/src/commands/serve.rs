@@ -97,7 +97,7 @@ impl ServeCommand {
             pooling: !self.no_pooling,
         };
         let id = component_id(&self.component);
-        let (backend, report) = ComponentBackend::load(&id, &self.component, options)?;
+        let (backend, report) = ComponentBackend::load(&id, &self.component, options, self.timeout)?;
         tracing::info!(
             component = %id,
             "loaded `{}` in {:?}: {:?} handler, {:?} allocator, {}{}",

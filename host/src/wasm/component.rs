@@ -21,6 +21,7 @@ use wasmtime::component::Linker;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
@@ -28,6 +29,7 @@ use super::cache::{CompileCache, Origin};
 use super::engine::{self, Allocator, EngineSettings};
 use super::guest_log::CurrentRequest;
 use super::load::{self, HandlerKind};
+use super::p3::P3Handler;
 use super::state::GuestState;
 use crate::backend::{
     text_response, Backend, BodyError, BoxError, BoxFuture, RequestBody, RequestContext, ResponseBody,
@@ -65,7 +67,13 @@ pub struct LoadReport {
 
 /// A wasi:http component, ready to serve.
 pub struct ComponentBackend {
-    inner: Arc<Inner>,
+    serve: Serve,
+}
+
+/// The per-request machinery for each handler kind.
+enum Serve {
+    P2(Arc<Inner>),
+    P3(Arc<P3Handler>),
 }
 
 struct Inner {
@@ -95,18 +103,17 @@ impl ComponentBackend {
     /// Loads the component at `path` under the name `id` (used in logs).
     /// Every problem a request could only discover later (bad file, no
     /// handler, missing import) is reported here, before a port is bound.
-    pub fn load(id: &str, path: &Path, options: ComponentOptions) -> Result<(Self, LoadReport)> {
+    pub fn load(
+        id: &str,
+        path: &Path,
+        options: ComponentOptions,
+        request_timeout: Duration,
+    ) -> Result<(Self, LoadReport)> {
         let started = Instant::now();
         let prepared = load::read_component(path)?;
-        if prepared.kind == HandlerKind::P3 {
-            anyhow::bail!(
-                "`{}` exports `wasi:http/handler@0.3`, which this build of wasmhost does not serve yet",
-                path.display()
-            );
-        }
         let settings = EngineSettings {
             memory_limit: options.memory_limit,
-            concurrency: false,
+            concurrency: prepared.kind == HandlerKind::P3,
             pooling: options.pooling,
         };
         let (engine, allocator) = engine::build(&settings)?;
@@ -114,18 +121,41 @@ impl ComponentBackend {
             .cache
             .load(&engine, &prepared.bytes)
             .with_context(|| format!("cannot compile `{}`", path.display()))?;
-        let mut linker = Linker::<GuestState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let linker = linker(&engine, prepared.kind)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
             anyhow::anyhow!(
                 "`{}` needs an import wasmhost does not provide: {e:#}",
                 path.display()
             )
         })?;
-        let pre = ProxyPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("`{}` does not export a usable HTTP handler", path.display()))?;
+        let unusable = || format!("`{}` does not export a usable HTTP handler", path.display());
+        let id: Arc<str> = Arc::from(id);
+        let serve = match prepared.kind {
+            HandlerKind::P2 => {
+                let pre = ProxyPre::new(instance_pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(unusable)?;
+                Serve::P2(Arc::new(Inner {
+                    id,
+                    pre,
+                    options,
+                    idle: Mutex::new(Vec::new()),
+                }))
+            }
+            HandlerKind::P3 => {
+                let pre = ServicePre::new(instance_pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(unusable)?;
+                Serve::P3(Arc::new(P3Handler::new(
+                    id,
+                    engine.clone(),
+                    wasmtime_wasi_http::handler::ProxyPre::P3(pre),
+                    options.memory_limit,
+                    options.reuse,
+                    request_timeout,
+                )))
+            }
+        };
         engine::start_epoch_ticker(&engine)?;
         let report = LoadReport {
             kind: prepared.kind,
@@ -134,20 +164,36 @@ impl ComponentBackend {
             componentized: prepared.componentized,
             elapsed: started.elapsed(),
         };
-        let inner = Inner {
-            id: Arc::from(id),
-            pre,
-            options,
-            idle: Mutex::new(Vec::new()),
-        };
-        Ok((Self { inner: Arc::new(inner) }, report))
+        Ok((Self { serve }, report))
     }
+}
+
+/// The imports every component may use: all of WASI 0.2 (what `wasmtime
+/// serve -Scli` provides: Rust's std imports `wasi:cli/*` even in an HTTP
+/// handler) and wasi:http; for p3 components WASI 0.3 as well.
+fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Linker<GuestState>> {
+    let mut linker = Linker::<GuestState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    if kind == HandlerKind::P3 {
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    }
+    Ok(linker)
 }
 
 impl Backend for ComponentBackend {
     fn handle(&self, req: http::Request<RequestBody>, ctx: RequestContext) -> BoxFuture<http::Response<ResponseBody>> {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.serve(req, ctx).await })
+        match &self.serve {
+            Serve::P2(inner) => {
+                let inner = inner.clone();
+                Box::pin(async move { inner.serve(req, ctx).await })
+            }
+            Serve::P3(handler) => {
+                let handler = handler.clone();
+                Box::pin(async move { handler.serve(req, ctx).await })
+            }
+        }
     }
 }
 
@@ -299,7 +345,7 @@ fn explain(error: &wasmtime::Error, slot: &Slot) -> String {
     }
 }
 
-fn body_error(e: BodyError) -> wasmtime_wasi_http::Error {
+pub(super) fn body_error(e: BodyError) -> wasmtime_wasi_http::Error {
     match e {
         BodyError::TooLarge { limit } => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit)),
         BodyError::Transport(e) => wasmtime_wasi_http::Error::Hyper(e),

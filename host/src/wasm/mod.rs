@@ -8,6 +8,7 @@ pub mod component;
 pub mod engine;
 pub mod guest_log;
 pub mod load;
+pub mod p3;
 pub mod state;
 
 pub use component::{ComponentBackend, ComponentOptions, LoadReport};

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every benchmark of `wasmhost serve` and prints the figures that go
+# into bench/RESULTS.md. Installs what it needs when missing: wrk (Debian),
+# wasmtime-cli 48.0.8 (the peer, from crates.io; a ~10 minute build).
+#
+#   bench/run.sh              everything
+#   bench/run.sh criterion    the in-process per-request benchmark only
+#   bench/run.sh http [ARGS]  the HTTP comparison only (ARGS go to http_bench.py)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what="${1:-all}"
+[ $# -gt 0 ] && shift
+
+if ! command -v wrk >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq wrk
+fi
+if ! command -v wasmtime >/dev/null || ! wasmtime --version | grep -q '^wasmtime 48\.0\.8'; then
+    cargo install wasmtime-cli --version 48.0.8 --locked
+fi
+
+bash scripts/build-guests.sh >/dev/null
+cargo build --release --locked -p wasmhost
+
+if [ "$what" = all ] || [ "$what" = criterion ]; then
+    cargo bench --locked -p wasmhost --bench instantiate -- --warm-up-time 2 --measurement-time 10
+fi
+if [ "$what" = all ] || [ "$what" = http ]; then
+    # RUST_BACKTRACE makes wasmtime capture a backtrace per dropped store
+    # (4-5 us per request on both sides); keep it out of the measurement.
+    env -u RUST_BACKTRACE python3 bench/http_bench.py "$@"
+fi
