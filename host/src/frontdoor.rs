@@ -19,7 +19,7 @@ use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -131,11 +131,19 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        .timer(TokioTimer::new())
         .keep_alive(true)
+        // Closes connections that send no (complete) request head in time,
+        // idle keep-alive connections included; without a timer hyper
+        // silently applies none.
+        .header_read_timeout(limits::HEADER_READ_TIMEOUT)
         // hyper answers 431 itself once the head outgrows this buffer.
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits::H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(limits::H2_KEEP_ALIVE_INTERVAL)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }

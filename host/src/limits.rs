@@ -38,3 +38,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// requests served at once by one component. Each slot reserves
 /// `MEMORY_LIMIT` plus guard pages of virtual (not resident) memory.
 pub const POOL_INSTANCES: u32 = 1000;
+
+/// How long a connection may take to deliver a request head, and how long
+/// an idle HTTP/1.1 keep-alive connection is kept. hyper's own default;
+/// nginx uses 60 s for the head and 75 s for keep-alive.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// HTTP/2 ping interval and the time to wait for the answer, so dead peers
+/// do not hold connections open. 20 s is gRPC's and Envoy's common choice.
+pub const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);

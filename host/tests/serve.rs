@@ -49,14 +49,43 @@ async fn a_wasip1_module_is_componentized_at_load_and_served() {
     server.wait_for_log("wasip1 module componentized", Duration::from_secs(1));
 }
 
+fn instance_requests(resp: &reqwest::Response) -> u32 {
+    resp.headers()["x-instance-requests"].to_str().unwrap().parse().unwrap()
+}
+
 #[tokio::test]
-async fn reuse_serves_many_requests_from_few_instances() {
+async fn every_request_gets_a_fresh_instance_by_default() {
+    let server = Server::serve(&guest("hello"), &[]);
+    let client = http1();
+    for _ in 0..5 {
+        let resp = client.get(server.url("/")).send().await.unwrap();
+        assert_eq!(instance_requests(&resp), 1, "guest state leaked between requests");
+    }
+}
+
+#[tokio::test]
+async fn reuse_serves_many_requests_from_one_instance() {
     let server = Server::serve(&guest("hello"), &["--reuse", "50"]);
     let client = http1();
+    let mut seen = Vec::new();
     for _ in 0..20 {
         let resp = client.get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
+        seen.push(instance_requests(&resp));
     }
+    // Sequential requests land on the same warm instance.
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn reuse_replaces_an_instance_after_n_requests() {
+    let server = Server::serve(&guest("hello"), &["--reuse", "3"]);
+    let client = http1();
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        seen.push(instance_requests(&client.get(server.url("/")).send().await.unwrap()));
+    }
+    assert_eq!(seen, vec![1, 2, 3, 1, 2, 3, 1]);
 }
 
 /// Streams `total` bytes of a known pattern up and checks every byte that
@@ -157,13 +186,35 @@ async fn a_guest_that_never_responds_gets_500_and_a_log_line_saying_so() {
 }
 
 #[tokio::test]
-async fn oversized_headers_get_431() {
+async fn oversized_headers_get_431_over_http1_and_http2() {
     let server = Server::serve(&guest("hello"), &["--max-header-size", "16KiB"]);
     let big = "x".repeat(32 << 10);
-    let resp = http1().get(server.url("/")).header("x-big", &big).send().await.unwrap();
-    assert_eq!(resp.status(), 431);
-    let small = http1().get(server.url("/")).header("x-small", "y").send().await.unwrap();
-    assert_eq!(small.status(), 200);
+    for client in [http1(), http2()] {
+        let resp = client.get(server.url("/")).header("x-big", &big).send().await.unwrap();
+        assert_eq!(resp.status(), 431);
+        let small = client.get(server.url("/")).header("x-small", "y").send().await.unwrap();
+        assert_eq!(small.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_response_cut_off_by_the_deadline_fails_instead_of_looking_complete() {
+    let server = Server::serve(&guest("echo"), &["--timeout", "1s"]);
+    // The echo starts streaming at once; the upload then stalls past the
+    // deadline, so the guest is stopped mid-body.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tx.send(Ok(b"partial".to_vec())).await.unwrap();
+    let resp = http1()
+        .post(server.url("/"))
+        .body(reqwest::Body::wrap_stream(tokio_stream(rx)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await;
+    assert!(body.is_err(), "a body cut by the deadline read as complete: {body:?}");
+    server.wait_for_log("request deadline passed", Duration::from_secs(5));
+    drop(tx);
 }
 
 /// Sends `head` then `body` on a raw connection, keeps writing even if the
@@ -215,6 +266,8 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
     // into a 413: the response is cut short instead of completing.
     let head = "POST /streamed HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
     let echoed = raw_response_bytes(&server.addr, head, chunked).await;
+    assert!(echoed.starts_with(b"HTTP/1.1 200 OK"), "{:?}", String::from_utf8_lossy(&echoed[..echoed.len().min(100)]));
+    assert!(!echoed.ends_with(b"\r\n0\r\n\r\n"), "the cut-off echo ended like a complete chunked body");
     assert!(echoed.len() < (1 << 20) + 4096, "the echo of an over-limit body completed ({} bytes)", echoed.len());
     let fits = http1().post(server.url("/")).body(vec![7u8; 1000]).send().await.unwrap();
     assert_eq!(fits.status(), 200);

@@ -9,9 +9,15 @@
 //! at every epoch tick, so a looping guest neither blocks other requests
 //! nor outlives its deadline by more than a tick.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
 
 use anyhow::{Context as _, Result};
 use http::StatusCode;
@@ -32,8 +38,10 @@ use super::load::{self, HandlerKind};
 use super::p3::P3Handler;
 use super::state::GuestState;
 use crate::backend::{
-    text_response, Backend, BodyError, BoxError, BoxFuture, RequestBody, RequestContext, ResponseBody,
+    text_response, Backend, BodyError, BoxError, BoxFuture, RequestBody, RequestContext, RequestId,
+    ResponseBody,
 };
+use crate::limits::POOL_INSTANCES;
 
 /// How to load and run a component.
 #[derive(Debug, Clone)]
@@ -82,6 +90,8 @@ struct Inner {
     options: ComponentOptions,
     /// Instances waiting for their next request (reuse mode only).
     idle: Mutex<Vec<Slot>>,
+    /// One permit per pooling slot: requests beyond it wait.
+    admission: Arc<Semaphore>,
 }
 
 /// One instance and its store.
@@ -92,7 +102,11 @@ struct Slot {
     served: u32,
 }
 
-/// How a guest call ended, when it produced no response.
+/// Idle instances kept for reuse at most; beyond this a finished instance
+/// is dropped rather than kept resident.
+const MAX_IDLE_INSTANCES: usize = 64;
+
+/// How a guest call ended.
 enum Outcome {
     Returned,
     Failed(String),
@@ -140,6 +154,7 @@ impl ComponentBackend {
                     pre,
                     options,
                     idle: Mutex::new(Vec::new()),
+                    admission: Arc::new(Semaphore::new(POOL_INSTANCES as usize)),
                 }))
             }
             HandlerKind::P3 => {
@@ -199,6 +214,16 @@ impl Backend for ComponentBackend {
 
 impl Inner {
     async fn serve(self: Arc<Self>, req: http::Request<RequestBody>, ctx: RequestContext) -> http::Response<ResponseBody> {
+        let deadline = tokio::time::Instant::from_std(ctx.deadline);
+        // Never more requests in flight than the pool has instances: wait
+        // for a free one until the deadline, then answer 503.
+        let permit = match tokio::time::timeout_at(deadline, self.admission.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                tracing::warn!(request = %ctx.id, component = %self.id, "no free instance before the deadline");
+                return text_response(StatusCode::SERVICE_UNAVAILABLE, "all instances busy");
+            }
+        };
         let mut slot = self.checkout();
         slot.request.set(ctx.id);
         let (tx, mut rx) = oneshot::channel();
@@ -215,26 +240,33 @@ impl Inner {
                 return text_response(StatusCode::BAD_REQUEST, format!("bad request: {e:#}"));
             }
         };
+        // The task reports whether the guest finished cleanly, so a response
+        // already streaming can be failed rather than cut off silently.
+        let (done_tx, done_rx) = oneshot::channel();
         let this = self.clone();
-        let deadline = tokio::time::Instant::from_std(ctx.deadline);
+        let request_id = ctx.id;
         let mut task = tokio::spawn(async move {
             let result = tokio::time::timeout_at(deadline, this.call(&mut slot, req, out)).await;
-            match result {
+            let outcome = match result {
                 Err(_) => Outcome::TimedOut,
                 Ok(Err(e)) => Outcome::Failed(explain(&e, &slot)),
                 Ok(Ok(())) => {
                     this.checkin(slot);
                     Outcome::Returned
                 }
-            }
+            };
+            this.log(&outcome, request_id);
+            let _ = done_tx.send(matches!(outcome, Outcome::Returned));
+            drop(permit);
+            outcome
         });
         let outcome = tokio::select! {
             sent = &mut rx => match sent {
-                Ok(result) => return self.response(result, &ctx),
+                Ok(result) => return self.response(result, done_rx, deadline, &ctx),
                 Err(_) => task.await,
             },
             outcome = &mut task => match rx.try_recv() {
-                Ok(result) => return self.response(result, &ctx),
+                Ok(result) => return self.response(result, done_rx, deadline, &ctx),
                 Err(_) => outcome,
             },
         };
@@ -263,7 +295,9 @@ impl Inner {
     /// An instance for the next request: a warm one in reuse mode, else new.
     fn checkout(&self) -> Slot {
         if self.options.reuse > 1 {
-            if let Some(slot) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            if let Some(mut slot) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+                slot.store.data_mut().limiter.refused = None;
+                slot.store.set_epoch_deadline(1);
                 return slot;
             }
         }
@@ -278,11 +312,29 @@ impl Inner {
         Slot { store, proxy: None, request, served: 0 }
     }
 
-    /// Keeps a healthy instance for reuse, if reuse is on and it has budget.
+    /// Keeps a healthy instance for reuse, if reuse is on, it has budget
+    /// left and the idle list is not full (a burst's instances are not kept
+    /// resident for ever).
     fn checkin(&self, slot: Slot) {
         if self.options.reuse > 1 && slot.served < self.options.reuse {
             if let Ok(mut idle) = self.idle.lock() {
-                idle.push(slot);
+                if idle.len() < MAX_IDLE_INSTANCES {
+                    idle.push(slot);
+                }
+            }
+        }
+    }
+
+    /// Logs a guest call that did not end well, once, wherever it ended:
+    /// before or after the response head was sent.
+    fn log(&self, outcome: &Outcome, request: RequestId) {
+        match outcome {
+            Outcome::Returned => {}
+            Outcome::TimedOut => {
+                tracing::warn!(request = %request, component = %self.id, "request deadline passed: instance stopped")
+            }
+            Outcome::Failed(why) => {
+                tracing::error!(request = %request, component = %self.id, "guest failed: {why}")
             }
         }
     }
@@ -290,10 +342,12 @@ impl Inner {
     fn response(
         &self,
         result: Result<hyper::Response<HyperOutgoingBody>, ErrorCode>,
+        done: oneshot::Receiver<bool>,
+        deadline: tokio::time::Instant,
         ctx: &RequestContext,
     ) -> http::Response<ResponseBody> {
         match result {
-            Ok(resp) => resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+            Ok(resp) => resp.map(|body| GuardedBody::new(body, done, deadline).boxed_unsync()),
             Err(code) => {
                 tracing::warn!(request = %ctx.id, component = %self.id, "guest answered with error code {code:?}");
                 text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("component failed: {code:?}"))
@@ -302,28 +356,92 @@ impl Inner {
     }
 
     fn failure(&self, outcome: std::result::Result<Outcome, tokio::task::JoinError>, ctx: &RequestContext) -> http::Response<ResponseBody> {
-        let id = &self.id;
         match outcome {
             Ok(Outcome::Returned) => {
                 tracing::error!(
-                    request = %ctx.id, component = %id,
+                    request = %ctx.id, component = %self.id,
                     "guest returned without setting a response (it never called `response-outparam::set`)"
                 );
                 text_response(StatusCode::INTERNAL_SERVER_ERROR, "component returned no response")
             }
-            Ok(Outcome::TimedOut) => {
-                tracing::warn!(request = %ctx.id, component = %id, "request deadline passed: instance stopped");
-                text_response(StatusCode::GATEWAY_TIMEOUT, "component did not answer in time")
-            }
-            Ok(Outcome::Failed(why)) => {
-                tracing::error!(request = %ctx.id, component = %id, "guest failed: {why}");
-                text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed")
-            }
+            Ok(Outcome::TimedOut) => text_response(StatusCode::GATEWAY_TIMEOUT, "component did not answer in time"),
+            Ok(Outcome::Failed(_)) => text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed"),
             Err(e) => {
-                tracing::error!(request = %ctx.id, component = %id, "guest task panicked: {e}");
+                tracing::error!(request = %ctx.id, component = %self.id, "guest task panicked: {e}");
                 text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed")
             }
         }
+    }
+}
+
+/// A guest's response body that ends cleanly only if the guest did.
+///
+/// When the guest traps or hits its deadline mid-body, wasmtime ends the
+/// body stream as if it were complete; this wrapper turns that end into an
+/// error, so hyper aborts the response (no final chunk on HTTP/1.1,
+/// RST_STREAM on HTTP/2) instead of passing a truncated body off as whole.
+/// It also bounds a body that never ends (a reused guest that kept its
+/// outgoing body) by the request deadline.
+struct GuardedBody {
+    inner: HyperOutgoingBody,
+    done: Option<oneshot::Receiver<bool>>,
+    deadline: tokio::time::Instant,
+    /// Armed only once the body has to wait: most bodies never do.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl GuardedBody {
+    fn new(inner: HyperOutgoingBody, done: oneshot::Receiver<bool>, deadline: tokio::time::Instant) -> Self {
+        Self { inner, done: Some(done), deadline, timer: None }
+    }
+
+    fn expired(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let deadline = self.deadline;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(|e| Box::new(e) as BoxError))),
+            Poll::Ready(None) => {
+                let Some(done) = this.done.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match Pin::new(done).poll(cx) {
+                    Poll::Ready(Ok(true)) => {
+                        this.done = None;
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(_) => {
+                        this.done = None;
+                        Poll::Ready(Some(Err("the component failed while sending its response body".into())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Poll::Pending if this.expired(cx) => {
+                Poll::Ready(Some(Err("the request deadline passed while the response body was streaming".into())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

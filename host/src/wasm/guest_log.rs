@@ -81,14 +81,23 @@ struct LineWriter {
 
 impl LineWriter {
     fn push(&mut self, mut bytes: &[u8]) {
-        while let Some(pos) = bytes.iter().position(|&b| b == b'\n') {
-            self.pending.extend_from_slice(&bytes[..pos]);
-            self.emit();
-            bytes = &bytes[pos + 1..];
-        }
-        self.pending.extend_from_slice(bytes);
-        if self.pending.len() >= MAX_LINE {
-            self.emit();
+        while !bytes.is_empty() {
+            let room = MAX_LINE - self.pending.len();
+            let take = bytes.len().min(room);
+            match bytes[..take].iter().position(|&b| b == b'\n') {
+                Some(pos) => {
+                    self.pending.extend_from_slice(&bytes[..pos]);
+                    self.emit();
+                    bytes = &bytes[pos + 1..];
+                }
+                None => {
+                    self.pending.extend_from_slice(&bytes[..take]);
+                    if self.pending.len() >= MAX_LINE {
+                        self.emit();
+                    }
+                    bytes = &bytes[take..];
+                }
+            }
         }
     }
 

@@ -1,12 +1,17 @@
 //! What each `Store` carries: the WASI and wasi:http contexts, the resource
 //! table and the memory limiter.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use http::HeaderName;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{
+    ForbiddenHeaderFilter, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+    DEFAULT_FORBIDDEN_HEADERS,
+};
 
 use super::guest_log::{CurrentRequest, GuestLog};
 
@@ -20,6 +25,7 @@ pub struct GuestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    hooks: Hooks,
     /// Enforces the memory cap and remembers a refused growth, so a trap
     /// that follows can be explained.
     pub limiter: MemoryLimiter,
@@ -37,6 +43,7 @@ impl GuestState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
+            hooks: Hooks,
             limiter: MemoryLimiter { limit: memory_limit, refused: None },
         }
     }
@@ -53,7 +60,7 @@ impl WasiHttpView for GuestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -83,5 +90,23 @@ impl ResourceLimiter for MemoryLimiter {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// wasi:http policy hooks: wasmtime's defaults, minus an allocation per
+/// header. The default `forbidden_header_filter` builds a new `Arc` closure
+/// for every header of every request; this shares one.
+struct Hooks;
+
+static FORBIDDEN: LazyLock<ForbiddenHeaderFilter> =
+    LazyLock::new(|| Arc::new(|name: &HeaderName| DEFAULT_FORBIDDEN_HEADERS.contains(name)));
+
+impl WasiHttpHooks for Hooks {
+    fn is_forbidden_header(&mut self, name: &HeaderName) -> bool {
+        DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        FORBIDDEN.clone()
     }
 }
