@@ -307,6 +307,22 @@ async fn hello_p3_answers_through_the_wasi_http_0_3_handler() {
     }
 }
 
+// Multi-threaded, so the clients' connection tasks keep running (and answer
+// HTTP/2's shutdown PING) while this thread blocks waiting for the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_keep_alive_connections_without_waiting_for_the_drain_timeout() {
+    let mut server = Server::serve(&guest("hello"), &["--drain-timeout", "30s"]);
+    // Both clients keep their connection open after the request.
+    for client in [http1(), http2()] {
+        assert_eq!(client.get(server.url("/")).send().await.unwrap().status(), 200);
+        std::mem::forget(client);
+    }
+    let started = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(3), "drain waited {:?} for idle connections", started.elapsed());
+}
+
 #[tokio::test]
 async fn a_second_signal_during_the_drain_exits_at_once() {
     let mut server = Server::serve(&guest("echo"), &["--drain-timeout", "60s"]);

@@ -52,6 +52,7 @@ struct Worker {
 struct Expiry {
     timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
 }
 
 impl P3Handler {
@@ -130,6 +131,7 @@ impl HandlerState for Policy {
         let expiry = Expiry {
             timeout: self.timeout,
             sleep: Box::pin(tokio::time::sleep(self.timeout)),
+            armed: None,
         };
         async move {
             let proxy = self.pre.instantiate_async(&mut store).await?;
@@ -179,6 +181,9 @@ impl WorkerState for Worker {
 
 impl WorkerExpiration for Expiry {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>, state: WorkerStatus, start: Instant) -> Poll<()> {
+        // Post-return work (a p3 guest writes its body from a task that
+        // outlives the handler) gets the request timeout again, counted from
+        // when the response was produced.
         let limit = match state {
             WorkerStatus::Requests | WorkerStatus::PostReturn => self.timeout,
             WorkerStatus::Idle => IDLE_INSTANCE_TTL,
@@ -187,10 +192,12 @@ impl WorkerExpiration for Expiry {
         if Instant::now() >= deadline {
             return Poll::Ready(());
         }
-        self.sleep.as_mut().reset(deadline.into());
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(()),
-            Poll::Pending => Poll::Pending,
+        // Re-arm the timer only when the deadline moves: this is polled for
+        // every body chunk.
+        if self.armed != Some(deadline) {
+            self.armed = Some(deadline);
+            self.sleep.as_mut().reset(deadline.into());
         }
+        self.sleep.as_mut().poll(cx)
     }
 }
