@@ -34,10 +34,13 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// within one tick of its deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Instances the pooling allocator reserves address space for: the most
-/// requests served at once by one component. Each slot reserves
-/// `MEMORY_LIMIT` plus guard pages of virtual (not resident) memory.
-pub const POOL_INSTANCES: u32 = 1000;
+/// Requests one component serves at once, and so the instances the
+/// pooling allocator reserves slots for; more requests wait for a free
+/// instance (503 at their deadline). Setting up the pool costs about 1 ms
+/// per 250 slots at start-up (each slot's fiber stack gets its own guard
+/// page), so the default stays well above what 2 cores can run at once
+/// without paying for 1000 slots nobody uses.
+pub const MAX_CONCURRENCY: u32 = 256;
 
 /// How long a connection may take to deliver a request head, and how long
 /// an idle HTTP/1.1 keep-alive connection is kept. hyper's own default;

@@ -55,6 +55,12 @@ pub struct ServeCommand {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub reuse: u32,
 
+    /// Requests served at once (and instances the pool reserves); more wait
+    /// for a free instance, and get 503 if none frees up before their
+    /// deadline.
+    #[arg(long, default_value_t = crate::limits::MAX_CONCURRENCY, value_name = "N")]
+    pub max_concurrency: u32,
+
     /// Compile the component even if a compiled copy is cached.
     #[arg(long)]
     pub no_cache: bool,
@@ -85,6 +91,7 @@ impl ServeCommand {
     fn load(&self) -> Result<(Arc<ComponentBackend>, Limits)> {
         let memory_limit = usize::try_from(self.memory_limit).context("--memory-limit is too large")?;
         anyhow::ensure!(self.reuse >= 1, "--reuse must be at least 1");
+        anyhow::ensure!(self.max_concurrency >= 1, "--max-concurrency must be at least 1");
         let cache = match (&self.cache_dir, self.no_cache) {
             (_, true) => CompileCache::disabled(),
             (Some(dir), false) => CompileCache::at(dir.clone()),
@@ -95,6 +102,7 @@ impl ServeCommand {
             reuse: self.reuse,
             cache,
             pooling: !self.no_pooling,
+            max_concurrency: self.max_concurrency,
         };
         let id = component_id(&self.component);
         let (backend, report) = ComponentBackend::load(&id, &self.component, options, self.timeout)?;

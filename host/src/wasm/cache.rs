@@ -61,7 +61,9 @@ impl CompileCache {
         let Some(dir) = &self.dir else {
             return Ok((compile(engine, bytes)?, Origin::Compiled));
         };
+        let started = Instant::now();
         let path = dir.join(entry_name(engine, bytes));
+        tracing::debug!("cache key computed in {:?}", started.elapsed());
         if path.exists() {
             // SAFETY: entries are only ever written by `store` below, from
             // `Engine::precompile_component`, into the user's own cache

@@ -3,8 +3,10 @@
 //!
 //! Per request: a new `Store` from the pooling allocator, instantiation
 //! through imports resolved once at load (`ProxyPre`), one call of the
-//! guest's handler in its own task. The response head comes back through
-//! `response-outparam`; the body streams while the guest keeps writing. The
+//! guest's handler, run on the connection's task (and moved to a task of
+//! its own only if it is still running when its response head arrives). The
+//! response head comes back through `response-outparam`; the body streams
+//! while the guest keeps writing. The
 //! whole call runs under the request deadline: the guest yields its thread
 //! at every epoch tick, so a looping guest neither blocks other requests
 //! nor outlives its deadline by more than a tick.
@@ -41,7 +43,6 @@ use crate::backend::{
     text_response, Backend, BodyError, BoxError, BoxFuture, RequestBody, RequestContext, RequestId,
     ResponseBody,
 };
-use crate::limits::POOL_INSTANCES;
 
 /// How to load and run a component.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct ComponentOptions {
     pub cache: CompileCache,
     /// Try the pooling allocator.
     pub pooling: bool,
+    /// Requests served at once; more wait for a free instance.
+    pub max_concurrency: u32,
 }
 
 /// What loading found, for the start-up log and tests.
@@ -125,16 +128,20 @@ impl ComponentBackend {
     ) -> Result<(Self, LoadReport)> {
         let started = Instant::now();
         let prepared = load::read_component(path)?;
+        tracing::debug!("read and inspected in {:?}", started.elapsed());
         let settings = EngineSettings {
             memory_limit: options.memory_limit,
             concurrency: prepared.kind == HandlerKind::P3,
             pooling: options.pooling,
+            max_concurrency: options.max_concurrency,
         };
         let (engine, allocator) = engine::build(&settings)?;
+        tracing::debug!("engine ready at {:?}", started.elapsed());
         let (component, origin) = options
             .cache
             .load(&engine, &prepared.bytes)
             .with_context(|| format!("cannot compile `{}`", path.display()))?;
+        tracing::debug!("code ready at {:?}", started.elapsed());
         let linker = linker(&engine, prepared.kind)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
             anyhow::anyhow!(
@@ -152,9 +159,9 @@ impl ComponentBackend {
                 Serve::P2(Arc::new(Inner {
                     id,
                     pre,
+                    admission: Arc::new(Semaphore::new(options.max_concurrency as usize)),
                     options,
                     idle: Mutex::new(Vec::new()),
-                    admission: Arc::new(Semaphore::new(POOL_INSTANCES as usize)),
                 }))
             }
             HandlerKind::P3 => {
@@ -168,6 +175,7 @@ impl ComponentBackend {
                     options.memory_limit,
                     options.reuse,
                     request_timeout,
+                    options.max_concurrency,
                 )))
             }
         };
@@ -245,7 +253,7 @@ impl Inner {
         let (done_tx, done_rx) = oneshot::channel();
         let this = self.clone();
         let request_id = ctx.id;
-        let mut task = tokio::spawn(async move {
+        let guest = async move {
             let result = tokio::time::timeout_at(deadline, this.call(&mut slot, req, out)).await;
             let outcome = match result {
                 Err(_) => Outcome::TimedOut,
@@ -259,15 +267,25 @@ impl Inner {
             let _ = done_tx.send(matches!(outcome, Outcome::Returned));
             drop(permit);
             outcome
-        });
+        };
+        // Run the guest on this task first: a handler that answers and
+        // returns within one poll (most do) then costs no task spawn and no
+        // cross-thread wake-up. Only a guest still running when its
+        // response head arrives (a streaming body) moves to a task of its
+        // own, so the head can go out while it works.
+        let mut guest = Box::pin(guest);
         let outcome = tokio::select! {
-            sent = &mut rx => match sent {
-                Ok(result) => return self.response(result, done_rx, deadline, &ctx),
-                Err(_) => task.await,
-            },
-            outcome = &mut task => match rx.try_recv() {
+            biased;
+            outcome = &mut guest => match rx.try_recv() {
                 Ok(result) => return self.response(result, done_rx, deadline, &ctx),
                 Err(_) => outcome,
+            },
+            sent = &mut rx => match sent {
+                Ok(result) => {
+                    tokio::spawn(guest);
+                    return self.response(result, done_rx, deadline, &ctx);
+                }
+                Err(_) => guest.await,
             },
         };
         self.failure(outcome, &ctx)
@@ -355,21 +373,17 @@ impl Inner {
         }
     }
 
-    fn failure(&self, outcome: std::result::Result<Outcome, tokio::task::JoinError>, ctx: &RequestContext) -> http::Response<ResponseBody> {
+    fn failure(&self, outcome: Outcome, ctx: &RequestContext) -> http::Response<ResponseBody> {
         match outcome {
-            Ok(Outcome::Returned) => {
+            Outcome::Returned => {
                 tracing::error!(
                     request = %ctx.id, component = %self.id,
                     "guest returned without setting a response (it never called `response-outparam::set`)"
                 );
                 text_response(StatusCode::INTERNAL_SERVER_ERROR, "component returned no response")
             }
-            Ok(Outcome::TimedOut) => text_response(StatusCode::GATEWAY_TIMEOUT, "component did not answer in time"),
-            Ok(Outcome::Failed(_)) => text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed"),
-            Err(e) => {
-                tracing::error!(request = %ctx.id, component = %self.id, "guest task panicked: {e}");
-                text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed")
-            }
+            Outcome::TimedOut => text_response(StatusCode::GATEWAY_TIMEOUT, "component did not answer in time"),
+            Outcome::Failed(_) => text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed"),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::thread;
 use anyhow::{Context as _, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::limits::{EPOCH_TICK, POOL_INSTANCES};
+use crate::limits::EPOCH_TICK;
 
 /// Linear memory kept mapped in a pooling slot between instances. Most
 /// handlers touch less than this, so the next instance starts without page
@@ -47,6 +47,8 @@ pub struct EngineSettings {
     /// Try the pooling allocator (falls back to on-demand when the address
     /// space cannot be reserved).
     pub pooling: bool,
+    /// Instances alive at once: the pool's size.
+    pub max_concurrency: u32,
 }
 
 /// Builds the engine, probing the pooling allocator first.
@@ -85,11 +87,12 @@ fn pooling(settings: &EngineSettings) -> PoolingAllocationConfig {
     // A Rust component has one main memory; a componentized wasip1 module
     // adds the adapter's. Core instances: the module, the adapter and the
     // component model's shim modules.
-    pool.total_component_instances(POOL_INSTANCES)
-        .total_memories(2 * POOL_INSTANCES)
-        .total_tables(4 * POOL_INSTANCES)
-        .total_core_instances(8 * POOL_INSTANCES)
-        .total_stacks(POOL_INSTANCES)
+    let n = settings.max_concurrency;
+    pool.total_component_instances(n)
+        .total_memories(2 * n)
+        .total_tables(4 * n)
+        .total_core_instances(8 * n)
+        .total_stacks(n)
         .max_memory_size(settings.memory_limit)
         .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
         .table_keep_resident(TABLE_KEEP_RESIDENT)

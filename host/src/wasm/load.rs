@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use wasi_preview1_component_adapter_provider::{
     WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
 };
-use wasmparser::{Parser, Payload};
+use wasmparser::{Chunk, Parser, Payload};
 
 /// Interface-name prefix of the wasi:http 0.2 handler: any 0.2 patch
 /// version is accepted (wasmtime matches semver-compatible versions).
@@ -154,20 +154,30 @@ fn has_component_type(module: &[u8]) -> bool {
     })
 }
 
-/// Names the component exports at its top level (not those of components
-/// nested inside it).
+/// Names the component exports at its top level. Nested modules and
+/// components are skipped over unparsed: they hold nearly all of the bytes
+/// and none of the top-level exports.
 fn top_level_exports(component: &[u8]) -> wasmparser::Result<Vec<String>> {
-    let mut depth = 0usize;
+    let mut parser = Parser::new(0);
+    let mut offset = 0;
     let mut names = Vec::new();
-    for payload in Parser::new(0).parse_all(component) {
-        match payload? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentExportSection(exports) if depth == 0 => {
+    while offset < component.len() {
+        let (consumed, payload) = match parser.parse(&component[offset..], true)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            // With `eof` set the parser reports truncation as an error
+            // instead; stop rather than loop.
+            Chunk::NeedMoreData(_) => break,
+        };
+        offset += consumed;
+        match payload {
+            Payload::ModuleSection { unchecked_range, .. }
+            | Payload::ComponentSection { unchecked_range, .. } => offset = unchecked_range.end,
+            Payload::ComponentExportSection(exports) => {
                 for export in exports {
                     names.push(export?.name.name.to_string());
                 }
             }
+            Payload::End(_) => break,
             _ => {}
         }
     }

@@ -32,6 +32,8 @@ const IDLE_INSTANCE_TTL: Duration = Duration::from_secs(10);
 /// Serves requests through wasmtime-wasi-http's `ProxyHandler`.
 pub struct P3Handler {
     handler: ProxyHandler<Policy>,
+    /// One permit per pooling slot, as for 0.2 components.
+    admission: tokio::sync::Semaphore,
 }
 
 struct Policy {
@@ -64,9 +66,13 @@ impl P3Handler {
         memory_limit: usize,
         reuse: u32,
         timeout: Duration,
+        max_concurrency: u32,
     ) -> Self {
         let policy = Policy { id, engine, pre, memory_limit, reuse, timeout };
-        Self { handler: ProxyHandler::new(policy) }
+        Self {
+            handler: ProxyHandler::new(policy),
+            admission: tokio::sync::Semaphore::new(max_concurrency as usize),
+        }
     }
 
     /// Handles one request; failures become responses.
@@ -74,6 +80,10 @@ impl P3Handler {
         let id = self.handler.state().id.clone();
         let req = with_absolute_uri(req).map(|body| body.map_err(super::component::body_error).boxed_unsync());
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, self.admission.acquire()).await else {
+            tracing::warn!(request = %ctx.id, component = %id, "no free instance before the deadline");
+            return text_response(StatusCode::SERVICE_UNAVAILABLE, "all instances busy");
+        };
         let result = tokio::time::timeout_at(deadline, self.handler.handle((ctx.id, ctx.deadline), req)).await;
         match result {
             Ok(Ok(resp)) => resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
