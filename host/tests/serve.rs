@@ -88,6 +88,21 @@ async fn reuse_replaces_an_instance_after_n_requests() {
     assert_eq!(seen, vec![1, 2, 3, 1, 2, 3, 1]);
 }
 
+#[tokio::test]
+async fn without_address_space_for_the_pool_it_falls_back_to_on_demand_and_still_serves() {
+    // 16 GiB of address space: plenty for the process, far too little for
+    // 256 pooling slots of 4 GiB reservations each.
+    let hello = guest("hello");
+    let cache = common::shared_cache();
+    let args = ["serve", hello.to_str().unwrap(), "--listen", "127.0.0.1:0", "--cache-dir", cache.to_str().unwrap()];
+    let server = Server::start_with_address_space_limit(&args, 16 << 20);
+    server.wait_for_log("pooling allocator unavailable", Duration::from_secs(5));
+    server.wait_for_log("OnDemand allocator", Duration::from_secs(5));
+    let resp = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "Hello, world!\n");
+}
+
 /// Streams `total` bytes of a known pattern up and checks every byte that
 /// comes back, without holding the body on either side.
 #[tokio::test]

@@ -60,7 +60,22 @@ pub struct Failed {
 }
 
 fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmhost"));
+    command_with_limit(args, None)
+}
+
+/// `wasmhost <args>`, optionally under an address-space limit in KiB
+/// (`ulimit -v`), to exercise what happens when memory cannot be reserved.
+fn command_with_limit(args: &[&str], address_space_kib: Option<u64>) -> Command {
+    let mut cmd = match address_space_kib {
+        None => Command::new(env!("CARGO_BIN_EXE_wasmhost")),
+        Some(kib) => {
+            let mut cmd = Command::new("bash");
+            cmd.arg("-c")
+                .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+                .arg(env!("CARGO_BIN_EXE_wasmhost"));
+            cmd
+        }
+    };
     cmd.args(args)
         .env("WASMHOST_LOG", "info")
         .env_remove("RUST_BACKTRACE")
@@ -90,7 +105,15 @@ impl Server {
 
     /// As [`Server::start`], with extra environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = command(args);
+        Server::spawn(command(args), env)
+    }
+
+    /// As [`Server::start`], under `ulimit -v <kib>`.
+    pub fn start_with_address_space_limit(args: &[&str], kib: u64) -> Server {
+        Server::spawn(command_with_limit(args, Some(kib)), &[])
+    }
+
+    fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Server {
         cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn wasmhost");
         let log = collect(child.stderr.take().expect("stderr piped"));
