@@ -18,7 +18,10 @@ use wasmhost::wasm::{ComponentBackend, ComponentOptions};
 fn hello() -> std::path::PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/guest/wasm32-wasip2/release/hello.wasm");
-    assert!(path.exists(), "build the guests first: scripts/build-guests.sh");
+    assert!(
+        path.exists(),
+        "build the guests first: scripts/build-guests.sh"
+    );
     path
 }
 
@@ -62,9 +65,13 @@ fn per_request(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let fresh = rt.block_on(async { backend(1) });
-    c.bench_function("hello: fresh instance per request", |b| b.iter(|| one_request(&rt, &fresh)));
+    c.bench_function("hello: fresh instance per request", |b| {
+        b.iter(|| one_request(&rt, &fresh))
+    });
     let reused = rt.block_on(async { backend(u32::MAX) });
-    c.bench_function("hello: reused instance", |b| b.iter(|| one_request(&rt, &reused)));
+    c.bench_function("hello: reused instance", |b| {
+        b.iter(|| one_request(&rt, &reused))
+    });
 }
 
 criterion_group!(benches, per_request);

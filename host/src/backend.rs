@@ -97,7 +97,10 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// A short plain-text response, for errors the host itself answers.
-pub fn text_response(status: http::StatusCode, text: impl Into<String>) -> http::Response<ResponseBody> {
+pub fn text_response(
+    status: http::StatusCode,
+    text: impl Into<String>,
+) -> http::Response<ResponseBody> {
     let mut body = text.into();
     if !body.ends_with('\n') {
         body.push('\n');

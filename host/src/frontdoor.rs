@@ -24,9 +24,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::backend::{
-    text_response, Backend, BodyError, RequestContext, RequestId, ResponseBody,
-};
+use crate::backend::{text_response, Backend, BodyError, RequestContext, RequestId, ResponseBody};
 use crate::limits;
 use crate::shutdown::Shutdown;
 

@@ -35,9 +35,15 @@ async fn guest_stdout_and_stderr_reach_the_log_with_component_and_request_ids() 
     let resp = http1().get(server.url("/logged?log")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let out = server.wait_for_log("hello: handled GET /logged", Duration::from_secs(5));
-    assert!(out.contains("[hello req=") && out.contains(" stdout]"), "{out}");
+    assert!(
+        out.contains("[hello req=") && out.contains(" stdout]"),
+        "{out}"
+    );
     let err = server.wait_for_log("hello: stderr check", Duration::from_secs(5));
-    assert!(err.contains("[hello req=") && err.contains(" stderr]"), "{err}");
+    assert!(
+        err.contains("[hello req=") && err.contains(" stderr]"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -50,7 +56,11 @@ async fn a_wasip1_module_is_componentized_at_load_and_served() {
 }
 
 fn instance_requests(resp: &reqwest::Response) -> u32 {
-    resp.headers()["x-instance-requests"].to_str().unwrap().parse().unwrap()
+    resp.headers()["x-instance-requests"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -59,7 +69,11 @@ async fn every_request_gets_a_fresh_instance_by_default() {
     let client = http1();
     for _ in 0..5 {
         let resp = client.get(server.url("/")).send().await.unwrap();
-        assert_eq!(instance_requests(&resp), 1, "guest state leaked between requests");
+        assert_eq!(
+            instance_requests(&resp),
+            1,
+            "guest state leaked between requests"
+        );
     }
 }
 
@@ -83,7 +97,9 @@ async fn reuse_replaces_an_instance_after_n_requests() {
     let client = http1();
     let mut seen = Vec::new();
     for _ in 0..7 {
-        seen.push(instance_requests(&client.get(server.url("/")).send().await.unwrap()));
+        seen.push(instance_requests(
+            &client.get(server.url("/")).send().await.unwrap(),
+        ));
     }
     assert_eq!(seen, vec![1, 2, 3, 1, 2, 3, 1]);
 }
@@ -94,7 +110,14 @@ async fn without_address_space_for_the_pool_it_falls_back_to_on_demand_and_still
     // 256 pooling slots of 4 GiB reservations each.
     let hello = guest("hello");
     let cache = common::shared_cache();
-    let args = ["serve", hello.to_str().unwrap(), "--listen", "127.0.0.1:0", "--cache-dir", cache.to_str().unwrap()];
+    let args = [
+        "serve",
+        hello.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
     let server = Server::start_with_address_space_limit(&args, 16 << 20);
     server.wait_for_log("pooling allocator unavailable", Duration::from_secs(5));
     server.wait_for_log("OnDemand allocator", Duration::from_secs(5));
@@ -111,9 +134,8 @@ async fn echo_streams_a_1_gib_upload_back_with_bounded_memory() {
     const TOTAL: u64 = 1 << 30;
     let server = Server::serve(&guest("echo"), &["--timeout", "300s"]);
     let chunks = (TOTAL / CHUNK as u64) as usize;
-    let upload = futures::stream::iter(0..chunks).map(|i| {
-        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![(i % 251) as u8; CHUNK]))
-    });
+    let upload = futures::stream::iter(0..chunks)
+        .map(|i| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![(i % 251) as u8; CHUNK])));
     let resp = http1()
         .post(server.url("/echo"))
         .header("content-type", "application/octet-stream")
@@ -136,7 +158,10 @@ async fn echo_streams_a_1_gib_upload_back_with_bounded_memory() {
     assert_eq!(received, TOTAL);
     // The peak resident set stays far below the body size.
     let peak_mib = server.status_kb("VmHWM") / 1024;
-    assert!(peak_mib < 200, "peak RSS {peak_mib} MiB while echoing 1 GiB");
+    assert!(
+        peak_mib < 200,
+        "peak RSS {peak_mib} MiB while echoing 1 GiB"
+    );
 }
 
 #[tokio::test]
@@ -154,18 +179,29 @@ async fn a_looping_guest_gets_504_and_neither_blocks_others_nor_keeps_burning_cp
     let quick = client.get(server.url("/quick")).send().await.unwrap();
     assert_eq!(quick.status(), 200);
     assert_eq!(quick.text().await.unwrap(), "not looping\n");
-    assert!(quick_started.elapsed() < Duration::from_secs(1), "took {:?}", quick_started.elapsed());
+    assert!(
+        quick_started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        quick_started.elapsed()
+    );
     for handle in loops {
         let resp = handle.await.unwrap().unwrap();
         assert_eq!(resp.status(), 504);
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "timeouts took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timeouts took {:?}",
+        started.elapsed()
+    );
     server.wait_for_log("request deadline passed", Duration::from_secs(1));
     // After the deadlines the looping instances are gone: the process idles.
     let before = server.cpu_ticks();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let burnt = server.cpu_ticks() - before;
-    assert!(burnt < 20, "{burnt} ticks of CPU in the second after all deadlines passed");
+    assert!(
+        burnt < 20,
+        "{burnt} ticks of CPU in the second after all deadlines passed"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +215,15 @@ async fn a_hog_over_the_memory_cap_gets_500_and_one_under_it_succeeds() {
     assert_eq!(hog.status(), 500);
     server.wait_for_log("the per-instance cap is 64 MiB", Duration::from_secs(5));
     // The host is still serving.
-    assert_eq!(client.get(server.url("/?mb=1")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(server.url("/?mb=1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -188,7 +232,10 @@ async fn a_trapping_guest_gets_500_and_the_trap_is_logged() {
     let resp = http1().get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
     let line = server.wait_for_log("guest failed", Duration::from_secs(5));
-    assert!(line.contains("wasm trap") || line.contains("unreachable"), "{line}");
+    assert!(
+        line.contains("wasm trap") || line.contains("unreachable"),
+        "{line}"
+    );
     server.wait_for_log("trap component: deliberate panic", Duration::from_secs(5));
 }
 
@@ -197,7 +244,10 @@ async fn a_guest_that_never_responds_gets_500_and_a_log_line_saying_so() {
     let server = Server::serve(&guest("noresponse"), &[]);
     let resp = http1().get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
-    server.wait_for_log("never called `response-outparam::set`", Duration::from_secs(5));
+    server.wait_for_log(
+        "never called `response-outparam::set`",
+        Duration::from_secs(5),
+    );
 }
 
 #[tokio::test]
@@ -205,9 +255,19 @@ async fn oversized_headers_get_431_over_http1_and_http2() {
     let server = Server::serve(&guest("hello"), &["--max-header-size", "16KiB"]);
     let big = "x".repeat(32 << 10);
     for client in [http1(), http2()] {
-        let resp = client.get(server.url("/")).header("x-big", &big).send().await.unwrap();
+        let resp = client
+            .get(server.url("/"))
+            .header("x-big", &big)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 431);
-        let small = client.get(server.url("/")).header("x-small", "y").send().await.unwrap();
+        let small = client
+            .get(server.url("/"))
+            .header("x-small", "y")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(small.status(), 200);
     }
 }
@@ -227,7 +287,10 @@ async fn a_response_cut_off_by_the_deadline_fails_instead_of_looking_complete() 
         .unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.bytes().await;
-    assert!(body.is_err(), "a body cut by the deadline read as complete: {body:?}");
+    assert!(
+        body.is_err(),
+        "a body cut by the deadline read as complete: {body:?}"
+    );
     server.wait_for_log("request deadline passed", Duration::from_secs(5));
     drop(tx);
 }
@@ -244,7 +307,10 @@ async fn raw_status_line(addr: &str, head: String, body: Vec<u8>) -> String {
         let _ = write.write_all(&body).await;
     });
     let mut line = String::new();
-    tokio::io::BufReader::new(read).read_line(&mut line).await.unwrap();
+    tokio::io::BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .unwrap();
     line.trim_end().to_string()
 }
 
@@ -266,8 +332,14 @@ async fn raw_response_bytes(addr: &str, head: String, body: Vec<u8>) -> Vec<u8> 
 #[tokio::test]
 async fn oversized_bodies_get_413_declared_or_streamed() {
     let server = Server::serve(&guest("echo"), &["--max-body-size", "1MiB"]);
-    let declared = format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n", 2 << 20);
-    assert_eq!(raw_status_line(&server.addr, declared, vec![0; 2 << 20]).await, "HTTP/1.1 413 Payload Too Large");
+    let declared = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        2 << 20
+    );
+    assert_eq!(
+        raw_status_line(&server.addr, declared, vec![0; 2 << 20]).await,
+        "HTTP/1.1 413 Payload Too Large"
+    );
     // Chunked: no length up front, so the limit trips mid-stream.
     let mut chunked = Vec::new();
     for _ in 0..24 {
@@ -275,16 +347,37 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
         chunked.extend_from_slice(&[1u8; 64 << 10]);
         chunked.extend_from_slice(b"\r\n");
     }
-    let head = "POST /buffered HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
-    assert_eq!(raw_status_line(&server.addr, head, chunked.clone()).await, "HTTP/1.1 413 Payload Too Large");
+    let head =
+        "POST /buffered HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
+    assert_eq!(
+        raw_status_line(&server.addr, head, chunked.clone()).await,
+        "HTTP/1.1 413 Payload Too Large"
+    );
     // A handler that already started streaming its answer cannot be turned
     // into a 413: the response is cut short instead of completing.
-    let head = "POST /streamed HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
+    let head =
+        "POST /streamed HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
     let echoed = raw_response_bytes(&server.addr, head, chunked).await;
-    assert!(echoed.starts_with(b"HTTP/1.1 200 OK"), "{:?}", String::from_utf8_lossy(&echoed[..echoed.len().min(100)]));
-    assert!(!echoed.ends_with(b"\r\n0\r\n\r\n"), "the cut-off echo ended like a complete chunked body");
-    assert!(echoed.len() < (1 << 20) + 4096, "the echo of an over-limit body completed ({} bytes)", echoed.len());
-    let fits = http1().post(server.url("/")).body(vec![7u8; 1000]).send().await.unwrap();
+    assert!(
+        echoed.starts_with(b"HTTP/1.1 200 OK"),
+        "{:?}",
+        String::from_utf8_lossy(&echoed[..echoed.len().min(100)])
+    );
+    assert!(
+        !echoed.ends_with(b"\r\n0\r\n\r\n"),
+        "the cut-off echo ended like a complete chunked body"
+    );
+    assert!(
+        echoed.len() < (1 << 20) + 4096,
+        "the echo of an over-limit body completed ({} bytes)",
+        echoed.len()
+    );
+    let fits = http1()
+        .post(server.url("/"))
+        .body(vec![7u8; 1000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(fits.status(), 200);
     assert_eq!(fits.bytes().await.unwrap().len(), 1000);
 }
@@ -302,7 +395,10 @@ async fn sigterm_stops_accepting_and_drains_the_request_in_flight_then_exits_0()
     server.signal("TERM");
     server.wait_for_log("no longer accepting", Duration::from_secs(5));
     // New connections are refused once the listener is closed.
-    assert!(std::net::TcpStream::connect(&addr).is_err(), "still accepting after SIGTERM");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "still accepting after SIGTERM"
+    );
     tx.send(Ok(b"second".to_vec())).await.unwrap();
     drop(tx);
     let resp = in_flight.await.unwrap().unwrap();
@@ -329,20 +425,32 @@ async fn sigterm_closes_idle_keep_alive_connections_without_waiting_for_the_drai
     let mut server = Server::serve(&guest("hello"), &["--drain-timeout", "30s"]);
     // Both clients keep their connection open after the request.
     for client in [http1(), http2()] {
-        assert_eq!(client.get(server.url("/")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            client.get(server.url("/")).send().await.unwrap().status(),
+            200
+        );
         std::mem::forget(client);
     }
     let started = Instant::now();
     server.signal("TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
-    assert!(started.elapsed() < Duration::from_secs(3), "drain waited {:?} for idle connections", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "drain waited {:?} for idle connections",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_second_signal_during_the_drain_exits_at_once() {
     let mut server = Server::serve(&guest("echo"), &["--drain-timeout", "60s"]);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let _in_flight = tokio::spawn(http1().post(server.url("/")).body(reqwest::Body::wrap_stream(tokio_stream(rx))).send());
+    let _in_flight = tokio::spawn(
+        http1()
+            .post(server.url("/"))
+            .body(reqwest::Body::wrap_stream(tokio_stream(rx)))
+            .send(),
+    );
     tx.send(Ok(b"never finished".to_vec())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.signal("INT");
@@ -354,6 +462,8 @@ async fn a_second_signal_during_the_drain_exits_at_once() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-fn tokio_stream<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+fn tokio_stream<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::{guest, Server};
 
 fn serve_args(component: &str) -> Vec<String> {
-    ["serve", component, "--listen", "127.0.0.1:0", "--no-cache"].map(String::from).to_vec()
+    ["serve", component, "--listen", "127.0.0.1:0", "--no-cache"]
+        .map(String::from)
+        .to_vec()
 }
 
 fn start_failing(component: &str) -> common::Failed {
@@ -17,7 +19,11 @@ fn start_failing(component: &str) -> common::Failed {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let failed = Server::start_failing(&args);
     assert_ne!(failed.code, Some(0), "exited 0; stderr: {}", failed.stderr);
-    assert!(!failed.stdout.contains("serving"), "it listened: {}", failed.stdout);
+    assert!(
+        !failed.stdout.contains("serving"),
+        "it listened: {}",
+        failed.stdout
+    );
     failed
 }
 
@@ -25,7 +31,9 @@ fn start_failing(component: &str) -> common::Failed {
 fn a_missing_file_is_named_in_the_error() {
     let failed = start_failing("/nonexistent/app.wasm");
     assert!(
-        failed.stderr.contains("error: cannot read `/nonexistent/app.wasm`: No such file or directory"),
+        failed
+            .stderr
+            .contains("error: cannot read `/nonexistent/app.wasm`: No such file or directory"),
         "{}",
         failed.stderr
     );
@@ -37,21 +45,43 @@ fn a_file_that_is_not_wasm_is_refused() {
     let path = dir.path().join("notes.wasm");
     std::fs::write(&path, "just text").unwrap();
     let failed = start_failing(path.to_str().unwrap());
-    assert!(failed.stderr.contains("is not a WebAssembly file"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("is not a WebAssembly file"),
+        "{}",
+        failed.stderr
+    );
 }
 
 #[test]
 fn a_component_without_an_http_handler_lists_what_it_exports() {
     let failed = start_failing(guest("command").to_str().unwrap());
-    assert!(failed.stderr.contains("exports no HTTP handler"), "{}", failed.stderr);
-    assert!(failed.stderr.contains("`wasi:cli/run@0.2"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("exports no HTTP handler"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("`wasi:cli/run@0.2"),
+        "{}",
+        failed.stderr
+    );
 }
 
 #[test]
 fn an_import_the_host_does_not_provide_is_named() {
     let failed = start_failing(guest("missing-import").to_str().unwrap());
-    assert!(failed.stderr.contains("needs an import wasmhost does not provide"), "{}", failed.stderr);
-    assert!(failed.stderr.contains("acme:missing/greeter"), "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("needs an import wasmhost does not provide"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("acme:missing/greeter"),
+        "{}",
+        failed.stderr
+    );
 }
 
 #[test]
@@ -59,10 +89,19 @@ fn an_address_in_use_is_reported_before_serving() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let hello = guest("hello");
-    let failed = Server::start_failing(&["serve", hello.to_str().unwrap(), "--listen", &addr, "--no-cache"]);
+    let failed = Server::start_failing(&[
+        "serve",
+        hello.to_str().unwrap(),
+        "--listen",
+        &addr,
+        "--no-cache",
+    ]);
     assert_ne!(failed.code, Some(0));
     assert!(
-        failed.stderr.contains(&format!("cannot listen on `{addr}`")) && failed.stderr.contains("in use"),
+        failed
+            .stderr
+            .contains(&format!("cannot listen on `{addr}`"))
+            && failed.stderr.contains("in use"),
         "{}",
         failed.stderr
     );
@@ -75,7 +114,10 @@ fn the_second_start_loads_compiled_code_from_the_cache() {
     let hello = guest("hello");
     let first = Server::serve(&hello, &["--cache-dir", dir]);
     let line = first.wait_for_log("loaded `", Duration::from_secs(5));
-    assert!(line.contains(", compiled") && !line.contains("from cache"), "{line}");
+    assert!(
+        line.contains(", compiled") && !line.contains("from cache"),
+        "{line}"
+    );
     drop(first);
     let entries = std::fs::read_dir(cache.path()).unwrap().count();
     assert_eq!(entries, 1, "one compiled entry expected");
@@ -88,7 +130,13 @@ fn the_second_start_loads_compiled_code_from_the_cache() {
 fn no_cache_compiles_and_writes_nothing_to_the_default_cache() {
     let xdg = tempfile::tempdir().unwrap();
     let hello = guest("hello");
-    let args = ["serve", hello.to_str().unwrap(), "--listen", "127.0.0.1:0", "--no-cache"];
+    let args = [
+        "serve",
+        hello.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--no-cache",
+    ];
     let server = Server::start_env(&args, &[("XDG_CACHE_HOME", xdg.path().to_str().unwrap())]);
     let line = server.wait_for_log("loaded `", Duration::from_secs(5));
     assert!(line.contains(", compiled"), "{line}");
@@ -98,5 +146,12 @@ fn no_cache_compiles_and_writes_nothing_to_the_default_cache() {
     let args = ["serve", hello.to_str().unwrap(), "--listen", "127.0.0.1:0"];
     let server = Server::start_env(&args, &[("XDG_CACHE_HOME", xdg.path().to_str().unwrap())]);
     server.wait_for_log("loaded `", Duration::from_secs(5));
-    assert!(xdg.path().join("wasmhost/compiled").read_dir().unwrap().count() == 1);
+    assert!(
+        xdg.path()
+            .join("wasmhost/compiled")
+            .read_dir()
+            .unwrap()
+            .count()
+            == 1
+    );
 }

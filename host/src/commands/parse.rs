@@ -16,7 +16,11 @@ pub fn size(text: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("`{text}` has an unknown unit; use B, KiB, MiB or GiB")),
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit; use B, KiB, MiB or GiB"
+            ))
+        }
     };
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("`{text}` is too large"))

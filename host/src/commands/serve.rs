@@ -89,9 +89,13 @@ impl ServeCommand {
     }
 
     fn load(&self) -> Result<(Arc<ComponentBackend>, Limits)> {
-        let memory_limit = usize::try_from(self.memory_limit).context("--memory-limit is too large")?;
+        let memory_limit =
+            usize::try_from(self.memory_limit).context("--memory-limit is too large")?;
         anyhow::ensure!(self.reuse >= 1, "--reuse must be at least 1");
-        anyhow::ensure!(self.max_concurrency >= 1, "--max-concurrency must be at least 1");
+        anyhow::ensure!(
+            self.max_concurrency >= 1,
+            "--max-concurrency must be at least 1"
+        );
         let cache = match (&self.cache_dir, self.no_cache) {
             (_, true) => CompileCache::disabled(),
             (Some(dir), false) => CompileCache::at(dir.clone()),
@@ -105,7 +109,8 @@ impl ServeCommand {
             max_concurrency: self.max_concurrency,
         };
         let id = component_id(&self.component);
-        let (backend, report) = ComponentBackend::load(&id, &self.component, options, self.timeout)?;
+        let (backend, report) =
+            ComponentBackend::load(&id, &self.component, options, self.timeout)?;
         tracing::info!(
             component = %id,
             "loaded `{}` in {:?}: {:?} handler, {:?} allocator, {}{}",

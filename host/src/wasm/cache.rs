@@ -85,7 +85,10 @@ impl CompileCache {
             .context("compiling the component failed")?;
         tracing::debug!("compiled in {:?}", started.elapsed());
         if let Err(e) = store(&path, &compiled) {
-            tracing::warn!("cannot write compile-cache entry `{}`: {e:#}", path.display());
+            tracing::warn!(
+                "cannot write compile-cache entry `{}`: {e:#}",
+                path.display()
+            );
         }
         // SAFETY: `compiled` was produced by `precompile_component` on this
         // very engine a moment ago.
@@ -113,7 +116,9 @@ fn entry_name(engine: &Engine, bytes: &[u8]) -> String {
 }
 
 fn store(path: &Path, compiled: &[u8]) -> Result<()> {
-    let dir = path.parent().context("cache entry has no parent directory")?;
+    let dir = path
+        .parent()
+        .context("cache entry has no parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(compiled)?;

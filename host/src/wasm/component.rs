@@ -29,8 +29,8 @@ use wasmtime::component::Linker;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
-use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpView;
 
 use super::cache::{CompileCache, Origin};
@@ -38,7 +38,7 @@ use super::engine::{self, Allocator, EngineSettings};
 use super::guest_log::CurrentRequest;
 use super::load::{self, HandlerKind};
 use super::p3::P3Handler;
-use super::state::GuestState;
+use super::state::{new_store, GuestState};
 use crate::backend::{
     text_response, Backend, BodyError, BoxError, BoxFuture, RequestBody, RequestContext, RequestId,
     ResponseBody,
@@ -206,7 +206,11 @@ fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Linker<GuestSt
 }
 
 impl Backend for ComponentBackend {
-    fn handle(&self, req: http::Request<RequestBody>, ctx: RequestContext) -> BoxFuture<http::Response<ResponseBody>> {
+    fn handle(
+        &self,
+        req: http::Request<RequestBody>,
+        ctx: RequestContext,
+    ) -> BoxFuture<http::Response<ResponseBody>> {
         match &self.serve {
             Serve::P2(inner) => {
                 let inner = inner.clone();
@@ -221,11 +225,17 @@ impl Backend for ComponentBackend {
 }
 
 impl Inner {
-    async fn serve(self: Arc<Self>, req: http::Request<RequestBody>, ctx: RequestContext) -> http::Response<ResponseBody> {
+    async fn serve(
+        self: Arc<Self>,
+        req: http::Request<RequestBody>,
+        ctx: RequestContext,
+    ) -> http::Response<ResponseBody> {
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
         // Never more requests in flight than the pool has instances: wait
         // for a free one until the deadline, then answer 503.
-        let permit = match tokio::time::timeout_at(deadline, self.admission.clone().acquire_owned()).await {
+        let permit = match tokio::time::timeout_at(deadline, self.admission.clone().acquire_owned())
+            .await
+        {
             Ok(Ok(permit)) => permit,
             _ => {
                 tracing::warn!(request = %ctx.id, component = %self.id, "no free instance before the deadline");
@@ -320,14 +330,18 @@ impl Inner {
             }
         }
         let request = CurrentRequest::default();
-        let state = GuestState::new(self.id.clone(), request.clone(), self.options.memory_limit);
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.limiter);
-        // Yield the thread at every epoch tick; the deadline itself is
-        // enforced by the timeout around the call.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-        Slot { store, proxy: None, request, served: 0 }
+        let store = new_store(
+            self.pre.engine(),
+            self.id.clone(),
+            request.clone(),
+            self.options.memory_limit,
+        );
+        Slot {
+            store,
+            proxy: None,
+            request,
+            served: 0,
+        }
     }
 
     /// Keeps a healthy instance for reuse, if reuse is on, it has budget
@@ -368,7 +382,10 @@ impl Inner {
             Ok(resp) => resp.map(|body| GuardedBody::new(body, done, deadline).boxed_unsync()),
             Err(code) => {
                 tracing::warn!(request = %ctx.id, component = %self.id, "guest answered with error code {code:?}");
-                text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("component failed: {code:?}"))
+                text_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("component failed: {code:?}"),
+                )
             }
         }
     }
@@ -380,10 +397,18 @@ impl Inner {
                     request = %ctx.id, component = %self.id,
                     "guest returned without setting a response (it never called `response-outparam::set`)"
                 );
-                text_response(StatusCode::INTERNAL_SERVER_ERROR, "component returned no response")
+                text_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "component returned no response",
+                )
             }
-            Outcome::TimedOut => text_response(StatusCode::GATEWAY_TIMEOUT, "component did not answer in time"),
-            Outcome::Failed(_) => text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed"),
+            Outcome::TimedOut => text_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "component did not answer in time",
+            ),
+            Outcome::Failed(_) => {
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, "component failed")
+            }
         }
     }
 }
@@ -405,13 +430,24 @@ struct GuardedBody {
 }
 
 impl GuardedBody {
-    fn new(inner: HyperOutgoingBody, done: oneshot::Receiver<bool>, deadline: tokio::time::Instant) -> Self {
-        Self { inner, done: Some(done), deadline, timer: None }
+    fn new(
+        inner: HyperOutgoingBody,
+        done: oneshot::Receiver<bool>,
+        deadline: tokio::time::Instant,
+    ) -> Self {
+        Self {
+            inner,
+            done: Some(done),
+            deadline,
+            timer: None,
+        }
     }
 
     fn expired(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let deadline = self.deadline;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         timer.as_mut().poll(cx).is_ready()
     }
 }
@@ -426,7 +462,9 @@ impl http_body::Body for GuardedBody {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(|e| Box::new(e) as BoxError))),
+            Poll::Ready(Some(frame)) => {
+                Poll::Ready(Some(frame.map_err(|e| Box::new(e) as BoxError)))
+            }
             Poll::Ready(None) => {
                 let Some(done) = this.done.as_mut() else {
                     return Poll::Ready(None);
@@ -438,14 +476,16 @@ impl http_body::Body for GuardedBody {
                     }
                     Poll::Ready(_) => {
                         this.done = None;
-                        Poll::Ready(Some(Err("the component failed while sending its response body".into())))
+                        Poll::Ready(Some(Err(
+                            "the component failed while sending its response body".into(),
+                        )))
                     }
                     Poll::Pending => Poll::Pending,
                 }
             }
-            Poll::Pending if this.expired(cx) => {
-                Poll::Ready(Some(Err("the request deadline passed while the response body was streaming".into())))
-            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Some(Err(
+                "the request deadline passed while the response body was streaming".into(),
+            ))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -479,7 +519,9 @@ fn explain(error: &wasmtime::Error, slot: &Slot) -> String {
 
 pub(super) fn body_error(e: BodyError) -> wasmtime_wasi_http::Error {
     match e {
-        BodyError::TooLarge { limit } => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit)),
+        BodyError::TooLarge { limit } => {
+            wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit))
+        }
         BodyError::Transport(e) => wasmtime_wasi_http::Error::Hyper(e),
     }
 }

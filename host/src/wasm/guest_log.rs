@@ -44,16 +44,27 @@ pub struct GuestLog {
 impl GuestLog {
     /// The guest's stdout.
     pub fn stdout(component: Arc<str>, request: CurrentRequest) -> Self {
-        Self { component, request, stream: "stdout" }
+        Self {
+            component,
+            request,
+            stream: "stdout",
+        }
     }
 
     /// The guest's stderr.
     pub fn stderr(component: Arc<str>, request: CurrentRequest) -> Self {
-        Self { component, request, stream: "stderr" }
+        Self {
+            component,
+            request,
+            stream: "stderr",
+        }
     }
 
     fn writer(&self) -> LineWriter {
-        LineWriter { log: self.clone(), pending: Vec::new() }
+        LineWriter {
+            log: self.clone(),
+            pending: Vec::new(),
+        }
     }
 }
 
@@ -145,7 +156,11 @@ impl Pollable for LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.get_mut().push(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -85,7 +85,11 @@ fn list(names: &[String]) -> String {
     if names.is_empty() {
         "no exports".to_string()
     } else {
-        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -112,7 +116,9 @@ pub fn read_component(path: &Path) -> Result<ComponentBytes, LoadError> {
 /// module into a component, and finds its handler.
 pub fn prepare(path: &Path, bytes: Vec<u8>) -> Result<ComponentBytes, LoadError> {
     if !bytes.starts_with(b"\0asm") {
-        return Err(LoadError::NotWasm { path: path.to_owned() });
+        return Err(LoadError::NotWasm {
+            path: path.to_owned(),
+        });
     }
     let (bytes, componentized) = if Parser::is_core_wasm(&bytes) {
         (componentize(path, &bytes)?, true)
@@ -127,12 +133,18 @@ pub fn prepare(path: &Path, bytes: Vec<u8>) -> Result<ComponentBytes, LoadError>
         path: path.to_owned(),
         exports,
     })?;
-    Ok(ComponentBytes { bytes, kind, componentized })
+    Ok(ComponentBytes {
+        bytes,
+        kind,
+        componentized,
+    })
 }
 
 fn componentize(path: &Path, module: &[u8]) -> Result<Vec<u8>, LoadError> {
     if !has_component_type(module) {
-        return Err(LoadError::NoComponentType { path: path.to_owned() });
+        return Err(LoadError::NoComponentType {
+            path: path.to_owned(),
+        });
     }
     let fail = |e: anyhow::Error| LoadError::Componentize {
         path: path.to_owned(),
@@ -142,7 +154,10 @@ fn componentize(path: &Path, module: &[u8]) -> Result<Vec<u8>, LoadError> {
         .validate(true)
         .module(module)
         .map_err(fail)?
-        .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
+        .adapter(
+            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )
         .map_err(fail)?
         .encode()
         .map_err(fail)
@@ -170,8 +185,12 @@ fn top_level_exports(component: &[u8]) -> wasmparser::Result<Vec<String>> {
         };
         offset += consumed;
         match payload {
-            Payload::ModuleSection { unchecked_range, .. }
-            | Payload::ComponentSection { unchecked_range, .. } => offset = unchecked_range.end,
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => offset = unchecked_range.end,
             Payload::ComponentExportSection(exports) => {
                 for export in exports {
                     names.push(export?.name.name.to_string());
@@ -214,13 +233,21 @@ mod tests {
     fn a_cli_command_is_no_handler_and_the_error_lists_its_exports() {
         let exports = vec!["wasi:cli/run@0.2.0".to_string()];
         assert_eq!(handler_kind(&exports), None);
-        let err = LoadError::NoHandler { path: "cmd.wasm".into(), exports };
-        assert!(err.to_string().contains("found `wasi:cli/run@0.2.0`"), "{err}");
+        let err = LoadError::NoHandler {
+            path: "cmd.wasm".into(),
+            exports,
+        };
+        assert!(
+            err.to_string().contains("found `wasi:cli/run@0.2.0`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn text_is_not_wasm() {
-        let err = prepare(Path::new("x.txt"), b"hello".to_vec()).err().map(|e| e.to_string());
+        let err = prepare(Path::new("x.txt"), b"hello".to_vec())
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("`x.txt` is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")
@@ -231,7 +258,11 @@ mod tests {
     fn a_core_module_without_component_type_is_refused_by_name() {
         // The smallest core module: magic and version 1.
         let module = b"\0asm\x01\0\0\0".to_vec();
-        let err = prepare(Path::new("m.wasm"), module).err().map(|e| e.to_string());
-        assert!(err.unwrap_or_default().contains("without component type information"));
+        let err = prepare(Path::new("m.wasm"), module)
+            .err()
+            .map(|e| e.to_string());
+        assert!(err
+            .unwrap_or_default()
+            .contains("without component type information"));
     }
 }

@@ -23,8 +23,10 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use super::guest_log::CurrentRequest;
-use super::state::GuestState;
-use crate::backend::{text_response, BoxError, RequestBody, RequestContext, RequestId, ResponseBody};
+use super::state::{new_store, GuestState};
+use crate::backend::{
+    text_response, BoxError, RequestBody, RequestContext, RequestId, ResponseBody,
+};
 
 /// How long a reused p3 instance may sit idle before it is dropped.
 const IDLE_INSTANCE_TTL: Duration = Duration::from_secs(10);
@@ -68,7 +70,14 @@ impl P3Handler {
         timeout: Duration,
         max_concurrency: u32,
     ) -> Self {
-        let policy = Policy { id, engine, pre, memory_limit, reuse, timeout };
+        let policy = Policy {
+            id,
+            engine,
+            pre,
+            memory_limit,
+            reuse,
+            timeout,
+        };
         Self {
             handler: ProxyHandler::new(policy),
             admission: tokio::sync::Semaphore::new(max_concurrency as usize),
@@ -76,17 +85,27 @@ impl P3Handler {
     }
 
     /// Handles one request; failures become responses.
-    pub async fn serve(&self, req: http::Request<RequestBody>, ctx: RequestContext) -> http::Response<ResponseBody> {
+    pub async fn serve(
+        &self,
+        req: http::Request<RequestBody>,
+        ctx: RequestContext,
+    ) -> http::Response<ResponseBody> {
         let id = self.handler.state().id.clone();
-        let req = with_absolute_uri(req).map(|body| body.map_err(super::component::body_error).boxed_unsync());
+        let req = with_absolute_uri(req)
+            .map(|body| body.map_err(super::component::body_error).boxed_unsync());
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
-        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, self.admission.acquire()).await else {
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, self.admission.acquire()).await
+        else {
             tracing::warn!(request = %ctx.id, component = %id, "no free instance before the deadline");
             return text_response(StatusCode::SERVICE_UNAVAILABLE, "all instances busy");
         };
-        let result = tokio::time::timeout_at(deadline, self.handler.handle((ctx.id, ctx.deadline), req)).await;
+        let result =
+            tokio::time::timeout_at(deadline, self.handler.handle((ctx.id, ctx.deadline), req))
+                .await;
         match result {
-            Ok(Ok(resp)) => resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+            Ok(Ok(resp)) => {
+                resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+            }
             Ok(Err(e)) if e.is::<ExpirationError>() => timed_out(&id, &ctx),
             Err(_) => timed_out(&id, &ctx),
             Ok(Err(e)) => {
@@ -99,7 +118,10 @@ impl P3Handler {
 
 fn timed_out(id: &str, ctx: &RequestContext) -> http::Response<ResponseBody> {
     tracing::warn!(request = %ctx.id, component = %id, "request deadline passed: instance stopped");
-    text_response(StatusCode::GATEWAY_TIMEOUT, "component did not answer in time")
+    text_response(
+        StatusCode::GATEWAY_TIMEOUT,
+        "component did not answer in time",
+    )
 }
 
 /// p3 requests carry scheme and authority in the URI; HTTP/1.1 requests
@@ -108,7 +130,11 @@ fn with_absolute_uri<B>(mut req: http::Request<B>) -> http::Request<B> {
     if req.uri().authority().is_some() {
         return req;
     }
-    let Some(host) = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()) else {
+    let Some(host) = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
         return req;
     };
     let mut parts = req.uri().clone().into_parts();
@@ -130,14 +156,21 @@ impl HandlerState for Policy {
     type WorkerExpiration = Expiry;
     type WorkerState = Worker;
 
-    fn instantiate(&self) -> impl Future<Output = wasmtime::Result<Instance<GuestState, Expiry, Worker>>> + Send {
+    fn instantiate(
+        &self,
+    ) -> impl Future<Output = wasmtime::Result<Instance<GuestState, Expiry, Worker>>> + Send {
         let request = CurrentRequest::default();
-        let state = GuestState::new(self.id.clone(), request.clone(), self.memory_limit);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-        let worker = Worker { id: self.id.clone(), request, reuse: self.reuse };
+        let mut store = new_store(
+            &self.engine,
+            self.id.clone(),
+            request.clone(),
+            self.memory_limit,
+        );
+        let worker = Worker {
+            id: self.id.clone(),
+            request,
+            reuse: self.reuse,
+        };
         let expiry = Expiry {
             timeout: self.timeout,
             sleep: Box::pin(tokio::time::sleep(self.timeout)),
@@ -190,7 +223,12 @@ impl WorkerState for Worker {
 }
 
 impl WorkerExpiration for Expiry {
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>, state: WorkerStatus, start: Instant) -> Poll<()> {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        state: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
         // Post-return work (a p3 guest writes its body from a task that
         // outlives the handler) gets the request timeout again, counted from
         // when the response was produced.

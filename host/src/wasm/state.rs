@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 use http::HeaderName;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::ResourceLimiter;
+use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
     ForbiddenHeaderFilter, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
@@ -44,14 +44,37 @@ impl GuestState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: Hooks,
-            limiter: MemoryLimiter { limit: memory_limit, refused: None },
+            limiter: MemoryLimiter {
+                limit: memory_limit,
+                refused: None,
+            },
         }
     }
 }
 
+/// A store for one instance of component `id`, with the memory cap and
+/// the epoch policy every instance runs under: yield the thread at every
+/// epoch tick (the request deadline itself is enforced by a timeout around
+/// the call, which can only fire when the guest yields).
+pub fn new_store(
+    engine: &Engine,
+    id: Arc<str>,
+    request: CurrentRequest,
+    memory_limit: usize,
+) -> Store<GuestState> {
+    let mut store = Store::new(engine, GuestState::new(id, request, memory_limit));
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    store
+}
+
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -80,7 +103,12 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.refused = Some(desired);
             return Ok(false);
@@ -88,7 +116,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
 }
 
 /// Builds every guest once per test process (cargo makes this a no-op
@@ -90,8 +93,16 @@ impl Server {
     /// shared compile cache unless `extra` names another.
     pub fn serve(component: &Path, extra: &[&str]) -> Server {
         let cache = shared_cache();
-        let mut args = vec!["serve", component.to_str().expect("utf-8 path"), "--listen", "127.0.0.1:0"];
-        if !extra.iter().any(|a| *a == "--cache-dir" || *a == "--no-cache") {
+        let mut args = vec![
+            "serve",
+            component.to_str().expect("utf-8 path"),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        if !extra
+            .iter()
+            .any(|a| *a == "--cache-dir" || *a == "--no-cache")
+        {
             args.extend(["--cache-dir", cache.to_str().expect("utf-8 path")]);
         }
         args.extend_from_slice(extra);
@@ -126,7 +137,10 @@ impl Server {
             .map(|rest| rest.trim().trim_end_matches('/').to_string())
             .unwrap_or_else(|| {
                 let _ = child.kill();
-                panic!("wasmhost did not print its address; stdout: {line:?}; log:\n{}", log.lock().unwrap().join("\n"))
+                panic!(
+                    "wasmhost did not print its address; stdout: {line:?}; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                )
             });
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in stdout.lines() {});
@@ -165,7 +179,10 @@ impl Server {
                 return line.clone();
             }
             if start.elapsed() > timeout {
-                panic!("no log line contains {needle:?} after {timeout:?}; log:\n{}", self.log());
+                panic!(
+                    "no log line contains {needle:?} after {timeout:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -173,7 +190,10 @@ impl Server {
 
     /// Sends a signal to the server.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args(["-s", signal, &self.pid().to_string()]).status().expect("run kill");
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .expect("run kill");
         assert!(status.success());
     }
 
@@ -185,7 +205,10 @@ impl Server {
                 return status.code();
             }
             if start.elapsed() > timeout {
-                panic!("wasmhost did not exit within {timeout:?}; log:\n{}", self.log());
+                panic!(
+                    "wasmhost did not exit within {timeout:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -193,7 +216,8 @@ impl Server {
 
     /// `/proc/<pid>/status` field in kB (VmRSS, VmHWM, ...).
     pub fn status_kb(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read status");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read status");
         status
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{field}:")))
@@ -203,7 +227,8 @@ impl Server {
 
     /// User plus system CPU time of the process so far, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read stat");
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read stat");
         // Fields after the command name, which is in parentheses.
         let rest = &stat[stat.rfind(')').expect("stat has a command") + 2..];
         let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -232,10 +257,16 @@ fn collect(stderr: std::process::ChildStderr) -> Arc<Mutex<Vec<String>>> {
 
 /// A plain HTTP/1.1 client.
 pub fn http1() -> reqwest::Client {
-    reqwest::Client::builder().http1_only().build().expect("client")
+    reqwest::Client::builder()
+        .http1_only()
+        .build()
+        .expect("client")
 }
 
 /// An HTTP/2 client that speaks h2c with prior knowledge.
 pub fn http2() -> reqwest::Client {
-    reqwest::Client::builder().http2_prior_knowledge().build().expect("client")
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client")
 }
