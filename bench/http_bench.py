@@ -185,6 +185,11 @@ def main():
                                                lambda: wasmtime(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache})),
             "start to first 200, cold (no cache)": (lambda: wasmhost(["--no-cache"]),
                                                     lambda: wasmtime(["-C", "cache=n"])),
+            # With a request timeout wasmtime compiles epoch checks into the
+            # code too, as wasmhost always does: the same generated code.
+            "start to first 200, cold, peer with -W timeout=30s": (
+                lambda: wasmhost(["--no-cache"]),
+                lambda: wasmtime(["-C", "cache=n", "-W", "timeout=30s"])),
         }
         # Fill wasmtime's cache too.
         s = wasmtime(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache})

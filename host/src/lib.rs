@@ -9,6 +9,8 @@
 //! - [`backend`]: the one trait every kind of workload implements.
 //! - [`wasm`]: the wasmtime engine, component loading, the compile cache and
 //!   the component backend.
+//! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure
+//!   and not yet wired into the server.
 //! - [`shutdown`]: shutdown as a value handed to the server.
 //! - [`limits`]: every default limit, with why.
 
@@ -16,5 +18,6 @@ pub mod backend;
 pub mod commands;
 pub mod frontdoor;
 pub mod limits;
+pub mod router;
 pub mod shutdown;
 pub mod wasm;
