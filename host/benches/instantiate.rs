@@ -27,7 +27,7 @@ fn hello() -> std::path::PathBuf {
 
 fn backend(reuse: u32) -> ComponentBackend {
     let options = ComponentOptions {
-        memory_limit: wasmhost::limits::MEMORY_LIMIT,
+        instance: Default::default(),
         reuse,
         cache: CompileCache::disabled(),
         pooling: true,

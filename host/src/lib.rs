@@ -3,19 +3,24 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: the Spin application manifest (`spin.toml` v2), loaded and
+//!   checked before anything is bound or compiled.
 //! - [`commands`]: one struct per CLI subcommand; `main.rs` only parses.
 //! - [`frontdoor`]: the listener, HTTP/1.1 + HTTP/2, request limits,
 //!   graceful drain.
 //! - [`backend`]: the one trait every kind of workload implements.
+//! - [`dispatch`]: routes the requests of a multi-component app to its
+//!   components, with Spin's `spin-*` headers.
 //! - [`wasm`]: the wasmtime engine, component loading, the compile cache and
 //!   the component backend.
-//! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure
-//!   and not yet wired into the server.
+//! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure.
 //! - [`shutdown`]: shutdown as a value handed to the server.
 //! - [`limits`]: every default limit, with why.
 
+pub mod app;
 pub mod backend;
 pub mod commands;
+pub mod dispatch;
 pub mod frontdoor;
 pub mod limits;
 pub mod router;

@@ -667,6 +667,8 @@ pub fn spin_headers<'a, T>(
 }
 
 #[cfg(test)]
+// Table tests read best as tuples of what goes in and what comes out.
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 

@@ -1,32 +1,42 @@
-//! `wasmhost serve`: serve one component over HTTP.
+//! `wasmhost serve`: serve one component, or a Spin app, over HTTP.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
 
+use crate::app::assemble::assemble;
+use crate::app::manifest;
+use crate::backend::Backend;
 use crate::frontdoor::{self, Limits, Stopped};
 use crate::shutdown::Shutdown;
-use crate::wasm::cache::{CompileCache, Origin};
+use crate::wasm::cache::CompileCache;
+use crate::wasm::state::InstancePolicy;
 use crate::wasm::{ComponentBackend, ComponentOptions};
 
 /// Default listen address: Spin's and `wasmtime serve`'s convention of a
 /// loopback port, so nothing is exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
-/// Serve a wasi:http component: a fresh instance for every request.
+/// The manifest `wasmhost serve` looks for when given no argument, as
+/// `spin up` does.
+pub const DEFAULT_MANIFEST: &str = "spin.toml";
+
+/// Serve a wasi:http component, or a Spin app: a fresh instance for every
+/// request.
 #[derive(Debug, Parser)]
 pub struct ServeCommand {
-    /// The component (`.wasm`): a wasi:http component, or a wasip1 module
-    /// with component type information (wrapped at load time).
-    pub component: PathBuf,
+    /// What to serve: a component (`.wasm`: a wasi:http component, or a
+    /// wasip1 module with component type information, wrapped at load time)
+    /// or a Spin manifest (`*.toml`) [default: ./spin.toml].
+    pub app: Option<PathBuf>,
 
     /// Address to listen on; port 0 picks a free port (the address bound is
     /// printed on stdout).
-    #[arg(long, default_value = DEFAULT_LISTEN)]
+    #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// Wall-clock limit per request, body included; past it the instance is
@@ -77,18 +87,46 @@ pub struct ServeCommand {
 impl ServeCommand {
     /// Loads and checks everything, binds, then serves until SIGINT/SIGTERM.
     pub async fn execute(self) -> Result<Stopped> {
-        let (backend, limits) = self.load()?;
+        let app = self.app_path()?;
+        let backend = self.load(&app)?;
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on `{}`", self.listen))?;
         let bound = listener.local_addr()?;
         // Printed, not logged: scripts and tests read the bound port here.
-        println!("serving `{}` on http://{bound}/", self.component.display());
+        println!("serving `{}` on http://{bound}/", app.display());
         let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
-        Ok(frontdoor::serve(listener, backend, limits, shutdown).await)
+        Ok(frontdoor::serve(listener, backend, self.limits(), shutdown).await)
     }
 
-    fn load(&self) -> Result<(Arc<ComponentBackend>, Limits)> {
+    /// The file to serve: the one named, else `./spin.toml`.
+    fn app_path(&self) -> Result<PathBuf> {
+        match &self.app {
+            Some(path) => Ok(path.clone()),
+            None if Path::new(DEFAULT_MANIFEST).exists() => Ok(PathBuf::from(DEFAULT_MANIFEST)),
+            None => anyhow::bail!(
+                "nothing to serve: name a component (`wasmhost serve app.wasm`) or a manifest, \
+                 or run where a `{DEFAULT_MANIFEST}` is"
+            ),
+        }
+    }
+
+    fn load(&self, app: &Path) -> Result<Arc<dyn Backend>> {
+        let options = self.component_options()?;
+        if app.extension().is_some_and(|ext| ext == "toml") {
+            let loaded = manifest::load(app)?;
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+            return Ok(Arc::new(assemble(&loaded, &options, self.timeout)?));
+        }
+        let id = component_id(app);
+        let (backend, report) = ComponentBackend::load(&id, app, options, self.timeout)?;
+        tracing::info!(component = %id, "loaded `{}` {report}", app.display());
+        Ok(Arc::new(backend))
+    }
+
+    fn component_options(&self) -> Result<ComponentOptions> {
         let memory_limit =
             usize::try_from(self.memory_limit).context("--memory-limit is too large")?;
         anyhow::ensure!(self.reuse >= 1, "--reuse must be at least 1");
@@ -101,41 +139,30 @@ impl ServeCommand {
             (Some(dir), false) => CompileCache::at(dir.clone()),
             (None, false) => CompileCache::default_location(),
         };
-        let options = ComponentOptions {
-            memory_limit,
+        Ok(ComponentOptions {
+            instance: InstancePolicy {
+                memory_limit,
+                ..InstancePolicy::default()
+            },
             reuse: self.reuse,
             cache,
             pooling: !self.no_pooling,
             max_concurrency: self.max_concurrency,
-        };
-        let id = component_id(&self.component);
-        let (backend, report) =
-            ComponentBackend::load(&id, &self.component, options, self.timeout)?;
-        tracing::info!(
-            component = %id,
-            "loaded `{}` in {:?}: {:?} handler, {:?} allocator, {}{}",
-            self.component.display(),
-            report.elapsed,
-            report.kind,
-            report.allocator,
-            match report.origin {
-                Origin::Cached => "compiled code loaded from cache",
-                Origin::Compiled => "compiled",
-            },
-            if report.componentized { ", wasip1 module componentized" } else { "" },
-        );
-        let limits = Limits {
+        })
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
             request_timeout: self.timeout,
             max_header_bytes: usize::try_from(self.max_header_size).unwrap_or(usize::MAX),
             max_body_bytes: self.max_body_size,
             drain_timeout: self.drain_timeout,
-        };
-        Ok((Arc::new(backend), limits))
+        }
     }
 }
 
 /// The name a component goes by in logs: its file stem.
-fn component_id(path: &std::path::Path) -> String {
+fn component_id(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "component".to_string())

@@ -38,7 +38,7 @@ use super::engine::{self, Allocator, EngineSettings};
 use super::guest_log::CurrentRequest;
 use super::load::{self, HandlerKind};
 use super::p3::P3Handler;
-use super::state::{new_store, GuestState};
+use super::state::{new_store, GuestState, InstancePolicy};
 use crate::backend::{
     text_response, Backend, BodyError, BoxError, BoxFuture, RequestBody, RequestContext, RequestId,
     ResponseBody,
@@ -47,8 +47,8 @@ use crate::backend::{
 /// How to load and run a component.
 #[derive(Debug, Clone)]
 pub struct ComponentOptions {
-    /// Per-instance linear-memory cap in bytes.
-    pub memory_limit: usize,
+    /// Memory cap, environment and outbound policy of every instance.
+    pub instance: InstancePolicy,
     /// Requests one instance may serve before it is dropped; 1 means a
     /// fresh instance per request (the default: no state leaks between
     /// requests).
@@ -74,6 +74,29 @@ pub struct LoadReport {
     pub componentized: bool,
     /// Time from reading the file to ready.
     pub elapsed: Duration,
+}
+
+impl std::fmt::Display for LoadReport {
+    /// "in 6ms: P2 handler, Pooling allocator, compiled code loaded from
+    /// cache": the start-up log line's tail.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "in {:?}: {:?} handler, {:?} allocator, {}{}",
+            self.elapsed,
+            self.kind,
+            self.allocator,
+            match self.origin {
+                Origin::Cached => "compiled code loaded from cache",
+                Origin::Compiled => "compiled",
+            },
+            if self.componentized {
+                ", wasip1 module componentized"
+            } else {
+                ""
+            },
+        )
+    }
 }
 
 /// A wasi:http component, ready to serve.
@@ -130,7 +153,7 @@ impl ComponentBackend {
         let prepared = load::read_component(path)?;
         tracing::debug!("read and inspected in {:?}", started.elapsed());
         let settings = EngineSettings {
-            memory_limit: options.memory_limit,
+            memory_limit: options.instance.memory_limit,
             concurrency: prepared.kind == HandlerKind::P3,
             pooling: options.pooling,
             max_concurrency: options.max_concurrency,
@@ -172,10 +195,8 @@ impl ComponentBackend {
                     id,
                     engine.clone(),
                     wasmtime_wasi_http::handler::ProxyPre::P3(pre),
-                    options.memory_limit,
-                    options.reuse,
+                    &options,
                     request_timeout,
-                    options.max_concurrency,
                 )))
             }
         };
@@ -334,7 +355,7 @@ impl Inner {
             self.pre.engine(),
             self.id.clone(),
             request.clone(),
-            self.options.memory_limit,
+            &self.options.instance,
         );
         Slot {
             store,

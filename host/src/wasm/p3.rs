@@ -22,8 +22,9 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
+use super::component::ComponentOptions;
 use super::guest_log::CurrentRequest;
-use super::state::{new_store, GuestState};
+use super::state::{new_store, GuestState, InstancePolicy};
 use crate::backend::{
     text_response, BoxError, RequestBody, RequestContext, RequestId, ResponseBody,
 };
@@ -42,7 +43,7 @@ struct Policy {
     id: Arc<str>,
     engine: wasmtime::Engine,
     pre: ProxyPre<GuestState>,
-    memory_limit: usize,
+    instance: InstancePolicy,
     reuse: u32,
     timeout: Duration,
 }
@@ -65,22 +66,20 @@ impl P3Handler {
         id: Arc<str>,
         engine: wasmtime::Engine,
         pre: ProxyPre<GuestState>,
-        memory_limit: usize,
-        reuse: u32,
+        options: &ComponentOptions,
         timeout: Duration,
-        max_concurrency: u32,
     ) -> Self {
         let policy = Policy {
             id,
             engine,
             pre,
-            memory_limit,
-            reuse,
+            instance: options.instance.clone(),
+            reuse: options.reuse,
             timeout,
         };
         Self {
             handler: ProxyHandler::new(policy),
-            admission: tokio::sync::Semaphore::new(max_concurrency as usize),
+            admission: tokio::sync::Semaphore::new(options.max_concurrency as usize),
         }
     }
 
@@ -164,7 +163,7 @@ impl HandlerState for Policy {
             &self.engine,
             self.id.clone(),
             request.clone(),
-            self.memory_limit,
+            &self.instance,
         );
         let worker = Worker {
             id: self.id.clone(),

@@ -1,16 +1,18 @@
 //! What each `Store` carries: the WASI and wasi:http contexts, the resource
 //! table and the memory limiter.
 
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
 
 use http::HeaderName;
 
+use http_body_util::BodyExt;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
-    ForbiddenHeaderFilter, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
-    DEFAULT_FORBIDDEN_HEADERS,
+    ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView, DEFAULT_FORBIDDEN_HEADERS,
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
@@ -19,6 +21,27 @@ use super::guest_log::{CurrentRequest, GuestLog};
 /// above what compiled Rust and C need (their function tables hold a few
 /// thousand entries), far below what would hurt the host.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// What every instance of one component runs with.
+#[derive(Debug, Clone)]
+pub struct InstancePolicy {
+    /// Linear-memory cap in bytes.
+    pub memory_limit: usize,
+    /// Environment variables (Spin's `environment`).
+    pub environment: Vec<(String, String)>,
+    /// Where outgoing HTTP requests may go.
+    pub outbound: Outbound,
+}
+
+impl Default for InstancePolicy {
+    fn default() -> Self {
+        Self {
+            memory_limit: crate::limits::MEMORY_LIMIT,
+            environment: Vec::new(),
+            outbound: Outbound::Anywhere,
+        }
+    }
+}
 
 /// Store data for one instance.
 pub struct GuestState {
@@ -34,18 +57,21 @@ pub struct GuestState {
 impl GuestState {
     /// Fresh state for one instance of component `id`. `request` tells its
     /// stdio which request it serves.
-    pub fn new(id: Arc<str>, request: CurrentRequest, memory_limit: usize) -> Self {
+    pub fn new(id: Arc<str>, request: CurrentRequest, policy: &InstancePolicy) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(GuestLog::stdout(id.clone(), request.clone()))
             .stderr(GuestLog::stderr(id, request))
+            .envs(&policy.environment)
             .build();
         Self {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: Hooks,
+            hooks: Hooks {
+                outbound: policy.outbound,
+            },
             limiter: MemoryLimiter {
-                limit: memory_limit,
+                limit: policy.memory_limit,
                 refused: None,
             },
         }
@@ -60,9 +86,9 @@ pub fn new_store(
     engine: &Engine,
     id: Arc<str>,
     request: CurrentRequest,
-    memory_limit: usize,
+    policy: &InstancePolicy,
 ) -> Store<GuestState> {
-    let mut store = Store::new(engine, GuestState::new(id, request, memory_limit));
+    let mut store = Store::new(engine, GuestState::new(id, request, policy));
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);
@@ -126,13 +152,33 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// Where a guest's outgoing HTTP requests may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outbound {
+    /// Anywhere, as under `wasmtime serve` (the default for a bare
+    /// component).
+    #[default]
+    Anywhere,
+    /// Nowhere: every request fails with `HTTP-request-denied` (a Spin
+    /// component with no `allowed_outbound_hosts`).
+    Nowhere,
+}
+
 /// wasi:http policy hooks: wasmtime's defaults, minus an allocation per
-/// header. The default `forbidden_header_filter` builds a new `Arc` closure
-/// for every header of every request; this shares one.
-struct Hooks;
+/// header (the default `forbidden_header_filter` builds a new `Arc` closure
+/// for every header of every request; this shares one), plus the outbound
+/// policy.
+struct Hooks {
+    outbound: Outbound,
+}
 
 static FORBIDDEN: LazyLock<ForbiddenHeaderFilter> =
     LazyLock::new(|| Arc::new(|name: &HeaderName| DEFAULT_FORBIDDEN_HEADERS.contains(name)));
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
 
 impl WasiHttpHooks for Hooks {
     fn is_forbidden_header(&mut self, name: &HeaderName) -> bool {
@@ -141,5 +187,28 @@ impl WasiHttpHooks for Hooks {
 
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
         FORBIDDEN.clone()
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let outbound = self.outbound;
+        Box::new(async move {
+            if outbound == Outbound::Nowhere {
+                tracing::info!(
+                    "outgoing request to `{}` denied: no outbound hosts are allowed",
+                    request.uri()
+                );
+                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            }
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            ))
+        })
     }
 }

@@ -119,6 +119,13 @@ impl Server {
         Server::spawn(command(args), env)
     }
 
+    /// As [`Server::start`], with `dir` as the working directory.
+    pub fn start_in(dir: &Path, args: &[&str]) -> Server {
+        let mut cmd = command(args);
+        cmd.current_dir(dir);
+        Server::spawn(cmd, &[])
+    }
+
     /// As [`Server::start`], under `ulimit -v <kib>`.
     pub fn start_with_address_space_limit(args: &[&str], kib: u64) -> Server {
         Server::spawn(command_with_limit(args, Some(kib)), &[])

@@ -1,0 +1,117 @@
+//! From a checked manifest to the backend that serves it: every routed
+//! component loaded and linked before anything listens, behind a
+//! [`Dispatch`].
+//!
+//! What this first version serves: `[[trigger.http]]` routes (exact,
+//! wildcard, `:name`, private) to components with a local `source` and the
+//! default executor, with their `environment`. Outbound HTTP is denied
+//! (Spin's meaning of an empty `allowed_outbound_hosts`). Every other
+//! capability a component asks for is refused at start-up by name, so an
+//! app never runs with a capability silently missing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::manifest::{Component, Executor, LoadedManifest, Source};
+use crate::backend::Backend;
+use crate::dispatch::{Dispatch, Target};
+use crate::wasm::state::Outbound;
+use crate::wasm::{ComponentBackend, ComponentOptions};
+
+/// Loads every component the manifest routes to and builds the dispatcher.
+pub fn assemble(
+    loaded: &LoadedManifest,
+    options: &ComponentOptions,
+    timeout: Duration,
+) -> Result<Dispatch> {
+    let manifest = &loaded.manifest;
+    let mut backends: BTreeMap<&str, Arc<dyn Backend>> = BTreeMap::new();
+    let mut routes = Vec::new();
+    for trigger in &manifest.http_triggers {
+        if let Executor::Wagi { .. } = trigger.executor {
+            bail!(
+                "trigger `{}` uses the `wagi` executor, which wasmhost does not run yet",
+                trigger.id
+            );
+        }
+        let id = trigger.component.as_str();
+        let backend = match backends.get(id) {
+            Some(backend) => backend.clone(),
+            None => {
+                let component = manifest.components.get(id).with_context(|| {
+                    format!("trigger `{}` names no component `{id}`", trigger.id)
+                })?;
+                let backend = load(id, component, options, timeout)?;
+                backends.insert(id, backend.clone());
+                backend
+            }
+        };
+        routes.push((
+            trigger.route.clone(),
+            Target {
+                component: Arc::from(id),
+                backend,
+            },
+        ));
+    }
+    Dispatch::new(routes).context("the manifest's routes do not form a route table")
+}
+
+fn load(
+    id: &str,
+    component: &Component,
+    options: &ComponentOptions,
+    timeout: Duration,
+) -> Result<Arc<dyn Backend>> {
+    refuse_unsupported(id, component)?;
+    let Source::Local(path) = &component.source else {
+        bail!(
+            "component `{id}`: only a local file `source` is supported yet \
+             (downloads and registry packages come with the OCI work)"
+        );
+    };
+    let mut options = options.clone();
+    options.instance.environment = component
+        .environment
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    options.instance.outbound = Outbound::Nowhere;
+    let (backend, report) = ComponentBackend::load(id, path, options, timeout)
+        .with_context(|| format!("cannot load component `{id}`"))?;
+    tracing::info!(component = %id, "loaded `{}` {report}", path.display());
+    Ok(Arc::new(backend))
+}
+
+/// Capabilities the manifest may grant that this host cannot honour yet:
+/// refusing them beats running the component without them.
+fn refuse_unsupported(id: &str, component: &Component) -> Result<()> {
+    let unsupported = [
+        ("files", !component.files.is_empty()),
+        ("key_value_stores", !component.key_value_stores.is_empty()),
+        ("variables", !component.variables.is_empty()),
+        (
+            "allowed_outbound_hosts",
+            !component.allowed_outbound_hosts.is_empty(),
+        ),
+    ];
+    let named: Vec<&str> = unsupported
+        .iter()
+        .filter(|(_, used)| *used)
+        .map(|(key, _)| *key)
+        .collect();
+    if !named.is_empty() {
+        bail!(
+            "component `{id}` uses {}, which wasmhost does not support yet",
+            named
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,1504 @@
+//! `spin.toml`, Spin manifest v2, read into plain values.
+//!
+//! The shape is Spin's (`crates/manifest/src/schema/v2.rs` and
+//! `schema/common.rs` in spinframework/spin, the HTTP trigger config in
+//! `crates/http/src/config.rs`), restated here:
+//!
+//! - `spin_manifest_version = 2` (an integer; v1 manifests said `"1"`).
+//! - `[application]`: `name`, optional `version`, `description`, `authors`.
+//! - `[variables]`: `name = { default = "..", required = true, secret = true }`.
+//! - `[[trigger.http]]`: `route` (a path, or `{ private = true }`),
+//!   `component` (an id, or an inline component table), optional `id` and
+//!   `executor = { type = "http" | "spin" | "wagi", argv, entrypoint }`.
+//! - `[component.<id>]`: `source` (a path relative to the manifest,
+//!   `{ url, digest }` or `{ registry, package, version }`), `files`,
+//!   `exclude_files`, `environment`, `variables`, `allowed_outbound_hosts`,
+//!   `key_value_stores`, `description`, and `build`, which is `spin build`'s
+//!   business, not ours.
+//!
+//! Inline components get the id Spin gives them (`normalize.rs`): a trigger
+//! without an `id` is named `<component>-http-trigger` (references) or
+//! `http-trigger<n>`, and its inline component `<trigger id>-component`,
+//! or `inline-component<n>` when that is taken or not kebab-case. Matching
+//! Spin matters because the id shows up in logs and in `spin-*` tooling.
+//!
+//! Keys Spin knows but this host does not implement, and keys nobody knows,
+//! are warnings rather than errors: a manifest that runs under Spin should
+//! at least load here, and the warning says what was dropped.
+//!
+//! Pure except for [`load`] reading the file and checking that local
+//! component sources exist, so every rule is pinned by a test below.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::router::{Route, RouteError, RoutePattern};
+
+/// Spin's Wagi entrypoint when `executor` names none.
+pub const WAGI_DEFAULT_ENTRYPOINT: &str = "_start";
+/// Spin's Wagi argv when `executor` gives none.
+pub const WAGI_DEFAULT_ARGV: &str = "${SCRIPT_NAME} ${ARGS}";
+
+/// A manifest that parsed and passed every check, with what was ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedManifest {
+    /// The application.
+    pub manifest: Manifest,
+    /// The manifest's directory; `files` and local sources are relative to
+    /// it, as in Spin.
+    pub dir: PathBuf,
+    /// Keys that were accepted but ignored, each naming its key path; the
+    /// caller decides whether to print or refuse them.
+    pub warnings: Vec<String>,
+}
+
+/// A Spin application, with inline components moved into `components`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// `[application]`.
+    pub application: Application,
+    /// `[variables]`, by name.
+    pub variables: BTreeMap<String, Variable>,
+    /// `[[trigger.http]]`, in manifest order (route precedence does not
+    /// depend on it, but duplicate routes do).
+    pub http_triggers: Vec<HttpTrigger>,
+    /// `[component.<id>]` plus the inline components, by id.
+    pub components: BTreeMap<String, Component>,
+}
+
+/// `[application]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    /// `name`.
+    pub name: String,
+    /// `version`.
+    pub version: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+}
+
+/// An application variable. Components see it only through their own
+/// `variables` templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    /// Used when no provider gives a value.
+    pub default: Option<String>,
+    /// Loading fails at run time when no provider gives a value.
+    pub required: bool,
+    /// Never logged.
+    pub secret: bool,
+    /// `description`.
+    pub description: Option<String>,
+}
+
+/// One `[[trigger.http]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTrigger {
+    /// `id`, or the one Spin would generate.
+    pub id: String,
+    /// Already parsed, so a bad route fails at load, not at first request.
+    pub route: Route,
+    /// The id of a component in [`Manifest::components`].
+    pub component: String,
+    /// How the component is called.
+    pub executor: Executor,
+}
+
+/// `executor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executor {
+    /// The default (`type = "http"`, or Spin 1's `"spin"`): a component
+    /// exporting `wasi:http` incoming-handler, any version.
+    Http,
+    /// `type = "wagi"`: a CGI-style command module.
+    Wagi {
+        /// `None` means [`WAGI_DEFAULT_ARGV`].
+        argv: Option<String>,
+        /// `None` means [`WAGI_DEFAULT_ENTRYPOINT`].
+        entrypoint: Option<String>,
+    },
+}
+
+/// A component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// Where the Wasm comes from.
+    pub source: Source,
+    /// Files made visible to the guest, relative to [`LoadedManifest::dir`].
+    pub files: Vec<FileMount>,
+    /// Globs removed from what `files` matched.
+    pub exclude_files: Vec<String>,
+    /// The guest's environment variables.
+    pub environment: BTreeMap<String, String>,
+    /// `scheme://host[:port]` patterns the guest may connect to.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Key-value store labels the guest may open.
+    pub key_value_stores: Vec<String>,
+    /// Component variables: templates over application variables.
+    pub variables: BTreeMap<String, String>,
+    /// `description`.
+    pub description: Option<String>,
+}
+
+/// `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file, resolved against the manifest's directory.
+    Local(PathBuf),
+    /// A download, checked against `digest` (`sha256:` + 64 lowercase hex).
+    Url {
+        /// `url`.
+        url: String,
+        /// `digest`, already checked for form.
+        digest: String,
+    },
+    /// A package from a Wasm registry.
+    Registry {
+        /// `registry`; `None` means the user's default registry.
+        registry: Option<String>,
+        /// `package`, as in `example:component`.
+        package: String,
+        /// `version`.
+        version: String,
+    },
+}
+
+/// One `files` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMount {
+    /// `"static/**"`: matching files keep their relative paths in the guest.
+    Pattern(String),
+    /// `{ source = "assets", destination = "/" }`: a directory, mounted.
+    Placement {
+        /// The host directory, relative to the manifest.
+        source: String,
+        /// Where the guest sees it.
+        destination: String,
+    },
+}
+
+/// Why a manifest was refused. Every message names the manifest and the key,
+/// and says what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read `{}`: {source}", .path.display())]
+    Read {
+        /// The manifest.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML at all (toml's message carries line, column and key,
+    /// duplicate keys included).
+    #[error("`{}` is not valid TOML: {message}", .path.display())]
+    Syntax {
+        /// The manifest.
+        path: PathBuf,
+        /// toml's message.
+        message: String,
+    },
+    /// The same key twice, `[component.a]` included: toml finds it, but its
+    /// message only points at it, so this names it.
+    #[error(
+        "`{}`: `{key}` in `{line}` is defined twice; component ids and other \
+         keys must be unique\n{message}",
+        .path.display()
+    )]
+    DuplicateKey {
+        /// The manifest.
+        path: PathBuf,
+        /// The repeated key.
+        key: String,
+        /// The line it is repeated on, trimmed.
+        line: String,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// Valid TOML, but not a v2 manifest.
+    #[error(
+        "`{}`: `spin_manifest_version` is {}; wasmhost reads Spin manifest v2, \
+         which starts with `spin_manifest_version = 2`",
+        .path.display(),
+        .found.as_deref().map_or("missing".to_owned(), |v| format!("`{v}`"))
+    )]
+    Version {
+        /// The manifest.
+        path: PathBuf,
+        /// The value written, as TOML; `None` if the key is missing.
+        found: Option<String>,
+    },
+    /// A key of the wrong type, a missing key (toml's message, with line and
+    /// column).
+    #[error("`{}` is not a valid Spin manifest: {message}", .path.display())]
+    Schema {
+        /// The manifest.
+        path: PathBuf,
+        /// toml's message.
+        message: String,
+    },
+    /// `[component.My_Thing]`.
+    #[error(
+        "`{}`: `[component.{id}]`: `{id}` is not a valid component id ({reason}); \
+         use kebab-case such as `my-component`",
+        .path.display()
+    )]
+    InvalidComponentId {
+        /// The manifest.
+        path: PathBuf,
+        /// The id as written.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A trigger's `component` names no component.
+    #[error(
+        "`{}`: `{key}` (route {route}) names component `{id}`, which is not \
+         defined; defined components: {}",
+        .path.display(),
+        backticked(.known)
+    )]
+    UnknownComponent {
+        /// The manifest.
+        path: PathBuf,
+        /// `trigger.http[<i>].component`.
+        key: String,
+        /// The trigger's route, as written.
+        route: String,
+        /// The id as written.
+        id: String,
+        /// Every component id, inline ones included.
+        known: Vec<String>,
+    },
+    /// A `{ url, digest }` source whose digest is not `sha256:<64 hex>`.
+    #[error(
+        "`{}`: `{key}` is `{digest}`; expected `sha256:` followed by 64 \
+         lowercase hex digits (the SHA-256 of the Wasm file)",
+        .path.display()
+    )]
+    InvalidDigest {
+        /// The manifest.
+        path: PathBuf,
+        /// `component.<id>.source.digest`.
+        key: String,
+        /// The digest as written.
+        digest: String,
+    },
+    /// A local source that is not a file.
+    #[error(
+        "`{}`: `{key}` is `{written}`, but `{}` {problem}",
+        .path.display(),
+        .resolved.display()
+    )]
+    MissingSource {
+        /// The manifest.
+        path: PathBuf,
+        /// `component.<id>.source`.
+        key: String,
+        /// The path as written.
+        written: String,
+        /// The path resolved against the manifest's directory.
+        resolved: PathBuf,
+        /// What is wrong, with the fix.
+        problem: String,
+    },
+    /// A route the router refuses.
+    #[error("`{}`: `{key}`: {source}", .path.display())]
+    InvalidRoute {
+        /// The manifest.
+        path: PathBuf,
+        /// `trigger.http[<i>].route`.
+        key: String,
+        /// The router's reason.
+        source: RouteError,
+    },
+    /// `route = { private = false }`, which Spin refuses too.
+    #[error(
+        "`{}`: `{key}` is `{{ private = false }}`; write a route such as \
+         `\"/...\"`, or `{{ private = true }}` for a component reached only \
+         by service chaining",
+        .path.display()
+    )]
+    PrivateFalse {
+        /// The manifest.
+        path: PathBuf,
+        /// `trigger.http[<i>].route`.
+        key: String,
+    },
+    /// `executor = { type = "..." }` naming no executor.
+    #[error(
+        "`{}`: `{key}` is `{found}`; expected `http` (the default) or `wagi`",
+        .path.display()
+    )]
+    UnknownExecutor {
+        /// The manifest.
+        path: PathBuf,
+        /// `trigger.http[<i>].executor.type`.
+        key: String,
+        /// The type as written.
+        found: String,
+    },
+}
+
+fn backticked(ids: &[String]) -> String {
+    if ids.is_empty() {
+        return "none".to_owned();
+    }
+    ids.iter()
+        .map(|id| format!("`{id}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads and checks the manifest at `path`.
+pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let parsed = parse(&text, path)?;
+    for (id, written) in &parsed.local_sources {
+        let Some(Component {
+            source: Source::Local(resolved),
+            ..
+        }) = parsed.loaded.manifest.components.get(id)
+        else {
+            continue;
+        };
+        let problem = match std::fs::metadata(resolved) {
+            Ok(meta) if meta.is_file() => continue,
+            Ok(_) => "is not a file".to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                "does not exist; build the component first (`spin build`) or fix the path"
+                    .to_owned()
+            }
+            Err(e) => format!("cannot be read: {e}"),
+        };
+        return Err(ManifestError::MissingSource {
+            path: path.to_owned(),
+            key: format!("{}.source", parsed.origins[id]),
+            written: written.clone(),
+            resolved: resolved.clone(),
+            problem,
+        });
+    }
+    Ok(parsed.loaded)
+}
+
+/// The pure part of [`load`].
+struct Parsed {
+    loaded: LoadedManifest,
+    /// Component id to where it was written (`component.x`,
+    /// `trigger.http[2].component`), for later messages.
+    origins: BTreeMap<String, String>,
+    /// Component id to its local source as written.
+    local_sources: BTreeMap<String, String>,
+}
+
+fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
+    let syntax = |e: toml::de::Error| {
+        let message = e.to_string().trim_end().to_owned();
+        match e.span().filter(|_| message.ends_with("duplicate key")) {
+            Some(span) => {
+                let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+                let end = text[span.end..]
+                    .find('\n')
+                    .map_or(text.len(), |i| span.end + i);
+                ManifestError::DuplicateKey {
+                    path: path.to_owned(),
+                    key: text[span].trim_matches(['"', '\'']).to_owned(),
+                    line: text[start..end].trim().to_owned(),
+                    message,
+                }
+            }
+            None => ManifestError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+        }
+    };
+    // The version first: a v1 manifest would otherwise fail on the first
+    // v2 key it lacks, which hides the real problem.
+    let table: toml::Table = toml::from_str(text).map_err(syntax)?;
+    match table.get("spin_manifest_version") {
+        Some(toml::Value::Integer(2)) => {}
+        other => {
+            return Err(ManifestError::Version {
+                path: path.to_owned(),
+                found: other.map(ToString::to_string),
+            })
+        }
+    }
+
+    let mut ignored = Vec::new();
+    let deserializer = toml::Deserializer::parse(text).map_err(syntax)?;
+    let raw: RawManifest = serde_ignored::deserialize(deserializer, |p| {
+        ignored.push(key_path(&p));
+    })
+    .map_err(|e| ManifestError::Schema {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    // Sorted: serde reports them in field order, not manifest order.
+    ignored.sort();
+    let mut warnings: Vec<String> = ignored.iter().map(|k| describe_ignored(k)).collect();
+
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut cx = Cx {
+        path,
+        dir: &dir,
+        warnings: &mut warnings,
+        origins: BTreeMap::new(),
+        local_sources: BTreeMap::new(),
+    };
+
+    let mut components = BTreeMap::new();
+    for (id, raw_component) in raw.component {
+        check_kebab(&id).map_err(|reason| ManifestError::InvalidComponentId {
+            path: path.to_owned(),
+            id: id.clone(),
+            reason,
+        })?;
+        let component = cx.component(&id, format!("component.{id}"), raw_component)?;
+        components.insert(id, component);
+    }
+
+    let trigger_ids = trigger_ids(&raw.trigger.http);
+    let mut http_triggers = Vec::with_capacity(raw.trigger.http.len());
+    for (i, (trigger, id)) in raw.trigger.http.into_iter().zip(trigger_ids).enumerate() {
+        let key = format!("trigger.http[{i}]");
+        let route = match trigger.route {
+            StringOr::String(route) => {
+                Route::Pattern(RoutePattern::parse(&route).map_err(|source| {
+                    ManifestError::InvalidRoute {
+                        path: path.to_owned(),
+                        key: format!("{key}.route"),
+                        source,
+                    }
+                })?)
+            }
+            StringOr::Table(RawPrivate { private: true }) => Route::Private,
+            StringOr::Table(RawPrivate { private: false }) => {
+                return Err(ManifestError::PrivateFalse {
+                    path: path.to_owned(),
+                    key: format!("{key}.route"),
+                })
+            }
+        };
+        let component = match trigger.component {
+            StringOr::String(reference) => reference,
+            StringOr::Table(inline) => {
+                let inline_id = inline_component_id(&id, &components);
+                let component = cx.component(&inline_id, format!("{key}.component"), *inline)?;
+                components.insert(inline_id.clone(), component);
+                inline_id
+            }
+        };
+        let executor = match trigger.executor {
+            None => Executor::Http,
+            Some(RawExecutor {
+                kind,
+                argv,
+                entrypoint,
+            }) => match kind.as_str() {
+                "http" | "spin" => Executor::Http,
+                "wagi" => Executor::Wagi { argv, entrypoint },
+                _ => {
+                    return Err(ManifestError::UnknownExecutor {
+                        path: path.to_owned(),
+                        key: format!("{key}.executor.type"),
+                        found: kind,
+                    })
+                }
+            },
+        };
+        http_triggers.push(HttpTrigger {
+            id,
+            route,
+            component,
+            executor,
+        });
+    }
+
+    // After every inline component has its id, as in Spin, where a
+    // reference may name a generated id.
+    for (i, trigger) in http_triggers.iter().enumerate() {
+        if !components.contains_key(&trigger.component) {
+            return Err(ManifestError::UnknownComponent {
+                path: path.to_owned(),
+                key: format!("trigger.http[{i}].component"),
+                route: match &trigger.route {
+                    Route::Pattern(p) => format!("`{}`", p.as_written()),
+                    Route::Private => "`{ private = true }`".to_owned(),
+                },
+                id: trigger.component.clone(),
+                known: components.keys().cloned().collect(),
+            });
+        }
+    }
+
+    let Cx {
+        origins,
+        local_sources,
+        ..
+    } = cx;
+    let variables = raw
+        .variables
+        .into_iter()
+        .map(|(name, v)| {
+            let variable = Variable {
+                default: v.default,
+                required: v.required,
+                secret: v.secret,
+                description: v.description,
+            };
+            (name, variable)
+        })
+        .collect();
+    Ok(Parsed {
+        loaded: LoadedManifest {
+            manifest: Manifest {
+                application: Application {
+                    name: raw.application.name,
+                    version: raw.application.version,
+                    description: raw.application.description,
+                },
+                variables,
+                http_triggers,
+                components,
+            },
+            dir,
+            warnings,
+        },
+        origins,
+        local_sources,
+    })
+}
+
+/// What converting components needs besides the component.
+struct Cx<'a> {
+    path: &'a Path,
+    dir: &'a Path,
+    warnings: &'a mut Vec<String>,
+    origins: BTreeMap<String, String>,
+    local_sources: BTreeMap<String, String>,
+}
+
+impl Cx<'_> {
+    fn component(
+        &mut self,
+        id: &str,
+        key: String,
+        raw: RawComponent,
+    ) -> Result<Component, ManifestError> {
+        if raw.build.is_some() {
+            self.warnings.push(format!(
+                "`{key}.build` ignored: wasmhost does not build components; \
+                 run `spin build` first"
+            ));
+        }
+        let source = match raw.source {
+            StringOr::String(written) => {
+                self.local_sources.insert(id.to_owned(), written.clone());
+                Source::Local(self.dir.join(written))
+            }
+            StringOr::Table(RawSource::Url { url, digest }) => {
+                if !is_sha256_digest(&digest) {
+                    return Err(ManifestError::InvalidDigest {
+                        path: self.path.to_owned(),
+                        key: format!("{key}.source.digest"),
+                        digest,
+                    });
+                }
+                Source::Url { url, digest }
+            }
+            StringOr::Table(RawSource::Registry {
+                registry,
+                package,
+                version,
+            }) => Source::Registry {
+                registry,
+                package,
+                version,
+            },
+        };
+        self.origins.insert(id.to_owned(), key);
+        Ok(Component {
+            source,
+            files: raw
+                .files
+                .into_iter()
+                .map(|f| match f {
+                    StringOr::String(pattern) => FileMount::Pattern(pattern),
+                    StringOr::Table(RawPlacement {
+                        source,
+                        destination,
+                    }) => FileMount::Placement {
+                        source,
+                        destination,
+                    },
+                })
+                .collect(),
+            exclude_files: raw.exclude_files,
+            environment: raw.environment,
+            allowed_outbound_hosts: raw.allowed_outbound_hosts,
+            key_value_stores: raw.key_value_stores,
+            variables: raw.variables,
+            description: raw.description,
+        })
+    }
+}
+
+fn is_sha256_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// Spin's trigger ids (`normalize_trigger_ids`): the written `id`; else
+/// `<component>-http-trigger` for a reference, if free; else the first free
+/// `http-trigger<n>`, the counter carrying over from trigger to trigger.
+fn trigger_ids(triggers: &[RawHttpTrigger]) -> Vec<String> {
+    let written = |t: &RawHttpTrigger| t.id.clone().filter(|id| !id.is_empty());
+    let mut taken: HashSet<String> = triggers.iter().filter_map(written).collect();
+    let mut counter = 1;
+    triggers
+        .iter()
+        .map(|t| {
+            if let Some(id) = written(t) {
+                return id;
+            }
+            if let StringOr::String(component) = &t.component {
+                let natural = format!("{component}-http-trigger");
+                if taken.insert(natural.clone()) {
+                    return natural;
+                }
+            }
+            loop {
+                let id = format!("http-trigger{counter}");
+                if taken.insert(id.clone()) {
+                    return id;
+                }
+                counter += 1;
+            }
+        })
+        .collect()
+}
+
+/// Spin's inline component id (`normalize_inline_components`):
+/// `<trigger id>-component` if that is kebab-case and free, else the first
+/// free `inline-component<n>`.
+fn inline_component_id(trigger_id: &str, components: &BTreeMap<String, Component>) -> String {
+    let natural = format!("{trigger_id}-component");
+    if check_kebab(&natural).is_ok() && !components.contains_key(&natural) {
+        return natural;
+    }
+    (1..)
+        .map(|n| format!("inline-component{n}"))
+        .find(|id| !components.contains_key(id))
+        .expect("an unbounded range always finds a free id")
+}
+
+/// Spin's `KebabId` rules (`crates/serde/src/id.rs`): `-`-separated words,
+/// each starting with a letter (or, after the first, a digit), then letters,
+/// digits or `:`, each word all lowercase or all uppercase.
+fn check_kebab(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    if id.contains('_') {
+        return Err("words must be separated with `-`, not `_`".to_owned());
+    }
+    for (i, word) in id.split('-').enumerate() {
+        let mut chars = word.chars();
+        let Some(first) = chars.next() else {
+            return Err("`-`-separated words must not be empty".to_owned());
+        };
+        if !(first.is_ascii_alphabetic() || (i > 0 && first.is_ascii_digit())) {
+            return Err(format!(
+                "`-`-separated words must start with an ASCII letter; got `{first}`"
+            ));
+        }
+        let upper = first.is_ascii_uppercase();
+        for ch in chars {
+            if ch.is_ascii_digit() || ch == ':' {
+                continue;
+            }
+            if !ch.is_ascii_alphanumeric() {
+                return Err(format!(
+                    "words may only contain ASCII letters and digits; got `{ch}`"
+                ));
+            }
+            if ch.is_ascii_uppercase() != upper {
+                return Err(format!(
+                    "words must be all lowercase or all uppercase; got `{word}`"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A key path as TOML users read it: `trigger.http[0].colour`.
+fn key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        P::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            key_path(parent)
+        }
+    }
+}
+
+/// Spin keys this host does not implement: named as such in the warning,
+/// so nobody hunts for a typo.
+const UNSUPPORTED_SPIN_KEYS: &[&str] = &[
+    "ai_models",
+    "allowed_http_hosts",
+    "components",
+    "dependencies",
+    "dependencies_inherit_configuration",
+    "profile",
+    "sqlite_databases",
+    "static_response",
+];
+
+fn describe_ignored(key: &str) -> String {
+    if let Some(kind) = key.strip_prefix("trigger.") {
+        if !kind.contains(['.', '[']) {
+            return format!("`{key}` ignored: wasmhost runs only `[[trigger.http]]`");
+        }
+    }
+    let last = key.rsplit('.').next().unwrap_or(key);
+    if UNSUPPORTED_SPIN_KEYS.contains(&last) || key == "application.trigger" {
+        format!("`{key}` ignored: wasmhost does not support it yet")
+    } else {
+        format!("`{key}` ignored: not a Spin manifest v2 key")
+    }
+}
+
+// The raw, serde-shaped manifest. Unknown keys are not denied: they reach
+// `serde_ignored` and become warnings.
+
+#[derive(Deserialize)]
+struct RawManifest {
+    #[allow(dead_code)] // Checked before this parse; named so it is not "unknown".
+    spin_manifest_version: i64,
+    application: RawApplication,
+    #[serde(default)]
+    variables: BTreeMap<String, RawVariable>,
+    #[serde(default)]
+    trigger: RawTriggers,
+    #[serde(default)]
+    component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize)]
+struct RawApplication {
+    name: String,
+    version: Option<String>,
+    description: Option<String>,
+    // Spin's own keys that change nothing here; named so they are not
+    // reported as unknown.
+    #[allow(dead_code)]
+    authors: Option<toml::Value>,
+    #[allow(dead_code)]
+    targets: Option<toml::Value>,
+    #[allow(dead_code)]
+    tool: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawVariable {
+    default: Option<String>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    secret: bool,
+    description: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawTriggers {
+    #[serde(default)]
+    http: Vec<RawHttpTrigger>,
+}
+
+#[derive(Deserialize)]
+struct RawHttpTrigger {
+    id: Option<String>,
+    component: StringOr<Box<RawComponent>>,
+    route: StringOr<RawPrivate>,
+    executor: Option<RawExecutor>,
+}
+
+#[derive(Deserialize)]
+struct RawPrivate {
+    private: bool,
+}
+
+#[derive(Deserialize)]
+struct RawExecutor {
+    #[serde(rename = "type")]
+    kind: String,
+    argv: Option<String>,
+    entrypoint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawComponent {
+    source: StringOr<RawSource>,
+    description: Option<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    files: Vec<StringOr<RawPlacement>>,
+    #[serde(default)]
+    exclude_files: Vec<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    build: Option<toml::Value>,
+    #[allow(dead_code)] // Spin ignores it too; named so it is not "unknown".
+    tool: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawPlacement {
+    source: String,
+    destination: String,
+}
+
+/// `source = { ... }`, its form decided by which keys are present.
+#[derive(Deserialize)]
+#[serde(try_from = "RawSourceKeys")]
+enum RawSource {
+    Url {
+        url: String,
+        digest: String,
+    },
+    Registry {
+        registry: Option<String>,
+        package: String,
+        version: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawSourceKeys {
+    url: Option<String>,
+    digest: Option<String>,
+    registry: Option<String>,
+    package: Option<String>,
+    version: Option<String>,
+}
+
+impl TryFrom<RawSourceKeys> for RawSource {
+    type Error = String;
+
+    fn try_from(k: RawSourceKeys) -> Result<Self, String> {
+        match k {
+            RawSourceKeys {
+                url: Some(url),
+                digest: Some(digest),
+                registry: None,
+                package: None,
+                version: None,
+            } => Ok(Self::Url { url, digest }),
+            RawSourceKeys {
+                url: None,
+                digest: None,
+                registry,
+                package: Some(package),
+                version: Some(version),
+            } => Ok(Self::Registry {
+                registry,
+                package,
+                version,
+            }),
+            _ => Err(
+                "expected a path, `{ url = \"...\", digest = \"sha256:...\" }` or \
+                 `{ package = \"...\", version = \"...\" }` (with an optional `registry`)"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+/// A key that is either a string or a table (`source`, `route`, `files`
+/// entries, a trigger's `component`). Written by hand rather than as an
+/// untagged enum so toml keeps its line numbers and `serde_ignored` still
+/// sees inside the table.
+enum StringOr<T> {
+    String(String),
+    Table(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for StringOr<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = StringOr<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a table")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(StringOr::String(s.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(StringOr::Table)
+            }
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `spin.toml` (and the named empty files) into a fresh temp dir.
+    fn manifest_in(text: &str, files: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for f in files {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().expect("has parent")).expect("mkdir");
+            std::fs::write(p, b"").expect("write file");
+        }
+        let path = dir.path().join("spin.toml");
+        std::fs::write(&path, text).expect("write manifest");
+        (dir, path)
+    }
+
+    fn load_ok(text: &str, files: &[&str]) -> LoadedManifest {
+        let (_dir, path) = manifest_in(text, files);
+        load(&path).expect("manifest loads")
+    }
+
+    /// The error message with the temp dir replaced by `$DIR`.
+    fn load_err(text: &str, files: &[&str]) -> String {
+        let (dir, path) = manifest_in(text, files);
+        let err = load(&path).expect_err("manifest is refused");
+        err.to_string()
+            .replace(&dir.path().display().to_string(), "$DIR")
+    }
+
+    const HEAD: &str = "spin_manifest_version = 2\n[application]\nname = \"app\"\n";
+
+    fn with_head(rest: &str) -> String {
+        format!("{HEAD}{rest}")
+    }
+
+    const FULL: &str = r#"
+spin_manifest_version = 2
+
+[application]
+name = "shop"
+version = "1.2.0"
+description = "A shop"
+authors = ["Ann <ann@example.com>"]
+
+[variables]
+api_host = { default = "api.example.com" }
+api_key = { required = true, secret = true }
+
+[[trigger.http]]
+route = "/cart/..."
+component = "cart"
+
+[[trigger.http]]
+route = { private = true }
+component = "internal"
+
+[[trigger.http]]
+route = "/cgi/:name"
+component = "legacy"
+executor = { type = "wagi", argv = "${SCRIPT_NAME} -v" }
+
+[[trigger.http]]
+route = "/inline"
+component = { source = "inline.wasm", allowed_outbound_hosts = ["https://example.com"] }
+
+[component.cart]
+source = "target/cart.wasm"
+description = "The cart"
+files = ["static/**", { source = "assets", destination = "/assets" }]
+exclude_files = ["static/secret.txt"]
+environment = { RUST_LOG = "info" }
+allowed_outbound_hosts = ["https://{{ api_host }}"]
+key_value_stores = ["default"]
+variables = { key = "{{ api_key }}" }
+
+[component.internal]
+source = { url = "https://example.com/internal.wasm", digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
+
+[component.legacy]
+source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
+"#;
+
+    fn bare(source: Source) -> Component {
+        Component {
+            source,
+            files: vec![],
+            exclude_files: vec![],
+            environment: BTreeMap::new(),
+            allowed_outbound_hosts: vec![],
+            key_value_stores: vec![],
+            variables: BTreeMap::new(),
+            description: None,
+        }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn map(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_manifest_loads_into_plain_values() {
+        let (dir, path) = manifest_in(FULL, &["target/cart.wasm", "inline.wasm"]);
+        let loaded = load(&path).expect("loads");
+        let d = dir.path();
+        let pattern = |r: &str| Route::Pattern(RoutePattern::parse(r).expect("valid"));
+        let expected = Manifest {
+            application: Application {
+                name: "shop".into(),
+                version: Some("1.2.0".into()),
+                description: Some("A shop".into()),
+            },
+            variables: [
+                (
+                    "api_host".to_string(),
+                    Variable {
+                        default: Some("api.example.com".into()),
+                        required: false,
+                        secret: false,
+                        description: None,
+                    },
+                ),
+                (
+                    "api_key".to_string(),
+                    Variable {
+                        default: None,
+                        required: true,
+                        secret: true,
+                        description: None,
+                    },
+                ),
+            ]
+            .into(),
+            http_triggers: vec![
+                HttpTrigger {
+                    id: "cart-http-trigger".into(),
+                    route: pattern("/cart/..."),
+                    component: "cart".into(),
+                    executor: Executor::Http,
+                },
+                HttpTrigger {
+                    id: "internal-http-trigger".into(),
+                    route: Route::Private,
+                    component: "internal".into(),
+                    executor: Executor::Http,
+                },
+                HttpTrigger {
+                    id: "legacy-http-trigger".into(),
+                    route: pattern("/cgi/:name"),
+                    component: "legacy".into(),
+                    executor: Executor::Wagi {
+                        argv: Some("${SCRIPT_NAME} -v".into()),
+                        entrypoint: None,
+                    },
+                },
+                HttpTrigger {
+                    id: "http-trigger1".into(),
+                    route: pattern("/inline"),
+                    component: "http-trigger1-component".into(),
+                    executor: Executor::Http,
+                },
+            ],
+            components: [
+                (
+                    "cart".to_string(),
+                    Component {
+                        source: Source::Local(d.join("target/cart.wasm")),
+                        files: vec![
+                            FileMount::Pattern("static/**".into()),
+                            FileMount::Placement {
+                                source: "assets".into(),
+                                destination: "/assets".into(),
+                            },
+                        ],
+                        exclude_files: strings(&["static/secret.txt"]),
+                        environment: map(&[("RUST_LOG", "info")]),
+                        allowed_outbound_hosts: strings(&["https://{{ api_host }}"]),
+                        key_value_stores: strings(&["default"]),
+                        variables: map(&[("key", "{{ api_key }}")]),
+                        description: Some("The cart".into()),
+                    },
+                ),
+                (
+                    "internal".to_string(),
+                    bare(Source::Url {
+                        url: "https://example.com/internal.wasm".into(),
+                        digest: format!("sha256:{}", "0123456789abcdef".repeat(4)),
+                    }),
+                ),
+                (
+                    "legacy".to_string(),
+                    bare(Source::Registry {
+                        registry: Some("ghcr.io".into()),
+                        package: "shop:legacy".into(),
+                        version: "0.1.0".into(),
+                    }),
+                ),
+                (
+                    "http-trigger1-component".to_string(),
+                    Component {
+                        allowed_outbound_hosts: strings(&["https://example.com"]),
+                        ..bare(Source::Local(d.join("inline.wasm")))
+                    },
+                ),
+            ]
+            .into(),
+        };
+        assert_eq!(loaded.manifest, expected);
+        assert_eq!(loaded.dir, d);
+        assert_eq!(loaded.warnings, Vec::<String>::new());
+    }
+
+    #[test]
+    fn inline_components_get_the_ids_spin_generates() {
+        // (triggers and extra components, the inline component's id)
+        let cases = [
+            ("id = \"api\"\n", "", "api-component"),
+            ("", "", "http-trigger1-component"),
+            ("id = \"my_api\"\n", "", "inline-component1"),
+            (
+                "",
+                "[component.http-trigger1-component]\nsource = \"a.wasm\"\n",
+                "inline-component1",
+            ),
+        ];
+        for (trigger_extra, components, expected) in cases {
+            let text = with_head(&format!(
+                "[[trigger.http]]\nroute = \"/\"\n{trigger_extra}\
+                 component = {{ source = \"a.wasm\" }}\n{components}"
+            ));
+            let loaded = load_ok(&text, &["a.wasm"]);
+            assert_eq!(
+                loaded.manifest.http_triggers[0].component, expected,
+                "for {text}"
+            );
+            assert!(loaded.manifest.components.contains_key(expected));
+        }
+    }
+
+    #[test]
+    fn generated_trigger_ids_skip_taken_ones_and_count_on() {
+        let text = with_head(
+            r#"
+[[trigger.http]]
+route = "/a"
+component = "a"
+[[trigger.http]]
+route = "/b"
+component = "a"
+[[trigger.http]]
+id = "http-trigger1"
+route = "/c"
+component = "a"
+[[trigger.http]]
+route = "/d"
+component = { source = "a.wasm" }
+[component.a]
+source = "a.wasm"
+"#,
+        );
+        let loaded = load_ok(&text, &["a.wasm"]);
+        let ids: Vec<_> = loaded
+            .manifest
+            .http_triggers
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "a-http-trigger",
+                "http-trigger2",
+                "http-trigger1",
+                "http-trigger3"
+            ]
+        );
+        assert_eq!(
+            loaded.manifest.http_triggers[3].component,
+            "http-trigger3-component"
+        );
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys_are_warnings_not_errors() {
+        let text = with_head(
+            r#"colour = "red"
+[[trigger.http]]
+route = "/"
+component = "a"
+colour = "red"
+[[trigger.redis]]
+channel = "x"
+component = "a"
+[component.a]
+source = "a.wasm"
+colour = "red"
+sqlite_databases = ["default"]
+[component.a.tool.lint]
+level = 3
+"#,
+        );
+        let loaded = load_ok(&text, &["a.wasm"]);
+        assert_eq!(
+            loaded.warnings,
+            strings(&[
+                "`application.colour` ignored: not a Spin manifest v2 key",
+                "`component.a.colour` ignored: not a Spin manifest v2 key",
+                "`component.a.sqlite_databases` ignored: wasmhost does not support it yet",
+                "`trigger.http[0].colour` ignored: not a Spin manifest v2 key",
+                "`trigger.redis` ignored: wasmhost runs only `[[trigger.http]]`",
+            ])
+        );
+        assert!(loaded.manifest.components.contains_key("a"));
+    }
+
+    #[test]
+    fn a_build_section_is_accepted_with_a_warning() {
+        let text = with_head(
+            r#"
+[[trigger.http]]
+route = "/"
+component = { source = "b.wasm", build = { command = "make" } }
+[component.a]
+source = "a.wasm"
+[component.a.build]
+command = "cargo build --target wasm32-wasip2 --release"
+watch = ["src/**/*.rs"]
+"#,
+        );
+        let loaded = load_ok(&text, &["a.wasm", "b.wasm"]);
+        assert_eq!(
+            loaded.warnings,
+            strings(&[
+                "`component.a.build` ignored: wasmhost does not build components; \
+                 run `spin build` first",
+                "`trigger.http[0].component.build` ignored: wasmhost does not build \
+                 components; run `spin build` first",
+            ])
+        );
+    }
+
+    #[test]
+    fn a_v1_manifest_is_refused_naming_the_version_found() {
+        assert_eq!(
+            load_err("spin_manifest_version = \"1\"\nname = \"x\"\n", &[]),
+            "`$DIR/spin.toml`: `spin_manifest_version` is `\"1\"`; wasmhost reads \
+             Spin manifest v2, which starts with `spin_manifest_version = 2`"
+        );
+        assert_eq!(
+            load_err("[application]\nname = \"x\"\n", &[]),
+            "`$DIR/spin.toml`: `spin_manifest_version` is missing; wasmhost reads \
+             Spin manifest v2, which starts with `spin_manifest_version = 2`"
+        );
+    }
+
+    #[test]
+    fn a_toml_syntax_error_keeps_line_and_column() {
+        assert_eq!(
+            load_err(&with_head("[component.a\nsource = \"a.wasm\"\n"), &[]),
+            "`$DIR/spin.toml` is not valid TOML: TOML parse error at line 4, column 13\n  \
+             |\n4 | [component.a\n  |             ^\nunclosed table, expected `]`"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_component_id_is_a_toml_error_naming_the_key() {
+        assert_eq!(
+            load_err(
+                &with_head(
+                    "[component.a]\nsource = \"a.wasm\"\n[component.a]\nsource = \"b.wasm\"\n"
+                ),
+                &[]
+            ),
+            "`$DIR/spin.toml`: `a` in `[component.a]` is defined twice; component ids \
+             and other keys must be unique\nTOML parse error at line 6, column 12\n  \
+             |\n6 | [component.a]\n  |            ^\nduplicate key"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_a_schema_error_with_line_and_column() {
+        assert_eq!(
+            load_err(
+                &with_head("[component.a]\nsource = \"a.wasm\"\nfiles = 3\n"),
+                &[]
+            ),
+            "`$DIR/spin.toml` is not a valid Spin manifest: TOML parse error at line 6, \
+             column 9\n  |\n6 | files = 3\n  |         ^\ninvalid type: integer `3`, \
+             expected a sequence"
+        );
+        assert_eq!(
+            load_err(
+                &with_head("[component.a]\nsource = { url = \"https://x/a.wasm\" }\n"),
+                &[]
+            ),
+            "`$DIR/spin.toml` is not a valid Spin manifest: TOML parse error at line 5, \
+             column 10\n  |\n5 | source = { url = \"https://x/a.wasm\" }\n  |          \
+             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^\nexpected a path, `{ url = \"...\", digest = \
+             \"sha256:...\" }` or `{ package = \"...\", version = \"...\" }` (with an \
+             optional `registry`)"
+        );
+    }
+
+    #[test]
+    fn a_trigger_naming_no_component_lists_the_known_ids() {
+        assert_eq!(
+            load_err(
+                &with_head(
+                    "[[trigger.http]]\nroute = \"/hello\"\ncomponent = \"helo\"\n\
+                     [component.hello]\nsource = \"a.wasm\"\n\
+                     [component.world]\nsource = \"a.wasm\"\n"
+                ),
+                &["a.wasm"]
+            ),
+            "`$DIR/spin.toml`: `trigger.http[0].component` (route `/hello`) names \
+             component `helo`, which is not defined; defined components: `hello`, `world`"
+        );
+    }
+
+    #[test]
+    fn a_digest_that_is_not_sha256_hex_is_refused() {
+        assert_eq!(
+            load_err(
+                &with_head(
+                    "[component.a]\nsource = { url = \"https://x/a.wasm\", digest = \"sha256:ABC\" }\n"
+                ),
+                &[]
+            ),
+            "`$DIR/spin.toml`: `component.a.source.digest` is `sha256:ABC`; expected \
+             `sha256:` followed by 64 lowercase hex digits (the SHA-256 of the Wasm file)"
+        );
+    }
+
+    #[test]
+    fn a_missing_local_source_names_the_path_written_and_resolved() {
+        assert_eq!(
+            load_err(
+                &with_head("[component.a]\nsource = \"target/a.wasm\"\n"),
+                &[]
+            ),
+            "`$DIR/spin.toml`: `component.a.source` is `target/a.wasm`, but \
+             `$DIR/target/a.wasm` does not exist; build the component first \
+             (`spin build`) or fix the path"
+        );
+    }
+
+    #[test]
+    fn a_route_the_router_refuses_carries_its_reason() {
+        assert_eq!(
+            load_err(
+                &with_head(
+                    "[[trigger.http]]\nroute = \"/users/:\"\ncomponent = \"a\"\n\
+                     [component.a]\nsource = \"a.wasm\"\n"
+                ),
+                &["a.wasm"]
+            ),
+            "`$DIR/spin.toml`: `trigger.http[0].route`: invalid route `/users/:`: \
+             `:` needs a name, as in `/users/:id`"
+        );
+    }
+
+    #[test]
+    fn private_false_is_refused_as_spin_does() {
+        assert_eq!(
+            load_err(
+                &with_head(
+                    "[[trigger.http]]\nroute = { private = false }\ncomponent = \"a\"\n\
+                     [component.a]\nsource = \"a.wasm\"\n"
+                ),
+                &["a.wasm"]
+            ),
+            "`$DIR/spin.toml`: `trigger.http[0].route` is `{ private = false }`; write \
+             a route such as `\"/...\"`, or `{ private = true }` for a component \
+             reached only by service chaining"
+        );
+    }
+
+    #[test]
+    fn an_unknown_executor_type_is_refused() {
+        assert_eq!(
+            load_err(
+                &with_head(
+                    "[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n\
+                     executor = { type = \"cgi\" }\n[component.a]\nsource = \"a.wasm\"\n"
+                ),
+                &["a.wasm"]
+            ),
+            "`$DIR/spin.toml`: `trigger.http[0].executor.type` is `cgi`; expected \
+             `http` (the default) or `wagi`"
+        );
+    }
+
+    #[test]
+    fn a_component_id_that_is_not_kebab_case_is_refused() {
+        assert_eq!(
+            load_err(
+                &with_head("[component.my_thing]\nsource = \"a.wasm\"\n"),
+                &[]
+            ),
+            "`$DIR/spin.toml`: `[component.my_thing]`: `my_thing` is not a valid \
+             component id (words must be separated with `-`, not `_`); use kebab-case \
+             such as `my-component`"
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_cannot_be_read_names_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let err = load(&dir.path().join("spin.toml")).expect_err("missing");
+        assert_eq!(
+            err.to_string()
+                .replace(&dir.path().display().to_string(), "$DIR"),
+            "cannot read `$DIR/spin.toml`: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn sha256_digests_are_checked_for_form() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert!(is_sha256_digest(&format!("sha256:{hex}")));
+        assert!(!is_sha256_digest(&hex));
+        assert!(!is_sha256_digest(&format!("sha256:{}", hex.to_uppercase())));
+        assert!(!is_sha256_digest(&format!("sha256:{hex}0")));
+        assert!(!is_sha256_digest(&format!("sha512:{hex}")));
+    }
+}

@@ -1,0 +1,9 @@
+//! A Spin application as the host sees it before anything runs: the
+//! manifest, read and checked once, so every later stage can trust it.
+//!
+//! - [`manifest`]: `spin.toml` (Spin manifest v2) into plain values, with
+//!   errors that name the file and the key the user wrote.
+//! - [`assemble`]: from the manifest to the backend that serves it.
+
+pub mod assemble;
+pub mod manifest;

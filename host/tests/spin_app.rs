@@ -1,0 +1,263 @@
+//! `wasmhost serve spin.toml`: a Spin manifest's routes, end to end.
+
+mod common;
+
+use std::path::Path;
+
+use common::{guest, http1, Server};
+
+/// Writes `spin.toml` into `dir` with the guests' absolute paths.
+fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
+    let text = body
+        .replace("{hello}", guest("hello").to_str().unwrap())
+        .replace("{echo}", guest("echo").to_str().unwrap())
+        .replace("{headers}", guest("headers").to_str().unwrap());
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const APP: &str = r#"
+spin_manifest_version = 2
+
+[application]
+name = "routes"
+
+[[trigger.http]]
+route = "/hello"
+component = "hello"
+
+[[trigger.http]]
+route = "/echo/..."
+component = "echo"
+
+[[trigger.http]]
+route = "/users/:id/..."
+component = "headers"
+
+[[trigger.http]]
+route = { private = true }
+component = "internal"
+
+[component.hello]
+source = "{hello}"
+
+[component.echo]
+source = "{echo}"
+
+[component.headers]
+source = "{headers}"
+environment = { GREETING = "hi from the manifest" }
+
+[component.internal]
+source = "{hello}"
+"#;
+
+fn serve_app() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), APP);
+    let server = Server::serve(&manifest, &[]);
+    (dir, server)
+}
+
+#[tokio::test]
+async fn each_route_reaches_its_component() {
+    let (_dir, server) = serve_app();
+    let client = http1();
+    let hello = client.get(server.url("/hello")).send().await.unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.text().await.unwrap(), "Hello, world!\n");
+    let echo = client
+        .post(server.url("/echo/anything/below"))
+        .body("ping")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo.status(), 200);
+    assert_eq!(echo.text().await.unwrap(), "ping");
+}
+
+#[tokio::test]
+async fn unmatched_paths_get_404_and_the_health_check_200() {
+    let (_dir, server) = serve_app();
+    let client = http1();
+    assert_eq!(
+        client
+            .get(server.url("/nowhere"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // Exact route: a sub-path does not match it.
+    assert_eq!(
+        client
+            .get(server.url("/hello/more"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let health = client
+        .get(server.url("/.well-known/spin/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn the_component_receives_every_spin_header_and_its_environment() {
+    let (_dir, server) = serve_app();
+    let resp = http1()
+        .get(server.url("/users/42/posts/7?sort=new"))
+        // A client cannot forge how it was routed.
+        .header("spin-path-info", "/forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    let addr = &server.addr;
+    let expected = format!(
+        "spin-base-path: /\n\
+         spin-client-addr: 127.0.0.1:PORT\n\
+         spin-component-route: /users/:id\n\
+         spin-full-url: http://{addr}/users/42/posts/7?sort=new\n\
+         spin-matched-route: /users/:id/...\n\
+         spin-path-info: /posts/7\n\
+         spin-path-match-id: 42\n\
+         spin-raw-component-route: /users/:id/...\n\
+         env GREETING=hi from the manifest\n"
+    );
+    // The client's port is not known in advance.
+    let body = regex_free_port(&body);
+    assert_eq!(body, expected);
+}
+
+fn regex_free_port(body: &str) -> String {
+    body.lines()
+        .map(
+            |line| match line.strip_prefix("spin-client-addr: 127.0.0.1:") {
+                Some(port) if port.chars().all(|c| c.is_ascii_digit()) => {
+                    "spin-client-addr: 127.0.0.1:PORT".to_string()
+                }
+                _ => line.to_string(),
+            },
+        )
+        .map(|line| line + "\n")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_private_component_is_never_reachable_from_outside() {
+    let (_dir, server) = serve_app();
+    // `internal` is the hello component; no path reaches it.
+    for path in ["/", "/internal", "/internal/x"] {
+        assert_eq!(
+            http1().get(server.url(path)).send().await.unwrap().status(),
+            404,
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn serve_with_no_argument_serves_spin_toml_in_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), APP);
+    let server = Server::start_in(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--no-cache"],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        http1()
+            .get(server.url("/hello"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_listen_address_comes_from_spin_http_listen_addr_when_not_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), APP);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = Server::start_env(
+        &["serve", manifest.to_str().unwrap(), "--no-cache"],
+        &[("SPIN_HTTP_LISTEN_ADDR", &addr)],
+    );
+    assert_eq!(server.addr, addr);
+}
+
+#[test]
+fn a_component_asking_for_an_unsupported_capability_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "kv"
+[[trigger.http]]
+route = "/..."
+component = "counter"
+[component.counter]
+source = "{hello}"
+key_value_stores = ["default"]
+"#,
+    );
+    let failed = Server::start_failing(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(
+        failed.stderr.contains(
+            "component `counter` uses `key_value_stores`, which wasmhost does not support yet"
+        ),
+        "{}",
+        failed.stderr
+    );
+}
+
+#[test]
+fn a_bad_manifest_is_reported_with_its_file_and_key_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "broken"
+[[trigger.http]]
+route = "/"
+component = "nobody"
+[component.hello]
+source = "{hello}"
+"#,
+    );
+    let failed = Server::start_failing(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(failed.stderr.contains("spin.toml"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("nobody"), "{}", failed.stderr);
+    assert!(!failed.stdout.contains("serving"));
+}
