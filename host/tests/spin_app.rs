@@ -11,7 +11,8 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
     let text = body
         .replace("{hello}", guest("hello").to_str().unwrap())
         .replace("{echo}", guest("echo").to_str().unwrap())
-        .replace("{headers}", guest("headers").to_str().unwrap());
+        .replace("{headers}", guest("headers").to_str().unwrap())
+        .replace("{static-files}", guest("static-files").to_str().unwrap());
     let path = dir.join("spin.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -260,4 +261,64 @@ source = "{hello}"
     assert!(failed.stderr.contains("spin.toml"), "{}", failed.stderr);
     assert!(failed.stderr.contains("nobody"), "{}", failed.stderr);
     assert!(!failed.stdout.contains("serving"));
+}
+
+#[tokio::test]
+async fn files_are_mounted_read_only_with_patterns_placements_and_excludes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in [
+        ("static/index.html", "<h1>hi</h1>"),
+        ("static/secret.key", "k"),
+        ("assets/app.css", "body{}"),
+    ] {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "files"
+[[trigger.http]]
+route = "/..."
+component = "web"
+[component.web]
+source = "{static-files}"
+files = ["static/**/*", { source = "assets", destination = "/www" }]
+exclude_files = ["**/*.key"]
+"#,
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    let get = |path: &'static str| client.get(server.url(path)).send();
+    let index = get("/static/index.html").await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.text().await.unwrap(), "<h1>hi</h1>");
+    assert_eq!(
+        get("/www/app.css").await.unwrap().text().await.unwrap(),
+        "body{}"
+    );
+    assert_eq!(
+        get("/static/secret.key").await.unwrap().status(),
+        404,
+        "an excluded file was mounted"
+    );
+    assert_eq!(
+        get("/assets/app.css").await.unwrap().status(),
+        404,
+        "a placement kept its source path"
+    );
+    let put = client
+        .put(server.url("/static/index.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 403, "the mount is writable");
+    // The host file is untouched.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("static/index.html")).unwrap(),
+        "<h1>hi</h1>"
+    );
 }

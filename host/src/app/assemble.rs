@@ -4,17 +4,19 @@
 //!
 //! What this first version serves: `[[trigger.http]]` routes (exact,
 //! wildcard, `:name`, private) to components with a local `source` and the
-//! default executor, with their `environment`. Outbound HTTP is denied
+//! default executor, with their `environment` and `files`. Outbound HTTP is denied
 //! (Spin's meaning of an empty `allowed_outbound_hosts`). Every other
 //! capability a component asks for is refused at start-up by name, so an
 //! app never runs with a capability silently missing.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
+use super::files;
 use super::manifest::{Component, Executor, LoadedManifest, Source};
 use crate::backend::Backend;
 use crate::dispatch::{Dispatch, Target};
@@ -44,7 +46,7 @@ pub fn assemble(
                 let component = manifest.components.get(id).with_context(|| {
                     format!("trigger `{}` names no component `{id}`", trigger.id)
                 })?;
-                let backend = load(id, component, options, timeout)?;
+                let backend = load(id, component, &loaded.dir, options, timeout)?;
                 backends.insert(id, backend.clone());
                 backend
             }
@@ -63,6 +65,7 @@ pub fn assemble(
 fn load(
     id: &str,
     component: &Component,
+    dir: &Path,
     options: &ComponentOptions,
     timeout: Duration,
 ) -> Result<Arc<dyn Backend>> {
@@ -80,6 +83,20 @@ fn load(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     options.instance.outbound = Outbound::Nowhere;
+    if !component.files.is_empty() {
+        let staging = tempfile::Builder::new()
+            .prefix(&format!("wasmhost-files-{id}-"))
+            .tempdir()
+            .context("cannot create a directory for the component's files")?;
+        files::stage(
+            id,
+            dir,
+            &component.files,
+            &component.exclude_files,
+            staging.path(),
+        )?;
+        options.instance.files = Some(Arc::new(staging));
+    }
     let (backend, report) = ComponentBackend::load(id, path, options, timeout)
         .with_context(|| format!("cannot load component `{id}`"))?;
     tracing::info!(component = %id, "loaded `{}` {report}", path.display());
@@ -90,7 +107,6 @@ fn load(
 /// refusing them beats running the component without them.
 fn refuse_unsupported(id: &str, component: &Component) -> Result<()> {
     let unsupported = [
-        ("files", !component.files.is_empty()),
         ("key_value_stores", !component.key_value_stores.is_empty()),
         ("variables", !component.variables.is_empty()),
         (

@@ -4,6 +4,8 @@
 //! - [`manifest`]: `spin.toml` (Spin manifest v2) into plain values, with
 //!   errors that name the file and the key the user wrote.
 //! - [`assemble`]: from the manifest to the backend that serves it.
+//! - [`files`]: a component's `files`, staged for read-only mounting.
 
 pub mod assemble;
+pub mod files;
 pub mod manifest;

@@ -9,7 +9,7 @@ use http::HeaderName;
 use http_body_util::BodyExt;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
     ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
     WasiHttpView, DEFAULT_FORBIDDEN_HEADERS,
@@ -31,6 +31,9 @@ pub struct InstancePolicy {
     pub environment: Vec<(String, String)>,
     /// Where outgoing HTTP requests may go.
     pub outbound: Outbound,
+    /// A directory every instance sees read-only at `/` (Spin's `files`);
+    /// shared so it lives as long as any instance may read it.
+    pub files: Option<Arc<tempfile::TempDir>>,
 }
 
 impl Default for InstancePolicy {
@@ -39,6 +42,7 @@ impl Default for InstancePolicy {
             memory_limit: crate::limits::MEMORY_LIMIT,
             environment: Vec::new(),
             outbound: Outbound::Anywhere,
+            files: None,
         }
     }
 }
@@ -58,11 +62,19 @@ impl GuestState {
     /// Fresh state for one instance of component `id`. `request` tells its
     /// stdio which request it serves.
     pub fn new(id: Arc<str>, request: CurrentRequest, policy: &InstancePolicy) -> Self {
-        let wasi = WasiCtx::builder()
-            .stdout(GuestLog::stdout(id.clone(), request.clone()))
-            .stderr(GuestLog::stderr(id, request))
-            .envs(&policy.environment)
-            .build();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestLog::stdout(id.clone(), request.clone()))
+            .stderr(GuestLog::stderr(id.clone(), request))
+            .envs(&policy.environment);
+        if let Some(files) = &policy.files {
+            // The directory was created at start-up and is kept alive by
+            // `policy`; failing to open it now means the host itself is
+            // broken, so the instance runs without it and says so.
+            if let Err(e) = wasi.preopened_dir(files.path(), "/", FsPerms::ReadOnly) {
+                tracing::error!(component = %id, "cannot mount the component's files: {e}");
+            }
+        }
+        let wasi = wasi.build();
         Self {
             wasi,
             http: WasiHttpCtx::new(),
