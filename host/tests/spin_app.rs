@@ -12,7 +12,8 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         .replace("{hello}", guest("hello").to_str().unwrap())
         .replace("{echo}", guest("echo").to_str().unwrap())
         .replace("{headers}", guest("headers").to_str().unwrap())
-        .replace("{static-files}", guest("static-files").to_str().unwrap());
+        .replace("{static-files}", guest("static-files").to_str().unwrap())
+        .replace("{outbound}", guest("outbound").to_str().unwrap());
     let path = dir.join("spin.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -320,5 +321,98 @@ exclude_files = ["**/*.key"]
     assert_eq!(
         std::fs::read_to_string(dir.path().join("static/index.html")).unwrap(),
         "<h1>hi</h1>"
+    );
+}
+
+#[tokio::test]
+async fn outbound_http_goes_only_where_allowed_outbound_hosts_says() {
+    // The upstream is another real server on this machine.
+    let upstream = Server::serve(&guest("hello"), &[]);
+    let port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &r#"
+spin_manifest_version = 2
+[application]
+name = "outbound"
+[[trigger.http]]
+route = "/allowed/..."
+component = "allowed"
+[[trigger.http]]
+route = "/wrong-port/..."
+component = "wrong-port"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.allowed]
+source = "{outbound}"
+allowed_outbound_hosts = ["http://127.0.0.1:{port}"]
+[component.wrong-port]
+source = "{outbound}"
+allowed_outbound_hosts = ["http://127.0.0.1:1"]
+[component.closed]
+source = "{outbound}"
+"#
+        .replace("{port}", &port),
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    let target = format!("http://127.0.0.1:{port}/");
+    let allowed = client
+        .get(server.url(&format!("/allowed/?url={target}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.text().await.unwrap(), "Hello, world!\n");
+    for denied in ["/wrong-port/", "/closed/"] {
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client
+                .get(server.url(&format!("{denied}?url={target}")))
+                .send(),
+        )
+        .await
+        .expect("a denied request must not hang")
+        .unwrap();
+        assert_eq!(resp.status(), 403, "{denied}");
+        assert_eq!(
+            resp.text().await.unwrap(),
+            "the host denied this outgoing request\n"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_allowed_outbound_host_is_refused_at_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "bad-outbound"
+[[trigger.http]]
+route = "/..."
+component = "c"
+[component.c]
+source = "{outbound}"
+allowed_outbound_hosts = ["example.com"]
+"#,
+    );
+    let failed = Server::start_failing(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(
+        failed.stderr.contains(
+            "component `c`: invalid `allowed_outbound_hosts` entry `example.com`: expected `scheme://host[:port]`"
+        ),
+        "{}",
+        failed.stderr
     );
 }

@@ -40,6 +40,8 @@ use wasi::io::streams::{InputStream, OutputStream, StreamError};
 pub use http;
 pub use wasmhost_sdk_macros::http_component;
 
+pub mod outbound;
+
 /// The request a handler receives: the [`http`] crate's type, so handlers can
 /// use the whole ecosystem built around it instead of a bespoke API.
 pub type Request = http::Request<IncomingBody>;

@@ -4,8 +4,8 @@
 //!
 //! What this first version serves: `[[trigger.http]]` routes (exact,
 //! wildcard, `:name`, private) to components with a local `source` and the
-//! default executor, with their `environment` and `files`. Outbound HTTP is denied
-//! (Spin's meaning of an empty `allowed_outbound_hosts`). Every other
+//! default executor, with their `environment`, `files` and
+//! `allowed_outbound_hosts` (empty: no outgoing HTTP at all, as in Spin). Every other
 //! capability a component asks for is refused at start-up by name, so an
 //! app never runs with a capability silently missing.
 
@@ -18,6 +18,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::files;
 use super::manifest::{Component, Executor, LoadedManifest, Source};
+use super::outbound::AllowList;
 use crate::backend::Backend;
 use crate::dispatch::{Dispatch, Target};
 use crate::wasm::state::Outbound;
@@ -82,7 +83,13 @@ fn load(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    options.instance.outbound = Outbound::Nowhere;
+    options.instance.outbound = if component.allowed_outbound_hosts.is_empty() {
+        Outbound::Nowhere
+    } else {
+        let list = AllowList::parse(&component.allowed_outbound_hosts)
+            .with_context(|| format!("component `{id}`"))?;
+        Outbound::AllowList(Arc::new(list))
+    };
     if !component.files.is_empty() {
         let staging = tempfile::Builder::new()
             .prefix(&format!("wasmhost-files-{id}-"))
@@ -109,10 +116,6 @@ fn refuse_unsupported(id: &str, component: &Component) -> Result<()> {
     let unsupported = [
         ("key_value_stores", !component.key_value_stores.is_empty()),
         ("variables", !component.variables.is_empty()),
-        (
-            "allowed_outbound_hosts",
-            !component.allowed_outbound_hosts.is_empty(),
-        ),
     ];
     let named: Vec<&str> = unsupported
         .iter()

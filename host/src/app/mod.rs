@@ -5,7 +5,9 @@
 //!   errors that name the file and the key the user wrote.
 //! - [`assemble`]: from the manifest to the backend that serves it.
 //! - [`files`]: a component's `files`, staged for read-only mounting.
+//! - [`outbound`]: a component's `allowed_outbound_hosts`.
 
 pub mod assemble;
 pub mod files;
 pub mod manifest;
+pub mod outbound;

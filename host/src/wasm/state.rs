@@ -16,6 +16,7 @@ use wasmtime_wasi_http::{
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
+use crate::app::outbound::AllowList;
 
 /// Table growth allowed per instance when no pooling slot caps it. Far
 /// above what compiled Rust and C need (their function tables hold a few
@@ -80,7 +81,7 @@ impl GuestState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: Hooks {
-                outbound: policy.outbound,
+                outbound: policy.outbound.clone(),
             },
             limiter: MemoryLimiter {
                 limit: policy.memory_limit,
@@ -165,7 +166,7 @@ impl ResourceLimiter for MemoryLimiter {
 }
 
 /// Where a guest's outgoing HTTP requests may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Outbound {
     /// Anywhere, as under `wasmtime serve` (the default for a bare
     /// component).
@@ -174,6 +175,25 @@ pub enum Outbound {
     /// Nowhere: every request fails with `HTTP-request-denied` (a Spin
     /// component with no `allowed_outbound_hosts`).
     Nowhere,
+    /// Only where the list allows (a Spin component's
+    /// `allowed_outbound_hosts`); elsewhere `HTTP-request-denied`.
+    AllowList(Arc<AllowList>),
+}
+
+impl Outbound {
+    /// Whether a request to `uri` may go out.
+    fn allows(&self, uri: &http::Uri) -> bool {
+        match self {
+            Outbound::Anywhere => true,
+            Outbound::Nowhere => false,
+            Outbound::AllowList(list) => {
+                let scheme = uri.scheme_str().unwrap_or("http");
+                let default_port = if scheme == "https" { 443 } else { 80 };
+                let port = uri.port_u16().unwrap_or(default_port);
+                list.allows(scheme, uri.host().unwrap_or_default(), port)
+            }
+        }
+    }
 }
 
 /// wasi:http policy hooks: wasmtime's defaults, minus an allocation per
@@ -207,11 +227,11 @@ impl WasiHttpHooks for Hooks {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let outbound = self.outbound;
+        let allowed = self.outbound.allows(request.uri());
         Box::new(async move {
-            if outbound == Outbound::Nowhere {
+            if !allowed {
                 tracing::info!(
-                    "outgoing request to `{}` denied: no outbound hosts are allowed",
+                    "outgoing request to `{}` denied: not in the component's allowed outbound hosts",
                     request.uri()
                 );
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
