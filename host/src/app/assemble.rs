@@ -1,6 +1,6 @@
 //! From a checked manifest to the backend that serves it: every routed
-//! component loaded and linked before anything listens, behind a
-//! [`Dispatch`].
+//! component loaded and linked before anything listens, all on one engine
+//! (one instance pool, one epoch ticker), behind a [`Dispatch`].
 //!
 //! What this first version serves: `[[trigger.http]]` routes (exact,
 //! wildcard, `:name`, private) to components with a local `source` and the
@@ -10,9 +10,9 @@
 //! app never runs with a capability silently missing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 
@@ -21,18 +21,23 @@ use super::manifest::{Component, Executor, LoadedManifest, Source};
 use super::outbound::AllowList;
 use crate::backend::Backend;
 use crate::dispatch::{Dispatch, Target};
+use crate::wasm::engine::Runtime;
+use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::state::Outbound;
 use crate::wasm::{ComponentBackend, ComponentOptions};
 
-/// Loads every component the manifest routes to and builds the dispatcher.
+/// Loads every component the manifest routes to, on one shared runtime,
+/// and builds the dispatcher.
 pub fn assemble(
     loaded: &LoadedManifest,
     options: &ComponentOptions,
     timeout: Duration,
 ) -> Result<Dispatch> {
+    let started = Instant::now();
     let manifest = &loaded.manifest;
-    let mut backends: BTreeMap<&str, Arc<dyn Backend>> = BTreeMap::new();
-    let mut routes = Vec::new();
+    // First read and check every routed component, so the runtime can be
+    // built once with what they all need.
+    let mut prepared: BTreeMap<&str, (PathBuf, ComponentBytes, ComponentOptions)> = BTreeMap::new();
     for trigger in &manifest.http_triggers {
         if let Executor::Wagi { .. } = trigger.executor {
             bail!(
@@ -41,35 +46,66 @@ pub fn assemble(
             );
         }
         let id = trigger.component.as_str();
-        let backend = match backends.get(id) {
-            Some(backend) => backend.clone(),
-            None => {
-                let component = manifest.components.get(id).with_context(|| {
-                    format!("trigger `{}` names no component `{id}`", trigger.id)
-                })?;
-                let backend = load(id, component, &loaded.dir, options, timeout)?;
-                backends.insert(id, backend.clone());
-                backend
-            }
-        };
-        routes.push((
-            trigger.route.clone(),
-            Target {
-                component: Arc::from(id),
-                backend,
-            },
-        ));
+        if prepared.contains_key(id) {
+            continue;
+        }
+        let component = manifest
+            .components
+            .get(id)
+            .with_context(|| format!("trigger `{}` names no component `{id}`", trigger.id))?;
+        let (path, component_options) = plan(id, component, &loaded.dir, options)?;
+        let bytes =
+            load::read_component(&path).with_context(|| format!("cannot load component `{id}`"))?;
+        prepared.insert(id, (path, bytes, component_options));
     }
-    Dispatch::new(routes).context("the manifest's routes do not form a route table")
+    let concurrency = prepared
+        .values()
+        .any(|(_, bytes, _)| bytes.kind == HandlerKind::P3);
+    let runtime = Runtime::new(&options.engine_settings(concurrency))?;
+    let mut backends: BTreeMap<&str, Arc<dyn Backend>> = BTreeMap::new();
+    for (id, (path, bytes, component_options)) in prepared {
+        let (backend, report) = ComponentBackend::on(
+            &runtime,
+            id,
+            &path,
+            bytes,
+            component_options,
+            timeout,
+            Instant::now(),
+        )
+        .with_context(|| format!("cannot load component `{id}`"))?;
+        tracing::info!(component = %id, "loaded `{}` {report}", path.display());
+        backends.insert(id, Arc::new(backend));
+    }
+    let routes = manifest
+        .http_triggers
+        .iter()
+        .filter_map(|trigger| {
+            let backend = backends.get(trigger.component.as_str())?.clone();
+            let target = Target {
+                component: Arc::from(trigger.component.as_str()),
+                backend,
+            };
+            Some((trigger.route.clone(), target))
+        })
+        .collect();
+    let dispatch =
+        Dispatch::new(routes).context("the manifest's routes do not form a route table")?;
+    tracing::info!(
+        "app `{}` ready in {:?}",
+        manifest.application.name,
+        started.elapsed()
+    );
+    Ok(dispatch)
 }
 
-fn load(
+/// Where component `id`'s code is and the options its instances run with.
+fn plan(
     id: &str,
     component: &Component,
     dir: &Path,
     options: &ComponentOptions,
-    timeout: Duration,
-) -> Result<Arc<dyn Backend>> {
+) -> Result<(PathBuf, ComponentOptions)> {
     refuse_unsupported(id, component)?;
     let Source::Local(path) = &component.source else {
         bail!(
@@ -104,10 +140,7 @@ fn load(
         )?;
         options.instance.files = Some(Arc::new(staging));
     }
-    let (backend, report) = ComponentBackend::load(id, path, options, timeout)
-        .with_context(|| format!("cannot load component `{id}`"))?;
-    tracing::info!(component = %id, "loaded `{}` {report}", path.display());
-    Ok(Arc::new(backend))
+    Ok((path.clone(), options))
 }
 
 /// Capabilities the manifest may grant that this host cannot honour yet:

@@ -34,9 +34,9 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpView;
 
 use super::cache::{CompileCache, Origin};
-use super::engine::{self, Allocator, EngineSettings};
+use super::engine::{Allocator, EngineSettings, Runtime};
 use super::guest_log::CurrentRequest;
-use super::load::{self, HandlerKind};
+use super::load::{self, ComponentBytes, HandlerKind};
 use super::p3::P3Handler;
 use super::state::{new_store, GuestState, InstancePolicy};
 use crate::backend::{
@@ -140,9 +140,10 @@ enum Outcome {
 }
 
 impl ComponentBackend {
-    /// Loads the component at `path` under the name `id` (used in logs).
-    /// Every problem a request could only discover later (bad file, no
-    /// handler, missing import) is reported here, before a port is bound.
+    /// Loads the component at `path` under the name `id` (used in logs),
+    /// on an engine of its own. Every problem a request could only discover
+    /// later (bad file, no handler, missing import) is reported here, before
+    /// a port is bound.
     pub fn load(
         id: &str,
         path: &Path,
@@ -152,20 +153,38 @@ impl ComponentBackend {
         let started = Instant::now();
         let prepared = load::read_component(path)?;
         tracing::debug!("read and inspected in {:?}", started.elapsed());
-        let settings = EngineSettings {
-            memory_limit: options.instance.memory_limit,
-            concurrency: prepared.kind == HandlerKind::P3,
-            pooling: options.pooling,
-            max_concurrency: options.max_concurrency,
-        };
-        let (engine, allocator) = engine::build(&settings)?;
+        let runtime = Runtime::new(&options.engine_settings(prepared.kind == HandlerKind::P3))?;
         tracing::debug!("engine ready at {:?}", started.elapsed());
+        Self::on(
+            &runtime,
+            id,
+            path,
+            prepared,
+            options,
+            request_timeout,
+            started,
+        )
+    }
+
+    /// Compiles (or loads from the cache) and links a component already
+    /// read from `path`, on a runtime shared with other components.
+    /// `started` is when loading began, for the report.
+    pub fn on(
+        runtime: &Runtime,
+        id: &str,
+        path: &Path,
+        prepared: ComponentBytes,
+        options: ComponentOptions,
+        request_timeout: Duration,
+        started: Instant,
+    ) -> Result<(Self, LoadReport)> {
+        let engine = &runtime.engine;
         let (component, origin) = options
             .cache
-            .load(&engine, &prepared.bytes)
+            .load(engine, &prepared.bytes)
             .with_context(|| format!("cannot compile `{}`", path.display()))?;
         tracing::debug!("code ready at {:?}", started.elapsed());
-        let linker = linker(&engine, prepared.kind)?;
+        let linker = linker(engine, prepared.kind)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
             anyhow::anyhow!(
                 "`{}` needs an import wasmhost does not provide: {e:#}",
@@ -182,7 +201,7 @@ impl ComponentBackend {
                 Serve::P2(Arc::new(Inner {
                     id,
                     pre,
-                    admission: Arc::new(Semaphore::new(options.max_concurrency as usize)),
+                    admission: runtime.admission.clone(),
                     options,
                     idle: Mutex::new(Vec::new()),
                 }))
@@ -193,22 +212,33 @@ impl ComponentBackend {
                     .with_context(unusable)?;
                 Serve::P3(Arc::new(P3Handler::new(
                     id,
-                    engine.clone(),
+                    runtime,
                     wasmtime_wasi_http::handler::ProxyPre::P3(pre),
                     &options,
                     request_timeout,
                 )))
             }
         };
-        engine::start_epoch_ticker(&engine)?;
         let report = LoadReport {
             kind: prepared.kind,
-            allocator,
+            allocator: runtime.allocator,
             origin,
             componentized: prepared.componentized,
             elapsed: started.elapsed(),
         };
         Ok((Self { serve }, report))
+    }
+}
+
+impl ComponentOptions {
+    /// The engine these options need; `concurrency` for p3 components.
+    pub fn engine_settings(&self, concurrency: bool) -> EngineSettings {
+        EngineSettings {
+            memory_limit: self.instance.memory_limit,
+            concurrency,
+            pooling: self.pooling,
+            max_concurrency: self.max_concurrency,
+        }
     }
 }
 

@@ -7,9 +7,11 @@
 //! instances and reset with `PAGEMAP_SCAN` so only written pages are wiped
 //! (no `madvise`, so no TLB shootdown to the other core).
 
+use std::sync::Arc;
 use std::thread;
 
 use anyhow::{Context as _, Result};
+use tokio::sync::Semaphore;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::limits::EPOCH_TICK;
@@ -49,6 +51,32 @@ pub struct EngineSettings {
     pub pooling: bool,
     /// Instances alive at once: the pool's size.
     pub max_concurrency: u32,
+}
+
+/// What every component of one app shares: the engine (so one pooling
+/// allocator and one epoch ticker serve them all), and the admission limit
+/// that keeps requests in flight within the pool's size.
+#[derive(Clone)]
+pub struct Runtime {
+    /// The engine.
+    pub engine: Engine,
+    /// How it allocates instances.
+    pub allocator: Allocator,
+    /// One permit per pooling slot: requests beyond it wait.
+    pub admission: Arc<Semaphore>,
+}
+
+impl Runtime {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(settings: &EngineSettings) -> Result<Self> {
+        let (engine, allocator) = build(settings)?;
+        start_epoch_ticker(&engine)?;
+        Ok(Self {
+            engine,
+            allocator,
+            admission: Arc::new(Semaphore::new(settings.max_concurrency as usize)),
+        })
+    }
 }
 
 /// Builds the engine, probing the pooling allocator first.
@@ -105,7 +133,7 @@ fn pooling(settings: &EngineSettings) -> PoolingAllocationConfig {
 /// per-request ticker cost `wasmtime serve` two to three orders of magnitude
 /// in throughput. Without it no guest could be interrupted, so failing to
 /// start it is an error.
-pub fn start_epoch_ticker(engine: &Engine) -> Result<()> {
+fn start_epoch_ticker(engine: &Engine) -> Result<()> {
     let engine = engine.weak();
     thread::Builder::new()
         .name("wasmhost-epoch".into())

@@ -23,6 +23,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use super::component::ComponentOptions;
+use super::engine::Runtime;
 use super::guest_log::CurrentRequest;
 use super::state::{new_store, GuestState, InstancePolicy};
 use crate::backend::{
@@ -35,8 +36,8 @@ const IDLE_INSTANCE_TTL: Duration = Duration::from_secs(10);
 /// Serves requests through wasmtime-wasi-http's `ProxyHandler`.
 pub struct P3Handler {
     handler: ProxyHandler<Policy>,
-    /// One permit per pooling slot, as for 0.2 components.
-    admission: tokio::sync::Semaphore,
+    /// One permit per pooling slot, shared with the app's other components.
+    admission: Arc<tokio::sync::Semaphore>,
 }
 
 struct Policy {
@@ -64,14 +65,14 @@ impl P3Handler {
     /// A handler for the pre-instantiated p3 component `pre`.
     pub fn new(
         id: Arc<str>,
-        engine: wasmtime::Engine,
+        runtime: &Runtime,
         pre: ProxyPre<GuestState>,
         options: &ComponentOptions,
         timeout: Duration,
     ) -> Self {
         let policy = Policy {
             id,
-            engine,
+            engine: runtime.engine.clone(),
             pre,
             instance: options.instance.clone(),
             reuse: options.reuse,
@@ -79,7 +80,7 @@ impl P3Handler {
         };
         Self {
             handler: ProxyHandler::new(policy),
-            admission: tokio::sync::Semaphore::new(options.max_concurrency as usize),
+            admission: runtime.admission.clone(),
         }
     }
 
