@@ -38,11 +38,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def get_status(port, timeout=1.0):
+def get_status(port, timeout=1.0, path="/"):
     """One HTTP/1.1 GET on a fresh connection; the status code or None."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
+            s.sendall(f"GET {path} HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n".encode())
             head = s.recv(64)
             m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
             return int(m.group(1)) if m else None
@@ -58,12 +58,12 @@ class Server:
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      env={**os.environ, **(env or {})})
 
-    def wait_first_200(self, limit=60.0):
+    def wait_first_200(self, limit=60.0, path="/"):
         """Polls until the first 200; returns seconds since the spawn."""
         while time.perf_counter() - self.started < limit:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.argv} exited with {self.proc.returncode}")
-            if get_status(self.port, timeout=0.2) == 200:
+            if get_status(self.port, timeout=0.2, path=path) == 200:
                 return time.perf_counter() - self.started
             time.sleep(0.0005)
         raise RuntimeError(f"{self.argv} never answered 200")
@@ -202,6 +202,9 @@ def main():
             ma, mb = statistics.median(r["a"]), statistics.median(r["b"])
             print(f"| {name} | {ma:.1f} | {mb:.1f} | {ma / mb:.2f}x |", flush=True)
 
+    if not args.only or any("app" in o for o in args.only):
+        app_start(max(args.rounds, 5))
+
     if not args.only or any("rss" in o for o in args.only):
         server = wasmhost()
         try:
@@ -219,6 +222,44 @@ def main():
 
     with open(os.path.join(ROOT, "bench/last-run.json"), "w") as f:
         json.dump(report, f, indent=1)
+
+
+def app_start(rounds, components=20):
+    """A Spin app of `components` components (copies of hello, one route
+    each): spawn to the first 200 from the last route, warm compile cache."""
+    app = tempfile.mkdtemp(prefix="wasmhost-bench-app-")
+    lines = ["spin_manifest_version = 2", "[application]", 'name = "bench"']
+    for i in range(components):
+        dest = os.path.join(app, f"c{i}.wasm")
+        with open(HELLO, "rb") as src, open(dest, "wb") as dst:
+            dst.write(src.read())
+        lines += ["[[trigger.http]]", f'route = "/c{i}"', f'component = "c{i}"',
+                  f"[component.c{i}]", f'source = "c{i}.wasm"']
+    manifest = os.path.join(app, "spin.toml")
+    with open(manifest, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cache = tempfile.mkdtemp(prefix="wasmhost-bench-cache-")
+    last = f"/c{components - 1}"
+
+    def start():
+        port = free_port()
+        argv = [WASMHOST, "serve", manifest, "--listen", f"127.0.0.1:{port}", "--cache-dir", cache]
+        server = Server(argv, port, env={"WASMHOST_LOG": "warn"})
+        server.path = last
+        return server
+
+    s = start()
+    s.wait_first_200(path=last)
+    s.stop()
+    times = []
+    for _ in range(rounds):
+        s = start()
+        try:
+            times.append(s.wait_first_200(path=last) * 1000.0)
+        finally:
+            s.stop()
+    print(f"\n{components}-component app, start to first 200 (warm cache): median {statistics.median(times):.1f} ms "
+          f"(runs: {', '.join(f'{t:.1f}' for t in times)})", flush=True)
 
 
 def machine():
