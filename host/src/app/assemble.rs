@@ -5,9 +5,9 @@
 //! What this first version serves: `[[trigger.http]]` routes (exact,
 //! wildcard, `:name`, private) to components with a local `source` and the
 //! default executor, with their `environment`, `files` and
-//! `allowed_outbound_hosts` (empty: no outgoing HTTP at all, as in Spin). Every other
-//! capability a component asks for is refused at start-up by name, so an
-//! app never runs with a capability silently missing.
+//! `allowed_outbound_hosts` (empty: no outgoing HTTP at all, as in Spin).
+//! Every other capability a component asks for is refused at start-up by
+//! name, so an app never runs with a capability silently missing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
