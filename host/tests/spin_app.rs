@@ -416,3 +416,104 @@ allowed_outbound_hosts = ["example.com"]
         failed.stderr
     );
 }
+
+/// Serves `file` over HTTP from a real wasmhost (the static-files guest),
+/// as a stand-in for wherever a team publishes its components.
+fn publish(file: &Path) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pub")).unwrap();
+    std::fs::copy(file, dir.path().join("pub/component.wasm")).unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "publisher"
+[[trigger.http]]
+route = "/..."
+component = "files"
+[component.files]
+source = "{static-files}"
+files = [{ source = "pub", destination = "/" }]
+"#,
+    );
+    let server = Server::serve(&manifest, &[]);
+    (dir, server)
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn url_manifest(dir: &Path, url: &str, digest: &str) -> std::path::PathBuf {
+    write_manifest(
+        dir,
+        &format!(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "remote"
+[[trigger.http]]
+route = "/..."
+component = "remote"
+[component.remote]
+source = {{ url = "{url}", digest = "sha256:{digest}" }}
+"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_url_source_is_downloaded_verified_kept_and_served_without_the_network_next_time() {
+    let hello = guest("hello");
+    let (_pub_dir, publisher) = publish(&hello);
+    let url = publisher.url("/component.wasm");
+    let app = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let manifest = url_manifest(app.path(), &url, &sha256_hex(&hello));
+    let args = ["--cache-dir", cache.path().to_str().unwrap()];
+    let first = Server::serve(&manifest, &args);
+    let resp = http1().get(first.url("/")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "Hello, world!\n");
+    drop(first);
+    let blob = cache.path().join("blobs/sha256").join(sha256_hex(&hello));
+    assert!(blob.exists(), "the download was not kept under its digest");
+    // The publisher goes away; the app still starts from its verified copy.
+    drop(publisher);
+    let second = Server::serve(&manifest, &args);
+    let resp = http1().get(second.url("/")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "Hello, world!\n");
+}
+
+#[test]
+fn a_url_source_with_the_wrong_digest_is_refused_and_nothing_is_kept() {
+    let hello = guest("hello");
+    let (_pub_dir, publisher) = publish(&hello);
+    let url = publisher.url("/component.wasm");
+    let app = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let wrong = "0".repeat(64);
+    let manifest = url_manifest(app.path(), &url, &wrong);
+    let failed = Server::start_failing(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+    ]);
+    assert_ne!(failed.code, Some(0));
+    let expected = format!(
+        "component `remote`: `{url}` does not match its digest: the manifest says sha256:{wrong}, the download is sha256:{}",
+        sha256_hex(&hello)
+    );
+    assert!(failed.stderr.contains(&expected), "{}", failed.stderr);
+    let kept: Vec<_> = std::fs::read_dir(cache.path().join("blobs/sha256"))
+        .unwrap()
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "a blob that failed its digest was kept: {kept:?}"
+    );
+}

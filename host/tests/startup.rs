@@ -119,7 +119,9 @@ fn the_second_start_loads_compiled_code_from_the_cache() {
         "{line}"
     );
     drop(first);
-    let entries = std::fs::read_dir(cache.path()).unwrap().count();
+    let entries = std::fs::read_dir(cache.path().join("compiled"))
+        .unwrap()
+        .count();
     assert_eq!(entries, 1, "one compiled entry expected");
     let second = Server::serve(&hello, &["--cache-dir", dir]);
     let line = second.wait_for_log("loaded `", Duration::from_secs(5));

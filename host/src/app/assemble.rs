@@ -3,7 +3,9 @@
 //! (one instance pool, one epoch ticker), behind a [`Dispatch`].
 //!
 //! What this first version serves: `[[trigger.http]]` routes (exact,
-//! wildcard, `:name`, private) to components with a local `source` and the
+//! wildcard, `:name`, private) to components with a local `source` (a
+//! `{ url, digest }` one is resolved to its verified local copy first, see
+//! [`super::sources`]) and the
 //! default executor, with their `environment`, `files` and
 //! `allowed_outbound_hosts` (empty: no outgoing HTTP at all, as in Spin).
 //! Every other capability a component asks for is refused at start-up by
@@ -109,8 +111,8 @@ fn plan(
     refuse_unsupported(id, component)?;
     let Source::Local(path) = &component.source else {
         bail!(
-            "component `{id}`: only a local file `source` is supported yet \
-             (downloads and registry packages come with the OCI work)"
+            "component `{id}`: registry `source`s are not supported yet \
+             (they come with the OCI work); use a local path or `{{ url, digest }}`"
         );
     };
     let mut options = options.clone();

@@ -6,8 +6,10 @@
 //! - [`assemble`]: from the manifest to the backend that serves it.
 //! - [`files`]: a component's `files`, staged for read-only mounting.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
+//! - [`sources`]: `{ url, digest }` sources, downloaded and verified once.
 
 pub mod assemble;
 pub mod files;
 pub mod manifest;
 pub mod outbound;
+pub mod sources;

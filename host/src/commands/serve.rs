@@ -10,6 +10,7 @@ use clap::Parser;
 
 use crate::app::assemble::assemble;
 use crate::app::manifest;
+use crate::app::sources::{self, BlobStore};
 use crate::backend::Backend;
 use crate::frontdoor::{self, Limits, Stopped};
 use crate::shutdown::Shutdown;
@@ -71,11 +72,13 @@ pub struct ServeCommand {
     #[arg(long, default_value_t = crate::limits::MAX_CONCURRENCY, value_name = "N")]
     pub max_concurrency: u32,
 
-    /// Compile the component even if a compiled copy is cached.
+    /// Use no cache: compile every component and download every remote
+    /// source afresh, and write nothing to the cache directory.
     #[arg(long)]
     pub no_cache: bool,
 
-    /// Compiled-code cache directory [default: $XDG_CACHE_HOME/wasmhost/compiled].
+    /// Cache directory: compiled code in `compiled/`, downloaded components in
+    /// `blobs/` [default: $XDG_CACHE_HOME/wasmhost].
     #[arg(long, conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
 
@@ -88,7 +91,7 @@ impl ServeCommand {
     /// Loads and checks everything, binds, then serves until SIGINT/SIGTERM.
     pub async fn execute(self) -> Result<Stopped> {
         let app = self.app_path()?;
-        let backend = self.load(&app)?;
+        let backend = self.load(&app).await?;
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on `{}`", self.listen))?;
@@ -111,13 +114,23 @@ impl ServeCommand {
         }
     }
 
-    fn load(&self, app: &Path) -> Result<Arc<dyn Backend>> {
+    async fn load(&self, app: &Path) -> Result<Arc<dyn Backend>> {
         let options = self.component_options()?;
         if app.extension().is_some_and(|ext| ext == "toml") {
-            let loaded = manifest::load(app)?;
+            let mut loaded = manifest::load(app)?;
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }
+            // Without a cache, downloads live only until the app is loaded.
+            let scratch;
+            let store = match self.cache_root() {
+                Some(root) => BlobStore::at(root.join("blobs").join("sha256")),
+                None => {
+                    scratch = tempfile::tempdir().context("cannot create a download directory")?;
+                    BlobStore::at(scratch.path().to_owned())
+                }
+            };
+            sources::resolve(&mut loaded, &store).await?;
             return Ok(Arc::new(assemble(&loaded, &options, self.timeout)?));
         }
         let id = component_id(app);
@@ -134,10 +147,9 @@ impl ServeCommand {
             self.max_concurrency >= 1,
             "--max-concurrency must be at least 1"
         );
-        let cache = match (&self.cache_dir, self.no_cache) {
-            (_, true) => CompileCache::disabled(),
-            (Some(dir), false) => CompileCache::at(dir.clone()),
-            (None, false) => CompileCache::default_location(),
+        let cache = match self.cache_root() {
+            Some(root) => CompileCache::at(root.join("compiled")),
+            None => CompileCache::disabled(),
         };
         Ok(ComponentOptions {
             instance: InstancePolicy {
@@ -149,6 +161,23 @@ impl ServeCommand {
             pooling: !self.no_pooling,
             max_concurrency: self.max_concurrency,
         })
+    }
+
+    /// The cache root (`compiled/` for compiled code, `blobs/` for
+    /// downloads): `--cache-dir`, else `$XDG_CACHE_HOME/wasmhost`, else
+    /// `$HOME/.cache/wasmhost`; none with `--no-cache`.
+    fn cache_root(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        if let Some(dir) = &self.cache_dir {
+            return Some(dir.clone());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        Some(base.join("wasmhost"))
     }
 
     fn limits(&self) -> Limits {

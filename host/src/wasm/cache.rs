@@ -43,19 +43,6 @@ impl CompileCache {
         Self { dir: None }
     }
 
-    /// The default location: `$XDG_CACHE_HOME/wasmhost`, else
-    /// `$HOME/.cache/wasmhost`; disabled when neither is set.
-    pub fn default_location() -> Self {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
-        match base {
-            Some(base) => Self::at(base.join("wasmhost").join("compiled")),
-            None => Self::disabled(),
-        }
-    }
-
     /// The component for `bytes`, from the cache or freshly compiled.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, Origin)> {
         let Some(dir) = &self.dir else {
