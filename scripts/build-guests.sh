@@ -18,7 +18,7 @@ done
 
 # Components for tests and benches (hello-p3 exports wasi:http@0.3.0), plus
 # the example.
-guests=(hello echo headers static-files outbound trap spin memhog noresponse command missing-import hello-p3 hello-example)
+guests=(hello echo headers static-files outbound spin-sdk-hello trap spin memhog noresponse command missing-import hello-p3 hello-example)
 packages=()
 for guest in "${guests[@]}"; do
     packages+=(-p "$guest")
@@ -30,7 +30,8 @@ target_dir=target/guest
 # component 3 MB instead of ~200 KB).
 export CARGO_PROFILE_RELEASE_DEBUG=false
 cargo build --release --target wasm32-wasip2 --target-dir "$target_dir" "${packages[@]}"
-# The same hello as a core module (wasip1): the host's componentize path.
-cargo build --release --target wasm32-wasip1 --target-dir "$target_dir" -p hello
+# hello and the Spin SDK 5.2 fixture again as core modules (wasip1): the
+# host's componentize path.
+cargo build --release --target wasm32-wasip1 --target-dir "$target_dir" -p hello -p spin-sdk-hello
 
-echo "guests built in $PWD/$target_dir/wasm32-wasip2/release (hello also in $PWD/$target_dir/wasm32-wasip1/release)"
+echo "guests built in $PWD/$target_dir/wasm32-wasip2/release (hello and spin-sdk-hello also in $PWD/$target_dir/wasm32-wasip1/release)"

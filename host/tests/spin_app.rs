@@ -13,7 +13,9 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         .replace("{echo}", guest("echo").to_str().unwrap())
         .replace("{headers}", guest("headers").to_str().unwrap())
         .replace("{static-files}", guest("static-files").to_str().unwrap())
-        .replace("{outbound}", guest("outbound").to_str().unwrap());
+        .replace("{outbound}", guest("outbound").to_str().unwrap())
+        .replace("{spin-sdk-p2}", guest("spin-sdk-hello").to_str().unwrap())
+        .replace("{spin-sdk-p1}", common::guest_for("wasm32-wasip1", "spin-sdk-hello").to_str().unwrap());
     let path = dir.join("spin.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -516,4 +518,33 @@ fn a_url_source_with_the_wrong_digest_is_refused_and_nothing_is_kept() {
         kept.is_empty(),
         "a blob that failed its digest was kept: {kept:?}"
     );
+}
+
+#[tokio::test]
+async fn unmodified_spin_sdk_5_2_components_run_built_for_wasip2_and_for_wasip1() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "spin-sdk"
+[[trigger.http]]
+route = "/p2/..."
+component = "p2"
+[[trigger.http]]
+route = "/p1/..."
+component = "p1"
+[component.p2]
+source = "{spin-sdk-p2}"
+[component.p1]
+source = "{spin-sdk-p1}"
+"#,
+    );
+    let server = Server::serve(&manifest, &[]);
+    for path in ["/p2/hello", "/p1/hello"] {
+        let resp = http1().get(server.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.text().await.unwrap(), format!("Hello from the Spin SDK at {path}\n"));
+    }
 }
