@@ -15,7 +15,16 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         .replace("{static-files}", guest("static-files").to_str().unwrap())
         .replace("{outbound}", guest("outbound").to_str().unwrap())
         .replace("{spin-sdk-p2}", guest("spin-sdk-hello").to_str().unwrap())
-        .replace("{spin-sdk-p1}", common::guest_for("wasm32-wasip1", "spin-sdk-hello").to_str().unwrap());
+        .replace(
+            "{spin-sdk-variables}",
+            guest("spin-sdk-variables").to_str().unwrap(),
+        )
+        .replace(
+            "{spin-sdk-p1}",
+            common::guest_for("wasm32-wasip1", "spin-sdk-hello")
+                .to_str()
+                .unwrap(),
+        );
     let path = dir.join("spin.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -545,6 +554,96 @@ source = "{spin-sdk-p1}"
     for path in ["/p2/hello", "/p1/hello"] {
         let resp = http1().get(server.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
-        assert_eq!(resp.text().await.unwrap(), format!("Hello from the Spin SDK at {path}\n"));
+        assert_eq!(
+            resp.text().await.unwrap(),
+            format!("Hello from the Spin SDK at {path}\n")
+        );
     }
+}
+
+const VARIABLES_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "variables"
+[variables]
+greeting = { default = "hello" }
+target = { default = "world" }
+api_key = { required = true, secret = true }
+[[trigger.http]]
+route = "/var/..."
+component = "vars"
+[component.vars]
+source = "{spin-sdk-variables}"
+[component.vars.variables]
+greeting = "{{ greeting }}, {{ target }}!"
+key = "{{ api_key }}"
+"#;
+
+#[tokio::test]
+async fn spin_sdk_components_read_variables_with_cli_over_env_over_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), VARIABLES_APP);
+    let cache = common::shared_cache();
+    let args = [
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--variable",
+        "target=cli",
+    ];
+    // `target` from the command line beats the environment; `api_key`
+    // (required) from the environment; `greeting` from its default.
+    let server = Server::start_env(
+        &args,
+        &[
+            ("SPIN_VARIABLE_TARGET", "env"),
+            ("SPIN_VARIABLE_API_KEY", "s3cret"),
+        ],
+    );
+    let client = http1();
+    let get = |path: &'static str| client.get(server.url(path)).send();
+    let greeting = get("/var/greeting").await.unwrap();
+    assert_eq!(greeting.status(), 200);
+    assert_eq!(greeting.text().await.unwrap(), "hello, cli!");
+    assert_eq!(
+        get("/var/key").await.unwrap().text().await.unwrap(),
+        "s3cret"
+    );
+    // Application variables are reachable only through the component's own keys.
+    let undefined = get("/var/target").await.unwrap();
+    assert_eq!(undefined.status(), 404);
+    assert!(undefined
+        .text()
+        .await
+        .unwrap()
+        .starts_with("Error::Undefined("));
+    let invalid = get("/var/Bad-Name").await.unwrap();
+    assert!(invalid
+        .text()
+        .await
+        .unwrap()
+        .starts_with("Error::InvalidName("));
+}
+
+#[test]
+fn a_required_variable_without_a_value_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), VARIABLES_APP);
+    let failed = Server::start_failing(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(
+        failed
+            .stderr
+            .contains("variable `api_key` is required but has no value"),
+        "{}",
+        failed.stderr
+    );
 }

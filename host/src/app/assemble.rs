@@ -6,7 +6,7 @@
 //! wildcard, `:name`, private) to components with a local `source` (a
 //! `{ url, digest }` one is resolved to its verified local copy first, see
 //! [`super::sources`]) and the
-//! default executor, with their `environment`, `files` and
+//! default executor, with their `environment`, `files`, `variables` and
 //! `allowed_outbound_hosts` (empty: no outgoing HTTP at all, as in Spin).
 //! Every other capability a component asks for is refused at start-up by
 //! name, so an app never runs with a capability silently missing.
@@ -21,6 +21,7 @@ use anyhow::{bail, Context as _, Result};
 use super::files;
 use super::manifest::{Component, Executor, LoadedManifest, Source};
 use super::outbound::AllowList;
+use super::variables::{self, Provided};
 use crate::backend::Backend;
 use crate::dispatch::{Dispatch, Target};
 use crate::wasm::engine::Runtime;
@@ -34,9 +35,11 @@ pub fn assemble(
     loaded: &LoadedManifest,
     options: &ComponentOptions,
     timeout: Duration,
+    provided: &Provided,
 ) -> Result<Dispatch> {
     let started = Instant::now();
     let manifest = &loaded.manifest;
+    let app_variables = variables::resolve_app(&manifest.variables, provided)?;
     // First read and check every routed component, so the runtime can be
     // built once with what they all need.
     let mut prepared: BTreeMap<&str, (PathBuf, ComponentBytes, ComponentOptions)> = BTreeMap::new();
@@ -55,7 +58,7 @@ pub fn assemble(
             .components
             .get(id)
             .with_context(|| format!("trigger `{}` names no component `{id}`", trigger.id))?;
-        let (path, component_options) = plan(id, component, &loaded.dir, options)?;
+        let (path, component_options) = plan(id, component, &loaded.dir, options, &app_variables)?;
         let bytes =
             load::read_component(&path).with_context(|| format!("cannot load component `{id}`"))?;
         prepared.insert(id, (path, bytes, component_options));
@@ -107,6 +110,7 @@ fn plan(
     component: &Component,
     dir: &Path,
     options: &ComponentOptions,
+    app_variables: &BTreeMap<String, String>,
 ) -> Result<(PathBuf, ComponentOptions)> {
     refuse_unsupported(id, component)?;
     let Source::Local(path) = &component.source else {
@@ -128,6 +132,8 @@ fn plan(
             .with_context(|| format!("component `{id}`"))?;
         Outbound::AllowList(Arc::new(list))
     };
+    options.instance.variables =
+        Arc::new(variables::render(id, &component.variables, app_variables)?);
     if !component.files.is_empty() {
         let staging = tempfile::Builder::new()
             .prefix(&format!("wasmhost-files-{id}-"))
@@ -148,10 +154,7 @@ fn plan(
 /// Capabilities the manifest may grant that this host cannot honour yet:
 /// refusing them beats running the component without them.
 fn refuse_unsupported(id: &str, component: &Component) -> Result<()> {
-    let unsupported = [
-        ("key_value_stores", !component.key_value_stores.is_empty()),
-        ("variables", !component.variables.is_empty()),
-    ];
+    let unsupported = [("key_value_stores", !component.key_value_stores.is_empty())];
     let named: Vec<&str> = unsupported
         .iter()
         .filter(|(_, used)| *used)

@@ -7,9 +7,11 @@
 //! - [`files`]: a component's `files`, staged for read-only mounting.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
 //! - [`sources`]: `{ url, digest }` sources, downloaded and verified once.
+//! - [`variables`]: application variables and component templates.
 
 pub mod assemble;
 pub mod files;
 pub mod manifest;
 pub mod outbound;
 pub mod sources;
+pub mod variables;

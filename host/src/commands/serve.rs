@@ -11,6 +11,7 @@ use clap::Parser;
 use crate::app::assemble::assemble;
 use crate::app::manifest;
 use crate::app::sources::{self, BlobStore};
+use crate::app::variables::Provided;
 use crate::backend::Backend;
 use crate::frontdoor::{self, Limits, Stopped};
 use crate::shutdown::Shutdown;
@@ -72,6 +73,11 @@ pub struct ServeCommand {
     #[arg(long, default_value_t = crate::limits::MAX_CONCURRENCY, value_name = "N")]
     pub max_concurrency: u32,
 
+    /// Set a Spin application variable (`name=value`); overrides
+    /// `SPIN_VARIABLE_<NAME>` and the manifest's default. Repeatable.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_variable)]
+    pub variable: Vec<(String, String)>,
+
     /// Use no cache: compile every component and download every remote
     /// source afresh, and write nothing to the cache directory.
     #[arg(long)]
@@ -131,7 +137,13 @@ impl ServeCommand {
                 }
             };
             sources::resolve(&mut loaded, &store).await?;
-            return Ok(Arc::new(assemble(&loaded, &options, self.timeout)?));
+            let provided = Provided::from_env(self.variable.iter().cloned().collect());
+            return Ok(Arc::new(assemble(
+                &loaded,
+                &options,
+                self.timeout,
+                &provided,
+            )?));
         }
         let id = component_id(app);
         let (backend, report) = ComponentBackend::load(&id, app, options, self.timeout)?;
@@ -187,6 +199,18 @@ impl ServeCommand {
             max_body_bytes: self.max_body_size,
             drain_timeout: self.drain_timeout,
         }
+    }
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if crate::app::variables::is_valid_name(name) => {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        Some((name, _)) => Err(format!(
+            "`{name}` is not a variable name: use lowercase letters, digits and `_`"
+        )),
+        None => Err(format!("`{text}` is not `name=value`")),
     }
 }
 

@@ -244,11 +244,13 @@ impl ComponentOptions {
 
 /// The imports every component may use: all of WASI 0.2 (what `wasmtime
 /// serve -Scli` provides: Rust's std imports `wasi:cli/*` even in an HTTP
-/// handler) and wasi:http; for p3 components WASI 0.3 as well.
+/// handler), wasi:http and the Spin interfaces; for p3 components WASI 0.3
+/// as well.
 fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Linker<GuestState>> {
     let mut linker = Linker::<GuestState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    super::spin_host::add_to_linker(&mut linker)?;
     if kind == HandlerKind::P3 {
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;

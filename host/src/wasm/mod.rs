@@ -9,6 +9,7 @@ pub mod engine;
 pub mod guest_log;
 pub mod load;
 pub mod p3;
+pub mod spin_host;
 pub mod state;
 
 pub use component::{ComponentBackend, ComponentOptions, LoadReport};

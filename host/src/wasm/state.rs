@@ -1,6 +1,7 @@
 //! What each `Store` carries: the WASI and wasi:http contexts, the resource
 //! table and the memory limiter.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 
@@ -16,6 +17,7 @@ use wasmtime_wasi_http::{
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
+use super::spin_host::Variables;
 use crate::app::outbound::AllowList;
 
 /// Table growth allowed per instance when no pooling slot caps it. Far
@@ -35,6 +37,8 @@ pub struct InstancePolicy {
     /// A directory every instance sees read-only at `/` (Spin's `files`);
     /// shared so it lives as long as any instance may read it.
     pub files: Option<Arc<tempfile::TempDir>>,
+    /// The component's Spin variables, rendered at start-up.
+    pub variables: Variables,
 }
 
 impl Default for InstancePolicy {
@@ -44,6 +48,7 @@ impl Default for InstancePolicy {
             environment: Vec::new(),
             outbound: Outbound::Anywhere,
             files: None,
+            variables: Variables::default(),
         }
     }
 }
@@ -54,6 +59,7 @@ pub struct GuestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: Hooks,
+    variables: Variables,
     /// Enforces the memory cap and remembers a refused growth, so a trap
     /// that follows can be explained.
     pub limiter: MemoryLimiter,
@@ -83,6 +89,7 @@ impl GuestState {
             hooks: Hooks {
                 outbound: policy.outbound.clone(),
             },
+            variables: policy.variables.clone(),
             limiter: MemoryLimiter {
                 limit: policy.memory_limit,
                 refused: None,
@@ -106,6 +113,13 @@ pub fn new_store(
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);
     store
+}
+
+impl GuestState {
+    /// The component's Spin variables.
+    pub fn variables(&self) -> &BTreeMap<String, String> {
+        &self.variables
+    }
 }
 
 impl WasiView for GuestState {
