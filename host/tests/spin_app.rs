@@ -8,23 +8,27 @@ use common::{guest, http1, Server};
 
 /// Writes `spin.toml` into `dir` with the guests' absolute paths.
 fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
-    let text = body
-        .replace("{hello}", guest("hello").to_str().unwrap())
-        .replace("{echo}", guest("echo").to_str().unwrap())
-        .replace("{headers}", guest("headers").to_str().unwrap())
-        .replace("{static-files}", guest("static-files").to_str().unwrap())
-        .replace("{outbound}", guest("outbound").to_str().unwrap())
+    // `{name}` stands for the guest `name` built for wasm32-wasip2.
+    let guests = [
+        "hello",
+        "echo",
+        "headers",
+        "static-files",
+        "outbound",
+        "spin-sdk-variables",
+        "spin-sdk-kv",
+    ];
+    let mut text = body
         .replace("{spin-sdk-p2}", guest("spin-sdk-hello").to_str().unwrap())
-        .replace(
-            "{spin-sdk-variables}",
-            guest("spin-sdk-variables").to_str().unwrap(),
-        )
         .replace(
             "{spin-sdk-p1}",
             common::guest_for("wasm32-wasip1", "spin-sdk-hello")
                 .to_str()
                 .unwrap(),
         );
+    for name in guests {
+        text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
+    }
     let path = dir.join("spin.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -228,7 +232,7 @@ route = "/..."
 component = "counter"
 [component.counter]
 source = "{hello}"
-key_value_stores = ["default"]
+key_value_stores = ["default", "cache"]
 "#,
     );
     let failed = Server::start_failing(&[
@@ -240,7 +244,7 @@ key_value_stores = ["default"]
     assert_ne!(failed.code, Some(0));
     assert!(
         failed.stderr.contains(
-            "component `counter` uses `key_value_stores`, which wasmhost does not support yet"
+            "component `counter`: key-value store `cache` would need runtime configuration, which wasmhost does not support yet"
         ),
         "{}",
         failed.stderr
@@ -646,4 +650,88 @@ fn a_required_variable_without_a_value_stops_the_start_with_its_name() {
         "{}",
         failed.stderr
     );
+}
+
+const KV_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "kv"
+[[trigger.http]]
+route = "/kv/..."
+component = "counter"
+[[trigger.http]]
+route = "/nokv/..."
+component = "no-stores"
+[component.counter]
+source = "{spin-sdk-kv}"
+key_value_stores = ["default"]
+[component.no-stores]
+source = "{spin-sdk-kv}"
+"#;
+
+#[tokio::test]
+async fn the_default_key_value_store_persists_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), KV_APP);
+    let client = http1();
+    for expected in ["1", "2"] {
+        let server = Server::serve(&manifest, &[]);
+        // Each start continues the count: the store lives in a file.
+        let value = client
+            .get(server.url("/kv/count"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value_again = client
+            .get(server.url("/kv/count"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let (first, second): (u64, u64) = (value.parse().unwrap(), value_again.parse().unwrap());
+        assert_eq!(first.to_string(), if expected == "1" { "1" } else { "3" });
+        assert_eq!(second, first + 1);
+    }
+    assert!(dir.path().join(".wasmhost/key_value.redb").exists());
+}
+
+#[tokio::test]
+async fn opening_an_undeclared_store_is_access_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), KV_APP);
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    let other = client
+        .get(server.url("/kv/open/other"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(other, "Error::AccessDenied");
+    let opened = client
+        .get(server.url("/kv/open/default"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(opened, "opened");
+    // A component that declares no store may open none.
+    let none = client
+        .get(server.url("/nokv/open/default"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(none, "Error::AccessDenied");
 }

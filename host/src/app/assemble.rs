@@ -6,10 +6,12 @@
 //! wildcard, `:name`, private) to components with a local `source` (a
 //! `{ url, digest }` one is resolved to its verified local copy first, see
 //! [`super::sources`]) and the
-//! default executor, with their `environment`, `files`, `variables` and
-//! `allowed_outbound_hosts` (empty: no outgoing HTTP at all, as in Spin).
-//! Every other capability a component asks for is refused at start-up by
-//! name, so an app never runs with a capability silently missing.
+//! default executor, with their `environment`, `files`, `variables`,
+//! `key_value_stores` (the `default` store) and `allowed_outbound_hosts`
+//! (empty: no outgoing HTTP at all, as in Spin). What is not supported yet
+//! (the wagi executor, registry sources, other key-value stores) is refused
+//! at start-up by name, so an app never runs with a capability silently
+//! missing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use super::files;
+use super::key_value::{KeyValue, KvAccess, DEFAULT_STORE};
 use super::manifest::{Component, Executor, LoadedManifest, Source};
 use super::outbound::AllowList;
 use super::variables::{self, Provided};
@@ -40,6 +43,8 @@ pub fn assemble(
     let started = Instant::now();
     let manifest = &loaded.manifest;
     let app_variables = variables::resolve_app(&manifest.variables, provided)?;
+    // Opened on first use: an app without key-value leaves no state behind.
+    let mut key_value: Option<Arc<KeyValue>> = None;
     // First read and check every routed component, so the runtime can be
     // built once with what they all need.
     let mut prepared: BTreeMap<&str, (PathBuf, ComponentBytes, ComponentOptions)> = BTreeMap::new();
@@ -58,7 +63,14 @@ pub fn assemble(
             .components
             .get(id)
             .with_context(|| format!("trigger `{}` names no component `{id}`", trigger.id))?;
-        let (path, component_options) = plan(id, component, &loaded.dir, options, &app_variables)?;
+        let (path, component_options) = plan(
+            id,
+            component,
+            &loaded.dir,
+            options,
+            &app_variables,
+            &mut key_value,
+        )?;
         let bytes =
             load::read_component(&path).with_context(|| format!("cannot load component `{id}`"))?;
         prepared.insert(id, (path, bytes, component_options));
@@ -111,8 +123,8 @@ fn plan(
     dir: &Path,
     options: &ComponentOptions,
     app_variables: &BTreeMap<String, String>,
+    key_value: &mut Option<Arc<KeyValue>>,
 ) -> Result<(PathBuf, ComponentOptions)> {
-    refuse_unsupported(id, component)?;
     let Source::Local(path) = &component.source else {
         bail!(
             "component `{id}`: registry `source`s are not supported yet \
@@ -134,6 +146,26 @@ fn plan(
     };
     options.instance.variables =
         Arc::new(variables::render(id, &component.variables, app_variables)?);
+    if !component.key_value_stores.is_empty() {
+        if let Some(label) = component
+            .key_value_stores
+            .iter()
+            .find(|l| *l != DEFAULT_STORE)
+        {
+            bail!(
+                "component `{id}`: key-value store `{label}` would need runtime configuration, \
+                 which wasmhost does not support yet; only `{DEFAULT_STORE}` is available"
+            );
+        }
+        let db = match key_value {
+            Some(db) => db.clone(),
+            None => key_value.insert(KeyValue::open(dir)?).clone(),
+        };
+        options.instance.key_value = Some(KvAccess {
+            db,
+            allowed: Arc::new(component.key_value_stores.clone()),
+        });
+    }
     if !component.files.is_empty() {
         let staging = tempfile::Builder::new()
             .prefix(&format!("wasmhost-files-{id}-"))
@@ -149,26 +181,4 @@ fn plan(
         options.instance.files = Some(Arc::new(staging));
     }
     Ok((path.clone(), options))
-}
-
-/// Capabilities the manifest may grant that this host cannot honour yet:
-/// refusing them beats running the component without them.
-fn refuse_unsupported(id: &str, component: &Component) -> Result<()> {
-    let unsupported = [("key_value_stores", !component.key_value_stores.is_empty())];
-    let named: Vec<&str> = unsupported
-        .iter()
-        .filter(|(_, used)| *used)
-        .map(|(key, _)| *key)
-        .collect();
-    if !named.is_empty() {
-        bail!(
-            "component `{id}` uses {}, which wasmhost does not support yet",
-            named
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(())
 }

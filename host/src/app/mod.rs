@@ -5,12 +5,14 @@
 //!   errors that name the file and the key the user wrote.
 //! - [`assemble`]: from the manifest to the backend that serves it.
 //! - [`files`]: a component's `files`, staged for read-only mounting.
+//! - [`key_value`]: the app's key-value stores, in one database file.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
 //! - [`sources`]: `{ url, digest }` sources, downloaded and verified once.
 //! - [`variables`]: application variables and component templates.
 
 pub mod assemble;
 pub mod files;
+pub mod key_value;
 pub mod manifest;
 pub mod outbound;
 pub mod sources;

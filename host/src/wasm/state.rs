@@ -18,6 +18,7 @@ use wasmtime_wasi_http::{
 
 use super::guest_log::{CurrentRequest, GuestLog};
 use super::spin_host::Variables;
+use crate::app::key_value::KvAccess;
 use crate::app::outbound::AllowList;
 
 /// Table growth allowed per instance when no pooling slot caps it. Far
@@ -39,6 +40,8 @@ pub struct InstancePolicy {
     pub files: Option<Arc<tempfile::TempDir>>,
     /// The component's Spin variables, rendered at start-up.
     pub variables: Variables,
+    /// The key-value stores the component may open, if it may open any.
+    pub key_value: Option<KvAccess>,
 }
 
 impl Default for InstancePolicy {
@@ -49,6 +52,7 @@ impl Default for InstancePolicy {
             outbound: Outbound::Anywhere,
             files: None,
             variables: Variables::default(),
+            key_value: None,
         }
     }
 }
@@ -60,6 +64,7 @@ pub struct GuestState {
     table: ResourceTable,
     hooks: Hooks,
     variables: Variables,
+    key_value: Option<KvAccess>,
     /// Enforces the memory cap and remembers a refused growth, so a trap
     /// that follows can be explained.
     pub limiter: MemoryLimiter,
@@ -90,6 +95,7 @@ impl GuestState {
                 outbound: policy.outbound.clone(),
             },
             variables: policy.variables.clone(),
+            key_value: policy.key_value.clone(),
             limiter: MemoryLimiter {
                 limit: policy.memory_limit,
                 refused: None,
@@ -119,6 +125,21 @@ impl GuestState {
     /// The component's Spin variables.
     pub fn variables(&self) -> &BTreeMap<String, String> {
         &self.variables
+    }
+
+    /// The key-value stores the component may open.
+    pub fn key_value(&self) -> Option<&KvAccess> {
+        self.key_value.as_ref()
+    }
+
+    /// The instance's resource table (for host interfaces' resources).
+    pub fn table(&self) -> &ResourceTable {
+        &self.table
+    }
+
+    /// As [`GuestState::table`], mutable.
+    pub fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 
