@@ -735,3 +735,47 @@ async fn opening_an_undeclared_store_is_access_denied() {
         .unwrap();
     assert_eq!(none, "Error::AccessDenied");
 }
+
+/// examples/spin-app, copied to a scratch directory (its key-value state
+/// must not land in the repository) with its sources made absolute.
+#[tokio::test]
+async fn the_spin_app_example_serves_its_three_routes() {
+    let example = common::repo_root().join("examples/spin-app");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(example.join("spin.toml"))
+        .unwrap()
+        .replace(
+            "../../target/",
+            &format!("{}/target/", common::repo_root().display()),
+        );
+    std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+    std::fs::create_dir_all(dir.path().join("static")).unwrap();
+    std::fs::copy(
+        example.join("static/index.html"),
+        dir.path().join("static/index.html"),
+    )
+    .unwrap();
+    let server = Server::serve(&dir.path().join("spin.toml"), &[]);
+    let client = http1();
+    let page = client
+        .get(server.url("/static/index.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Served by wasmhost"));
+    for expected in ["1", "2"] {
+        let count = client.get(server.url("/count")).send().await.unwrap();
+        assert_eq!(count.text().await.unwrap(), expected);
+    }
+    let api = client
+        .get(server.url("/api/greet/world"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.headers()["content-type"], "application/json");
+    assert_eq!(
+        api.text().await.unwrap(),
+        "{\"greeting\": \"Hello, world!\", \"route\": \"/api/greet/:name\"}\n"
+    );
+}
