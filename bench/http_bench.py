@@ -5,7 +5,7 @@ Every scenario is run in alternating rounds (A, B, A, B, ...) so that drift
 on this shared 2-core machine hits both sides alike; the table reports the
 median of the rounds and the ratio of medians.
 
-Usage: bench/http_bench.py [--rounds N] [--duration S] [--only NAME...]
+Usage: bench/http_bench.py [--rounds N] [--duration S] [--only NAME...] [--component X.wasm]
 Prints a Markdown table and writes bench/last-run.json.
 """
 
@@ -150,7 +150,11 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--component", help="serve this .wasm instead of components/hello")
     args = ap.parse_args()
+    global HELLO
+    if args.component:
+        HELLO = os.path.abspath(args.component)
     for path in (WASMHOST, HELLO):
         if not os.path.exists(path):
             sys.exit(f"missing {path}: run bench/run.sh")
