@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{guest, http1, Server};
+use common::{get_text, guest, http1, Server};
 
 /// Writes `spin.toml` into `dir` with the guests' absolute paths.
 fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
@@ -674,28 +674,13 @@ async fn the_default_key_value_store_persists_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), KV_APP);
     let client = http1();
-    for expected in ["1", "2"] {
+    // Two starts of the same app, two requests each: the second start
+    // continues the count, because the store lives in a file.
+    for expected in [["1", "2"], ["3", "4"]] {
         let server = Server::serve(&manifest, &[]);
-        // Each start continues the count: the store lives in a file.
-        let value = client
-            .get(server.url("/kv/count"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let value_again = client
-            .get(server.url("/kv/count"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let (first, second): (u64, u64) = (value.parse().unwrap(), value_again.parse().unwrap());
-        assert_eq!(first.to_string(), if expected == "1" { "1" } else { "3" });
-        assert_eq!(second, first + 1);
+        for value in expected {
+            assert_eq!(get_text(&client, server.url("/kv/count")).await, value);
+        }
     }
     assert!(dir.path().join(".wasmhost/key_value.redb").exists());
 }
@@ -706,33 +691,12 @@ async fn opening_an_undeclared_store_is_access_denied() {
     let manifest = write_manifest(dir.path(), KV_APP);
     let server = Server::serve(&manifest, &[]);
     let client = http1();
-    let other = client
-        .get(server.url("/kv/open/other"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let other = get_text(&client, server.url("/kv/open/other")).await;
     assert_eq!(other, "Error::AccessDenied");
-    let opened = client
-        .get(server.url("/kv/open/default"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let opened = get_text(&client, server.url("/kv/open/default")).await;
     assert_eq!(opened, "opened");
     // A component that declares no store may open none.
-    let none = client
-        .get(server.url("/nokv/open/default"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let none = get_text(&client, server.url("/nokv/open/default")).await;
     assert_eq!(none, "Error::AccessDenied");
 }
 

@@ -277,3 +277,8 @@ pub fn http2() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// GET `url` and return the body as text (panics on any failure: tests).
+pub async fn get_text(client: &reqwest::Client, url: String) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
