@@ -13,6 +13,8 @@
 //!   components, with Spin's `spin-*` headers.
 //! - [`wasm`]: the wasmtime engine, component loading, the compile cache and
 //!   the component backend.
+//! - [`oci`]: registries, the digest-verified content store and the
+//!   artifact formats (Wasm components, Spin apps, container images).
 //! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure.
 //! - [`shutdown`]: shutdown as a value handed to the server.
 //! - [`limits`]: every default limit, with why.
@@ -23,6 +25,7 @@ pub mod commands;
 pub mod dispatch;
 pub mod frontdoor;
 pub mod limits;
+pub mod oci;
 pub mod router;
 pub mod shutdown;
 pub mod wasm;

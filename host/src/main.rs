@@ -4,10 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use wasmhost::commands::cache::CacheCommand;
+use wasmhost::commands::pull::PullCommand;
+use wasmhost::commands::push::PushCommand;
+use wasmhost::commands::registry::RegistryCommand;
 use wasmhost::commands::serve::ServeCommand;
 use wasmhost::frontdoor::Stopped;
 
-/// Serve HTTP from WebAssembly components.
+/// Serve HTTP from WebAssembly components; pull and push them through OCI
+/// registries.
 #[derive(Debug, Parser)]
 #[command(name = "wasmhost", version, about)]
 struct Cli {
@@ -18,6 +23,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Serve(ServeCommand),
+    Pull(PullCommand),
+    Push(PushCommand),
+    Registry(RegistryCommand),
+    Cache(CacheCommand),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +47,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(cmd) => cmd.execute().await,
+            Command::Pull(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
+            Command::Push(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
+            Command::Registry(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
+            Command::Cache(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
         }
     });
     match result {

@@ -9,9 +9,7 @@
 use std::fmt;
 
 use wasi::http::outgoing_handler;
-use wasi::http::types::{
-    ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
+use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 use wasi::io::streams::StreamError;
 
 /// Why an outgoing request failed.
@@ -65,18 +63,33 @@ pub fn send(request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, 
         other => Method::Other(other.to_owned()),
     };
     let invalid = |what: &str| OutboundError::Invalid(format!("{what} of `{}`", parts.uri));
-    outgoing.set_method(&method).map_err(|()| invalid("method"))?;
+    outgoing
+        .set_method(&method)
+        .map_err(|()| invalid("method"))?;
     let scheme = match parts.uri.scheme_str() {
         Some("http") => Scheme::Http,
         Some("https") => Scheme::Https,
         Some(other) => Scheme::Other(other.to_owned()),
         None => return Err(invalid("no scheme in the URI")),
     };
-    outgoing.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
-    let authority = parts.uri.authority().ok_or_else(|| invalid("no host in the URI"))?;
-    outgoing.set_authority(Some(authority.as_str())).map_err(|()| invalid("authority"))?;
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    outgoing.set_path_with_query(Some(path)).map_err(|()| invalid("path"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|()| invalid("scheme"))?;
+    let authority = parts
+        .uri
+        .authority()
+        .ok_or_else(|| invalid("no host in the URI"))?;
+    outgoing
+        .set_authority(Some(authority.as_str()))
+        .map_err(|()| invalid("authority"))?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    outgoing
+        .set_path_with_query(Some(path))
+        .map_err(|()| invalid("path"))?;
 
     let out_body = outgoing.body().map_err(|()| invalid("body"))?;
     let future = outgoing_handler::handle(outgoing, None).map_err(failed)?;
@@ -100,10 +113,14 @@ pub fn send(request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, 
     for (name, value) in incoming.headers().entries() {
         response = response.header(name, value);
     }
-    let body = incoming.consume().map_err(|()| OutboundError::Failed("response body".into()))?;
+    let body = incoming
+        .consume()
+        .map_err(|()| OutboundError::Failed("response body".into()))?;
     let mut bytes = Vec::new();
     {
-        let stream = body.stream().map_err(|()| OutboundError::Failed("response body stream".into()))?;
+        let stream = body
+            .stream()
+            .map_err(|()| OutboundError::Failed("response body stream".into()))?;
         loop {
             match stream.blocking_read(64 << 10) {
                 Ok(chunk) => bytes.extend_from_slice(&chunk),

@@ -13,6 +13,9 @@ fn handle(req: Request) -> Response {
         .map(|(name, value)| format!("{}: {}", name, value.to_str().unwrap_or("<binary>")))
         .collect();
     lines.sort();
-    lines.push(format!("env GREETING={}", std::env::var("GREETING").unwrap_or_default()));
+    lines.push(format!(
+        "env GREETING={}",
+        std::env::var("GREETING").unwrap_or_default()
+    ));
     Response::new((lines.join("\n") + "\n").into())
 }

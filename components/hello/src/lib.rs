@@ -16,7 +16,11 @@ static SERVED: AtomicU32 = AtomicU32::new(0);
 #[http_component]
 fn handle(req: Request) -> Response {
     let served = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
-    if req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "log")) {
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "log"))
+    {
         println!("hello: handled {} {}", req.method(), req.uri().path());
         eprintln!("hello: stderr check");
     }

@@ -10,7 +10,10 @@ use wasmhost_sdk::{http_component, Request, Response};
 fn handle(req: Request) -> Response {
     let query = req.uri().query().unwrap_or_default();
     let Some(url) = query.strip_prefix("url=") else {
-        return status(StatusCode::BAD_REQUEST, "usage: ?url=http://host:port/path\n".into());
+        return status(
+            StatusCode::BAD_REQUEST,
+            "usage: ?url=http://host:port/path\n".into(),
+        );
     };
     let upstream = match wasmhost_sdk::http::Request::get(url).body(Vec::new()) {
         Ok(request) => request,

@@ -24,5 +24,8 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     };
     let next = count + 1;
     store.set("count", next.to_string().as_bytes())?;
-    Ok(Response::builder().status(200).body(next.to_string()).build())
+    Ok(Response::builder()
+        .status(200)
+        .body(next.to_string())
+        .build())
 }

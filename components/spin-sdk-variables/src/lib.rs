@@ -10,6 +10,9 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let name = req.path().rsplit('/').next().unwrap_or_default().to_owned();
     Ok(match variables::get(&name) {
         Ok(value) => Response::builder().status(200).body(value).build(),
-        Err(e) => Response::builder().status(404).body(format!("{e:?}")).build(),
+        Err(e) => Response::builder()
+            .status(404)
+            .body(format!("{e:?}"))
+            .build(),
     })
 }

@@ -4,12 +4,12 @@
 //!
 //! What this first version serves: `[[trigger.http]]` routes (exact,
 //! wildcard, `:name`, private) to components with a local `source` (a
-//! `{ url, digest }` one is resolved to its verified local copy first, see
-//! [`super::sources`]) and the
+//! `{ url, digest }` or `{ registry, package, version }` one is resolved to
+//! its verified local copy first, see [`super::sources`]) and the
 //! default executor, with their `environment`, `files`, `variables`,
 //! `key_value_stores` (the `default` store) and `allowed_outbound_hosts`
 //! (empty: no outgoing HTTP at all, as in Spin). What is not supported yet
-//! (the wagi executor, registry sources, other key-value stores) is refused
+//! (the wagi executor, other key-value stores) is refused
 //! at start-up by name, so an app never runs with a capability silently
 //! missing.
 

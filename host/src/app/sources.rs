@@ -1,104 +1,130 @@
-//! Component sources that are not local files: `source = { url, digest }`
-//! is downloaded once, checked against its digest before anyone can use
-//! it, and kept under its digest, so later starts (and other apps) need no
-//! network.
+//! Component sources that are not local files, made local before anything
+//! is compiled:
+//! - `source = { url, digest }`: downloaded once into the content store,
+//!   checked against its digest before anyone can use it;
+//! - `source = { registry, package, version }`: the component artifact at
+//!   `<registry>/<namespace>/<name>:<version>` (how `wkg` maps a package
+//!   onto an OCI registry), pulled through the content store.
 //!
-//! A download streams into a temporary file next to its final place and is
-//! renamed only once its SHA-256 matches: a truncated download, a wrong
-//! digest or a crash leaves nothing half-written behind.
+//! Either way later starts (and other apps) need no network.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
+use futures::TryStreamExt as _;
 
 use super::manifest::{LoadedManifest, Source};
+use crate::oci::component;
+use crate::oci::media::Kind;
+use crate::oci::progress::Progress;
+use crate::oci::registry::{self, RegistryOptions};
+use crate::oci::store::{ContentStore, RefRecord};
 
 /// Largest component accepted from a URL. Components are rarely above a
 /// few tens of MiB; this bounds what a wrong URL can make us store.
 pub const MAX_DOWNLOAD_BYTES: u64 = 512 << 20;
 
-/// Blobs by SHA-256: `<dir>/<hex>`.
-#[derive(Debug, Clone)]
-pub struct BlobStore {
-    dir: PathBuf,
-}
-
-impl BlobStore {
-    /// A store in `dir` (created when first written).
-    pub fn at(dir: PathBuf) -> Self {
-        Self { dir }
-    }
-
-    /// The path of the blob with `digest` (`sha256:<hex>`), downloading it
-    /// from `url` unless a verified copy is already here.
-    pub async fn fetch(&self, url: &str, digest: &str) -> Result<PathBuf> {
-        let Some(hex) = digest.strip_prefix("sha256:") else {
-            bail!("digest `{digest}` of `{url}` is not `sha256:<hex>`");
-        };
-        let path = self.dir.join(hex);
-        if path.exists() {
-            if sha256_of(&path)? == hex {
-                return Ok(path);
-            }
-            tracing::warn!("stored copy of `{url}` is corrupt; downloading it again");
-            std::fs::remove_file(&path)?;
+/// The path of the blob `digest`, downloading it from `url` unless a
+/// verified copy is already in the store.
+pub async fn fetch_url(
+    store: &ContentStore,
+    url: &str,
+    digest: &str,
+) -> Result<std::path::PathBuf> {
+    let path = store
+        .blob_path(digest)
+        .with_context(|| format!("the digest of `{url}`"))?;
+    if !store.has(digest) {
+        let response = reqwest::get(url)
+            .await
+            .with_context(|| format!("cannot download `{url}`"))?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("cannot download `{url}`: the server answered {status}");
         }
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create `{}`", self.dir.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        let actual = download(url, tmp.as_file_mut()).await?;
-        if actual != hex {
-            bail!("`{url}` does not match its digest: the manifest says sha256:{hex}, the download is sha256:{actual}");
-        }
-        tmp.as_file().sync_all()?;
-        tmp.persist(&path)?;
-        Ok(path)
+        let body = response.bytes_stream().map_err(std::io::Error::other);
+        store
+            .put_stream(digest, None, MAX_DOWNLOAD_BYTES, Box::pin(body), |_| {})
+            .await
+            .with_context(|| format!("`{url}` does not match the manifest"))?;
     }
+    store.record_ref(&RefRecord {
+        reference: format!("url:{url}"),
+        digest: digest.to_owned(),
+        media_type: "application/octet-stream".into(),
+        resolved_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    })?;
+    Ok(path)
 }
 
-/// Streams `url` into `file`, returning the SHA-256 of what arrived.
-async fn download(url: &str, file: &mut std::fs::File) -> Result<String> {
-    let response = reqwest::get(url)
-        .await
-        .with_context(|| format!("cannot download `{url}`"))?;
-    let status = response.status();
-    if !status.is_success() {
-        bail!("cannot download `{url}`: the server answered {status}");
-    }
-    let mut hasher = Sha256::new();
-    let mut received = 0u64;
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.with_context(|| format!("download of `{url}` broke off"))?;
-        received += chunk.len() as u64;
-        if received > MAX_DOWNLOAD_BYTES {
-            bail!("`{url}` is larger than {MAX_DOWNLOAD_BYTES} bytes");
-        }
-        hasher.update(&chunk);
-        file.write_all(&chunk)?;
-    }
-    Ok(hex::encode(hasher.finalize()))
+/// The OCI reference of a registry package: `ns:name` at `registry`
+/// becomes `registry/ns/name:version`.
+pub fn package_reference(registry: Option<&str>, package: &str, version: &str) -> Result<String> {
+    let Some(registry) = registry else {
+        bail!(
+            "package `{package}` names no `registry`, and wasmhost has no default package registry"
+        );
+    };
+    let Some((namespace, name)) = package.split_once(':') else {
+        bail!("package `{package}` is not `namespace:name`");
+    };
+    Ok(format!(
+        "{registry}/{namespace}/{}:{version}",
+        name.replace(':', "/")
+    ))
 }
 
-fn sha256_of(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
-}
-
-/// Replaces every `{ url, digest }` source in the manifest with the path of
-/// its verified local copy.
-pub async fn resolve(loaded: &mut LoadedManifest, store: &BlobStore) -> Result<()> {
+/// Replaces every `{ url, digest }` and `{ registry, package, version }`
+/// source in the manifest with the path of its verified local copy.
+pub async fn resolve(
+    loaded: &mut LoadedManifest,
+    store: &ContentStore,
+    options: &RegistryOptions,
+) -> Result<()> {
     for (id, component) in loaded.manifest.components.iter_mut() {
-        if let Source::Url { url, digest } = &component.source {
-            let path = store
-                .fetch(url, digest)
+        let path = match &component.source {
+            Source::Local(_) => continue,
+            Source::Url { url, digest } => fetch_url(store, url, digest)
                 .await
-                .with_context(|| format!("component `{id}`"))?;
-            component.source = Source::Local(path);
-        }
+                .with_context(|| format!("component `{id}`"))?,
+            Source::Registry {
+                registry,
+                package,
+                version,
+            } => {
+                let text = package_reference(registry.as_deref(), package, version)
+                    .with_context(|| format!("component `{id}`"))?;
+                let reference = registry::parse_reference(&text)?;
+                let pulled = registry::pull(&reference, store, options, &Progress::hidden())
+                    .await
+                    .with_context(|| format!("component `{id}`"))?;
+                if pulled.kind != Kind::Component {
+                    bail!(
+                        "component `{id}`: `{text}` is a {}, not a Wasm component",
+                        pulled.kind.describe()
+                    );
+                }
+                component::wasm_path(store, &pulled.layers)?
+            }
+        };
+        component.source = Source::Local(path);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packages_map_onto_references() {
+        assert_eq!(
+            package_reference(Some("ghcr.io"), "example:hello", "1.0.0").unwrap(),
+            "ghcr.io/example/hello:1.0.0"
+        );
+        assert!(package_reference(None, "example:hello", "1").is_err());
+        assert!(package_reference(Some("ghcr.io"), "hello", "1").is_err());
+    }
 }

@@ -10,10 +10,14 @@ use clap::Parser;
 
 use crate::app::assemble::assemble;
 use crate::app::manifest;
-use crate::app::sources::{self, BlobStore};
+use crate::app::sources;
 use crate::app::variables::Provided;
 use crate::backend::Backend;
 use crate::frontdoor::{self, Limits, Stopped};
+use crate::oci::media::Kind;
+use crate::oci::progress::Progress;
+use crate::oci::registry::{self, RegistryOptions};
+use crate::oci::store::ContentStore;
 use crate::shutdown::Shutdown;
 use crate::wasm::cache::CompileCache;
 use crate::wasm::state::InstancePolicy;
@@ -32,9 +36,15 @@ pub const DEFAULT_MANIFEST: &str = "spin.toml";
 #[derive(Debug, Parser)]
 pub struct ServeCommand {
     /// What to serve: a component (`.wasm`: a wasi:http component, or a
-    /// wasip1 module with component type information, wrapped at load time)
-    /// or a Spin manifest (`*.toml`) [default: ./spin.toml].
+    /// wasip1 module with component type information, wrapped at load time),
+    /// a Spin manifest (`*.toml`), or a registry reference to either
+    /// (`registry/repo:tag` or `@sha256:…`) [default: ./spin.toml].
     pub app: Option<PathBuf>,
+
+    /// Use plain HTTP (and accept any certificate) for every registry;
+    /// loopback registries get plain HTTP without it.
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Address to listen on; port 0 picks a free port (the address bound is
     /// printed on stdout).
@@ -83,8 +93,9 @@ pub struct ServeCommand {
     #[arg(long)]
     pub no_cache: bool,
 
-    /// Cache directory: compiled code in `compiled/`, downloaded components in
-    /// `blobs/` [default: $XDG_CACHE_HOME/wasmhost].
+    /// Cache directory: compiled code in `compiled/`, the content store
+    /// (downloads and pulls) in `blobs/` and `refs/`, pulled apps in `apps/`
+    /// [default: $XDG_CACHE_HOME/wasmhost].
     #[arg(long, conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
 
@@ -97,7 +108,17 @@ impl ServeCommand {
     /// Loads and checks everything, binds, then serves until SIGINT/SIGTERM.
     pub async fn execute(self) -> Result<Stopped> {
         let app = self.app_path()?;
-        let backend = self.load(&app).await?;
+        // Without a cache, the store lives only as long as this serve.
+        let scratch = match self.cache_root() {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().context("cannot create a download directory")?),
+        };
+        let store = match (self.cache_root(), &scratch) {
+            (Some(root), _) => ContentStore::at(root),
+            (None, Some(dir)) => ContentStore::at(dir.path()),
+            (None, None) => unreachable!("a scratch store exists whenever no cache does"),
+        };
+        let backend = self.load(&app, &store).await?;
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on `{}`", self.listen))?;
@@ -120,23 +141,71 @@ impl ServeCommand {
         }
     }
 
-    async fn load(&self, app: &Path) -> Result<Arc<dyn Backend>> {
+    async fn load(&self, app: &Path, store: &ContentStore) -> Result<Arc<dyn Backend>> {
+        let text = app.to_string_lossy();
+        if !app.exists() && registry::looks_like_reference(&text) {
+            return self.load_reference(&text, store).await;
+        }
+        self.load_file(app, &component_id(app), store).await
+    }
+
+    /// Pulls (or finds in the store) a component or app, then serves it.
+    async fn load_reference(&self, text: &str, store: &ContentStore) -> Result<Arc<dyn Backend>> {
+        let reference = registry::parse_reference(text)?;
+        let pulled = registry::pull(
+            &reference,
+            store,
+            &self.registry_options(),
+            &Progress::hidden(),
+        )
+        .await?;
+        let path = match pulled.kind {
+            Kind::Image => anyhow::bail!(
+                "`{text}` is a container image; serve it from a manifest's container component"
+            ),
+            _ => super::pull::local_path(store, &pulled)?
+                .context("a pulled component or app has a local path")?,
+        };
+        tracing::info!(
+            "`{}` is {} ({}{})",
+            pulled.reference,
+            pulled.digest,
+            pulled.kind.describe(),
+            if pulled.offline {
+                ", from the local store"
+            } else {
+                ""
+            }
+        );
+        let id = reference
+            .repository()
+            .rsplit('/')
+            .next()
+            .unwrap_or("component")
+            .to_owned();
+        self.load_file(&path, &id, store).await
+    }
+
+    fn registry_options(&self) -> RegistryOptions {
+        RegistryOptions {
+            insecure: self.insecure,
+            credentials: None,
+        }
+    }
+
+    async fn load_file(
+        &self,
+        app: &Path,
+        id: &str,
+        store: &ContentStore,
+    ) -> Result<Arc<dyn Backend>> {
         let options = self.component_options()?;
         if app.extension().is_some_and(|ext| ext == "toml") {
             let mut loaded = manifest::load(app)?;
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }
-            // Without a cache, downloads live only until the app is loaded.
-            let scratch;
-            let store = match self.cache_root() {
-                Some(root) => BlobStore::at(root.join("blobs").join("sha256")),
-                None => {
-                    scratch = tempfile::tempdir().context("cannot create a download directory")?;
-                    BlobStore::at(scratch.path().to_owned())
-                }
-            };
-            sources::resolve(&mut loaded, &store).await?;
+            sources::resolve(&mut loaded, store, &self.registry_options()).await?;
             let provided = Provided::from_env(self.variable.iter().cloned().collect());
             return Ok(Arc::new(assemble(
                 &loaded,
@@ -145,8 +214,7 @@ impl ServeCommand {
                 &provided,
             )?));
         }
-        let id = component_id(app);
-        let (backend, report) = ComponentBackend::load(&id, app, options, self.timeout)?;
+        let (backend, report) = ComponentBackend::load(id, app, options, self.timeout)?;
         tracing::info!(component = %id, "loaded `{}` {report}", app.display());
         Ok(Arc::new(backend))
     }
@@ -182,14 +250,7 @@ impl ServeCommand {
         if self.no_cache {
             return None;
         }
-        if let Some(dir) = &self.cache_dir {
-            return Some(dir.clone());
-        }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-        Some(base.join("wasmhost"))
+        super::cache_root(self.cache_dir.as_ref())
     }
 
     fn limits(&self) -> Limits {

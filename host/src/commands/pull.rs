@@ -1,0 +1,78 @@
+//! `wasmhost pull REF`: fetch a component, a Spin app or a container image
+//! into the content store.
+
+use anyhow::Result;
+use clap::Parser;
+
+use super::RegistryArgs;
+use crate::oci::media::Kind;
+use crate::oci::progress::Progress;
+use crate::oci::registry::{self, Pulled};
+use crate::oci::{component, spin_app};
+
+/// Pull a component, a Spin app or a container image into the local store.
+#[derive(Debug, Parser)]
+pub struct PullCommand {
+    /// `registry/repository:tag` or `registry/repository@sha256:…`.
+    pub reference: String,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Print one JSON object instead of text (and no progress bars).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PullCommand {
+    /// Pulls, then says what arrived and where.
+    pub async fn execute(self) -> Result<()> {
+        let reference = registry::parse_reference(&self.reference)?;
+        let store = self.registry.store()?;
+        let progress = Progress::for_terminal(self.json);
+        let pulled =
+            registry::pull(&reference, &store, &self.registry.options(), &progress).await?;
+        let path = local_path(&store, &pulled)?;
+        if self.json {
+            super::print_json(&serde_json::json!({
+                "reference": pulled.reference,
+                "digest": pulled.digest,
+                "manifest": pulled.manifest_digest,
+                "kind": pulled.kind.describe(),
+                "layers": pulled.layers,
+                "path": path,
+            }))?;
+        } else {
+            println!(
+                "pulled `{}` ({}): {}",
+                pulled.reference,
+                pulled.kind.describe(),
+                pulled.digest
+            );
+            if let Some(path) = path {
+                println!("  {}", path.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `serve` would load: the component's Wasm or the app's generated
+/// manifest; none for images.
+pub fn local_path(
+    store: &crate::oci::store::ContentStore,
+    pulled: &Pulled,
+) -> Result<Option<std::path::PathBuf>> {
+    Ok(match pulled.kind {
+        Kind::Component => Some(component::wasm_path(store, &pulled.layers)?),
+        Kind::SpinApp => {
+            let locked = spin_app::locked_app(store, &pulled.config, &pulled.layers)?;
+            Some(spin_app::materialize(
+                store,
+                &pulled.manifest_digest,
+                &locked,
+            )?)
+        }
+        Kind::Image => None,
+    })
+}

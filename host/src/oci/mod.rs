@@ -1,0 +1,19 @@
+//! OCI registries and what comes out of them.
+//!
+//! - [`store`]: blobs by digest, verified before they become visible, and
+//!   what each reference last resolved to.
+//! - [`component`]: one component as a CNCF Wasm artifact.
+//! - [`media`]: media types, manifests, and what kind of artifact a
+//!   manifest holds.
+//! - [`registry`]: the registry client: credentials, pull into the store.
+//! - [`spin_app`]: Spin's registry format for whole apps, both ways.
+//! - [`push`]: pushing components and apps.
+//! - [`progress`]: progress bars on a terminal.
+
+pub mod component;
+pub mod media;
+pub mod progress;
+pub mod push;
+pub mod registry;
+pub mod spin_app;
+pub mod store;

@@ -1,0 +1,570 @@
+//! Talking to a registry: references, credentials, and pulling into the
+//! content store.
+//!
+//! Built on `oci-client`, which does the distribution protocol and the
+//! token dance; this module decides what to trust. Every manifest and blob
+//! is checked against its digest before it is stored, an index resolves to
+//! a Wasm entry or linux/amd64, and a tag that cannot be resolved because
+//! the registry is unreachable falls back to the digest it resolved to last.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use super::media::{Descriptor, Kind, Manifest, ACCEPTED_MANIFESTS};
+use super::progress::Progress;
+use super::store::{ContentStore, RefRecord};
+
+/// Largest manifest accepted (the distribution spec suggests 4 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// Largest blob accepted. Bounds what a hostile registry can make us write.
+pub const MAX_BLOB_BYTES: u64 = 8 << 30;
+
+/// How to reach registries.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Plain HTTP and unverified TLS for every registry, not only loopback
+    /// ones.
+    pub insecure: bool,
+    /// Credentials to use instead of Docker's `config.json`.
+    pub credentials: Option<(String, String)>,
+}
+
+/// Parses a reference (`registry/repo:tag`, `registry/repo@sha256:…`).
+pub fn parse_reference(text: &str) -> Result<Reference> {
+    text.parse::<Reference>()
+        .map_err(|e| anyhow!("`{text}` is not a registry reference: {e}"))
+}
+
+/// Whether `text` should be read as a registry reference rather than a
+/// file: it names a registry host (a dot, a port or `localhost` before the
+/// first `/`) and parses as a reference.
+pub fn looks_like_reference(text: &str) -> bool {
+    let Some((host, _)) = text.split_once('/') else {
+        return false;
+    };
+    (host.contains('.') || host.contains(':') || host == "localhost")
+        && !text.ends_with(".wasm")
+        && !text.ends_with(".toml")
+        && text.parse::<Reference>().is_ok()
+}
+
+/// A registry host on this machine: plain HTTP is fine there.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = registry
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(registry, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The registry as Docker's `config.json` names it.
+pub fn credential_key(registry: &str) -> &str {
+    match registry {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/",
+        other => other,
+    }
+}
+
+/// A client for the registry of one reference, with its credentials.
+pub struct Registry {
+    client: Client,
+    auth: RegistryAuth,
+}
+
+impl Registry {
+    /// A client for `reference`'s registry.
+    pub fn for_reference(reference: &Reference, options: &RegistryOptions) -> Self {
+        let registry = reference.resolve_registry().to_owned();
+        let protocol = if options.insecure {
+            ClientProtocol::Http
+        } else if is_loopback(&registry) {
+            ClientProtocol::HttpsExcept(vec![registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let config = ClientConfig {
+            protocol,
+            accept_invalid_certificates: options.insecure,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            ..ClientConfig::default()
+        };
+        let auth = match &options.credentials {
+            Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
+            None => stored_auth(reference.registry()),
+        };
+        Self {
+            client: Client::new(config),
+            auth,
+        }
+    }
+
+    /// The raw manifest and its digest (verified against the reference's
+    /// digest when it has one).
+    pub async fn manifest(&self, reference: &Reference) -> Result<(Vec<u8>, String)> {
+        let (bytes, digest) = self
+            .client
+            .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFESTS)
+            .await
+            .map_err(explain)?;
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            bail!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes");
+        }
+        Ok((bytes, digest))
+    }
+
+    /// Streams the blob `descriptor` names into `store`, verified.
+    pub async fn fetch_blob(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        store: &ContentStore,
+        progress: &Progress,
+    ) -> Result<()> {
+        if store.has(&descriptor.digest) {
+            return Ok(());
+        }
+        if descriptor.size > MAX_BLOB_BYTES {
+            bail!(
+                "blob {} is {} bytes, more than the {MAX_BLOB_BYTES}-byte limit",
+                descriptor.digest,
+                descriptor.size
+            );
+        }
+        let layer = oci_client::manifest::OciDescriptor {
+            media_type: descriptor.media_type.clone(),
+            digest: descriptor.digest.clone(),
+            size: descriptor.size as i64,
+            ..Default::default()
+        };
+        let stream = self
+            .client
+            .pull_blob_stream(reference, &layer)
+            .await
+            .map_err(explain)
+            .with_context(|| format!("cannot fetch blob {}", descriptor.digest))?;
+        let bar = progress.blob(&descriptor.digest, descriptor.size);
+        store
+            .put_stream(
+                &descriptor.digest,
+                Some(descriptor.size),
+                MAX_BLOB_BYTES,
+                stream.stream,
+                |n| bar.inc(n),
+            )
+            .await
+            .with_context(|| format!("blob {}", descriptor.digest))?;
+        bar.finish();
+        Ok(())
+    }
+
+    /// Pushes `bytes` as a blob (skipped when the registry has it).
+    pub async fn push_blob(&self, reference: &Reference, bytes: &[u8], digest: &str) -> Result<()> {
+        self.client
+            .push_blob(reference, bytes, digest)
+            .await
+            .map_err(explain)
+            .with_context(|| format!("cannot push blob {digest}"))?;
+        Ok(())
+    }
+
+    /// Pushes a manifest; returns nothing the caller does not know already
+    /// (its digest is the SHA-256 of `bytes`).
+    pub async fn push_manifest(
+        &self,
+        reference: &Reference,
+        bytes: Vec<u8>,
+        media_type: &str,
+    ) -> Result<()> {
+        let content_type = media_type.parse().context("invalid manifest media type")?;
+        self.client
+            .push_manifest_raw(reference, bytes, content_type)
+            .await
+            .map_err(explain)
+            .context("cannot push the manifest")?;
+        Ok(())
+    }
+
+    /// Authenticates for pull (a token request where the registry uses
+    /// them), so bad credentials fail with a clear error.
+    pub async fn authenticate_pull(&self, reference: &Reference) -> Result<()> {
+        self.client
+            .auth(reference, &self.auth, oci_client::RegistryOperation::Pull)
+            .await
+            .map_err(explain)
+            .context("cannot authenticate")?;
+        Ok(())
+    }
+
+    /// Authenticates for push: fetches a token where the registry uses
+    /// them, so a bad password fails before any upload.
+    pub async fn authenticate_push(&self, reference: &Reference) -> Result<()> {
+        self.client
+            .auth(reference, &self.auth, oci_client::RegistryOperation::Push)
+            .await
+            .map_err(explain)
+            .context("cannot authenticate")?;
+        Ok(())
+    }
+}
+
+/// Credentials from Docker's `config.json` (`$DOCKER_CONFIG`, else
+/// `~/.docker`), including credential helpers; anonymous when none.
+fn stored_auth(registry: &str) -> RegistryAuth {
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    let config = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))
+        .map(|dir| dir.join("config.json"));
+    if !config.is_some_and(|path| path.is_file()) {
+        return RegistryAuth::Anonymous;
+    }
+    match docker_credential::get_credential(credential_key(registry)) {
+        Ok(DockerCredential::UsernamePassword(user, password)) => {
+            RegistryAuth::Basic(user, password)
+        }
+        Ok(DockerCredential::IdentityToken(token)) => RegistryAuth::Bearer(token),
+        Err(E::ConfigNotFound | E::NoCredentialConfigured) => RegistryAuth::Anonymous,
+        Err(e) => {
+            tracing::warn!("ignoring the Docker credentials for `{registry}`: {e:?}");
+            RegistryAuth::Anonymous
+        }
+    }
+}
+
+/// Turns `oci-client` errors into what a user can act on.
+fn explain(error: OciDistributionError) -> anyhow::Error {
+    match &error {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => {
+            anyhow!("the registry refused the credentials (401): {error}; log in with `wasmhost registry login`")
+        }
+        OciDistributionError::ServerError { code: 401, .. } => {
+            anyhow!("the registry refused the credentials (401): {error}; log in with `wasmhost registry login`")
+        }
+        OciDistributionError::ServerError { code: 403, .. } => {
+            anyhow!("access denied (403): {error}")
+        }
+        OciDistributionError::ImageManifestNotFoundError(_)
+        | OciDistributionError::ServerError { code: 404, .. } => {
+            anyhow!("not found (404): {error}")
+        }
+        OciDistributionError::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|e| {
+                matches!(
+                    e.code,
+                    oci_client::errors::OciErrorCode::ManifestUnknown
+                        | oci_client::errors::OciErrorCode::NameUnknown
+                        | oci_client::errors::OciErrorCode::BlobUnknown
+                )
+            }) =>
+        {
+            anyhow!("not found (404): {error}")
+        }
+        OciDistributionError::RegistryError { envelope, .. }
+            if envelope
+                .errors
+                .iter()
+                .any(|e| matches!(e.code, oci_client::errors::OciErrorCode::Unauthorized)) =>
+        {
+            anyhow!("the registry refused the credentials (401): {error}; log in with `wasmhost registry login`")
+        }
+        OciDistributionError::RegistryError { envelope, .. }
+            if envelope
+                .errors
+                .iter()
+                .any(|e| matches!(e.code, oci_client::errors::OciErrorCode::Denied)) =>
+        {
+            anyhow!("access denied (403): {error}")
+        }
+        OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
+            anyhow::Error::new(Unreachable(e.to_string()))
+        }
+        _ => anyhow::Error::new(error),
+    }
+}
+
+/// The registry could not be reached at all (as opposed to answering no).
+#[derive(Debug, thiserror::Error)]
+#[error("the registry is unreachable: {0}")]
+pub struct Unreachable(String);
+
+/// A pulled reference: everything it needs is in the store.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The reference, normalised.
+    pub reference: String,
+    /// What the reference points at (an index, or the manifest).
+    pub digest: String,
+    /// The image manifest in use (the index's chosen entry, or `digest`).
+    pub manifest_digest: String,
+    /// Its config.
+    pub config: Descriptor,
+    /// Its layers.
+    pub layers: Vec<Descriptor>,
+    /// What it holds.
+    pub kind: Kind,
+    /// Whether it came from the store without asking the registry.
+    pub offline: bool,
+}
+
+/// Pulls `reference` into `store`. A reference by digest whose content is
+/// all here is served from the store without the network; a tag is
+/// resolved, or, when the registry is unreachable, falls back to what it
+/// resolved to last (with a warning naming that digest).
+pub async fn pull(
+    reference: &Reference,
+    store: &ContentStore,
+    options: &RegistryOptions,
+    progress: &Progress,
+) -> Result<Pulled> {
+    let name = reference.whole();
+    let result = pull_inner(reference, store, options, progress).await;
+    match result {
+        Ok(pulled) => Ok(pulled),
+        Err(e) if e.chain().any(|c| c.is::<Unreachable>()) && reference.digest().is_none() => {
+            let Some(record) = store.lookup_ref(&name) else {
+                return Err(e.context(format!(
+                    "cannot pull `{name}`, and it was never pulled here before"
+                )));
+            };
+            let pulled = from_store(&name, &record.digest, store)
+                .with_context(|| format!("cannot pull `{name}`: {e:#}"))?;
+            tracing::warn!(
+                "cannot reach the registry for `{name}` ({e:#}); serving {} (resolved {})",
+                record.digest,
+                ago(record.resolved_at)
+            );
+            Ok(pulled)
+        }
+        Err(e) => Err(e.context(format!("cannot pull `{name}`"))),
+    }
+}
+
+async fn pull_inner(
+    reference: &Reference,
+    store: &ContentStore,
+    options: &RegistryOptions,
+    progress: &Progress,
+) -> Result<Pulled> {
+    let name = reference.whole();
+    if let Some(digest) = reference.digest() {
+        if let Ok(pulled) = from_store(&name, digest, store) {
+            record(store, &name, &pulled)?;
+            return Ok(pulled);
+        }
+    }
+    let registry = Registry::for_reference(reference, options);
+    let (bytes, digest) = registry.manifest(reference).await?;
+    let top = Manifest::parse(&bytes, None)?;
+    let (manifest_digest, manifest_bytes, manifest) = match &top {
+        Manifest::Index { manifests, .. } => {
+            let entry = choose_platform(manifests)?;
+            let child = reference.clone_with_digest(entry.digest.clone());
+            let (bytes, child_digest) = registry.manifest(&child).await?;
+            let manifest = Manifest::parse(&bytes, Some(&entry.media_type))?;
+            if matches!(manifest, Manifest::Index { .. }) {
+                bail!("index entry {} is itself an index", entry.digest);
+            }
+            (child_digest, bytes, manifest)
+        }
+        Manifest::Image { .. } => (digest.clone(), bytes.clone(), top.clone()),
+    };
+    let Manifest::Image { config, layers, .. } = manifest else {
+        unreachable!("indexes were resolved above");
+    };
+    let kind = Kind::of(&config, &layers)?;
+    for descriptor in std::iter::once(&config).chain(&layers) {
+        registry
+            .fetch_blob(reference, descriptor, store, progress)
+            .await?;
+    }
+    // Manifests last: a manifest in the store means its blobs are too.
+    store.put_verified(&manifest_digest, &manifest_bytes)?;
+    if manifest_digest != digest {
+        store.put_verified(&digest, &bytes)?;
+    }
+    let pulled = Pulled {
+        reference: name.clone(),
+        digest,
+        manifest_digest,
+        config,
+        layers,
+        kind,
+        offline: false,
+    };
+    record(store, &name, &pulled)?;
+    Ok(pulled)
+}
+
+fn record(store: &ContentStore, name: &str, pulled: &Pulled) -> Result<()> {
+    store.record_ref(&RefRecord {
+        reference: name.to_owned(),
+        digest: pulled.digest.clone(),
+        media_type: pulled.kind.describe().to_owned(),
+        resolved_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    })
+}
+
+/// Everything `digest` needs, from the store alone.
+pub fn from_store(name: &str, digest: &str, store: &ContentStore) -> Result<Pulled> {
+    let bytes = store.read(digest)?;
+    let (manifest_digest, manifest) = match Manifest::parse(&bytes, None)? {
+        Manifest::Index { manifests, .. } => {
+            let entry = choose_platform(&manifests)?;
+            let bytes = store.read(&entry.digest)?;
+            (
+                entry.digest.clone(),
+                Manifest::parse(&bytes, Some(&entry.media_type))?,
+            )
+        }
+        image => (digest.to_owned(), image),
+    };
+    let Manifest::Image { config, layers, .. } = manifest else {
+        bail!("index entry {manifest_digest} is itself an index");
+    };
+    for descriptor in std::iter::once(&config).chain(&layers) {
+        if !store.has(&descriptor.digest) {
+            bail!("blob {} of `{name}` is not in the store", descriptor.digest);
+        }
+    }
+    let kind = Kind::of(&config, &layers)?;
+    Ok(Pulled {
+        reference: name.to_owned(),
+        digest: digest.to_owned(),
+        manifest_digest,
+        config,
+        layers,
+        kind,
+        offline: true,
+    })
+}
+
+/// The index entry to run here: a Wasm one (os `wasip1`/`wasip2`/`wasi` or
+/// architecture `wasm`), else linux/amd64.
+pub fn choose_platform(manifests: &[Descriptor]) -> Result<&Descriptor> {
+    let wasm = manifests.iter().find(|m| {
+        m.platform.as_ref().is_some_and(|p| {
+            p.architecture == "wasm" || p.os.starts_with("wasi") || p.os.starts_with("Wasi")
+        })
+    });
+    let linux = || {
+        manifests.iter().find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+        })
+    };
+    if let Some(entry) = wasm.or_else(linux) {
+        return Ok(entry);
+    }
+    let found: Vec<String> = manifests
+        .iter()
+        .map(|m| match &m.platform {
+            Some(p) => format!("{}/{}", p.os, p.architecture),
+            None => "(no platform)".to_owned(),
+        })
+        .collect();
+    bail!(
+        "the index has no wasm or linux/amd64 entry (it has: {})",
+        found.join(", ")
+    )
+}
+
+fn ago(secs: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let age = now.saturating_sub(secs);
+    match age {
+        0..=119 => format!("{age} s ago"),
+        120..=7199 => format!("{} min ago", age / 60),
+        _ => format!("{} h ago", age / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_and_files_are_told_apart() {
+        assert!(looks_like_reference("127.0.0.1:5000/hello:1"));
+        assert!(looks_like_reference(&format!(
+            "localhost/team/app@sha256:{}",
+            "0".repeat(64)
+        )));
+        assert!(looks_like_reference("ghcr.io/team/hello:1.0"));
+        assert!(!looks_like_reference("app.wasm"));
+        assert!(!looks_like_reference("examples/hello/spin.toml"));
+        assert!(!looks_like_reference("target/guest/hello.wasm"));
+        assert!(!looks_like_reference("hello:1"));
+    }
+
+    #[test]
+    fn loopback_registries() {
+        for yes in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "localhost",
+            "127.0.0.2",
+        ] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in ["example.com", "10.0.0.1:5000", "localhost.example.com:5000"] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn index_resolution_prefers_wasm_then_linux_amd64() {
+        let entry = |os: &str, arch: &str| Descriptor {
+            media_type: super::super::media::OCI_MANIFEST.into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size: 1,
+            platform: Some(super::super::media::Platform {
+                os: os.into(),
+                architecture: arch.into(),
+                variant: None,
+            }),
+            annotations: None,
+        };
+        let list = [
+            entry("linux", "arm64"),
+            entry("linux", "amd64"),
+            entry("wasip2", "wasm"),
+        ];
+        assert_eq!(
+            choose_platform(&list)
+                .unwrap()
+                .platform
+                .as_ref()
+                .unwrap()
+                .os,
+            "wasip2"
+        );
+        assert_eq!(
+            choose_platform(&list[..2])
+                .unwrap()
+                .platform
+                .as_ref()
+                .unwrap()
+                .architecture,
+            "amd64"
+        );
+        let err = choose_platform(&list[..1]).unwrap_err();
+        assert!(err.to_string().contains("linux/arm64"), "{err}");
+    }
+}
