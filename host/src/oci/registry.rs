@@ -122,16 +122,17 @@ impl Registry {
         Ok((bytes, digest))
     }
 
-    /// Streams the blob `descriptor` names into `store`, verified.
+    /// Streams the blob `descriptor` names into `store`, verified; returns
+    /// whether it was new.
     pub async fn fetch_blob(
         &self,
         reference: &Reference,
         descriptor: &Descriptor,
         store: &ContentStore,
         progress: &Progress,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if store.has(&descriptor.digest) {
-            return Ok(());
+            return Ok(false);
         }
         if descriptor.size > MAX_BLOB_BYTES {
             bail!(
@@ -164,7 +165,7 @@ impl Registry {
             .await
             .with_context(|| format!("blob {}", descriptor.digest))?;
         bar.finish();
-        Ok(())
+        Ok(true)
     }
 
     /// Pushes `bytes` as a blob (skipped when the registry has it).
@@ -328,7 +329,17 @@ pub async fn pull(
     progress: &Progress,
 ) -> Result<Pulled> {
     let name = reference.whole();
-    let result = pull_inner(reference, store, options, progress).await;
+    let mut fetched = Vec::new();
+    let result = pull_inner(reference, store, options, progress, &mut fetched).await;
+    if result.is_err() {
+        // A failed pull leaves nothing behind, not even the verified blobs
+        // it fetched before failing.
+        for digest in &fetched {
+            if let Ok(path) = store.blob_path(digest) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
     match result {
         Ok(pulled) => Ok(pulled),
         Err(e) if e.chain().any(|c| c.is::<Unreachable>()) && reference.digest().is_none() => {
@@ -355,6 +366,7 @@ async fn pull_inner(
     store: &ContentStore,
     options: &RegistryOptions,
     progress: &Progress,
+    fetched: &mut Vec<String>,
 ) -> Result<Pulled> {
     let name = reference.whole();
     if let Some(digest) = reference.digest() {
@@ -384,9 +396,12 @@ async fn pull_inner(
     };
     let kind = Kind::of(&config, &layers)?;
     for descriptor in std::iter::once(&config).chain(&layers) {
-        registry
+        if registry
             .fetch_blob(reference, descriptor, store, progress)
-            .await?;
+            .await?
+        {
+            fetched.push(descriptor.digest.clone());
+        }
     }
     // Manifests last: a manifest in the store means its blobs are too.
     store.put_verified(&manifest_digest, &manifest_bytes)?;

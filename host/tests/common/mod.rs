@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -156,14 +158,24 @@ impl Server {
 
     /// Runs `wasmhost <args>` expecting it to exit before serving.
     pub fn start_failing(args: &[&str]) -> Failed {
-        let out = command(args).output().expect("run wasmhost");
-        Failed {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run(args, &[])
     }
+}
 
+/// Runs `wasmhost <args>` to completion with extra environment variables.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Failed {
+    let out = command(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run wasmhost");
+    Failed {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -1,0 +1,836 @@
+//! OCI registries end to end: the real `wasmhost` binary against a real
+//! registry (Debian's `docker-registry`, see `common::registry`), and
+//! interop with `skopeo` and `umoci`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::registry::TestRegistry;
+use common::{guest, http1, run, Failed, Server};
+use serde_json::{json, Value};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// A content store of its own, so tests never see each other's pulls.
+struct Store(tempfile::TempDir);
+
+impl Store {
+    fn new() -> Store {
+        Store(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &str {
+        self.0.path().to_str().unwrap()
+    }
+
+    /// Blob files, including partial ones.
+    fn blob_files(&self) -> Vec<String> {
+        let dir = self.0.path().join("blobs/sha256");
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn ref_count(&self) -> usize {
+        std::fs::read_dir(self.0.path().join("refs")).map_or(0, |d| d.count())
+    }
+
+    /// Asserts the store holds nothing at all.
+    fn assert_empty(&self) {
+        assert_eq!(self.blob_files(), Vec::<String>::new(), "blobs left behind");
+        assert_eq!(self.ref_count(), 0, "references left behind");
+    }
+}
+
+/// `wasmhost` with a Docker config directory of its own (no credentials
+/// unless a test writes some).
+fn wasmhost(args: &[&str], docker_config: &Path) -> Failed {
+    run(args, &[("DOCKER_CONFIG", docker_config.to_str().unwrap())])
+}
+
+fn ok(out: Failed) -> String {
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
+
+fn failed(out: Failed) -> String {
+    assert_ne!(
+        out.code,
+        Some(0),
+        "expected a failure; stdout: {}",
+        out.stdout
+    );
+    out.stderr
+}
+
+fn push(source: &Path, reference: &str, config: &Path) -> Value {
+    let out = ok(wasmhost(
+        &["push", source.to_str().unwrap(), reference, "--json"],
+        config,
+    ));
+    serde_json::from_str(&out).expect("push --json prints JSON")
+}
+
+fn pull(reference: &str, store: &Store, config: &Path) -> Value {
+    let out = ok(wasmhost(
+        &["pull", reference, "--cache-dir", store.path(), "--json"],
+        config,
+    ));
+    serde_json::from_str(&out).expect("pull --json prints JSON")
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+fn serve_ref(reference: &str, store: &Store, docker_config: &Path) -> Server {
+    Server::start_env(
+        &[
+            "serve",
+            reference,
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            store.path(),
+        ],
+        &[("DOCKER_CONFIG", docker_config.to_str().unwrap())],
+    )
+}
+
+#[tokio::test]
+async fn a_component_is_pushed_as_a_cncf_artifact_pulled_verified_and_served_by_reference() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let hello = guest("hello");
+    let reference = registry.reference("team/hello:1.0");
+    let pushed = push(&hello, &reference, config.path());
+
+    // The registry holds the CNCF Wasm layout.
+    let manifest = registry.get_manifest("team/hello", "1.0").await;
+    assert_eq!(manifest["mediaType"], OCI_MANIFEST);
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
+    let wasm = std::fs::read(&hello).unwrap();
+    assert_eq!(manifest["layers"][0]["digest"], sha256(&wasm));
+    let wasm_config: Value = serde_json::from_slice(
+        &registry
+            .get_blob("team/hello", manifest["config"]["digest"].as_str().unwrap())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(wasm_config["architecture"], "wasm");
+    assert_eq!(wasm_config["os"], "wasip2");
+    assert_eq!(wasm_config["layerDigests"][0], sha256(&wasm));
+    assert!(wasm_config["component"]["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e
+            .as_str()
+            .unwrap()
+            .starts_with("wasi:http/incoming-handler@0.2")));
+
+    let store = Store::new();
+    let pulled = pull(&reference, &store, config.path());
+    assert_eq!(pulled["digest"], pushed["digest"]);
+    assert_eq!(pulled["kind"], "Wasm component");
+    let path = pulled["path"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        wasm,
+        "the stored layer is the component"
+    );
+
+    let server = serve_ref(&reference, &store, config.path());
+    let body = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(body.status(), 200);
+    assert_eq!(body.text().await.unwrap(), "Hello, world!\n");
+
+    // `cache ls` lists the reference; `cache gc --ref` frees its blobs.
+    let listed: Value = serde_json::from_str(&ok(wasmhost(
+        &["cache", "ls", "--cache-dir", store.path(), "--json"],
+        config.path(),
+    )))
+    .unwrap();
+    assert_eq!(listed["refs"][0]["reference"], reference);
+    assert_eq!(listed["refs"][0]["digest"], pushed["digest"]);
+    assert_eq!(listed["blobs"].as_array().unwrap().len(), 3);
+    let gc: Value = serde_json::from_str(&ok(wasmhost(
+        &["cache", "gc", "--cache-dir", store.path(), "--json"],
+        config.path(),
+    )))
+    .unwrap();
+    assert_eq!(gc["removed_blobs"], 0, "a referenced component is kept");
+    let gc: Value = serde_json::from_str(&ok(wasmhost(
+        &[
+            "cache",
+            "gc",
+            "--cache-dir",
+            store.path(),
+            "--ref",
+            &reference,
+            "--json",
+        ],
+        config.path(),
+    )))
+    .unwrap();
+    assert_eq!(gc["removed_blobs"], 3);
+    store.assert_empty();
+}
+
+#[tokio::test]
+async fn skopeo_reads_and_copies_what_wasmhost_pushes() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let hello = guest("hello");
+    let reference = registry.reference("interop/hello:1");
+    let pushed = push(&hello, &reference, config.path());
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("skopeo (run scripts/install-test-deps.sh)");
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    assert_eq!(
+        sha256(&inspect.stdout),
+        pushed["digest"],
+        "skopeo sees the manifest pushed"
+    );
+
+    let layout = tempfile::tempdir().unwrap();
+    let copy = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:hello", layout.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    let wasm = std::fs::read(&hello).unwrap();
+    let digest = sha256(&wasm);
+    let copied = layout
+        .path()
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    assert_eq!(std::fs::read(copied).unwrap(), wasm);
+}
+
+/// An OCI image built with umoci (busybox-free: one file), pushed by
+/// skopeo.
+fn umoci_image(registry: &TestRegistry, repository: &str) -> (String, tempfile::TempDir) {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let bundle = work.path().join("bundle");
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(&format!(
+        "umoci init --layout {l}
+         umoci new --image {l}:app
+         umoci unpack --rootless --image {l}:app {b}
+         mkdir -p {b}/rootfs/etc && echo hello > {b}/rootfs/etc/greeting
+         umoci repack --image {l}:app {b}
+         umoci config --image {l}:app --config.cmd /bin/sh --os linux --architecture amd64
+         skopeo copy --dest-tls-verify=false oci:{l}:app docker://{r}",
+        l = layout.display(),
+        b = bundle.display(),
+        r = registry.reference(repository),
+    ));
+    (registry.reference(repository), work)
+}
+
+#[tokio::test]
+async fn container_images_from_umoci_and_skopeo_and_indexes_pull_into_the_same_store() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let (reference, _work) = umoci_image(&registry, "legacy/app:1");
+    let store = Store::new();
+    let pulled = pull(&reference, &store, config.path());
+    assert_eq!(pulled["kind"], "container image");
+    let layers = pulled["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    for layer in layers {
+        let digest = layer["digest"].as_str().unwrap();
+        assert!(
+            store.blob_files().contains(&digest[7..].to_owned()),
+            "{digest} stored"
+        );
+    }
+
+    // A multi-arch index resolves to linux/amd64.
+    let manifest = registry.get_manifest("legacy/app", "1").await;
+    let bytes = manifest.to_string().into_bytes();
+    // Re-serialising may reorder keys: push our copy so the digest is exact.
+    let (status, body) = registry
+        .put_manifest("legacy/app", "exact", OCI_MANIFEST, &bytes)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let exact = sha256(&bytes);
+    let entry = |os: &str, arch: &str| {
+        json!({ "mediaType": OCI_MANIFEST, "digest": exact, "size": bytes.len(),
+                "platform": { "os": os, "architecture": arch } })
+    };
+    let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [entry("linux", "arm64"), entry("linux", "amd64")] });
+    let (status, body) = registry
+        .put_manifest(
+            "legacy/app",
+            "multi",
+            OCI_INDEX,
+            index.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let multi = pull(
+        &registry.reference("legacy/app:multi"),
+        &store,
+        config.path(),
+    );
+    assert_eq!(multi["manifest"], exact);
+    assert_eq!(multi["digest"], sha256(index.to_string().as_bytes()));
+
+    // An index with nothing for this host is refused by name.
+    let arm_only = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry("linux", "arm64")] });
+    registry
+        .put_manifest(
+            "legacy/app",
+            "arm",
+            OCI_INDEX,
+            arm_only.to_string().as_bytes(),
+        )
+        .await;
+    let fresh = Store::new();
+    let arm_ref = registry.reference("legacy/app:arm");
+    let err = failed(wasmhost(
+        &["pull", &arm_ref, "--cache-dir", fresh.path()],
+        config.path(),
+    ));
+    assert!(err.contains(&arm_ref), "{err}");
+    assert!(
+        err.contains("no wasm or linux/amd64 entry (it has: linux/arm64)"),
+        "{err}"
+    );
+    fresh.assert_empty();
+}
+
+/// A copy of examples/spin-app with absolute sources, plus a file larger
+/// than Spin's 128-byte inline limit and a variable.
+fn spin_app_dir() -> tempfile::TempDir {
+    let example = common::repo_root().join("examples/spin-app");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(example.join("spin.toml"))
+        .unwrap()
+        .replace(
+            "../../target/",
+            &format!("{}/target/", common::repo_root().display()),
+        );
+    std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+    std::fs::create_dir_all(dir.path().join("static")).unwrap();
+    std::fs::copy(
+        example.join("static/index.html"),
+        dir.path().join("static/index.html"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("static/tiny.txt"), "tiny").unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_spin_app_round_trips_in_spins_registry_format() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let app = spin_app_dir();
+    let reference = registry.reference("apps/spin-app:0.1.0");
+    push(&app.path().join("spin.toml"), &reference, config.path());
+
+    let manifest = registry.get_manifest("apps/spin-app", "0.1.0").await;
+    let layers = manifest["layers"].as_array().unwrap();
+    let types: Vec<&str> = layers
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == "application/vnd.wasm.content.layer.v1+wasm")
+            .count(),
+        3
+    );
+    assert!(
+        types.contains(&"application/vnd.wasm.content.layer.v1+data"),
+        "{types:?}"
+    );
+    assert_eq!(
+        types.last(),
+        Some(&"application/vnd.fermyon.spin.application.v1+config")
+    );
+    let locked_digest = layers.last().unwrap()["digest"].as_str().unwrap();
+    let image_config: Value = serde_json::from_slice(
+        &registry
+            .get_blob(
+                "apps/spin-app",
+                manifest["config"]["digest"].as_str().unwrap(),
+            )
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        image_config["config"]["Labels"]["com.fermyon.spin.lockedAppDigest"],
+        locked_digest
+    );
+    let locked: Value =
+        serde_json::from_slice(&registry.get_blob("apps/spin-app", locked_digest).await).unwrap();
+    assert_eq!(locked["spin_lock_version"], 0);
+    let files = locked["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "files")
+        .unwrap()["files"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let tiny = files
+        .iter()
+        .find(|f| f["path"] == "static/tiny.txt")
+        .unwrap();
+    assert_eq!(
+        tiny["inline"], "dGlueQ",
+        "small files are inlined, base64 without padding"
+    );
+    let index = files
+        .iter()
+        .find(|f| f["path"] == "static/index.html")
+        .unwrap();
+    assert!(index.get("inline").is_none());
+    assert!(layers.iter().any(|l| l["digest"] == index["digest"]));
+
+    let store = Store::new();
+    let server = serve_ref(&reference, &store, config.path());
+    let client = http1();
+    let page = client
+        .get(server.url("/static/index.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Served by wasmhost"));
+    let tiny = client
+        .get(server.url("/static/tiny.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tiny.text().await.unwrap(), "tiny");
+    let count = client.get(server.url("/count")).send().await.unwrap();
+    assert_eq!(count.text().await.unwrap(), "1");
+    let api = client
+        .get(server.url("/api/greet/oci"))
+        .send()
+        .await
+        .unwrap();
+    assert!(api.text().await.unwrap().contains("Hello, oci!"));
+}
+
+#[tokio::test]
+async fn a_spin_app_pushed_by_hand_through_the_registry_api_is_served() {
+    // What `spin registry push` uploads, byte for byte in shape: no
+    // `mediaType` in the manifest body, the locked app as the last layer.
+    let registry = TestRegistry::start();
+    let repo = "byhand/app";
+    let wasm = std::fs::read(guest("static-files")).unwrap();
+    let big = "x".repeat(500);
+    let wasm_digest = registry.push_blob(repo, &wasm).await;
+    let big_digest = registry.push_blob(repo, big.as_bytes()).await;
+    let locked = json!({
+        "spin_lock_version": 0,
+        "metadata": { "name": "byhand", "trigger": { "type": "http" }, "triggers": {}, "version": "1.0.0" },
+        "triggers": [{ "id": "web-http-trigger", "trigger_type": "http",
+                       "trigger_config": { "component": "web", "route": "/..." } }],
+        "components": [{
+            "id": "web",
+            "source": { "content_type": "application/wasm", "digest": wasm_digest },
+            "files": [
+                { "digest": big_digest, "path": "big.txt" },
+                { "digest": sha256(b"hi"), "inline": "aGk", "path": "small.txt" },
+            ],
+        }],
+    })
+    .to_string();
+    let locked_digest = registry.push_blob(repo, locked.as_bytes()).await;
+    let config = json!({ "architecture": "wasm", "os": "Wasip1",
+        "config": { "Labels": { "com.fermyon.spin.lockedAppDigest": locked_digest } },
+        "rootfs": { "type": "layers", "diff_ids": [] } })
+    .to_string();
+    let config_digest = registry.push_blob(repo, config.as_bytes()).await;
+    let layer = |digest: &str, media_type: &str, size: usize| json!({ "mediaType": media_type, "digest": digest, "size": size });
+    let manifest = json!({
+        "schemaVersion": 2,
+        "config": layer(&config_digest, "application/vnd.oci.image.config.v1+json", config.len()),
+        "layers": [
+            layer(&wasm_digest, "application/vnd.wasm.content.layer.v1+wasm", wasm.len()),
+            layer(&big_digest, "application/vnd.wasm.content.layer.v1+data", big.len()),
+            layer(&locked_digest, "application/vnd.fermyon.spin.application.v1+config", locked.len()),
+        ],
+    })
+    .to_string();
+    let (status, body) = registry
+        .put_manifest(repo, "1.0.0", OCI_MANIFEST, manifest.as_bytes())
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let docker_config = tempfile::tempdir().unwrap();
+    let store = Store::new();
+    let server = serve_ref(
+        &registry.reference("byhand/app:1.0.0"),
+        &store,
+        docker_config.path(),
+    );
+    let client = http1();
+    let big_served = client.get(server.url("/big.txt")).send().await.unwrap();
+    assert_eq!(big_served.status(), 200);
+    assert_eq!(big_served.text().await.unwrap(), big);
+    let small = client.get(server.url("/small.txt")).send().await.unwrap();
+    assert_eq!(small.text().await.unwrap(), "hi");
+}
+
+#[tokio::test]
+async fn a_digest_needs_no_registry_and_a_tag_falls_back_to_its_last_digest_with_a_warning() {
+    let mut registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let reference = registry.reference("team/hello:stable");
+    let pushed = push(&guest("hello"), &reference, config.path());
+    let digest = pushed["digest"].as_str().unwrap().to_owned();
+    let store = Store::new();
+    pull(&reference, &store, config.path());
+    let never_pulled = registry.reference("team/other:1");
+    registry.stop();
+
+    let pinned = format!("{}@{digest}", registry.reference("team/hello"));
+    let server = serve_ref(&pinned, &store, config.path());
+    let response = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "Hello, world!\n");
+    assert!(
+        server.log().contains("from the local store"),
+        "{}",
+        server.log()
+    );
+    drop(server);
+
+    let server = serve_ref(&reference, &store, config.path());
+    let response = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "Hello, world!\n");
+    let warning = server.wait_for_log(
+        "cannot reach the registry",
+        std::time::Duration::from_secs(5),
+    );
+    assert!(
+        warning.contains(&reference) && warning.contains(&digest),
+        "{warning}"
+    );
+    drop(server);
+
+    let err = failed(wasmhost(
+        &[
+            "serve",
+            &never_pulled,
+            "--cache-dir",
+            store.path(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        config.path(),
+    ));
+    assert!(err.contains(&never_pulled), "{err}");
+    assert!(
+        err.contains("unreachable") && err.contains("never pulled here before"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_registries_need_a_login_which_is_checked_and_stored() {
+    let registry = TestRegistry::start_with_auth("alice", "s3cret");
+    let config = tempfile::tempdir().unwrap();
+    let hello = guest("hello");
+    let reference = registry.reference("private/hello:1");
+
+    let err = failed(wasmhost(
+        &["push", hello.to_str().unwrap(), &reference],
+        config.path(),
+    ));
+    assert!(err.contains(&reference) && err.contains("401"), "{err}");
+
+    let bad = failed(wasmhost(
+        &[
+            "registry",
+            "login",
+            &registry.host,
+            "-u",
+            "alice",
+            "-p",
+            "wrong",
+        ],
+        config.path(),
+    ));
+    assert!(
+        bad.contains("cannot log in") && bad.contains("401"),
+        "{bad}"
+    );
+    assert!(
+        !config.path().join("config.json").exists(),
+        "nothing stored for a bad password"
+    );
+
+    ok(wasmhost(
+        &[
+            "registry",
+            "login",
+            &registry.host,
+            "-u",
+            "alice",
+            "-p",
+            "s3cret",
+        ],
+        config.path(),
+    ));
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(config.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(stored["auths"][&registry.host]["auth"], "YWxpY2U6czNjcmV0");
+
+    let pushed = push(&hello, &reference, config.path());
+    let store = Store::new();
+    let pulled = pull(&reference, &store, config.path());
+    assert_eq!(pulled["digest"], pushed["digest"]);
+
+    ok(wasmhost(
+        &["registry", "logout", &registry.host],
+        config.path(),
+    ));
+    let fresh = Store::new();
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", fresh.path()],
+        config.path(),
+    ));
+    assert!(err.contains("401"), "{err}");
+    fresh.assert_empty();
+}
+
+/// Pushes hello to `repository`; returns (manifest digest, wasm digest).
+fn pushed_hello(registry: &TestRegistry, repository: &str, config: &Path) -> (String, String) {
+    let pushed = push(&guest("hello"), &registry.reference(repository), config);
+    let wasm = std::fs::read(guest("hello")).unwrap();
+    (pushed["digest"].as_str().unwrap().to_owned(), sha256(&wasm))
+}
+
+#[tokio::test]
+async fn corrupt_truncated_and_hostile_content_is_refused_by_reference_and_leaves_nothing() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+
+    // A blob whose bytes changed in the registry's storage.
+    let (_, wasm_digest) = pushed_hello(&registry, "bad/corrupt:1", config.path());
+    let blob = registry.blob_file(&wasm_digest);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let store = Store::new();
+    let reference = registry.reference("bad/corrupt:1");
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", store.path()],
+        config.path(),
+    ));
+    assert!(err.contains(&reference) && err.contains("digest"), "{err}");
+    store.assert_empty();
+
+    // A truncated blob.
+    std::fs::write(&blob, &bytes[..bytes.len() / 2]).unwrap();
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", store.path()],
+        config.path(),
+    ));
+    assert!(err.contains(&reference), "{err}");
+    assert!(
+        err.contains("size mismatch") || err.contains("digest"),
+        "{err}"
+    );
+    store.assert_empty();
+    // The same pulled by `serve` does not start either.
+    let err = failed(wasmhost(
+        &[
+            "serve",
+            &reference,
+            "--cache-dir",
+            store.path(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        config.path(),
+    ));
+    assert!(err.contains(&reference), "{err}");
+    store.assert_empty();
+
+    // A manifest that is both an image and an index (CVE-2021-41190). The
+    // registry refuses it on upload, so it is written into its storage.
+    let fine = registry.get_manifest("bad/corrupt", "1").await;
+    let mut hostile = fine.clone();
+    hostile["manifests"] = json!([{ "mediaType": OCI_MANIFEST, "digest": wasm_digest, "size": 1 }]);
+    let (status, _) = registry
+        .put_manifest("bad/cve", "1", OCI_MANIFEST, hostile.to_string().as_bytes())
+        .await;
+    assert_eq!(status, 400, "the registry itself refuses it on upload");
+    registry.inject_manifest("bad/corrupt", "cve", hostile.to_string().as_bytes());
+    let reference = registry.reference("bad/corrupt:cve");
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", store.path()],
+        config.path(),
+    ));
+    assert!(
+        err.contains(&reference) && err.contains("CVE-2021-41190"),
+        "{err}"
+    );
+    store.assert_empty();
+
+    // Unknown and missing media types.
+    let mut unknown = fine.clone();
+    unknown["config"]["mediaType"] = json!("application/x-unknown");
+    unknown["layers"][0]["mediaType"] = json!("application/x-other");
+    registry
+        .put_manifest(
+            "bad/corrupt",
+            "unknown",
+            OCI_MANIFEST,
+            unknown.to_string().as_bytes(),
+        )
+        .await;
+    let reference = registry.reference("bad/corrupt:unknown");
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", store.path()],
+        config.path(),
+    ));
+    assert!(
+        err.contains(&reference) && err.contains("unknown artifact"),
+        "{err}"
+    );
+    assert!(err.contains("application/x-other"), "{err}");
+    let mut missing = fine.clone();
+    missing["layers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("mediaType");
+    registry
+        .put_manifest(
+            "bad/corrupt",
+            "missing",
+            OCI_MANIFEST,
+            missing.to_string().as_bytes(),
+        )
+        .await;
+    let reference = registry.reference("bad/corrupt:missing");
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", store.path()],
+        config.path(),
+    ));
+    assert!(
+        err.contains(&reference) && err.contains("no media type"),
+        "{err}"
+    );
+    store.assert_empty();
+
+    // Not there.
+    let reference = registry.reference("bad/absent:1");
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", store.path()],
+        config.path(),
+    ));
+    assert!(err.contains(&reference) && err.contains("404"), "{err}");
+    store.assert_empty();
+
+    // No registry at all.
+    let reference = format!("127.0.0.1:{}/bad/down:1", common::registry::free_port());
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", store.path()],
+        config.path(),
+    ));
+    assert!(
+        err.contains(&reference) && err.contains("unreachable"),
+        "{err}"
+    );
+    store.assert_empty();
+}
+
+#[tokio::test]
+async fn a_manifest_registry_source_is_pulled_as_a_component() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    push(
+        &guest("hello"),
+        &registry.reference("example/hello:0.1.0"),
+        config.path(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manifest: PathBuf = dir.path().join("spin.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"spin_manifest_version = 2
+[application]
+name = "from-registry"
+[[trigger.http]]
+route = "/..."
+component = "hello"
+[component.hello]
+source = {{ registry = "{}", package = "example:hello", version = "0.1.0" }}
+"#,
+            registry.host
+        ),
+    )
+    .unwrap();
+    let store = Store::new();
+    let server = Server::start_env(
+        &[
+            "serve",
+            manifest.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            store.path(),
+        ],
+        &[("DOCKER_CONFIG", config.path().to_str().unwrap())],
+    );
+    let response = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "Hello, world!\n");
+}
