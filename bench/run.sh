@@ -6,12 +6,14 @@
 #   bench/run.sh              everything
 #   bench/run.sh criterion    the in-process per-request benchmark only
 #   bench/run.sh http [ARGS]  the HTTP comparison only (ARGS go to http_bench.py)
+#   bench/run.sh oci [ARGS]   pull vs skopeo, pinned start vs local file (oci_bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what="${1:-all}"
 [ $# -gt 0 ] && shift
 
+bash scripts/install-test-deps.sh
 if ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq wrk
 fi
@@ -29,4 +31,7 @@ if [ "$what" = all ] || [ "$what" = http ]; then
     # RUST_BACKTRACE makes wasmtime capture a backtrace per dropped store
     # (4-5 us per request on both sides); keep it out of the measurement.
     env -u RUST_BACKTRACE python3 bench/http_bench.py "$@"
+fi
+if [ "$what" = all ] || [ "$what" = oci ]; then
+    python3 bench/oci_bench.py "$@"
 fi

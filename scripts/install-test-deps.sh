@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive for real: a registry
 # (docker-registry), the tools whose output we must interoperate with
-# (skopeo, umoci) and htpasswd for the basic-auth registry. Idempotent:
+# (skopeo, umoci), htpasswd for the basic-auth registry and openssl for the
+# token service of the bearer-auth one. Idempotent:
 # does nothing when every tool is already present. Needs root (CI runs as
 # root) and the Debian package mirrors.
 set -euo pipefail
@@ -12,6 +13,7 @@ need docker-registry docker-registry
 need skopeo skopeo
 need umoci umoci
 need htpasswd apache2-utils
+need openssl openssl
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -290,6 +290,32 @@ async fn container_images_from_umoci_and_skopeo_and_indexes_pull_into_the_same_s
         );
     }
 
+    // The same image as a Docker v2 schema 2 manifest.
+    let docker_ref = registry.reference("legacy/docker:1");
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--format",
+            "v2s2",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("docker://{docker_ref}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docker = pull(&docker_ref, &store, config.path());
+    assert_eq!(docker["kind"], "container image");
+    assert_eq!(
+        docker["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+
     // A multi-arch index resolves to linux/amd64.
     let manifest = registry.get_manifest("legacy/app", "1").await;
     let bytes = manifest.to_string().into_bytes();
@@ -833,4 +859,123 @@ source = {{ registry = "{}", package = "example:hello", version = "0.1.0" }}
     );
     let response = http1().get(server.url("/")).send().await.unwrap();
     assert_eq!(response.text().await.unwrap(), "Hello, world!\n");
+}
+
+#[tokio::test]
+async fn token_registries_are_reached_with_a_bearer_token_from_their_token_service() {
+    let registry = TestRegistry::start_with_token_auth("bob", "hunter2");
+    let config = tempfile::tempdir().unwrap();
+    let hello = guest("hello");
+    let reference = registry.reference("tokens/hello:1");
+
+    // Anonymous: the token service refuses, so does the registry.
+    let err = failed(wasmhost(
+        &["push", hello.to_str().unwrap(), &reference],
+        config.path(),
+    ));
+    assert!(err.contains(&reference) && err.contains("401"), "{err}");
+
+    let bad = failed(wasmhost(
+        &[
+            "registry",
+            "login",
+            &registry.host,
+            "-u",
+            "bob",
+            "-p",
+            "wrong",
+        ],
+        config.path(),
+    ));
+    assert!(bad.contains("cannot log in"), "{bad}");
+    ok(wasmhost(
+        &[
+            "registry",
+            "login",
+            &registry.host,
+            "-u",
+            "bob",
+            "-p",
+            "hunter2",
+        ],
+        config.path(),
+    ));
+    let pushed = push(&hello, &reference, config.path());
+    let store = Store::new();
+    let pulled = pull(&reference, &store, config.path());
+    assert_eq!(pulled["digest"], pushed["digest"]);
+}
+
+#[tokio::test]
+async fn a_spin_app_in_archive_mode_is_served_from_its_tar_gzip_layer() {
+    // `SPIN_OCI_ARCHIVE_LAYERS=1 spin registry push`: a component's files
+    // as one tar+gzip layer, the locked app naming each file by the digest
+    // of its own bytes.
+    let registry = TestRegistry::start();
+    let repo = "byhand/archive";
+    let wasm = std::fs::read(guest("static-files")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let page = "<h1>from an archive</h1>".repeat(20);
+    std::fs::create_dir_all(work.path().join("files/docs")).unwrap();
+    std::fs::write(work.path().join("files/docs/page.html"), &page).unwrap();
+    let tarball = work.path().join("files.tar.gz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(work.path().join("files"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let archive = std::fs::read(&tarball).unwrap();
+    let wasm_digest = registry.push_blob(repo, &wasm).await;
+    let archive_digest = registry.push_blob(repo, &archive).await;
+    let locked = json!({
+        "spin_lock_version": 0,
+        "metadata": { "name": "archive" },
+        "triggers": [{ "id": "t", "trigger_type": "http",
+                       "trigger_config": { "component": "web", "route": "/..." } }],
+        "components": [{
+            "id": "web",
+            "source": { "content_type": "application/wasm", "digest": wasm_digest },
+            "files": [{ "digest": sha256(page.as_bytes()), "path": "docs/page.html" }],
+        }],
+    })
+    .to_string();
+    let locked_digest = registry.push_blob(repo, locked.as_bytes()).await;
+    let config = json!({ "architecture": "wasm", "os": "wasip1",
+        "config": { "Labels": { "com.fermyon.spin.lockedAppDigest": locked_digest } },
+        "rootfs": { "type": "layers", "diff_ids": [] } })
+    .to_string();
+    let config_digest = registry.push_blob(repo, config.as_bytes()).await;
+    let layer = |digest: &str, media_type: &str, size: usize| json!({ "mediaType": media_type, "digest": digest, "size": size });
+    let manifest = json!({
+        "schemaVersion": 2,
+        "config": layer(&config_digest, "application/vnd.oci.image.config.v1+json", config.len()),
+        "layers": [
+            layer(&wasm_digest, "application/vnd.wasm.content.layer.v1+wasm", wasm.len()),
+            layer(&archive_digest, "application/vnd.wasm.content.bundle.v1.tar+gzip", archive.len()),
+            layer(&locked_digest, "application/vnd.fermyon.spin.application.v1+config", locked.len()),
+        ],
+    })
+    .to_string();
+    let (status, body) = registry
+        .put_manifest(repo, "1", OCI_MANIFEST, manifest.as_bytes())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let docker_config = tempfile::tempdir().unwrap();
+    let store = Store::new();
+    let server = serve_ref(
+        &registry.reference("byhand/archive:1"),
+        &store,
+        docker_config.path(),
+    );
+    let served = http1()
+        .get(server.url("/docs/page.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.text().await.unwrap(), page);
 }

@@ -520,7 +520,7 @@ fn a_url_source_with_the_wrong_digest_is_refused_and_nothing_is_kept() {
     ]);
     assert_ne!(failed.code, Some(0));
     let expected = format!(
-        "component `remote`: `{url}` does not match its digest: the manifest says sha256:{wrong}, the download is sha256:{}",
+        "component `remote`: download of `{url}`: digest mismatch: expected sha256:{wrong}, got sha256:{}",
         sha256_hex(&hello)
     );
     assert!(failed.stderr.contains(&expected), "{}", failed.stderr);

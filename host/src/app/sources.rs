@@ -46,7 +46,7 @@ pub async fn fetch_url(
         store
             .put_stream(digest, None, MAX_DOWNLOAD_BYTES, Box::pin(body), |_| {})
             .await
-            .with_context(|| format!("`{url}` does not match the manifest"))?;
+            .with_context(|| format!("download of `{url}`"))?;
     }
     store.record_ref(&RefRecord {
         reference: format!("url:{url}"),

@@ -71,6 +71,7 @@ pub fn local_path(
                 store,
                 &pulled.manifest_digest,
                 &locked,
+                &pulled.layers,
             )?)
         }
         Kind::Image => None,

@@ -7,7 +7,8 @@
 //! locked app JSON as a `application/vnd.fermyon.spin.application.v1+config`
 //! layer, named by the image config's `com.fermyon.spin.lockedAppDigest`
 //! label. Before Spin 2 the locked app was the config itself; pulls accept
-//! both.
+//! both, and Spin's archive mode (a component's files as one
+//! `application/vnd.wasm.content.bundle.v1.tar+gzip` layer) too.
 //!
 //! A pulled app is materialised as a plain directory — a generated
 //! `spin.toml`, its files, and component sources pointing into the content
@@ -376,6 +377,7 @@ pub fn materialize(
     store: &ContentStore,
     manifest_digest: &str,
     locked: &LockedApp,
+    layers: &[Descriptor],
 ) -> Result<PathBuf> {
     let hex = super::store::sha256_hex(manifest_digest)?;
     let apps = store.root().join("apps");
@@ -390,6 +392,7 @@ pub fn materialize(
         .prefix(".partial-")
         .tempdir_in(&apps)
         .context("cannot stage the app")?;
+    unpack_archives(store, layers)?;
     let toml = write_app(store, staging.path(), &dir, locked)?;
     std::fs::write(staging.path().join("spin.toml"), toml)?;
     let staged = staging.keep();
@@ -400,6 +403,36 @@ pub fn materialize(
         }
     }
     Ok(toml_path)
+}
+
+/// Spin's archive mode (used past 500 layers, or when asked): a
+/// component's files as one tar+gzip layer. Each regular file in it goes
+/// into the store under the digest of its own bytes, which is how the
+/// locked app names it. Nothing in an archive is written by its path, so a
+/// hostile entry name cannot reach outside the store.
+fn unpack_archives(store: &ContentStore, layers: &[Descriptor]) -> Result<()> {
+    for layer in layers
+        .iter()
+        .filter(|l| l.media_type == media::SPIN_ARCHIVE_LAYER)
+    {
+        let file = std::fs::File::open(store.blob_path(&layer.digest)?)
+            .with_context(|| format!("archive layer {} is not in the store", layer.digest))?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let entries = archive
+            .entries()
+            .with_context(|| format!("archive layer {} is not a tar+gzip", layer.digest))?;
+        for entry in entries {
+            let mut entry = entry.with_context(|| format!("archive layer {}", layer.digest))?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes)
+                .with_context(|| format!("archive layer {}", layer.digest))?;
+            store.put(&bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes files under `staging` (which will become `dir`) and returns the
@@ -498,8 +531,7 @@ fn write_app(
                     (Some(inline), _) => decode_inline(inline)?,
                     (None, Some(digest)) if store.has(digest) => store.read(digest)?,
                     (None, Some(digest)) => bail!(
-                        "component `{id}`: file `{}` ({digest}) is not among the layers \
-                         (archive-layer apps are not supported yet)",
+                        "component `{id}`: file `{}` ({digest}) is in no layer",
                         file.path
                     ),
                     (None, None) => bail!("component `{id}`: file `{}` has no content", file.path),

@@ -308,8 +308,9 @@ impl ContentStore {
         children
     }
 
-    /// Removes every blob no reference reaches, and leftovers of
-    /// interrupted writes. Returns how many blobs and bytes went.
+    /// Removes every blob no reference reaches, pulled apps whose manifest
+    /// went with them, and leftovers of interrupted writes. Returns how
+    /// many blobs and bytes went.
     pub fn gc(&self) -> Result<(usize, u64)> {
         let mut live = BTreeSet::new();
         for record in self.refs()? {
@@ -327,6 +328,14 @@ impl ContentStore {
             for entry in entries.flatten() {
                 if entry.file_name().to_string_lossy().starts_with(".partial-") {
                     let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(self.root.join("apps")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !live.contains(&format!("sha256:{name}")) {
+                    let _ = std::fs::remove_dir_all(entry.path());
                 }
             }
         }

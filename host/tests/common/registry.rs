@@ -21,16 +21,37 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// An anonymous registry.
     pub fn start() -> TestRegistry {
-        Self::start_inner(None)
+        Self::start_inner(None, None)
     }
 
     /// A registry that requires `user`/`password` (htpasswd, bcrypt).
     pub fn start_with_auth(user: &str, password: &str) -> TestRegistry {
-        Self::start_inner(Some((user.to_owned(), password.to_owned())))
+        Self::start_inner(Some((user.to_owned(), password.to_owned())), None)
     }
 
-    fn start_inner(credentials: Option<(String, String)>) -> TestRegistry {
+    /// A registry that takes only bearer tokens, issued by a token service
+    /// (see [`TokenService`]) to `user`/`password`.
+    pub fn start_with_token_auth(user: &str, password: &str) -> TestRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
+        let service = TokenService::start(dir.path(), user, password);
+        let config = format!(
+            "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+            service.realm,
+            service.cert.display()
+        );
+        let mut registry = Self::start_inner(None, Some((dir, config)));
+        registry.credentials = Some((user.to_owned(), password.to_owned()));
+        registry
+    }
+
+    fn start_inner(
+        credentials: Option<(String, String)>,
+        extra: Option<(tempfile::TempDir, String)>,
+    ) -> TestRegistry {
+        let (dir, extra_config) = match extra {
+            Some((dir, config)) => (dir, config),
+            None => (tempfile::tempdir().expect("tempdir"), String::new()),
+        };
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let mut config = format!(
@@ -52,6 +73,7 @@ impl TestRegistry {
                 file.display()
             ));
         }
+        config.push_str(&extra_config);
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let child = Command::new("docker-registry")
@@ -264,4 +286,142 @@ impl TestRegistry {
         }
         digest
     }
+}
+
+const SERVICE: &str = "wasmhost-test-registry";
+const ISSUER: &str = "wasmhost-test-issuer";
+
+/// A minimal token service of the kind Docker Hub, GHCR and Harbor run:
+/// `GET /token?scope=…&service=…` with basic auth answers a JWT (RS256,
+/// the signing certificate in `x5c`) granting the scopes asked for, which
+/// the registry verifies against the certificate in its config. Signed
+/// with the `openssl` command.
+pub struct TokenService {
+    /// The `realm` URL.
+    pub realm: String,
+    /// The certificate the registry trusts.
+    pub cert: PathBuf,
+}
+
+impl TokenService {
+    fn start(dir: &Path, user: &str, password: &str) -> TokenService {
+        let key = dir.join("token-key.pem");
+        let cert = dir.join("token-cert.pem");
+        let status = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=wasmhost-test-token"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl req failed");
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .expect("openssl x509");
+        use base64::Engine as _;
+        let x5c = base64::engine::general_purpose::STANDARD.encode(der.stdout);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let user = user.to_owned();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = answer(stream, &expected, &user, &key, &x5c);
+            }
+        });
+        TokenService { realm, cert }
+    }
+}
+
+fn answer(
+    mut stream: std::net::TcpStream,
+    expected: &str,
+    user: &str,
+    key: &Path,
+    x5c: &str,
+) -> std::io::Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut reader = std::io::BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut authorized = false;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("authorization")
+                && value.trim() == format!("Basic {expected}")
+            {
+                authorized = true;
+            }
+        }
+    }
+    if !authorized {
+        let body = r#"{"details":"wrong user name or password"}"#;
+        return write!(
+            stream,
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let access: Vec<serde_json::Value> = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("scope="))
+        .map(|scope| scope.replace("%3A", ":").replace("%2F", "/").replace("%2C", ","))
+        .filter_map(|scope| {
+            let mut parts = scope.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(serde_json::json!({ "type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>() }))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    use base64::Engine as _;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = serde_json::json!({ "typ": "JWT", "alg": "RS256", "x5c": [x5c] });
+    let claims = serde_json::json!({
+        "iss": ISSUER, "sub": user, "aud": SERVICE, "exp": now + 300, "nbf": now - 10,
+        "iat": now, "jti": format!("{now}-{}", std::process::id()), "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        url.encode(header.to_string()),
+        url.encode(claims.to_string())
+    );
+    let mut openssl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-binary", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    openssl
+        .stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(signing_input.as_bytes())?;
+    let signature = openssl.wait_with_output()?.stdout;
+    let token = format!("{signing_input}.{}", url.encode(signature));
+    let body =
+        serde_json::json!({ "token": token, "access_token": token, "expires_in": 300 }).to_string();
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
