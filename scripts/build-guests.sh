@@ -31,7 +31,8 @@ target_dir=target/guest
 export CARGO_PROFILE_RELEASE_DEBUG=false
 cargo build --release --target wasm32-wasip2 --target-dir "$target_dir" "${packages[@]}"
 # hello and the Spin SDK 5.2 fixture again as core modules (wasip1): the
-# host's componentize path.
-cargo build --release --target wasm32-wasip1 --target-dir "$target_dir" -p hello -p spin-sdk-hello
+# host's componentize path; wagi only as a core module (a `_start` command,
+# as WAGI programs are).
+cargo build --release --target wasm32-wasip1 --target-dir "$target_dir" -p hello -p spin-sdk-hello -p wagi
 
-echo "guests built in $PWD/$target_dir/wasm32-wasip2/release (hello and spin-sdk-hello also in $PWD/$target_dir/wasm32-wasip1/release)"
+echo "guests built in $PWD/$target_dir/wasm32-wasip2/release (hello, spin-sdk-hello and wagi in $PWD/$target_dir/wasm32-wasip1/release)"

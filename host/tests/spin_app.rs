@@ -21,6 +21,10 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
     let mut text = body
         .replace("{spin-sdk-p2}", guest("spin-sdk-hello").to_str().unwrap())
         .replace(
+            "{wagi}",
+            common::guest_for("wasm32-wasip1", "wagi").to_str().unwrap(),
+        )
+        .replace(
             "{spin-sdk-p1}",
             common::guest_for("wasm32-wasip1", "spin-sdk-hello")
                 .to_str()
@@ -742,4 +746,169 @@ async fn the_spin_app_example_serves_its_three_routes() {
         api.text().await.unwrap(),
         "{\"greeting\": \"Hello, world!\", \"route\": \"/api/greet/:name\"}\n"
     );
+}
+
+const WAGI_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "wagi"
+[[trigger.http]]
+route = "/cgi/..."
+component = "cgi"
+executor = { type = "wagi" }
+[[trigger.http]]
+route = "/users/:id/..."
+component = "cgi-args"
+executor = { type = "wagi", argv = "wagi -v ${ARGS}" }
+[[trigger.http]]
+route = "/hello"
+component = "hello"
+[component.cgi]
+source = "{wagi}"
+environment = { FROM_MANIFEST = "yes" }
+files = [{ source = "data", destination = "/data" }]
+[component.cgi-args]
+source = "{wagi}"
+[component.hello]
+source = "{hello}"
+"#;
+
+fn serve_wagi() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/greeting.txt"), "hello from a file").unwrap();
+    let manifest = write_manifest(dir.path(), WAGI_APP);
+    let server = Server::serve(&manifest, &["--timeout", "2s"]);
+    (dir, server)
+}
+
+/// Lines `NAME=value` of the guest's /env output, as a map.
+fn env_of(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_wagi_module_gets_cgi_variables_argv_stdin_and_files() {
+    let (_dir, server) = serve_wagi();
+    let client = http1();
+    let response = client
+        .get(server.url("/cgi/env?a=1&b=2"))
+        .header("x-custom-foo", "bar")
+        .header("authorization", "Bearer secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    let env = env_of(&response.text().await.unwrap());
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+    for (name, value) in [
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("SERVER_SOFTWARE", "WAGI/1"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REQUEST_METHOD", "GET"),
+        ("QUERY_STRING", "a=1&b=2"),
+        ("SCRIPT_NAME", "/cgi"),
+        ("PATH_INFO", "/env"),
+        ("X_RAW_PATH_INFO", "/env"),
+        ("PATH_TRANSLATED", "/env"),
+        ("X_MATCHED_ROUTE", "/cgi/..."),
+        ("X_RAW_COMPONENT_ROUTE", "/cgi/..."),
+        ("X_COMPONENT_ROUTE", "/cgi"),
+        ("X_BASE_PATH", "/"),
+        ("CONTENT_LENGTH", "0"),
+        ("SERVER_NAME", "127.0.0.1"),
+        ("SERVER_PORT", port.as_str()),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("HTTP_X_CUSTOM_FOO", "bar"),
+        ("FROM_MANIFEST", "yes"),
+    ] {
+        assert_eq!(
+            env.get(name).map(String::as_str),
+            Some(value),
+            "{name}: {env:?}"
+        );
+    }
+    assert_eq!(
+        env["X_FULL_URL"],
+        format!("http://{}/cgi/env?a=1&b=2", server.addr)
+    );
+    assert!(
+        !env.contains_key("HTTP_AUTHORIZATION"),
+        "credentials are not passed on"
+    );
+
+    // argv: the default template is the path and the query words.
+    let args = get_text(&client, server.url("/cgi/args?x=y&z")).await;
+    assert_eq!(args, r#"["/cgi/args", "x=y", "z"]"#);
+    // A template of the trigger's own; `:id` shows as X_PATH_MATCH_ID.
+    let env = env_of(&get_text(&client, server.url("/users/42/env")).await);
+    assert_eq!(env["X_PATH_MATCH_ID"], "42");
+    // (The /args path here is PATH_INFO `/args` under /users/:id/...)
+    let args = get_text(&client, server.url("/users/7/args?q=1")).await;
+    assert_eq!(args, r#"["wagi", "-v", "q=1"]"#);
+
+    // stdin is the body; the output's own headers come through.
+    let echoed = client
+        .post(server.url("/cgi/echo"))
+        .body("ping body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-echo-length"], "9");
+    assert_eq!(echoed.text().await.unwrap(), "ping body");
+
+    // `files` are mounted as for any component.
+    assert_eq!(
+        get_text(&client, server.url("/cgi/file")).await,
+        "hello from a file"
+    );
+}
+
+#[tokio::test]
+async fn wagi_status_location_and_failures_map_to_responses_and_other_routes_keep_serving() {
+    let (_dir, server) = serve_wagi();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let missing = client.get(server.url("/cgi/status")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.text().await.unwrap(), "no such thing");
+    let moved = client
+        .get(server.url("/cgi/redirect"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 302);
+    assert_eq!(moved.headers()["location"], "/elsewhere");
+    let bare = client
+        .get(server.url("/cgi/no-headers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 500);
+    assert_eq!(
+        bare.text().await.unwrap(),
+        "Exactly one of 'location' or 'content-type' must be specified\n"
+    );
+    let exited = client.get(server.url("/cgi/exit")).send().await.unwrap();
+    assert_eq!(exited.status(), 500);
+    server.wait_for_log(
+        "WAGI program failed: exited with status",
+        std::time::Duration::from_secs(5),
+    );
+    let looping = client.get(server.url("/cgi/loop")).send().await.unwrap();
+    assert_eq!(looping.status(), 504);
+    let hello = client.get(server.url("/hello")).send().await.unwrap();
+    assert_eq!(
+        hello.status(),
+        200,
+        "a failing WAGI program takes nothing else down"
+    );
+    let default = get_text(&client, server.url("/cgi/")).await;
+    assert_eq!(default, "Hello from WAGI/1\n");
 }

@@ -6,10 +6,10 @@
 //! wildcard, `:name`, private) to components with a local `source` (a
 //! `{ url, digest }` or `{ registry, package, version }` one is resolved to
 //! its verified local copy first, see [`super::sources`]) and the
-//! default executor, with their `environment`, `files`, `variables`,
+//! default executor or Spin's `wagi` one, with their `environment`, `files`, `variables`,
 //! `key_value_stores` (the `default` store) and `allowed_outbound_hosts`
 //! (empty: no outgoing HTTP at all, as in Spin). What is not supported yet
-//! (the wagi executor, other key-value stores) is refused
+//! (other key-value stores) is refused
 //! at start-up by name, so an app never runs with a capability silently
 //! missing.
 
@@ -22,7 +22,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::files;
 use super::key_value::{KeyValue, KvAccess, DEFAULT_STORE};
-use super::manifest::{Component, Executor, LoadedManifest, Source};
+use super::manifest::{Component, Executor, LoadedManifest, Source, WAGI_DEFAULT_ENTRYPOINT};
 use super::outbound::AllowList;
 use super::variables::{self, Provided};
 use crate::backend::Backend;
@@ -30,6 +30,7 @@ use crate::dispatch::{Dispatch, Target};
 use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::state::Outbound;
+use crate::wasm::wagi::{self, WagiBackend};
 use crate::wasm::{ComponentBackend, ComponentOptions};
 
 /// Loads every component the manifest routes to, on one shared runtime,
@@ -48,15 +49,11 @@ pub fn assemble(
     // First read and check every routed component, so the runtime can be
     // built once with what they all need.
     let mut prepared: BTreeMap<&str, (PathBuf, ComponentBytes, ComponentOptions)> = BTreeMap::new();
+    let mut wagi: BTreeMap<&str, (PathBuf, Vec<u8>, ComponentOptions, Option<String>)> =
+        BTreeMap::new();
     for trigger in &manifest.http_triggers {
-        if let Executor::Wagi { .. } = trigger.executor {
-            bail!(
-                "trigger `{}` uses the `wagi` executor, which wasmhost does not run yet",
-                trigger.id
-            );
-        }
         let id = trigger.component.as_str();
-        if prepared.contains_key(id) {
+        if prepared.contains_key(id) || wagi.contains_key(id) {
             continue;
         }
         let component = manifest
@@ -71,6 +68,22 @@ pub fn assemble(
             &app_variables,
             &mut key_value,
         )?;
+        if let Executor::Wagi { argv, entrypoint } = &trigger.executor {
+            if entrypoint
+                .as_deref()
+                .is_some_and(|e| e != WAGI_DEFAULT_ENTRYPOINT)
+            {
+                bail!(
+                    "trigger `{}`: the wagi `entrypoint` is deprecated and only `{WAGI_DEFAULT_ENTRYPOINT}` \
+                     runs (as in Spin 3); remove it",
+                    trigger.id
+                );
+            }
+            let (bytes, _) = wagi::read_command(&path)
+                .with_context(|| format!("cannot load WAGI component `{id}`"))?;
+            wagi.insert(id, (path, bytes, component_options, argv.clone()));
+            continue;
+        }
         let bytes =
             load::read_component(&path).with_context(|| format!("cannot load component `{id}`"))?;
         prepared.insert(id, (path, bytes, component_options));
@@ -92,6 +105,15 @@ pub fn assemble(
         )
         .with_context(|| format!("cannot load component `{id}`"))?;
         tracing::info!(component = %id, "loaded `{}` {report}", path.display());
+        backends.insert(id, Arc::new(backend));
+    }
+    for (id, (path, bytes, component_options, argv)) in wagi {
+        let (backend, origin) =
+            WagiBackend::on(&runtime, id, &bytes, &component_options, argv.as_deref())
+                .with_context(|| {
+                    format!("cannot load WAGI component `{id}` (`{}`)", path.display())
+                })?;
+        tracing::info!(component = %id, "loaded `{}` as a WAGI program ({origin:?})", path.display());
         backends.insert(id, Arc::new(backend));
     }
     let routes = manifest

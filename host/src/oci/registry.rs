@@ -371,7 +371,11 @@ async fn pull_inner(
     let name = reference.whole();
     if let Some(digest) = reference.digest() {
         if let Ok(pulled) = from_store(&name, digest, store) {
-            record(store, &name, &pulled)?;
+            // Recorded already unless the content came in under another
+            // reference; the write (with its fsync) stays off the start path.
+            if store.lookup_ref(&name).is_none() {
+                record(store, &name, &pulled)?;
+            }
             return Ok(pulled);
         }
     }

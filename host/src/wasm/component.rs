@@ -246,7 +246,7 @@ impl ComponentOptions {
 /// serve -Scli` provides: Rust's std imports `wasi:cli/*` even in an HTTP
 /// handler), wasi:http and the Spin interfaces; for p3 components WASI 0.3
 /// as well.
-fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Linker<GuestState>> {
+pub(crate) fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Linker<GuestState>> {
     let mut linker = Linker::<GuestState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use wasi_preview1_component_adapter_provider::{
-    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+    WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
 };
 use wasmparser::{Chunk, Parser, Payload};
 
@@ -161,6 +162,20 @@ fn componentize(path: &Path, module: &[u8]) -> Result<Vec<u8>, LoadError> {
         .map_err(fail)?
         .encode()
         .map_err(fail)
+}
+
+/// Wraps a wasip1 command module (`_start`) into a component exporting
+/// `wasi:cli/run`, with the command adapter: how WAGI programs run. No
+/// component type information is needed: a command's interface is fixed.
+pub fn componentize_command(module: &[u8]) -> anyhow::Result<Vec<u8>> {
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)?
+        .adapter(
+            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )?
+        .encode()
 }
 
 fn has_component_type(module: &[u8]) -> bool {

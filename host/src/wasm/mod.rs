@@ -1,7 +1,8 @@
 //! Everything that runs WebAssembly: the engine and its settings
 //! ([`engine`]), turning files into components ([`load`]), the compiled-code
 //! cache ([`cache`]), per-store state ([`state`]), guest stdio
-//! ([`guest_log`]) and the backend that serves requests ([`component`]).
+//! ([`guest_log`]), the backend that serves requests ([`component`]) and
+//! Spin's CGI-style executor ([`wagi`]).
 
 pub mod cache;
 pub mod component;
@@ -11,5 +12,6 @@ pub mod load;
 pub mod p3;
 pub mod spin_host;
 pub mod state;
+pub mod wagi;
 
 pub use component::{ComponentBackend, ComponentOptions, LoadReport};

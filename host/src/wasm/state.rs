@@ -74,10 +74,22 @@ impl GuestState {
     /// Fresh state for one instance of component `id`. `request` tells its
     /// stdio which request it serves.
     pub fn new(id: Arc<str>, request: CurrentRequest, policy: &InstancePolicy) -> Self {
+        Self::with_wasi(id, request, policy, |_| {})
+    }
+
+    /// As [`GuestState::new`], letting `customize` add to the WASI context
+    /// (a WAGI program's argv, environment, stdin and captured stdout).
+    pub fn with_wasi(
+        id: Arc<str>,
+        request: CurrentRequest,
+        policy: &InstancePolicy,
+        customize: impl FnOnce(&mut wasmtime_wasi::WasiCtxBuilder),
+    ) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(GuestLog::stdout(id.clone(), request.clone()))
             .stderr(GuestLog::stderr(id.clone(), request))
             .envs(&policy.environment);
+        customize(&mut wasi);
         if let Some(files) = &policy.files {
             // The directory was created at start-up and is kept alive by
             // `policy`; failing to open it now means the host itself is
@@ -114,7 +126,13 @@ pub fn new_store(
     request: CurrentRequest,
     policy: &InstancePolicy,
 ) -> Store<GuestState> {
-    let mut store = Store::new(engine, GuestState::new(id, request, policy));
+    store_for(engine, GuestState::new(id, request, policy))
+}
+
+/// A store holding `state`, under the memory cap and epoch policy of
+/// [`new_store`].
+pub fn store_for(engine: &Engine, state: GuestState) -> Store<GuestState> {
+    let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);
