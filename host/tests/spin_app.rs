@@ -17,6 +17,7 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         "outbound",
         "spin-sdk-variables",
         "spin-sdk-kv",
+        "sdk-spin",
     ];
     let mut text = body
         .replace("{spin-sdk-p2}", guest("spin-sdk-hello").to_str().unwrap())
@@ -355,9 +356,14 @@ async fn outbound_http_goes_only_where_allowed_outbound_hosts_says() {
 spin_manifest_version = 2
 [application]
 name = "outbound"
+[variables]
+upstream_port = { default = "{port}" }
 [[trigger.http]]
 route = "/allowed/..."
 component = "allowed"
+[[trigger.http]]
+route = "/templated/..."
+component = "templated"
 [[trigger.http]]
 route = "/wrong-port/..."
 component = "wrong-port"
@@ -367,6 +373,9 @@ component = "closed"
 [component.allowed]
 source = "{outbound}"
 allowed_outbound_hosts = ["http://127.0.0.1:{port}"]
+[component.templated]
+source = "{outbound}"
+allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}"]
 [component.wrong-port]
 source = "{outbound}"
 allowed_outbound_hosts = ["http://127.0.0.1:1"]
@@ -385,6 +394,13 @@ source = "{outbound}"
         .unwrap();
     assert_eq!(allowed.status(), 200);
     assert_eq!(allowed.text().await.unwrap(), "Hello, world!\n");
+    // An entry built from an application variable.
+    let templated = client
+        .get(server.url(&format!("/templated/?url={target}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(templated.status(), 200);
     for denied in ["/wrong-port/", "/closed/"] {
         let resp = tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -911,4 +927,51 @@ async fn wagi_status_location_and_failures_map_to_responses_and_other_routes_kee
     );
     let default = get_text(&client, server.url("/cgi/")).await;
     assert_eq!(default, "Hello from WAGI/1\n");
+}
+
+#[tokio::test]
+async fn the_wasmhost_sdk_reads_variables_and_uses_key_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "sdk"
+[variables]
+who = { default = "world" }
+[[trigger.http]]
+route = "/..."
+component = "sdk"
+[component.sdk]
+source = "{sdk-spin}"
+key_value_stores = ["default"]
+[component.sdk.variables]
+greeting = "hello, {{ who }}"
+"#,
+    );
+    let server = Server::serve(&manifest, &["--variable", "who=sdk"]);
+    let client = http1();
+    let text = |path: &'static str| {
+        let client = client.clone();
+        let url = server.url(path);
+        async move { get_text(&client, url).await }
+    };
+    assert_eq!(text("/var/greeting").await, "hello, sdk");
+    assert_eq!(
+        text("/var/missing").await,
+        "error: undefined variable: no variable `missing` for this component"
+    );
+    assert_eq!(text("/kv/default/get/k").await, "(none)");
+    assert_eq!(text("/kv/default/set/k/v1").await, "ok");
+    assert_eq!(text("/kv/default/set/j/v2").await, "ok");
+    assert_eq!(text("/kv/default/get/k").await, "v1");
+    assert_eq!(text("/kv/default/exists/k").await, "true");
+    assert_eq!(text("/kv/default/keys").await, "j,k");
+    assert_eq!(text("/kv/default/delete/k").await, "deleted");
+    assert_eq!(text("/kv/default/exists/k").await, "false");
+    assert_eq!(
+        text("/kv/other/keys").await,
+        "error: access denied: the store is not in the component's key_value_stores"
+    );
 }

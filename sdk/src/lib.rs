@@ -20,6 +20,12 @@
 //! Build it with `cargo build --release --target wasm32-wasip2` (crate type
 //! `cdylib`) and serve the `.wasm` with `wasmhost serve`.
 //!
+//! Beyond HTTP: [`outbound::send`] makes outgoing requests (to hosts the
+//! manifest's `allowed_outbound_hosts` allows), [`variables::get`] reads the
+//! component's Spin variables and [`key_value::Store`] the key-value stores
+//! its `key_value_stores` names. They use the same host interfaces as the
+//! Spin SDK, so a component also runs under `spin up`.
+//!
 //! The handler may also return `Result<Response, E>` for any `E: Display`
 //! (`anyhow::Error` included): an `Err` becomes a `500` whose body is the
 //! error message, so `?` can be used freely. A panic is not an error but a
@@ -40,7 +46,10 @@ use wasi::io::streams::{InputStream, OutputStream, StreamError};
 pub use http;
 pub use wasmhost_sdk_macros::http_component;
 
+pub mod key_value;
 pub mod outbound;
+mod spin;
+pub mod variables;
 
 /// The request a handler receives: the [`http`] crate's type, so handlers can
 /// use the whole ecosystem built around it instead of a bespoke API.

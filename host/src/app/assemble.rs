@@ -162,8 +162,15 @@ fn plan(
     options.instance.outbound = if component.allowed_outbound_hosts.is_empty() {
         Outbound::Nowhere
     } else {
-        let list = AllowList::parse(&component.allowed_outbound_hosts)
-            .with_context(|| format!("component `{id}`"))?;
+        // Entries may name application variables (`https://{{ api_host }}`).
+        let entries = component
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| {
+                variables::render_template(id, "allowed_outbound_hosts", entry, app_variables)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let list = AllowList::parse(&entries).with_context(|| format!("component `{id}`"))?;
         Outbound::AllowList(Arc::new(list))
     };
     options.instance.variables =

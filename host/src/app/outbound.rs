@@ -5,8 +5,10 @@
 //! the host `*` or `*.domain` (any subdomain, not the domain itself), and
 //! the port `*`, a number or a range `lo-hi`. A missing port means the
 //! scheme's default (80, 443); with a `*` scheme the port must be given. `insecure:allow-all` allows everything.
-//! An empty list allows nothing. Not supported yet, and refused by name:
-//! `self` (service chaining), `{{ variable }}` templates and CIDR ranges.
+//! An empty list allows nothing. `{{ variable }}` templates are rendered
+//! over the application variables before parsing (see
+//! `app::assemble`), so one left here is an error. Not supported yet, and
+//! refused by name: `self` (service chaining) and CIDR ranges.
 
 use std::fmt;
 
@@ -108,7 +110,7 @@ fn parse_entry(entry: &str) -> Result<Rule, InvalidEntry> {
         return Ok(Rule::All);
     }
     if entry.contains("{{") {
-        return Err(bad("`{{ variable }}` templates are not supported yet"));
+        return Err(bad("a `{{ variable }}` template left unrendered"));
     }
     let Some((scheme, rest)) = entry.split_once("://") else {
         return Err(bad(
@@ -303,7 +305,7 @@ mod tests {
             ),
             (
                 "https://{{ host }}",
-                "`{{ variable }}` templates are not supported yet",
+                "a `{{ variable }}` template left unrendered",
             ),
             (
                 "http://10.0.0.0/8",

@@ -106,6 +106,17 @@ pub fn render(
         .collect()
 }
 
+/// One template (`https://{{ api_host }}`) rendered over application
+/// variables; `key` names where it came from, for errors.
+pub fn render_template(
+    component: &str,
+    key: &str,
+    template: &str,
+    app: &BTreeMap<String, String>,
+) -> Result<String, VariableError> {
+    render_one(component, key, template, app)
+}
+
 fn render_one(
     component: &str,
     key: &str,

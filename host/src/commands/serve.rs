@@ -151,14 +151,19 @@ impl ServeCommand {
 
     /// Pulls (or finds in the store) a component or app, then serves it.
     async fn load_reference(&self, text: &str, store: &ContentStore) -> Result<Arc<dyn Backend>> {
-        let reference = registry::parse_reference(text)?;
-        let pulled = registry::pull(
-            &reference,
-            store,
-            &self.registry_options(),
-            &Progress::hidden(),
-        )
-        .await?;
+        let pulled = match registry::pinned_in_store(text, store) {
+            Some(pulled) => pulled,
+            None => {
+                let reference = registry::parse_reference(text)?;
+                registry::pull(
+                    &reference,
+                    store,
+                    &self.registry_options(),
+                    &Progress::hidden(),
+                )
+                .await?
+            }
+        };
         let path = match pulled.kind {
             Kind::Image => anyhow::bail!(
                 "`{text}` is a container image; serve it from a manifest's container component"
@@ -177,12 +182,10 @@ impl ServeCommand {
                 ""
             }
         );
-        let id = reference
-            .repository()
-            .rsplit('/')
-            .next()
-            .unwrap_or("component")
-            .to_owned();
+        // The repository's last segment names the component in logs.
+        let repository = text.split('@').next().unwrap_or(text);
+        let last = repository.rsplit('/').next().unwrap_or("component");
+        let id = last.split(':').next().unwrap_or(last).to_owned();
         self.load_file(&path, &id, store).await
     }
 
