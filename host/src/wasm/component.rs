@@ -254,6 +254,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Lin
     if kind == HandlerKind::P3 {
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        super::spin_host::add_p3_to_linker(&mut linker)?;
     }
     Ok(linker)
 }
