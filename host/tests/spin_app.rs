@@ -18,6 +18,7 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         "spin-sdk-variables",
         "spin-sdk-kv",
         "sdk-spin",
+        "spin-sdk7",
     ];
     let mut text = body
         .replace("{spin-sdk-p2}", guest("spin-sdk-hello").to_str().unwrap())
@@ -973,5 +974,67 @@ greeting = "hello, {{ who }}"
     assert_eq!(
         text("/kv/other/keys").await,
         "error: access denied: the store is not in the component's key_value_stores"
+    );
+}
+
+#[tokio::test]
+async fn an_unmodified_spin_sdk_7_http_service_uses_variables_key_value_and_outbound_http() {
+    let upstream = Server::serve(&guest("hello"), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &r#"
+spin_manifest_version = 2
+[application]
+name = "sdk7"
+[variables]
+upstream = { default = "{upstream}" }
+[[trigger.http]]
+route = "/..."
+component = "sdk7"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.sdk7]
+source = "{spin-sdk7}"
+key_value_stores = ["default"]
+allowed_outbound_hosts = ["http://{{ upstream }}"]
+[component.sdk7.variables]
+message = "upstream is {{ upstream }}"
+[component.closed]
+source = "{spin-sdk7}"
+"#
+        .replace("{upstream}", &upstream.addr),
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    let text = |path: String| {
+        let client = client.clone();
+        let url = server.url(&path);
+        async move { get_text(&client, url).await }
+    };
+    assert_eq!(text("/hello".into()).await, "Hello from Spin SDK 7");
+    assert_eq!(
+        text("/var?message".into()).await,
+        format!("upstream is {}", upstream.addr)
+    );
+    let undefined = text("/var?nope".into()).await;
+    assert_eq!(
+        undefined,
+        "error: Error::Undefined(\"no variable `nope` for this component\")"
+    );
+    assert_eq!(text("/count".into()).await, "1");
+    assert_eq!(text("/count".into()).await, "2");
+    assert_eq!(text("/keys".into()).await, "count");
+    assert_eq!(text("/kv-other".into()).await, "error: Error::AccessDenied");
+    let target = format!("http://{}/", upstream.addr);
+    assert_eq!(
+        text(format!("/fetch?{target}")).await,
+        "200 Hello, world!\n"
+    );
+    let denied = text(format!("/closed/fetch?{target}")).await;
+    assert!(
+        denied.starts_with("error: ") && denied.contains("HttpRequestDenied"),
+        "{denied}"
     );
 }

@@ -12,7 +12,8 @@ use spin_sdk::variables;
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let arg = req.uri().query().unwrap_or_default().to_owned();
-    let text = match req.uri().path() {
+    // Mounted at `/...` and at `/closed/...` (no outbound hosts allowed).
+    let text = match req.uri().path().trim_start_matches("/closed") {
         "/hello" => "Hello from Spin SDK 7".to_owned(),
         "/var" => match variables::get(&arg).await {
             Ok(value) => value,
