@@ -250,7 +250,7 @@ key_value_stores = ["default", "cache"]
     assert_ne!(failed.code, Some(0));
     assert!(
         failed.stderr.contains(
-            "component `counter`: key-value store `cache` would need runtime configuration, which wasmhost does not support yet"
+            "component `counter`: key-value store `cache` is not defined; define it in a runtime config file (`--runtime-config-file`) as `[key_value_store.cache]` with `type = \"spin\"`"
         ),
         "{}",
         failed.stderr
@@ -1036,5 +1036,50 @@ source = "{spin-sdk7}"
     assert!(
         denied.starts_with("error: ") && denied.contains("HttpRequestDenied"),
         "{denied}"
+    );
+}
+
+#[tokio::test]
+async fn a_runtime_config_file_defines_more_key_value_stores_which_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "stores"
+[[trigger.http]]
+route = "/..."
+component = "sdk"
+[component.sdk]
+source = "{sdk-spin}"
+key_value_stores = ["default", "cache", "sessions"]
+"#,
+    );
+    let config = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        "[key_value_store.cache]\ntype = \"spin\"\npath = \"data/cache.redb\"\n\
+         [key_value_store.sessions]\ntype = \"spin\"\n",
+    )
+    .unwrap();
+    let args = ["--runtime-config-file", config.to_str().unwrap()];
+    for (round, expected) in [(1, "(none)"), (2, "c1")] {
+        let server = Server::serve(&manifest, &args);
+        let client = http1();
+        let get = |path: &str| get_text(&client, server.url(path));
+        assert_eq!(get("/kv/cache/get/k").await, expected, "round {round}");
+        if round == 1 {
+            assert_eq!(get("/kv/cache/set/k/c1").await, "ok");
+            assert_eq!(get("/kv/sessions/set/k/s1").await, "ok");
+            assert_eq!(get("/kv/default/set/k/d1").await, "ok");
+        } else {
+            assert_eq!(get("/kv/sessions/get/k").await, "s1");
+            assert_eq!(get("/kv/default/get/k").await, "d1");
+        }
+    }
+    assert!(
+        dir.path().join("data/cache.redb").is_file(),
+        "the store has its own file"
     );
 }

@@ -9,7 +9,7 @@
 //! default executor or Spin's `wagi` one, with their `environment`, `files`, `variables`,
 //! `key_value_stores` (the `default` store) and `allowed_outbound_hosts`
 //! (empty: no outgoing HTTP at all, as in Spin). What is not supported yet
-//! (other key-value stores) is refused
+//! (nothing at the moment) is refused
 //! at start-up by name, so an app never runs with a capability silently
 //! missing.
 
@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use super::files;
-use super::key_value::{KeyValue, KvAccess, DEFAULT_STORE};
+use super::key_value::{KeyValue, KvAccess, DEFAULT_STORE, STATE_DIR};
 use super::manifest::{Component, Executor, LoadedManifest, Source, WAGI_DEFAULT_ENTRYPOINT};
 use super::outbound::AllowList;
+use super::runtime_config::{KvStoreConfig, RuntimeConfig};
 use super::variables::{self, Provided};
 use crate::backend::Backend;
 use crate::dispatch::{Dispatch, Target};
@@ -40,12 +41,17 @@ pub fn assemble(
     options: &ComponentOptions,
     timeout: Duration,
     provided: &Provided,
+    runtime_config: &RuntimeConfig,
 ) -> Result<Dispatch> {
     let started = Instant::now();
     let manifest = &loaded.manifest;
     let app_variables = variables::resolve_app(&manifest.variables, provided)?;
     // Opened on first use: an app without key-value leaves no state behind.
-    let mut key_value: Option<Arc<KeyValue>> = None;
+    let mut key_value = KvStores {
+        app_dir: &loaded.dir,
+        config: runtime_config,
+        open: BTreeMap::new(),
+    };
     // First read and check every routed component, so the runtime can be
     // built once with what they all need.
     let mut prepared: BTreeMap<&str, (PathBuf, ComponentBytes, ComponentOptions)> = BTreeMap::new();
@@ -145,7 +151,7 @@ fn plan(
     dir: &Path,
     options: &ComponentOptions,
     app_variables: &BTreeMap<String, String>,
-    key_value: &mut Option<Arc<KeyValue>>,
+    key_value: &mut KvStores<'_>,
 ) -> Result<(PathBuf, ComponentOptions)> {
     let Source::Local(path) = &component.source else {
         bail!(
@@ -176,22 +182,12 @@ fn plan(
     options.instance.variables =
         Arc::new(variables::render(id, &component.variables, app_variables)?);
     if !component.key_value_stores.is_empty() {
-        if let Some(label) = component
-            .key_value_stores
-            .iter()
-            .find(|l| *l != DEFAULT_STORE)
-        {
-            bail!(
-                "component `{id}`: key-value store `{label}` would need runtime configuration, \
-                 which wasmhost does not support yet; only `{DEFAULT_STORE}` is available"
-            );
+        let mut stores = BTreeMap::new();
+        for label in &component.key_value_stores {
+            stores.insert(label.clone(), key_value.database(id, label)?);
         }
-        let db = match key_value {
-            Some(db) => db.clone(),
-            None => key_value.insert(KeyValue::open(dir)?).clone(),
-        };
         options.instance.key_value = Some(KvAccess {
-            db,
+            stores: Arc::new(stores),
             allowed: Arc::new(component.key_value_stores.clone()),
         });
     }
@@ -210,4 +206,36 @@ fn plan(
         options.instance.files = Some(Arc::new(staging));
     }
     Ok((path.clone(), options))
+}
+
+/// The app's key-value databases: opened on first use, one per file, the
+/// app's own file (`.wasmhost/key_value.redb` beside the manifest) unless
+/// the runtime config gives a store a file of its own.
+struct KvStores<'a> {
+    app_dir: &'a Path,
+    config: &'a RuntimeConfig,
+    open: BTreeMap<PathBuf, Arc<KeyValue>>,
+}
+
+impl KvStores<'_> {
+    fn database(&mut self, component: &str, label: &str) -> Result<Arc<KeyValue>> {
+        let own_file = || self.app_dir.join(STATE_DIR).join("key_value.redb");
+        let path = match self.config.key_value_stores.get(label) {
+            Some(KvStoreConfig { path: Some(path) }) => path.clone(),
+            Some(KvStoreConfig { path: None }) => own_file(),
+            None if label == DEFAULT_STORE => own_file(),
+            None => bail!(
+                "component `{component}`: key-value store `{label}` is not defined; define it in a \
+                 runtime config file (`--runtime-config-file`) as `[key_value_store.{label}]` with \
+                 `type = \"spin\"`"
+            ),
+        };
+        if let Some(db) = self.open.get(&path) {
+            return Ok(db.clone());
+        }
+        let db = KeyValue::open_file(&path)
+            .with_context(|| format!("component `{component}`: key-value store `{label}`"))?;
+        self.open.insert(path, db.clone());
+        Ok(db)
+    }
 }

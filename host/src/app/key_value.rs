@@ -5,7 +5,8 @@
 //! A component may open only the stores its manifest names in
 //! `key_value_stores`; opening any other fails with Spin's
 //! `access-denied`. Only the `default` store exists without runtime
-//! configuration, as in Spin.
+//! configuration, as in Spin; `--runtime-config-file` defines others (a
+//! table in the app's file, or a file of their own).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,15 +49,16 @@ impl KeyValue {
     /// Opens (or creates) the database of the app whose manifest is in
     /// `dir`.
     pub fn open(dir: &Path) -> Result<Arc<Self>> {
-        let state = dir.join(STATE_DIR);
-        std::fs::create_dir_all(&state).with_context(|| {
-            format!(
-                "cannot create the app's state directory `{}`",
-                state.display()
-            )
-        })?;
-        let path = state.join("key_value.redb");
-        let db = Database::create(&path)
+        Self::open_file(&dir.join(STATE_DIR).join("key_value.redb"))
+    }
+
+    /// Opens (or creates) the database file `path`.
+    pub fn open_file(path: &Path) -> Result<Arc<Self>> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
+        }
+        let db = Database::create(path)
             .with_context(|| format!("cannot open the key-value database `{}`", path.display()))?;
         Ok(Arc::new(Self { db }))
     }
@@ -109,13 +111,23 @@ impl KeyValue {
     }
 }
 
-/// The stores one component may open, and the database behind them.
+/// The stores one component may open, and the database behind each.
 #[derive(Clone)]
 pub struct KvAccess {
-    /// The app's database.
-    pub db: Arc<KeyValue>,
+    /// The database of every store the component may open, by label.
+    pub stores: Arc<std::collections::BTreeMap<String, Arc<KeyValue>>>,
     /// The component's `key_value_stores`.
     pub allowed: Arc<Vec<String>>,
+}
+
+impl KvAccess {
+    /// The database behind store `label`.
+    pub fn db(&self, label: &str) -> Result<&KeyValue, KvError> {
+        self.stores
+            .get(label)
+            .map(|db| &**db)
+            .ok_or(KvError::NoSuchStore)
+    }
 }
 
 impl std::fmt::Debug for KvAccess {

@@ -7,6 +7,7 @@
 //! - [`files`]: a component's `files`, staged for read-only mounting.
 //! - [`key_value`]: the app's key-value stores, in one database file.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
+//! - [`runtime_config`]: `--runtime-config-file` (where key-value stores live).
 //! - [`sources`]: `{ url, digest }` sources, downloaded and verified once.
 //! - [`variables`]: application variables and component templates.
 
@@ -15,5 +16,6 @@ pub mod files;
 pub mod key_value;
 pub mod manifest;
 pub mod outbound;
+pub mod runtime_config;
 pub mod sources;
 pub mod variables;

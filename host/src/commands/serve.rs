@@ -10,6 +10,7 @@ use clap::Parser;
 
 use crate::app::assemble::assemble;
 use crate::app::manifest;
+use crate::app::runtime_config::RuntimeConfig;
 use crate::app::sources;
 use crate::app::variables::Provided;
 use crate::backend::Backend;
@@ -87,6 +88,12 @@ pub struct ServeCommand {
     /// `SPIN_VARIABLE_<NAME>` and the manifest's default. Repeatable.
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub variable: Vec<(String, String)>,
+
+    /// Spin runtime configuration: where key-value stores live
+    /// (`[key_value_store.<label>]` with `type = "spin"` and an optional
+    /// `path`).
+    #[arg(long, value_name = "FILE")]
+    pub runtime_config_file: Option<PathBuf>,
 
     /// Use no cache: compile every component and download every remote
     /// source afresh, and write nothing to the cache directory.
@@ -210,11 +217,19 @@ impl ServeCommand {
             }
             sources::resolve(&mut loaded, store, &self.registry_options()).await?;
             let provided = Provided::from_env(self.variable.iter().cloned().collect());
+            let runtime_config = match &self.runtime_config_file {
+                Some(path) => RuntimeConfig::load(path)?,
+                None => RuntimeConfig::default(),
+            };
+            for section in &runtime_config.ignored {
+                tracing::warn!("runtime config: `[{section}]` is not supported and is ignored");
+            }
             return Ok(Arc::new(assemble(
                 &loaded,
                 &options,
                 self.timeout,
                 &provided,
+                &runtime_config,
             )?));
         }
         let (backend, report) = ComponentBackend::load(id, app, options, self.timeout)?;

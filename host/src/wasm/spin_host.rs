@@ -132,7 +132,11 @@ impl key_value::HostStore for GuestState {
         key: String,
     ) -> Result<Option<Vec<u8>>, key_value::Error> {
         let label = self.store_label(&store)?;
-        self.kv()?.db.get(&label, &key).map_err(kv_error)
+        self.kv()?
+            .db(&label)
+            .map_err(kv_error)?
+            .get(&label, &key)
+            .map_err(kv_error)
     }
 
     fn set(
@@ -142,22 +146,40 @@ impl key_value::HostStore for GuestState {
         value: Vec<u8>,
     ) -> Result<(), key_value::Error> {
         let label = self.store_label(&store)?;
-        self.kv()?.db.set(&label, &key, &value).map_err(kv_error)
+        self.kv()?
+            .db(&label)
+            .map_err(kv_error)?
+            .set(&label, &key, &value)
+            .map_err(kv_error)
     }
 
     fn delete(&mut self, store: Resource<KvStore>, key: String) -> Result<(), key_value::Error> {
         let label = self.store_label(&store)?;
-        self.kv()?.db.delete(&label, &key).map_err(kv_error)
+        self.kv()?
+            .db(&label)
+            .map_err(kv_error)?
+            .delete(&label, &key)
+            .map_err(kv_error)
     }
 
     fn exists(&mut self, store: Resource<KvStore>, key: String) -> Result<bool, key_value::Error> {
         let label = self.store_label(&store)?;
-        Ok(self.kv()?.db.get(&label, &key).map_err(kv_error)?.is_some())
+        Ok(self
+            .kv()?
+            .db(&label)
+            .map_err(kv_error)?
+            .get(&label, &key)
+            .map_err(kv_error)?
+            .is_some())
     }
 
     fn get_keys(&mut self, store: Resource<KvStore>) -> Result<Vec<String>, key_value::Error> {
         let label = self.store_label(&store)?;
-        self.kv()?.db.keys(&label).map_err(kv_error)
+        self.kv()?
+            .db(&label)
+            .map_err(kv_error)?
+            .keys(&label)
+            .map_err(kv_error)
     }
 
     fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
