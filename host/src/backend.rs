@@ -40,6 +40,10 @@ pub enum BodyError {
     /// The connection failed mid-body.
     #[error("reading the request body failed: {0}")]
     Transport(#[from] hyper::Error),
+    /// The calling component's body failed (a request one component sent
+    /// to another of the same app).
+    #[error("the calling component's request body failed: {0}")]
+    Guest(String),
 }
 
 /// Identifies one request in logs, so a guest's output and the access log

@@ -1083,3 +1083,60 @@ key_value_stores = ["default", "cache", "sessions"]
         "the store has its own file"
     );
 }
+
+#[tokio::test]
+async fn components_call_their_own_app_through_self_and_spin_internal_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "chaining"
+[[trigger.http]]
+route = "/hello"
+component = "hello"
+[[trigger.http]]
+route = { private = true }
+component = "secret"
+[[trigger.http]]
+route = "/chain/..."
+component = "chain"
+[[trigger.http]]
+route = "/nochain/..."
+component = "nochain"
+[component.hello]
+source = "{hello}"
+[component.secret]
+source = "{headers}"
+[component.chain]
+source = "{outbound}"
+allowed_outbound_hosts = ["http://self", "http://secret.spin.internal"]
+[component.nochain]
+source = "{outbound}"
+allowed_outbound_hosts = ["http://example.com"]
+"#,
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    let get = |path: &str| {
+        let request = client.get(server.url(path)).send();
+        async move {
+            let response = request.await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    // Through the app's routes, in process.
+    assert_eq!(
+        get("/chain/?url=http://self/hello").await,
+        (200, "Hello, world!\n".into())
+    );
+    // Unmatched paths answer as they would from outside.
+    assert_eq!(get("/chain/?url=http://self/nowhere").await.0, 404);
+    // Straight to a private component.
+    let (status, body) = get("/chain/?url=http://secret.spin.internal/x").await;
+    assert_eq!(status, 200, "{body}");
+    // Not allowed: another internal component, or `self` without `http://self`.
+    assert_eq!(get("/chain/?url=http://hello.spin.internal/").await.0, 403);
+    assert_eq!(get("/nochain/?url=http://self/hello").await.0, 403);
+}

@@ -27,7 +27,7 @@ use super::outbound::AllowList;
 use super::runtime_config::{KvStoreConfig, RuntimeConfig};
 use super::variables::{self, Provided};
 use crate::backend::Backend;
-use crate::dispatch::{Dispatch, Target};
+use crate::dispatch::{AppHandle, Dispatch, Target};
 use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::state::Outbound;
@@ -42,10 +42,12 @@ pub fn assemble(
     timeout: Duration,
     provided: &Provided,
     runtime_config: &RuntimeConfig,
-) -> Result<Dispatch> {
+) -> Result<Arc<Dispatch>> {
     let started = Instant::now();
     let manifest = &loaded.manifest;
     let app_variables = variables::resolve_app(&manifest.variables, provided)?;
+    // How components reach their own app (`http://self`); bound below.
+    let app_handle = AppHandle::default();
     // Opened on first use: an app without key-value leaves no state behind.
     let mut key_value = KvStores {
         app_dir: &loaded.dir,
@@ -66,7 +68,7 @@ pub fn assemble(
             .components
             .get(id)
             .with_context(|| format!("trigger `{}` names no component `{id}`", trigger.id))?;
-        let (path, component_options) = plan(
+        let (path, mut component_options) = plan(
             id,
             component,
             &loaded.dir,
@@ -74,6 +76,7 @@ pub fn assemble(
             &app_variables,
             &mut key_value,
         )?;
+        component_options.instance.app = Some(app_handle.clone());
         if let Executor::Wagi { argv, entrypoint } = &trigger.executor {
             if entrypoint
                 .as_deref()
@@ -135,7 +138,8 @@ pub fn assemble(
         })
         .collect();
     let dispatch =
-        Dispatch::new(routes).context("the manifest's routes do not form a route table")?;
+        Arc::new(Dispatch::new(routes).context("the manifest's routes do not form a route table")?);
+    app_handle.bind(&dispatch, timeout);
     tracing::info!(
         "app `{}` ready in {:?}",
         manifest.application.name,

@@ -7,8 +7,11 @@
 //! scheme's default (80, 443); with a `*` scheme the port must be given. `insecure:allow-all` allows everything.
 //! An empty list allows nothing. `{{ variable }}` templates are rendered
 //! over the application variables before parsing (see
-//! `app::assemble`), so one left here is an error. Not supported yet, and
-//! refused by name: `self` (service chaining) and CIDR ranges.
+//! `app::assemble`), so one left here is an error. `http://self` (or
+//! `https://self`) allows requests to the app's own routes (a relative URL,
+//! or the host `self`); `http://<component>.spin.internal` (or
+//! `*.spin.internal`) a component directly. Not supported, and refused by
+//! name: CIDR ranges.
 
 use std::fmt;
 
@@ -21,6 +24,8 @@ pub struct AllowList {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Rule {
     All,
+    /// `http://self`: the app's own routes.
+    SelfApp,
     Host {
         scheme: Option<String>,
         host: HostRule,
@@ -73,6 +78,13 @@ impl AllowList {
         Ok(Self { rules })
     }
 
+    /// Whether the component may call its own app's routes (`self`).
+    pub fn allows_self(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r, Rule::All | Rule::SelfApp))
+    }
+
     /// Whether a request to `scheme://host:port` may go out.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
         let host = host
@@ -81,6 +93,7 @@ impl AllowList {
             .to_ascii_lowercase();
         self.rules.iter().any(|rule| match rule {
             Rule::All => true,
+            Rule::SelfApp => false,
             Rule::Host {
                 scheme: s,
                 host: h,
@@ -128,9 +141,7 @@ fn parse_entry(entry: &str) -> Result<Rule, InvalidEntry> {
         return Err(bad("no host"));
     }
     if host == "self" || host == "self.alt" {
-        return Err(bad(
-            "`self` (requests to the app's own routes) is not supported yet",
-        ));
+        return Ok(Rule::SelfApp);
     }
     let host = match host {
         "*" => HostRule::Any,
@@ -298,10 +309,6 @@ mod tests {
             (
                 "https://ex*ample.com",
                 "a `*` in a host must be the whole host or lead `*.domain`",
-            ),
-            (
-                "http://self",
-                "`self` (requests to the app's own routes) is not supported yet",
             ),
             (
                 "https://{{ host }}",

@@ -224,13 +224,13 @@ impl ServeCommand {
             for section in &runtime_config.ignored {
                 tracing::warn!("runtime config: `[{section}]` is not supported and is ignored");
             }
-            return Ok(Arc::new(assemble(
+            return Ok(assemble(
                 &loaded,
                 &options,
                 self.timeout,
                 &provided,
                 &runtime_config,
-            )?));
+            )?);
         }
         let (backend, report) = ComponentBackend::load(id, app, options, self.timeout)?;
         tracing::info!(component = %id, "loaded `{}` {report}", app.display());

@@ -577,5 +577,6 @@ pub(super) fn body_error(e: BodyError) -> wasmtime_wasi_http::Error {
             wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit))
         }
         BodyError::Transport(e) => wasmtime_wasi_http::Error::Hyper(e),
+        BodyError::Guest(why) => wasmtime_wasi_http::Error::InternalError(Some(why)),
     }
 }

@@ -20,6 +20,8 @@ use super::guest_log::{CurrentRequest, GuestLog};
 use super::spin_host::Variables;
 use crate::app::key_value::KvAccess;
 use crate::app::outbound::AllowList;
+use crate::backend::BodyError;
+use crate::dispatch::{AppHandle, SPIN_INTERNAL};
 
 /// Table growth allowed per instance when no pooling slot caps it. Far
 /// above what compiled Rust and C need (their function tables hold a few
@@ -42,6 +44,9 @@ pub struct InstancePolicy {
     pub variables: Variables,
     /// The key-value stores the component may open, if it may open any.
     pub key_value: Option<KvAccess>,
+    /// The app the component belongs to, for `self` and `*.spin.internal`
+    /// requests (Spin apps only).
+    pub app: Option<AppHandle>,
 }
 
 impl Default for InstancePolicy {
@@ -53,6 +58,7 @@ impl Default for InstancePolicy {
             files: None,
             variables: Variables::default(),
             key_value: None,
+            app: None,
         }
     }
 }
@@ -105,6 +111,7 @@ impl GuestState {
             table: ResourceTable::new(),
             hooks: Hooks {
                 outbound: policy.outbound.clone(),
+                app: policy.app.clone(),
             },
             variables: policy.variables.clone(),
             key_value: policy.key_value.clone(),
@@ -249,12 +256,76 @@ impl Outbound {
     }
 }
 
+/// Where a request into the component's own app goes.
+enum Internal {
+    /// `http://self/...` or a URL without a host: through the app's routes.
+    Routes,
+    /// `http://<id>.spin.internal/...`: straight to component `<id>`.
+    Component(String),
+}
+
+fn internal_target(uri: &http::Uri) -> Option<Internal> {
+    match uri.host() {
+        None | Some("self") | Some("self.alt") => Some(Internal::Routes),
+        Some(host) => host
+            .strip_suffix(SPIN_INTERNAL)
+            .map(|id| Internal::Component(id.to_owned())),
+    }
+}
+
+impl Hooks {
+    /// A request into the app itself, if the allow-list and the app allow
+    /// it: no socket, the other component's backend called directly.
+    fn send_internal(
+        &self,
+        request: http::Request<WasiBody>,
+        target: Internal,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let allowed = match (&target, &self.outbound) {
+            (_, Outbound::Anywhere) => false,
+            (_, Outbound::Nowhere) => false,
+            (Internal::Routes, Outbound::AllowList(list)) => list.allows_self(),
+            (Internal::Component(_), Outbound::AllowList(_)) => self.outbound.allows(request.uri()),
+        };
+        let app = self.app.clone().filter(|_| allowed);
+        Box::new(async move {
+            let Some(app) = app else {
+                tracing::info!(
+                    "outgoing request to `{}` denied: the app's own routes need `http://self` \
+                     (a component: `http://<id>.spin.internal`) in allowed_outbound_hosts",
+                    request.uri()
+                );
+                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            };
+            let request = request.map(|body| {
+                body.map_err(|e| BodyError::Guest(e.to_string()))
+                    .boxed_unsync()
+            });
+            let component = match &target {
+                Internal::Routes => None,
+                Internal::Component(id) => Some(id.as_str()),
+            };
+            let response = app.send(request, component).await;
+            let response = response.map(|body| {
+                body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
+                    .boxed_unsync()
+            });
+            Ok((
+                response,
+                Box::new(async { Ok(()) })
+                    as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            ))
+        })
+    }
+}
+
 /// wasi:http policy hooks: wasmtime's defaults, minus an allocation per
 /// header (the default `forbidden_header_filter` builds a new `Arc` closure
 /// for every header of every request; this shares one), plus the outbound
 /// policy.
 struct Hooks {
     outbound: Outbound,
+    app: Option<AppHandle>,
 }
 
 static FORBIDDEN: LazyLock<ForbiddenHeaderFilter> =
@@ -280,6 +351,9 @@ impl WasiHttpHooks for Hooks {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        if let Some(target) = internal_target(request.uri()) {
+            return self.send_internal(request, target);
+        }
         let allowed = self.outbound.allows(request.uri());
         Box::new(async move {
             if !allowed {
