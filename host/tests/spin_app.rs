@@ -19,6 +19,7 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         "spin-sdk-kv",
         "sdk-spin",
         "spin-sdk7",
+        "spin-sdk-outbound",
     ];
     let mut text = body
         .replace("{spin-sdk-p2}", guest("spin-sdk-hello").to_str().unwrap())
@@ -1139,4 +1140,40 @@ allowed_outbound_hosts = ["http://example.com"]
     // Not allowed: another internal component, or `self` without `http://self`.
     assert_eq!(get("/chain/?url=http://hello.spin.internal/").await.0, 403);
     assert_eq!(get("/nochain/?url=http://self/hello").await.0, 403);
+}
+
+#[tokio::test]
+async fn spin_sdk_5_2_outbound_http_goes_only_where_allowed() {
+    let upstream = Server::serve(&guest("hello"), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &r#"
+spin_manifest_version = 2
+[application]
+name = "sdk52-outbound"
+[[trigger.http]]
+route = "/open/..."
+component = "open"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.open]
+source = "{spin-sdk-outbound}"
+allowed_outbound_hosts = ["http://{upstream}"]
+[component.closed]
+source = "{spin-sdk-outbound}"
+"#
+        .replace("{upstream}", &upstream.addr),
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    let target = format!("http://{}/", upstream.addr);
+    let allowed = get_text(&client, server.url(&format!("/open/?{target}"))).await;
+    assert_eq!(allowed, "200 Hello, world!\n");
+    let denied = get_text(&client, server.url(&format!("/closed/?{target}"))).await;
+    assert!(
+        denied.starts_with("error: ") && denied.contains("HttpRequestDenied"),
+        "{denied}"
+    );
 }
