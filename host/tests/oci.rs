@@ -979,3 +979,39 @@ async fn a_spin_app_in_archive_mode_is_served_from_its_tar_gzip_layer() {
     assert_eq!(served.status(), 200);
     assert_eq!(served.text().await.unwrap(), page);
 }
+
+#[tokio::test]
+async fn a_runwasi_component_image_is_pulled_and_served() {
+    // runwasi's layout: an OCI image config and the component as a
+    // `application/vnd.bytecodealliance.wasm.component.layer.v0+wasm` layer.
+    let registry = TestRegistry::start();
+    let repo = "runwasi/hello";
+    let wasm = std::fs::read(guest("hello")).unwrap();
+    let wasm_digest = registry.push_blob(repo, &wasm).await;
+    let config = json!({ "architecture": "wasm", "os": "wasip2",
+        "config": { "Entrypoint": ["/hello.wasm"] },
+        "rootfs": { "type": "layers", "diff_ids": [wasm_digest] } })
+    .to_string();
+    let config_digest = registry.push_blob(repo, config.as_bytes()).await;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len() },
+        "layers": [{ "mediaType": "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+                     "digest": wasm_digest, "size": wasm.len() }],
+    })
+    .to_string();
+    let (status, body) = registry
+        .put_manifest(repo, "1", OCI_MANIFEST, manifest.as_bytes())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let docker_config = tempfile::tempdir().unwrap();
+    let store = Store::new();
+    let server = serve_ref(
+        &registry.reference("runwasi/hello:1"),
+        &store,
+        docker_config.path(),
+    );
+    let response = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "Hello, world!\n");
+}

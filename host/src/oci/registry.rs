@@ -260,9 +260,12 @@ fn stored_auth(registry: &str) -> RegistryAuth {
 /// Turns `oci-client` errors into what a user can act on.
 fn explain(error: OciDistributionError) -> anyhow::Error {
     match &error {
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => {
+        OciDistributionError::UnauthorizedError { .. } => {
             anyhow!("the registry refused the credentials (401): {error}; log in with `wasmhost registry login`")
+        }
+        // The token service said no; its status is not kept by oci-client.
+        OciDistributionError::AuthenticationFailure(_) => {
+            anyhow!("the registry's token service refused the credentials (401/403): {error}; log in with `wasmhost registry login`")
         }
         OciDistributionError::ServerError { code: 401, .. } => {
             anyhow!("the registry refused the credentials (401): {error}; log in with `wasmhost registry login`")
