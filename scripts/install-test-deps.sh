@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests drive for real: a registry
 # (docker-registry), the tools whose output we must interoperate with
 # (skopeo, umoci), htpasswd for the basic-auth registry and openssl for the
-# token service of the bearer-auth one. Idempotent:
+# token service of the bearer-auth one, runc and busybox-static for the
+# container tests (a busybox httpd image). Idempotent:
 # does nothing when every tool is already present. Needs root (CI runs as
 # root) and the Debian package mirrors.
 set -euo pipefail
@@ -14,6 +15,8 @@ need skopeo skopeo
 need umoci umoci
 need htpasswd apache2-utils
 need openssl openssl
+need runc runc
+need busybox busybox-static
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -98,6 +98,12 @@ pub trait Backend: Send + Sync + 'static {
         req: http::Request<RequestBody>,
         ctx: RequestContext,
     ) -> BoxFuture<http::Response<ResponseBody>>;
+
+    /// Releases what outlives requests (a container's processes), once
+    /// the front door has drained. Wasm components hold nothing.
+    fn shutdown(&self) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
 }
 
 /// A short plain-text response, for errors the host itself answers.

@@ -110,6 +110,13 @@ impl Backend for Dispatch {
             }),
         }
     }
+
+    fn shutdown(&self) -> BoxFuture<()> {
+        let backends: Vec<Arc<dyn Backend>> = self.components.values().cloned().collect();
+        Box::pin(async move {
+            futures::future::join_all(backends.iter().map(|b| b.shutdown())).await;
+        })
+    }
 }
 
 /// A component's way back into its own app (Spin's service chaining):

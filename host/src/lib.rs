@@ -9,6 +9,7 @@
 //! - [`frontdoor`]: the listener, HTTP/1.1 + HTTP/2, request limits,
 //!   graceful drain.
 //! - [`backend`]: the one trait every kind of workload implements.
+//! - [`container`]: native containers: image layers to a root filesystem.
 //! - [`dispatch`]: routes the requests of a multi-component app to its
 //!   components, with Spin's `spin-*` headers.
 //! - [`wasm`]: the wasmtime engine, component loading, the compile cache and
@@ -22,6 +23,7 @@
 pub mod app;
 pub mod backend;
 pub mod commands;
+pub mod container;
 pub mod dispatch;
 pub mod frontdoor;
 pub mod limits;

@@ -8,6 +8,7 @@ use wasmhost::commands::cache::CacheCommand;
 use wasmhost::commands::pull::PullCommand;
 use wasmhost::commands::push::PushCommand;
 use wasmhost::commands::registry::RegistryCommand;
+use wasmhost::commands::run::RunCommand;
 use wasmhost::commands::serve::ServeCommand;
 use wasmhost::frontdoor::Stopped;
 
@@ -23,6 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Serve(ServeCommand),
+    Run(RunCommand),
     Pull(PullCommand),
     Push(PushCommand),
     Registry(RegistryCommand),
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(cmd) => cmd.execute().await,
+            Command::Run(cmd) => cmd.execute().await,
             Command::Pull(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Push(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Registry(cmd) => cmd.execute().await.map(|()| Stopped::Drained),

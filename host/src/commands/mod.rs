@@ -7,6 +7,7 @@ pub mod parse;
 pub mod pull;
 pub mod push;
 pub mod registry;
+pub mod run;
 pub mod serve;
 
 /// The cache root: `explicit`, else `$XDG_CACHE_HOME/wasmhost`, else

@@ -133,7 +133,9 @@ impl ServeCommand {
         // Printed, not logged: scripts and tests read the bound port here.
         println!("serving `{}` on http://{bound}/", app.display());
         let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
-        Ok(frontdoor::serve(listener, backend, self.limits(), shutdown).await)
+        let stopped = frontdoor::serve(listener, backend.clone(), self.limits(), shutdown).await;
+        backend.shutdown().await;
+        Ok(stopped)
     }
 
     /// The file to serve: the one named, else `./spin.toml`.

@@ -1,0 +1,167 @@
+//! `wasmhost run IMAGE --port P`: one container image behind the front
+//! door, in its own namespaces, reached through its private network
+//! namespace.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Parser;
+
+use super::RegistryArgs;
+use crate::backend::Backend;
+use crate::container::backend::{ContainerBackend, ContainerSettings, PreparedImage};
+use crate::container::rootfs::LayerCache;
+use crate::container::runtime::ExternalRuntime;
+use crate::frontdoor::{self, Limits, Stopped};
+use crate::oci::media::Kind;
+use crate::oci::progress::Progress;
+use crate::oci::registry;
+use crate::shutdown::Shutdown;
+
+/// Run a container image and serve its port over HTTP.
+#[derive(Debug, Parser)]
+pub struct RunCommand {
+    /// The image: `registry/repository:tag` or `@sha256:…`.
+    pub image: String,
+
+    /// The port the service listens on inside the container [default: the
+    /// image's only exposed TCP port].
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = super::serve::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// The OCI runtime that runs the bundle: runc, crun or youki.
+    #[arg(long, default_value = "runc")]
+    pub oci_runtime: String,
+
+    /// Memory limit of the container (cgroup).
+    #[arg(long, default_value = "256MiB", value_parser = super::parse::size)]
+    pub memory_limit: u64,
+
+    /// Most processes and threads in the container.
+    #[arg(long, default_value_t = 256)]
+    pub pids_limit: i64,
+
+    /// CPUs the container may use (0.5 = half a core).
+    #[arg(long, default_value_t = 1.0)]
+    pub cpus: f64,
+
+    /// Environment variable for the container (`NAME=value`). Repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub environment: Vec<(String, String)>,
+
+    /// Start on the first request instead of now.
+    #[arg(long)]
+    pub lazy: bool,
+
+    /// Stop the container after this long without requests; the next
+    /// request starts it again.
+    #[arg(long, value_parser = super::parse::duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// How long a start may take to accept connections on the port.
+    #[arg(long, default_value = "30s", value_parser = super::parse::duration)]
+    pub ready_timeout: Duration,
+
+    /// Wall-clock limit per request.
+    #[arg(long, default_value = "30s", value_parser = super::parse::duration)]
+    pub timeout: Duration,
+
+    /// On shutdown, how long the container gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value = "10s", value_parser = super::parse::duration)]
+    pub stop_grace: Duration,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl RunCommand {
+    /// Pulls, unpacks, starts, serves until SIGINT/SIGTERM, then stops the
+    /// container.
+    pub async fn execute(self) -> Result<Stopped> {
+        let store = self.registry.store()?;
+        let reference = registry::parse_reference(&self.image)?;
+        let pulled = registry::pull(
+            &reference,
+            &store,
+            &self.registry.options(),
+            &Progress::for_terminal(false),
+        )
+        .await?;
+        if pulled.kind != Kind::Image {
+            bail!(
+                "`{}` is a {}, not a container image: serve it with `wasmhost serve`",
+                self.image,
+                pulled.kind.describe()
+            );
+        }
+        let cache = LayerCache::at(store.root().join("layers"));
+        let image = PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)
+            .with_context(|| format!("cannot unpack `{}`", self.image))?;
+        let port = match self.port {
+            Some(port) => port,
+            None => match image.config.exposed_tcp_ports().as_slice() {
+                [port] => *port,
+                [] => bail!("the image exposes no TCP port: give --port"),
+                ports => bail!("the image exposes ports {ports:?}: choose one with --port"),
+            },
+        };
+        let settings = ContainerSettings {
+            port,
+            runtime: ExternalRuntime::named(&self.oci_runtime)?,
+            memory_limit: i64::try_from(self.memory_limit)
+                .context("--memory-limit is too large")?,
+            pids_limit: self.pids_limit,
+            cpus: self.cpus,
+            start_eagerly: !self.lazy,
+            idle_timeout: self.idle_timeout,
+            ready_timeout: self.ready_timeout,
+            stop_grace: self.stop_grace,
+            environment: self.environment.clone(),
+            state_dir: state_dir(),
+        };
+        let id = reference
+            .repository()
+            .rsplit('/')
+            .next()
+            .unwrap_or("container")
+            .to_owned();
+        let backend: Arc<dyn Backend> =
+            Arc::new(ContainerBackend::new(&id, image, settings).await?);
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("cannot listen on `{}`", self.listen))?;
+        println!(
+            "serving `{}` on http://{}/",
+            self.image,
+            listener.local_addr()?
+        );
+        let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
+        let limits = Limits {
+            request_timeout: self.timeout,
+            ..Limits::default()
+        };
+        let stopped = frontdoor::serve(listener, backend.clone(), limits, shutdown).await;
+        backend.shutdown().await;
+        Ok(stopped)
+    }
+}
+
+/// Where container roots and bundles live: under `/run` (a tmpfs cleared
+/// at boot) so a crash never leaves them across reboots.
+pub fn state_dir() -> PathBuf {
+    PathBuf::from("/run/wasmhost/containers")
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not NAME=value")),
+    }
+}

@@ -1,0 +1,124 @@
+//! What an image's config says about running it: the process (Entrypoint,
+//! Cmd, Env, WorkingDir, User), the ports it exposes, and the diff_ids its
+//! layers must unpack to.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+
+/// The parts of an OCI (or Docker) image config wasmhost uses.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ImageConfig {
+    /// `linux` for everything wasmhost runs.
+    #[serde(default)]
+    pub os: String,
+    /// `amd64` here.
+    #[serde(default)]
+    pub architecture: String,
+    /// The container defaults.
+    #[serde(default)]
+    pub config: ContainerConfig,
+    /// The layers' uncompressed digests, in order.
+    pub rootfs: RootFs,
+}
+
+/// `config` of an image config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    /// `Entrypoint`.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// `Cmd`.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// `Env`, `NAME=value` each.
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// `WorkingDir`.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// `User`: `uid`, `uid:gid`, `name` or `name:group`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// `ExposedPorts`: `"8080/tcp": {}`.
+    #[serde(default)]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// `rootfs` of an image config.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RootFs {
+    /// Always `layers`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// One per layer.
+    #[serde(default)]
+    pub diff_ids: Vec<String>,
+}
+
+impl ImageConfig {
+    /// Parses and checks an image config blob.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let config: ImageConfig =
+            serde_json::from_slice(bytes).context("the image config is not valid JSON")?;
+        if !config.os.is_empty() && config.os != "linux" {
+            bail!("the image is for `{}`, not linux", config.os);
+        }
+        if config.rootfs.kind != "layers" {
+            bail!(
+                "the image's rootfs type is `{}`, expected `layers`",
+                config.rootfs.kind
+            );
+        }
+        Ok(config)
+    }
+
+    /// The process to run: Entrypoint then Cmd, as Docker combines them.
+    pub fn args(&self) -> Result<Vec<String>> {
+        let mut args = self.config.entrypoint.clone().unwrap_or_default();
+        args.extend(self.config.cmd.clone().unwrap_or_default());
+        if args.is_empty() {
+            bail!("the image has neither Entrypoint nor Cmd: nothing to run");
+        }
+        Ok(args)
+    }
+
+    /// The TCP ports the image exposes, sorted.
+    pub fn exposed_tcp_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .config
+            .exposed_ports
+            .iter()
+            .flatten()
+            .filter_map(|(spec, _)| {
+                let (port, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+                (proto == "tcp").then(|| port.parse().ok()).flatten()
+            })
+            .collect();
+        ports.sort_unstable();
+        ports
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entrypoint_and_cmd_combine_and_ports_are_read() {
+        let config = ImageConfig::parse(
+            br#"{"os":"linux","architecture":"amd64",
+                "config":{"Entrypoint":["/bin/busybox"],"Cmd":["httpd","-f"],
+                          "ExposedPorts":{"8080/tcp":{},"53/udp":{}}},
+                "rootfs":{"type":"layers","diff_ids":["sha256:00"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.args().unwrap(), ["/bin/busybox", "httpd", "-f"]);
+        assert_eq!(config.exposed_tcp_ports(), [8080]);
+        let err =
+            ImageConfig::parse(br#"{"os":"windows","rootfs":{"type":"layers"}}"#).unwrap_err();
+        assert!(err.to_string().contains("windows"), "{err}");
+    }
+}

@@ -1,0 +1,233 @@
+//! Native containers end to end, as root: a busybox httpd image built by
+//! the harness (busybox-static, umoci, skopeo), pulled from a real
+//! registry, run with runc in its own namespaces behind the front door.
+
+mod common;
+
+use std::time::Duration;
+
+use common::images::busybox_httpd;
+use common::registry::TestRegistry;
+use common::{get_text, http1, Server};
+
+struct Fixture {
+    _registry: TestRegistry,
+    _work: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    reference: String,
+}
+
+fn fixture(repository: &str) -> Fixture {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let reference = busybox_httpd(&registry, repository, work.path());
+    Fixture {
+        _registry: registry,
+        _work: work,
+        cache: tempfile::tempdir().unwrap(),
+        reference,
+    }
+}
+
+impl Fixture {
+    fn run(&self, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "run",
+            self.reference.as_str(),
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            self.cache.path().to_str().unwrap(),
+        ];
+        if !extra.contains(&"--stop-grace") {
+            args.extend(["--stop-grace", "1s"]);
+        }
+        args.extend_from_slice(extra);
+        Server::start(&args)
+    }
+}
+
+/// Stops `server` as a user would (SIGTERM), so its container is stopped
+/// and removed rather than left for the next start's sweep.
+fn stop(mut server: Server) {
+    server.signal("TERM");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains("stopped"), "{}", server.log());
+}
+
+#[tokio::test]
+async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
+    let fixture = fixture("test/httpd:1");
+    let server = fixture.run(&["--env", "GREETING=hi"]);
+    let client = http1();
+    let page = client.get(server.url("/index.html")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.text().await.unwrap(), "hello from busybox\n");
+
+    // From inside: its own pid namespace (httpd is pid 1, no host process)...
+    let ps = get_text(&client, server.url("/cgi-bin/ps")).await;
+    let pids: Vec<&str> = ps.lines().skip(1).collect();
+    assert!(
+        pids.iter().any(|l| l.trim_start().starts_with("1 ")),
+        "{ps}"
+    );
+    assert!(pids.len() <= 5, "only the container's processes: {ps}");
+    assert!(!ps.contains("wasmhost"), "{ps}");
+    // ...loopback only...
+    let net = get_text(&client, server.url("/cgi-bin/net")).await;
+    let interfaces: Vec<&str> = net
+        .lines()
+        .skip(2)
+        .map(|l| l.trim().split(':').next().unwrap())
+        .collect();
+    assert_eq!(interfaces, ["lo"], "{net}");
+    // ...the image's user and its own hostname, and the deployment's env.
+    let whoami = get_text(&client, server.url("/cgi-bin/whoami")).await;
+    assert!(
+        whoami.contains("uid=33(www)") && whoami.contains("httpd"),
+        "{whoami}"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/cgi-bin/env")).await,
+        "GREETING=hi\n"
+    );
+    // The root is an overlay: the host's files are not there.
+    let mounts = get_text(&client, server.url("/cgi-bin/mounts")).await;
+    assert!(
+        mounts
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("overlay / overlay"),
+        "{mounts}"
+    );
+    stop(server);
+}
+
+/// The host pid of the init process of the one running container whose
+/// id contains `tag`, from runc's own state.
+fn container_init_pid(tag: &str) -> u32 {
+    let out = std::process::Command::new("runc")
+        .args(["--root", "/run/wasmhost/runc", "list", "--format", "json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["id"].as_str().unwrap_or_default().contains(tag) && c["status"] == "running")
+        .and_then(|c| c["pid"].as_u64())
+        .unwrap_or_else(|| panic!("no running container with `{tag}`: {list}")) as u32
+}
+
+#[tokio::test]
+async fn a_crashed_container_answers_503_then_restarts_with_backoff() {
+    let fixture = fixture("test/crashing:1");
+    let server = fixture.run(&[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    // The service dies (its init process is killed from the host).
+    let tag = format!("wasmhost-{}-crashing", server.pid());
+    let pid = container_init_pid(&tag);
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    server.wait_for_log("exited", Duration::from_secs(10));
+    let during = client.get(server.url("/index.html")).send().await.unwrap();
+    assert_eq!(during.status(), 503, "no hang while it restarts");
+    assert!(during.text().await.unwrap().contains("restarts in"));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let after = client.get(server.url("/index.html")).send().await.unwrap();
+    assert_eq!(after.status(), 200, "restarted after the backoff");
+    assert_eq!(
+        server.log().matches("ready in").count(),
+        2,
+        "{}",
+        server.log()
+    );
+    stop(server);
+}
+
+#[tokio::test]
+async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
+    let fixture = fixture("test/idle:1");
+    let server = fixture.run(&["--idle-timeout", "500ms", "--stop-grace", "500ms"]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    server.wait_for_log("container idle", Duration::from_secs(10));
+    server.wait_for_log("stopped", Duration::from_secs(10));
+    let tag = format!("wasmhost-{}-idle", server.pid());
+    let out = std::process::Command::new("runc")
+        .args(["--root", "/run/wasmhost/runc", "list", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&tag),
+        "the stopped container is gone"
+    );
+    let cold = client.get(server.url("/index.html")).send().await.unwrap();
+    assert_eq!(cold.status(), 200);
+    assert_eq!(
+        server.log().matches("ready in").count(),
+        2,
+        "{}",
+        server.log()
+    );
+    stop(server);
+}
+
+#[tokio::test]
+async fn containers_a_killed_wasmhost_left_behind_are_swept_at_the_next_start() {
+    let fixture = fixture("test/sweep:1");
+    let mut first = fixture.run(&[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, first.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    let tag = format!("wasmhost-{}-sweep", first.pid());
+    let orphan = container_init_pid(&tag);
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    // The container outlived the host...
+    assert!(std::path::Path::new(&format!("/proc/{orphan}")).exists());
+    // ...until the next start sweeps it: process, runtime state, mount.
+    let second = fixture.run(&[]);
+    assert_eq!(
+        get_text(&client, second.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    let out = std::process::Command::new("runc")
+        .args(["--root", "/run/wasmhost/runc", "list", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&tag),
+        "swept from runc"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&tag), "its root is unmounted");
+    let mut gone = false;
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{orphan}")).exists() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone, "the orphaned container process {orphan} still runs");
+    stop(second);
+}
