@@ -231,3 +231,52 @@ async fn containers_a_killed_wasmhost_left_behind_are_swept_at_the_next_start() 
     assert!(gone, "the orphaned container process {orphan} still runs");
     stop(second);
 }
+
+#[tokio::test]
+async fn a_spin_manifest_routes_to_a_container_and_a_wasm_component_side_by_side() {
+    let fixture = fixture("test/legacy:1");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"spin_manifest_version = 2
+[application]
+name = "hybrid"
+[[trigger.http]]
+route = "/hello"
+component = "hello"
+[[trigger.http]]
+route = "/legacy/..."
+component = "legacy"
+[component.hello]
+source = "{hello}"
+[component.legacy]
+container = {{ image = "{image}", port = 8080, start = "eager", memory_limit = "64MiB", stop_grace = "1s" }}
+"#,
+            hello = common::guest("hello").display(),
+            image = fixture.reference,
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--cache-dir",
+        fixture.cache.path().to_str().unwrap(),
+    ]);
+    // Eager: ready before the first request.
+    assert!(server.log().contains("ready in"), "{}", server.log());
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/hello")).await,
+        "Hello, world!\n"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/legacy/index.html")).await,
+        "legacy page\n"
+    );
+    stop(server);
+}

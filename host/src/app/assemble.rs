@@ -27,7 +27,13 @@ use super::outbound::AllowList;
 use super::runtime_config::{KvStoreConfig, RuntimeConfig};
 use super::variables::{self, Provided};
 use crate::backend::Backend;
+use crate::container::backend::{
+    service_port, ContainerBackend, ContainerSettings, PreparedImage, CONTAINERS_DIR,
+};
+use crate::container::rootfs::LayerCache;
+use crate::container::runtime::ExternalRuntime;
 use crate::dispatch::{AppHandle, Dispatch, Target};
+use crate::oci::store::ContentStore;
 use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::state::Outbound;
@@ -36,12 +42,13 @@ use crate::wasm::{ComponentBackend, ComponentOptions};
 
 /// Loads every component the manifest routes to, on one shared runtime,
 /// and builds the dispatcher.
-pub fn assemble(
+pub async fn assemble(
     loaded: &LoadedManifest,
     options: &ComponentOptions,
     timeout: Duration,
     provided: &Provided,
     runtime_config: &RuntimeConfig,
+    store: &ContentStore,
 ) -> Result<Arc<Dispatch>> {
     let started = Instant::now();
     let manifest = &loaded.manifest;
@@ -59,15 +66,20 @@ pub fn assemble(
     let mut prepared: BTreeMap<&str, (PathBuf, ComponentBytes, ComponentOptions)> = BTreeMap::new();
     let mut wagi: BTreeMap<&str, (PathBuf, Vec<u8>, ComponentOptions, Option<String>)> =
         BTreeMap::new();
+    let mut containers: BTreeMap<&str, &Component> = BTreeMap::new();
     for trigger in &manifest.http_triggers {
         let id = trigger.component.as_str();
-        if prepared.contains_key(id) || wagi.contains_key(id) {
+        if prepared.contains_key(id) || wagi.contains_key(id) || containers.contains_key(id) {
             continue;
         }
         let component = manifest
             .components
             .get(id)
             .with_context(|| format!("trigger `{}` names no component `{id}`", trigger.id))?;
+        if let Source::Container(_) = component.source {
+            containers.insert(id, component);
+            continue;
+        }
         let (path, mut component_options) = plan(
             id,
             component,
@@ -114,6 +126,12 @@ pub fn assemble(
         )
         .with_context(|| format!("cannot load component `{id}`"))?;
         tracing::info!(component = %id, "loaded `{}` {report}", path.display());
+        backends.insert(id, Arc::new(backend));
+    }
+    for (id, component) in containers {
+        let backend = container_backend(id, component, store)
+            .await
+            .with_context(|| format!("cannot load container component `{id}`"))?;
         backends.insert(id, Arc::new(backend));
     }
     for (id, (path, bytes, component_options, argv)) in wagi {
@@ -242,4 +260,42 @@ impl KvStores<'_> {
         self.open.insert(path, db.clone());
         Ok(db)
     }
+}
+
+/// A container component: its image unpacked (layers shared through the
+/// store's layer cache), its settings from the manifest.
+async fn container_backend(
+    id: &str,
+    component: &Component,
+    store: &ContentStore,
+) -> Result<ContainerBackend> {
+    let Source::Container(container) = &component.source else {
+        bail!("component `{id}` is not a container");
+    };
+    let (config, layers) = container
+        .pulled
+        .as_ref()
+        .context("the image was not pulled before assembly")?;
+    let cache = LayerCache::at(store.root().join("layers"));
+    let image = PreparedImage::prepare(store, config, layers, &cache)
+        .with_context(|| format!("cannot unpack `{}`", container.image))?;
+    let settings = ContainerSettings {
+        port: service_port(&image.config, container.port)?,
+        runtime: ExternalRuntime::named(container.runtime.as_deref().unwrap_or("runc"))?,
+        memory_limit: i64::try_from(container.memory_limit.unwrap_or(256 << 20))
+            .context("memory_limit is too large")?,
+        pids_limit: container.pids_limit.unwrap_or(256),
+        cpus: f64::from(container.millicpus.unwrap_or(1000)) / 1000.0,
+        start_eagerly: container.start_eagerly,
+        idle_timeout: container.idle_timeout,
+        ready_timeout: Duration::from_secs(30),
+        stop_grace: container.stop_grace.unwrap_or(Duration::from_secs(10)),
+        environment: component
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        state_dir: PathBuf::from(CONTAINERS_DIR),
+    };
+    ContainerBackend::new(id, image, settings).await
 }

@@ -157,6 +157,9 @@ pub enum Source {
         /// `digest`, already checked for form.
         digest: String,
     },
+    /// A container image (`container = { image, port, ... }` instead of
+    /// `source`): a native service behind the same routes.
+    Container(ContainerSource),
     /// A package from a Wasm registry.
     Registry {
         /// `registry`; `None` means the user's default registry.
@@ -166,6 +169,38 @@ pub enum Source {
         /// `version`.
         version: String,
     },
+}
+
+/// `container = { image, port, start, idle_timeout, memory_limit, cpus,
+/// pids_limit, runtime, stop_grace }`: how a container component runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSource {
+    /// The image reference.
+    pub image: String,
+    /// The port the service listens on inside the container; `None`: the
+    /// image's only exposed TCP port.
+    pub port: Option<u16>,
+    /// `start = "eager"` (at serve start) rather than `"lazy"` (the
+    /// default: on the first request).
+    pub start_eagerly: bool,
+    /// `idle_timeout = "5m"`: stop after this long without requests.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// `memory_limit = "256MiB"`.
+    pub memory_limit: Option<u64>,
+    /// `cpus = 0.5`, in thousandths of a CPU.
+    pub millicpus: Option<u32>,
+    /// `pids_limit = 128`.
+    pub pids_limit: Option<i64>,
+    /// `runtime = "runc" | "crun" | "youki"`.
+    pub runtime: Option<String>,
+    /// `stop_grace = "10s"`: between SIGTERM and SIGKILL on stop.
+    pub stop_grace: Option<std::time::Duration>,
+    /// What the image resolved to once pulled (set by `app::sources`): its
+    /// config and layers.
+    pub pulled: Option<(
+        crate::oci::media::Descriptor,
+        Vec<crate::oci::media::Descriptor>,
+    )>,
 }
 
 /// One `files` entry.
@@ -306,6 +341,30 @@ pub enum ManifestError {
         resolved: PathBuf,
         /// What is wrong, with the fix.
         problem: String,
+    },
+    /// A component with both `source` and `container`, or neither.
+    #[error(
+        "`{}`: `{key}` needs exactly one of `source` (a Wasm component) and \
+         `container` (an image: `{{ image = \"...\", port = 8080 }}`)",
+        .path.display()
+    )]
+    SourceOrContainer {
+        /// The manifest.
+        path: PathBuf,
+        /// `component.<id>`.
+        key: String,
+    },
+    /// A `container` setting that does not parse.
+    #[error("`{}`: `{key}` is `{written}`; expected {expected}", .path.display())]
+    InvalidContainer {
+        /// The manifest.
+        path: PathBuf,
+        /// `component.<id>.container.<field>`.
+        key: String,
+        /// As written.
+        written: String,
+        /// What would do.
+        expected: String,
     },
     /// A route the router refuses.
     #[error("`{}`: `{key}`: {source}", .path.display())]
@@ -594,7 +653,7 @@ impl Cx<'_> {
         &mut self,
         id: &str,
         key: String,
-        raw: RawComponent,
+        mut raw: RawComponent,
     ) -> Result<Component, ManifestError> {
         if raw.build.is_some() {
             self.warnings.push(format!(
@@ -602,30 +661,15 @@ impl Cx<'_> {
                  run `spin build` first"
             ));
         }
-        let source = match raw.source {
-            StringOr::String(written) => {
-                self.local_sources.insert(id.to_owned(), written.clone());
-                Source::Local(self.dir.join(written))
+        let source = match (raw.source.take(), raw.container.take()) {
+            (Some(source), None) => self.wasm_source(id, &key, source)?,
+            (None, Some(container)) => Source::Container(self.container(&key, container)?),
+            _ => {
+                return Err(ManifestError::SourceOrContainer {
+                    path: self.path.to_owned(),
+                    key,
+                })
             }
-            StringOr::Table(RawSource::Url { url, digest }) => {
-                if !is_sha256_digest(&digest) {
-                    return Err(ManifestError::InvalidDigest {
-                        path: self.path.to_owned(),
-                        key: format!("{key}.source.digest"),
-                        digest,
-                    });
-                }
-                Source::Url { url, digest }
-            }
-            StringOr::Table(RawSource::Registry {
-                registry,
-                package,
-                version,
-            }) => Source::Registry {
-                registry,
-                package,
-                version,
-            },
         };
         self.origins.insert(id.to_owned(), key);
         Ok(Component {
@@ -650,6 +694,109 @@ impl Cx<'_> {
             key_value_stores: raw.key_value_stores,
             variables: raw.variables,
             description: raw.description,
+        })
+    }
+
+    fn wasm_source(
+        &mut self,
+        id: &str,
+        key: &str,
+        raw: StringOr<RawSource>,
+    ) -> Result<Source, ManifestError> {
+        Ok(match raw {
+            StringOr::String(written) => {
+                self.local_sources.insert(id.to_owned(), written.clone());
+                Source::Local(self.dir.join(written))
+            }
+            StringOr::Table(RawSource::Url { url, digest }) => {
+                if !is_sha256_digest(&digest) {
+                    return Err(ManifestError::InvalidDigest {
+                        path: self.path.to_owned(),
+                        key: format!("{key}.source.digest"),
+                        digest,
+                    });
+                }
+                Source::Url { url, digest }
+            }
+            StringOr::Table(RawSource::Registry {
+                registry,
+                package,
+                version,
+            }) => Source::Registry {
+                registry,
+                package,
+                version,
+            },
+        })
+    }
+
+    /// `container = { ... }`, its sizes and durations parsed.
+    fn container(&self, key: &str, raw: RawContainer) -> Result<ContainerSource, ManifestError> {
+        let bad = |field: &str, written: String, expected: &str| ManifestError::InvalidContainer {
+            path: self.path.to_owned(),
+            key: format!("{key}.container.{field}"),
+            written,
+            expected: expected.to_owned(),
+        };
+        let start_eagerly = match raw.start.as_deref() {
+            None | Some("lazy") => false,
+            Some("eager") => true,
+            Some(other) => {
+                return Err(bad(
+                    "start",
+                    other.to_owned(),
+                    "`lazy` (the default) or `eager`",
+                ))
+            }
+        };
+        let idle_timeout = raw
+            .idle_timeout
+            .map(|t| {
+                crate::commands::parse::duration(&t)
+                    .map_err(|_| bad("idle_timeout", t, "a duration such as `5m`"))
+            })
+            .transpose()?;
+        let stop_grace = raw
+            .stop_grace
+            .map(|t| {
+                crate::commands::parse::duration(&t)
+                    .map_err(|_| bad("stop_grace", t, "a duration such as `10s`"))
+            })
+            .transpose()?;
+        let memory_limit = raw
+            .memory_limit
+            .map(|m| {
+                crate::commands::parse::size(&m)
+                    .map_err(|_| bad("memory_limit", m, "a size such as `256MiB`"))
+            })
+            .transpose()?;
+        let millicpus = match raw.cpus {
+            None => None,
+            Some(cpus) if cpus > 0.0 && cpus <= 1024.0 => Some((cpus * 1000.0).round() as u32),
+            Some(cpus) => {
+                return Err(bad(
+                    "cpus",
+                    cpus.to_string(),
+                    "a number of CPUs above 0, such as `0.5`",
+                ))
+            }
+        };
+        if let Some(runtime) = &raw.runtime {
+            if !["runc", "crun", "youki"].contains(&runtime.as_str()) {
+                return Err(bad("runtime", runtime.clone(), "`runc`, `crun` or `youki`"));
+            }
+        }
+        Ok(ContainerSource {
+            image: raw.image,
+            port: raw.port,
+            start_eagerly,
+            idle_timeout,
+            memory_limit,
+            millicpus,
+            pids_limit: raw.pids_limit,
+            runtime: raw.runtime,
+            stop_grace,
+            pulled: None,
         })
     }
 }
@@ -857,7 +1004,8 @@ struct RawExecutor {
 
 #[derive(Deserialize)]
 struct RawComponent {
-    source: StringOr<RawSource>,
+    source: Option<StringOr<RawSource>>,
+    container: Option<RawContainer>,
     description: Option<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
@@ -874,6 +1022,20 @@ struct RawComponent {
     build: Option<toml::Value>,
     #[allow(dead_code)] // Spin ignores it too; named so it is not "unknown".
     tool: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContainer {
+    image: String,
+    port: Option<u16>,
+    start: Option<String>,
+    idle_timeout: Option<String>,
+    memory_limit: Option<String>,
+    cpus: Option<f64>,
+    pids_limit: Option<i64>,
+    runtime: Option<String>,
+    stop_grace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1500,5 +1662,52 @@ watch = ["src/**/*.rs"]
         assert!(!is_sha256_digest(&format!("sha256:{}", hex.to_uppercase())));
         assert!(!is_sha256_digest(&format!("sha256:{hex}0")));
         assert!(!is_sha256_digest(&format!("sha512:{hex}")));
+    }
+
+    #[test]
+    fn a_container_component_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spin.toml");
+        let write = |component: &str| {
+            std::fs::write(
+                &path,
+                format!(
+                    "spin_manifest_version = 2\n[application]\nname = \"c\"\n\
+                     [[trigger.http]]\nroute = \"/...\"\ncomponent = \"legacy\"\n\
+                     [component.legacy]\n{component}\n"
+                ),
+            )
+            .unwrap();
+        };
+        write(
+            r#"container = { image = "example.com/legacy:1", port = 8080, start = "eager", idle_timeout = "5m", memory_limit = "64MiB", cpus = 0.5 }"#,
+        );
+        let loaded = load(&path).unwrap();
+        let Source::Container(c) = &loaded.manifest.components["legacy"].source else {
+            panic!("not a container");
+        };
+        assert_eq!(c.image, "example.com/legacy:1");
+        assert_eq!(
+            (c.port, c.start_eagerly, c.millicpus),
+            (Some(8080), true, Some(500))
+        );
+        assert_eq!(c.idle_timeout, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(c.memory_limit, Some(64 << 20));
+
+        write(
+            r#"source = "x.wasm"
+container = { image = "example.com/legacy:1" }"#,
+        );
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("`component.legacy` needs exactly one of `source`"),
+            "{err}"
+        );
+        write(r#"container = { image = "example.com/legacy:1", start = "now" }"#);
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("`component.legacy.container.start` is `now`; expected"),
+            "{err}"
+        );
     }
 }

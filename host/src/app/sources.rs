@@ -6,6 +6,9 @@
 //!   `<registry>/<namespace>/<name>:<version>` (how `wkg` maps a package
 //!   onto an OCI registry), pulled through the content store.
 //!
+//! - `container = { image, ... }`: the image, pulled through the same
+//!   store, its layers left for the container backend to unpack.
+//!
 //! Either way later starts (and other apps) need no network.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -84,8 +87,24 @@ pub async fn resolve(
     options: &RegistryOptions,
 ) -> Result<()> {
     for (id, component) in loaded.manifest.components.iter_mut() {
-        let path = match &component.source {
+        let path = match &mut component.source {
             Source::Local(_) => continue,
+            Source::Container(container) => {
+                let reference = registry::parse_reference(&container.image)
+                    .with_context(|| format!("component `{id}`"))?;
+                let pulled = registry::pull(&reference, store, options, &Progress::hidden())
+                    .await
+                    .with_context(|| format!("component `{id}`"))?;
+                if pulled.kind != Kind::Image {
+                    bail!(
+                        "component `{id}`: `{}` is a {}, not a container image; use `source` for Wasm",
+                        container.image,
+                        pulled.kind.describe()
+                    );
+                }
+                container.pulled = Some((pulled.config, pulled.layers));
+                continue;
+            }
             Source::Url { url, digest } => fetch_url(store, url, digest)
                 .await
                 .with_context(|| format!("component `{id}`"))?,

@@ -12,7 +12,9 @@ use clap::Parser;
 
 use super::RegistryArgs;
 use crate::backend::Backend;
-use crate::container::backend::{ContainerBackend, ContainerSettings, PreparedImage};
+use crate::container::backend::{
+    service_port, ContainerBackend, ContainerSettings, PreparedImage, CONTAINERS_DIR,
+};
 use crate::container::rootfs::LayerCache;
 use crate::container::runtime::ExternalRuntime;
 use crate::frontdoor::{self, Limits, Stopped};
@@ -104,14 +106,7 @@ impl RunCommand {
         let cache = LayerCache::at(store.root().join("layers"));
         let image = PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)
             .with_context(|| format!("cannot unpack `{}`", self.image))?;
-        let port = match self.port {
-            Some(port) => port,
-            None => match image.config.exposed_tcp_ports().as_slice() {
-                [port] => *port,
-                [] => bail!("the image exposes no TCP port: give --port"),
-                ports => bail!("the image exposes ports {ports:?}: choose one with --port"),
-            },
-        };
+        let port = service_port(&image.config, self.port).context("--port")?;
         let settings = ContainerSettings {
             port,
             runtime: ExternalRuntime::named(&self.oci_runtime)?,
@@ -124,7 +119,7 @@ impl RunCommand {
             ready_timeout: self.ready_timeout,
             stop_grace: self.stop_grace,
             environment: self.environment.clone(),
-            state_dir: state_dir(),
+            state_dir: PathBuf::from(CONTAINERS_DIR),
         };
         let id = reference
             .repository()
@@ -151,12 +146,6 @@ impl RunCommand {
         backend.shutdown().await;
         Ok(stopped)
     }
-}
-
-/// Where container roots and bundles live: under `/run` (a tmpfs cleared
-/// at boot) so a crash never leaves them across reboots.
-pub fn state_dir() -> PathBuf {
-    PathBuf::from("/run/wasmhost/containers")
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {

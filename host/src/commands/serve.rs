@@ -232,7 +232,9 @@ impl ServeCommand {
                 self.timeout,
                 &provided,
                 &runtime_config,
-            )?);
+                store,
+            )
+            .await?);
         }
         let (backend, report) = ComponentBackend::load(id, app, options, self.timeout)?;
         tracing::info!(component = %id, "loaded `{}` {report}", app.display());

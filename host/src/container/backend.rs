@@ -36,6 +36,23 @@ use crate::backend::{
 use crate::oci::media::Descriptor;
 use crate::oci::store::ContentStore;
 
+/// Where container roots and bundles live: under `/run` (a tmpfs cleared
+/// at boot), so nothing outlives a reboot.
+pub const CONTAINERS_DIR: &str = "/run/wasmhost/containers";
+
+/// The port to proxy to: the one given, else the image's only exposed
+/// TCP port.
+pub fn service_port(image: &ImageConfig, port: Option<u16>) -> Result<u16> {
+    if let Some(port) = port {
+        return Ok(port);
+    }
+    match image.exposed_tcp_ports().as_slice() {
+        [port] => Ok(*port),
+        [] => anyhow::bail!("the image exposes no TCP port: give the port"),
+        ports => anyhow::bail!("the image exposes ports {ports:?}: choose one"),
+    }
+}
+
 /// How one container component runs.
 #[derive(Debug, Clone)]
 pub struct ContainerSettings {

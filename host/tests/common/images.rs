@@ -42,6 +42,7 @@ echo 'www:x:33:33:www:/www:/bin/sh' >> $r/etc/passwd
 echo 'root:x:0:' > $r/etc/group
 echo 'www:x:33:' >> $r/etc/group
 echo 'hello from busybox' > $r/www/index.html
+mkdir -p $r/www/legacy && echo 'legacy page' > $r/www/legacy/index.html
 cgi() {{ printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\n%s\n' "$2" > $r/www/cgi-bin/$1; chmod 755 $r/www/cgi-bin/$1; }}
 cgi ps 'ps -o pid,comm'
 cgi net 'cat /proc/net/dev'
