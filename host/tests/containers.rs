@@ -63,7 +63,14 @@ fn stop(mut server: Server) {
 #[tokio::test]
 async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
     let fixture = fixture("test/httpd:1");
-    let server = fixture.run(&["--env", "GREETING=hi"]);
+    let server = fixture.run(&[
+        "--env",
+        "GREETING=hi",
+        "--memory-limit",
+        "64MiB",
+        "--pids-limit",
+        "32",
+    ]);
     let client = http1();
     let page = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -280,4 +287,142 @@ container = {{ image = "{image}", port = 8080, start = "eager", memory_limit = "
         "legacy page\n"
     );
     stop(server);
+}
+
+fn busybox_bytes() -> Vec<u8> {
+    let path = std::process::Command::new("sh")
+        .args(["-c", "command -v busybox"])
+        .output()
+        .unwrap();
+    std::fs::read(String::from_utf8(path.stdout).unwrap().trim()).unwrap()
+}
+
+#[tokio::test]
+async fn whiteouts_and_opaque_directories_of_upper_layers_hide_lower_files() {
+    use common::images::{push_image, tar_layer, Entry};
+    let registry = TestRegistry::start();
+    let busybox = busybox_bytes();
+    let base = tar_layer(&[
+        Entry::Dir("bin"),
+        Entry::File("bin/busybox", &busybox, 0o755),
+        Entry::Dir("www"),
+        Entry::File("www/index.html", b"index\n", 0o644),
+        Entry::File("www/gone.txt", b"lower\n", 0o644),
+        Entry::Dir("www/dir"),
+        Entry::File("www/dir/x", b"x\n", 0o644),
+        Entry::File("www/dir/y", b"y\n", 0o644),
+        Entry::Symlink("www/link", "index.html"),
+    ]);
+    let upper = tar_layer(&[
+        Entry::File("www/.wh.gone.txt", b"", 0o644),
+        Entry::Dir("www/dir"),
+        Entry::File("www/dir/.wh..wh..opq", b"", 0o644),
+        Entry::File("www/dir/z", b"z\n", 0o644),
+        Entry::File("www/new.txt", b"upper\n", 0o644),
+    ]);
+    let entrypoint = ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"];
+    let reference = push_image(
+        &registry,
+        "test/layers",
+        "1",
+        &[base, upper],
+        &entrypoint,
+        8080,
+    )
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let server = Server::start(&[
+        "run",
+        &reference,
+        "--listen",
+        "127.0.0.1:0",
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--stop-grace",
+        "1s",
+    ]);
+    let client = http1();
+    let status = |path: &'static str| {
+        let request = client.get(server.url(path)).send();
+        async move {
+            let response = request.await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(status("/index.html").await, (200, "index\n".into()));
+    assert_eq!(status("/link").await, (200, "index\n".into()));
+    assert_eq!(status("/new.txt").await, (200, "upper\n".into()));
+    assert_eq!(status("/dir/z").await, (200, "z\n".into()));
+    assert_eq!(status("/gone.txt").await.0, 404, "whited out");
+    assert_eq!(
+        status("/dir/x").await.0,
+        404,
+        "hidden by the opaque directory"
+    );
+    assert_eq!(
+        status("/dir/y").await.0,
+        404,
+        "hidden by the opaque directory"
+    );
+    // The layers are shared: unpacked once each, by chain id.
+    let unpacked = std::fs::read_dir(cache.path().join("layers"))
+        .unwrap()
+        .count();
+    assert_eq!(unpacked, 2);
+    stop(server);
+}
+
+#[tokio::test]
+async fn a_hostile_layer_fails_the_pull_naming_its_entry_and_writes_nothing_outside() {
+    use common::images::{push_image, tar_layer, Entry};
+    let registry = TestRegistry::start();
+    let hostile = tar_layer(&[
+        Entry::Dir("www"),
+        Entry::RawFile("../../wasmhost-escape-marker", b"pwned"),
+    ]);
+    let reference = push_image(
+        &registry,
+        "test/hostile",
+        "1",
+        &[hostile],
+        &["/bin/sh"],
+        8080,
+    )
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let out = common::run(
+        &[
+            "pull",
+            &reference,
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains("../../wasmhost-escape-marker"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&reference), "{}", out.stderr);
+    // Nothing next to the layer cache, nor anywhere up the tree.
+    for dir in [
+        cache.path().to_path_buf(),
+        cache.path().join("layers"),
+        std::env::temp_dir(),
+    ] {
+        assert!(
+            !dir.join("wasmhost-escape-marker").exists(),
+            "escaped into {}",
+            dir.display()
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(cache.path().join("layers"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "no half-unpacked layer is kept: {leftovers:?}"
+    );
 }

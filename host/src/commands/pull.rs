@@ -1,10 +1,12 @@
 //! `wasmhost pull REF`: fetch a component, a Spin app or a container image
 //! into the content store.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Parser;
 
 use super::RegistryArgs;
+use crate::container::backend::PreparedImage;
+use crate::container::rootfs::LayerCache;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
 use crate::oci::registry::{self, Pulled};
@@ -32,6 +34,13 @@ impl PullCommand {
         let progress = Progress::for_terminal(self.json);
         let pulled =
             registry::pull(&reference, &store, &self.registry.options(), &progress).await?;
+        if pulled.kind == Kind::Image {
+            // Unpacked now, as containerd does: a hostile or corrupt layer
+            // fails the pull, and the first start does not pay for it.
+            let cache = LayerCache::at(store.root().join("layers"));
+            PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)
+                .with_context(|| format!("cannot unpack `{}`", pulled.reference))?;
+        }
         let path = local_path(&store, &pulled)?;
         if self.json {
             super::print_json(&serde_json::json!({

@@ -50,6 +50,8 @@ cgi whoami 'id; hostname'
 cgi mounts 'cat /proc/self/mounts'
 cgi crash 'kill -9 1'
 cgi env 'echo "GREETING=$GREETING"'
+cgi limits 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>&1'
+cgi init 'cat /proc/1/cmdline | tr "\\0" " "'
 umoci repack --image {l}:httpd {b}
 umoci config --image {l}:httpd --os linux --architecture amd64 \
   --config.entrypoint /bin/busybox \
@@ -61,4 +63,116 @@ skopeo copy --quiet --dest-tls-verify=false oci:{l}:httpd docker://{reference}
         b = bundle.display(),
     ));
     reference
+}
+
+/// One layer's entries, built into a tar by [`tar_layer`].
+pub enum Entry<'a> {
+    /// A regular file with its bytes and mode.
+    File(&'a str, &'a [u8], u32),
+    /// A directory.
+    Dir(&'a str),
+    /// A symlink and its target.
+    Symlink(&'a str, &'a str),
+    /// Any path, written into the header as is (for hostile names).
+    RawFile(&'a str, &'a [u8]),
+}
+
+/// A tar layer of `entries`.
+pub fn tar_layer(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        match entry {
+            Entry::File(path, bytes, mode) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                header.set_mode(*mode);
+                builder.append_data(&mut header, path, *bytes).unwrap();
+            }
+            Entry::Dir(path) => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mode(0o755);
+                builder
+                    .append_data(&mut header, path, std::io::empty())
+                    .unwrap();
+            }
+            Entry::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mode(0o777);
+                builder.append_link(&mut header, path, target).unwrap();
+            }
+            Entry::RawFile(path, bytes) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                let name = &mut header.as_old_mut().name;
+                name[..path.len()].copy_from_slice(path.as_bytes());
+                header.set_cksum();
+                builder.append(&header, *bytes).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Pushes an image of `layers` (plain tars, pushed gzip-compressed) with
+/// `entrypoint` and one exposed port through the registry API; returns its
+/// reference.
+pub async fn push_image(
+    registry: &TestRegistry,
+    repository: &str,
+    tag: &str,
+    layers: &[Vec<u8>],
+    entrypoint: &[&str],
+    port: u16,
+) -> String {
+    use std::io::Write as _;
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for layer in layers {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(layer).unwrap();
+        let gz = gz.finish().unwrap();
+        let digest = registry.push_blob(repository, &gz).await;
+        diff_ids.push(sha256(layer));
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": digest, "size": gz.len(),
+        }));
+    }
+    let config = serde_json::json!({
+        "os": "linux", "architecture": "amd64",
+        "config": { "Entrypoint": entrypoint, "ExposedPorts": { format!("{port}/tcp"): {} } },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    })
+    .to_string();
+    let config_digest = registry.push_blob(repository, config.as_bytes()).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest, "size": config.len() },
+        "layers": descriptors,
+    })
+    .to_string();
+    let (status, body) = registry
+        .put_manifest(
+            repository,
+            tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.as_bytes(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    registry.reference(&format!("{repository}:{tag}"))
 }
