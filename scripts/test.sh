@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/install-build-deps.sh
 bash scripts/install-test-deps.sh
 bash scripts/build-guests.sh
 if cargo nextest --version >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ use wasmhost::commands::pull::PullCommand;
 use wasmhost::commands::push::PushCommand;
 use wasmhost::commands::registry::RegistryCommand;
 use wasmhost::commands::run::RunCommand;
+use wasmhost::commands::runtime::RuntimeCommand;
 use wasmhost::commands::serve::ServeCommand;
 use wasmhost::frontdoor::Stopped;
 
@@ -29,6 +30,9 @@ enum Command {
     Push(PushCommand),
     Registry(RegistryCommand),
     Cache(CacheCommand),
+    /// The embedded OCI runtime (internal: wasmhost runs it for its containers).
+    #[command(hide = true)]
+    Runtime(RuntimeCommand),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +43,19 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("WASMHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    // The embedded container runtime must stay single-threaded: no tokio.
+    let command = match cli.command {
+        Command::Runtime(cmd) => {
+            return match cmd.execute() {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        other => other,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -47,13 +64,14 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve(cmd) => cmd.execute().await,
             Command::Run(cmd) => cmd.execute().await,
             Command::Pull(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Push(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Registry(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Cache(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
+            Command::Runtime(_) => unreachable!("handled before the async runtime starts"),
         }
     });
     match result {

@@ -116,18 +116,47 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
     stop(server);
 }
 
-/// The host pid of the init process of the one running container whose
-/// id contains `tag`, from runc's own state.
+/// The containers the embedded runtime (or `runc`) knows, from its own
+/// state, as JSON.
+fn containers(runtime: &str) -> serde_json::Value {
+    let root = format!("/run/wasmhost/{runtime}");
+    let out = if runtime == "embedded" {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wasmhost"))
+            .args(["runtime", "--root", &root, "list", "--format", "json"])
+            .output()
+            .unwrap()
+    } else {
+        std::process::Command::new(runtime)
+            .args(["--root", &root, "list", "--format", "json"])
+            .output()
+            .unwrap()
+    };
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Whether a container whose id contains `tag` is known to `runtime`.
+fn has_container(runtime: &str, tag: &str) -> bool {
+    containers(runtime)
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["id"].as_str().unwrap_or_default().contains(tag))
+}
+
+/// The host pid of the init process of the running container whose id
+/// contains `tag`.
 fn container_init_pid(tag: &str) -> u32 {
-    let out = std::process::Command::new("runc")
-        .args(["--root", "/run/wasmhost/runc", "list", "--format", "json"])
-        .output()
-        .unwrap();
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let list = containers("embedded");
     list.as_array()
         .into_iter()
         .flatten()
-        .find(|c| c["id"].as_str().unwrap_or_default().contains(tag) && c["status"] == "running")
+        .find(|c| {
+            c["id"].as_str().unwrap_or_default().contains(tag)
+                && c["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .eq_ignore_ascii_case("running")
+        })
         .and_then(|c| c["pid"].as_u64())
         .unwrap_or_else(|| panic!("no running container with `{tag}`: {list}")) as u32
 }
@@ -425,4 +454,73 @@ async fn a_hostile_layer_fails_the_pull_naming_its_entry_and_writes_nothing_outs
         leftovers.is_empty(),
         "no half-unpacked layer is kept: {leftovers:?}"
     );
+}
+
+#[tokio::test]
+async fn the_same_image_runs_under_runc() {
+    let fixture = fixture("test/runc:1");
+    let server = fixture.run(&["--oci-runtime", "runc"]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    let whoami = get_text(&client, server.url("/cgi-bin/whoami")).await;
+    assert!(whoami.contains("uid=33(www)"), "{whoami}");
+    let tag = format!("wasmhost-{}-runc", server.pid());
+    assert!(
+        has_container("runc", &tag),
+        "run by runc: {}",
+        containers("runc")
+    );
+    stop(server);
+    assert!(!has_container("runc", &tag));
+}
+
+#[tokio::test]
+async fn the_embedded_runtime_runs_from_a_read_only_wasmhost_binary() {
+    // CVE-2019-5736: a container can reach the executable of the process
+    // that creates it through /proc/<pid>/exe. The embedded runtime's
+    // helper (the container init's parent) runs wasmhost from a read-only
+    // bind mount in a mount namespace of its own.
+    let fixture = fixture("test/sealed:1");
+    let server = fixture.run(&[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    let init = container_init_pid(&format!("wasmhost-{}-sealed", server.pid()));
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let helper: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let exe = std::fs::read_link(format!("/proc/{helper}/exe")).unwrap();
+    assert_eq!(
+        exe,
+        std::path::Path::new(env!("CARGO_BIN_EXE_wasmhost"))
+            .canonicalize()
+            .unwrap()
+    );
+    let mountinfo = std::fs::read_to_string(format!("/proc/{helper}/mountinfo")).unwrap();
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(exe.to_str().unwrap()))
+        .unwrap_or_else(|| {
+            panic!("no mount of the binary in the helper's namespace:\n{mountinfo}")
+        });
+    let options = line.split(' ').nth(5).unwrap();
+    assert!(options.split(',').any(|o| o == "ro"), "{line}");
+    let write = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{helper}/exe"));
+    assert!(
+        write.is_err(),
+        "the helper's binary must not be writable through /proc"
+    );
+    stop(server);
 }

@@ -31,7 +31,7 @@ use crate::container::backend::{
     service_port, ContainerBackend, ContainerSettings, PreparedImage, CONTAINERS_DIR,
 };
 use crate::container::rootfs::LayerCache;
-use crate::container::runtime::ExternalRuntime;
+use crate::container::runtime::OciRuntime;
 use crate::dispatch::{AppHandle, Dispatch, Target};
 use crate::oci::store::ContentStore;
 use crate::wasm::engine::Runtime;
@@ -281,7 +281,7 @@ async fn container_backend(
         .with_context(|| format!("cannot unpack `{}`", container.image))?;
     let settings = ContainerSettings {
         port: service_port(&image.config, container.port)?,
-        runtime: ExternalRuntime::named(container.runtime.as_deref().unwrap_or("runc"))?,
+        runtime: OciRuntime::named(container.runtime.as_deref().unwrap_or("embedded"))?,
         memory_limit: i64::try_from(container.memory_limit.unwrap_or(256 << 20))
             .context("memory_limit is too large")?,
         pids_limit: container.pids_limit.unwrap_or(256),

@@ -191,7 +191,7 @@ pub struct ContainerSource {
     pub millicpus: Option<u32>,
     /// `pids_limit = 128`.
     pub pids_limit: Option<i64>,
-    /// `runtime = "runc" | "crun" | "youki"`.
+    /// `runtime = "embedded" | "runc" | "crun" | "youki"`.
     pub runtime: Option<String>,
     /// `stop_grace = "10s"`: between SIGTERM and SIGKILL on stop.
     pub stop_grace: Option<std::time::Duration>,
@@ -782,8 +782,12 @@ impl Cx<'_> {
             }
         };
         if let Some(runtime) = &raw.runtime {
-            if !["runc", "crun", "youki"].contains(&runtime.as_str()) {
-                return Err(bad("runtime", runtime.clone(), "`runc`, `crun` or `youki`"));
+            if !crate::container::runtime::RUNTIMES.contains(&runtime.as_str()) {
+                return Err(bad(
+                    "runtime",
+                    runtime.clone(),
+                    "`embedded` (the default), `runc`, `crun` or `youki`",
+                ));
             }
         }
         Ok(ContainerSource {

@@ -8,6 +8,7 @@ pub mod pull;
 pub mod push;
 pub mod registry;
 pub mod run;
+pub mod runtime;
 pub mod serve;
 
 /// The cache root: `explicit`, else `$XDG_CACHE_HOME/wasmhost`, else

@@ -16,7 +16,7 @@ use crate::container::backend::{
     service_port, ContainerBackend, ContainerSettings, PreparedImage, CONTAINERS_DIR,
 };
 use crate::container::rootfs::LayerCache;
-use crate::container::runtime::ExternalRuntime;
+use crate::container::runtime::OciRuntime;
 use crate::frontdoor::{self, Limits, Stopped};
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
@@ -38,8 +38,10 @@ pub struct RunCommand {
     #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = super::serve::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// The OCI runtime that runs the bundle: runc, crun or youki.
-    #[arg(long, default_value = "runc")]
+    /// The OCI runtime that runs the bundle: `embedded` (youki's
+    /// libcontainer, in a helper process), or an installed runc, crun or
+    /// youki.
+    #[arg(long, default_value = "embedded")]
     pub oci_runtime: String,
 
     /// Memory limit of the container (cgroup).
@@ -109,7 +111,7 @@ impl RunCommand {
         let port = service_port(&image.config, self.port).context("--port")?;
         let settings = ContainerSettings {
             port,
-            runtime: ExternalRuntime::named(&self.oci_runtime)?,
+            runtime: OciRuntime::named(&self.oci_runtime)?,
             memory_limit: i64::try_from(self.memory_limit)
                 .context("--memory-limit is too large")?,
             pids_limit: self.pids_limit,

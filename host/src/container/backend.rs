@@ -28,7 +28,7 @@ use tokio::sync::{watch, Mutex};
 use super::image::ImageConfig;
 use super::netns::NetNs;
 use super::rootfs::{ContainerRoot, LayerCache};
-use super::runtime::{ExternalRuntime, ID_PREFIX};
+use super::runtime::{OciRuntime, ID_PREFIX};
 use super::spec::{self, Policy};
 use crate::backend::{
     text_response, Backend, BoxError, BoxFuture, RequestBody, RequestContext, ResponseBody,
@@ -59,7 +59,7 @@ pub struct ContainerSettings {
     /// The port the service listens on inside the container.
     pub port: u16,
     /// The runtime that runs the bundle.
-    pub runtime: ExternalRuntime,
+    pub runtime: OciRuntime,
     /// Memory limit in bytes.
     pub memory_limit: i64,
     /// Most processes and threads.
@@ -581,7 +581,7 @@ pub fn read_in_root(root: &std::path::Path, path: &str) -> Option<String> {
 
 /// Removes containers (and their roots) that a wasmhost process which no
 /// longer exists left behind: ids carry the creating process's pid.
-async fn sweep(runtime: &ExternalRuntime, state_dir: &std::path::Path) {
+async fn sweep(runtime: &OciRuntime, state_dir: &std::path::Path) {
     let alive = |id: &str| -> bool {
         id.strip_prefix(ID_PREFIX)
             .and_then(|rest| rest.split('-').next())

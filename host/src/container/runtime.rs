@@ -1,6 +1,8 @@
-//! Running a bundle with an installed OCI runtime (`runc`, `crun`,
-//! `youki`): the same `config.json` and root filesystem, so users can
-//! compare runtimes and the benchmarks have an anchor.
+//! Running a bundle with an OCI runtime: the embedded one (youki's
+//! `libcontainer` in a helper process, `wasmhost runtime …`, the default)
+//! or an installed `runc`, `crun` or `youki` — the same `config.json` and
+//! root filesystem and the same command line, so users can compare
+//! runtimes and the benchmarks have an anchor.
 //!
 //! Every container wasmhost starts is named `wasmhost-…` and lives under a
 //! state directory of wasmhost's own (`--root`), so a sweep at start can
@@ -16,30 +18,45 @@ use tokio::process::{Child, Command};
 /// Prefix of every container id wasmhost creates.
 pub const ID_PREFIX: &str = "wasmhost-";
 
-/// An installed OCI runtime.
+/// The runtimes `--oci-runtime` accepts; the first is the default.
+pub const RUNTIMES: &[&str] = &["embedded", "runc", "crun", "youki"];
+
+/// An OCI runtime with a runc-like command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExternalRuntime {
-    /// `runc`, `crun` or `youki` (looked up in `PATH`).
-    pub binary: String,
+pub struct OciRuntime {
+    /// `embedded`, `runc`, `crun` or `youki`.
+    pub name: String,
+    /// The program: this very binary for `embedded`, else looked up in
+    /// `PATH`.
+    pub binary: PathBuf,
+    /// Arguments before runc's own (`runtime` for the embedded one).
+    prefix: Vec<String>,
     /// The runtime's state directory for wasmhost's containers.
     pub root: PathBuf,
 }
 
-impl ExternalRuntime {
+impl OciRuntime {
     /// `name` with its state under `/run/wasmhost/<name>`.
     pub fn named(name: &str) -> Result<Self> {
-        if !["runc", "crun", "youki"].contains(&name) {
-            bail!("unknown OCI runtime `{name}`: use runc, crun or youki");
-        }
+        let (binary, prefix) = match name {
+            "embedded" => (
+                std::env::current_exe().context("cannot find the wasmhost binary")?,
+                vec!["runtime".to_owned()],
+            ),
+            "runc" | "crun" | "youki" => (PathBuf::from(name), Vec::new()),
+            _ => bail!("unknown OCI runtime `{name}`: use {}", RUNTIMES.join(", ")),
+        };
         Ok(Self {
-            binary: name.to_owned(),
+            name: name.to_owned(),
+            binary,
+            prefix,
             root: PathBuf::from("/run/wasmhost").join(name),
         })
     }
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("--root").arg(&self.root);
+        cmd.args(&self.prefix).arg("--root").arg(&self.root);
         cmd
     }
 
@@ -59,7 +76,7 @@ impl ExternalRuntime {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("cannot run `{}` (is it installed?)", self.binary))
+            .with_context(|| format!("cannot run `{}` (is it installed?)", self.binary.display()))
     }
 
     /// Sends `signal` (`TERM`, `KILL`) to the container's processes.
@@ -72,7 +89,7 @@ impl ExternalRuntime {
             .status()
             .await?;
         if !status.success() {
-            bail!("`{} kill {id} {signal}` failed ({status})", self.binary);
+            bail!("`{} kill {id} {signal}` failed ({status})", self.name);
         }
         Ok(())
     }
@@ -87,7 +104,7 @@ impl ExternalRuntime {
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             if !stderr.contains("does not exist") && !stderr.contains("not found") {
-                bail!("`{} delete {id}` failed: {}", self.binary, stderr.trim());
+                bail!("`{} delete {id}` failed: {}", self.name, stderr.trim());
             }
         }
         Ok(())
@@ -106,7 +123,7 @@ impl ExternalRuntime {
         if !out.status.success() {
             bail!(
                 "`{} list` failed: {}",
-                self.binary,
+                self.name,
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }

@@ -1,0 +1,245 @@
+//! `wasmhost runtime …` (hidden): the embedded OCI runtime. youki's
+//! `libcontainer`, driven from a process of its own that was just exec'd
+//! and so has one thread: creating a container clones the calling process,
+//! which must never be the multi-threaded server.
+//!
+//! It speaks the subset of runc's command line that
+//! [`crate::container::runtime`] uses (`run` in the foreground, `kill`,
+//! `delete`, `list`), so the same driver runs the same bundle with the
+//! embedded runtime, runc, crun or youki.
+//!
+//! Before creating a container the helper re-executes itself from a
+//! read-only bind mount of the wasmhost binary, in a private mount
+//! namespace: a container process can reach its creator's executable
+//! through `/proc/<pid>/exe` while it is being set up (and keep it open),
+//! and must never be able to write to it (CVE-2019-5736). The mount dies
+//! with the helper; nothing is left on the host.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::signal::Signal;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::signal::{self, SigSet};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// The embedded OCI runtime (internal).
+#[derive(Debug, Parser)]
+pub struct RuntimeCommand {
+    /// State directory.
+    #[arg(long)]
+    pub root: PathBuf,
+
+    #[command(subcommand)]
+    pub action: RuntimeAction,
+}
+
+/// runc-compatible actions.
+#[derive(Debug, Subcommand)]
+pub enum RuntimeAction {
+    /// Create and start a container, wait for it, delete it; exit with its
+    /// status.
+    Run {
+        /// The bundle (config.json and root).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The container id.
+        id: String,
+    },
+    /// Signal a container.
+    Kill {
+        /// Every process in it, not only init.
+        #[arg(long)]
+        all: bool,
+        /// The container id.
+        id: String,
+        /// `TERM`, `KILL`, `SIGTERM`, `15`, …
+        signal: String,
+    },
+    /// Remove a container.
+    Delete {
+        /// Kill it first if it still runs.
+        #[arg(long)]
+        force: bool,
+        /// The container id.
+        id: String,
+    },
+    /// List containers as JSON.
+    List {
+        /// Only `json`.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+}
+
+impl RuntimeCommand {
+    /// Runs the action; returns the process exit code.
+    pub fn execute(self) -> Result<i32> {
+        match self.action {
+            RuntimeAction::Run { bundle, id } => run(&self.root, &bundle, &id),
+            RuntimeAction::Kill { all, id, signal } => {
+                let signal = Signal::try_from(signal.as_str())
+                    .map_err(|e| anyhow::anyhow!("bad signal `{signal}`: {e}"))?;
+                load(&self.root, &id)?
+                    .kill(signal, all)
+                    .with_context(|| format!("cannot signal container `{id}`"))?;
+                Ok(0)
+            }
+            RuntimeAction::Delete { force, id } => {
+                if !self.root.join(&id).exists() {
+                    return Ok(0);
+                }
+                load(&self.root, &id)?
+                    .delete(force)
+                    .with_context(|| format!("cannot delete container `{id}`"))?;
+                Ok(0)
+            }
+            RuntimeAction::List { format } => {
+                if format != "json" {
+                    bail!("only `--format json` is supported");
+                }
+                println!("{}", serde_json::to_string(&list(&self.root)?)?);
+                Ok(0)
+            }
+        }
+    }
+}
+
+fn load(root: &Path, id: &str) -> Result<Container> {
+    Container::load(root.join(id)).with_context(|| format!("no container `{id}`"))
+}
+
+fn list(root: &Path) -> Result<Vec<serde_json::Value>> {
+    let mut containers = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(containers);
+    };
+    for entry in entries.flatten() {
+        if let Ok(container) = Container::load(entry.path()) {
+            containers.push(serde_json::json!({
+                "id": container.id(),
+                "pid": container.pid().map(|p| p.as_raw()),
+                "status": container.status().to_string(),
+            }));
+        }
+    }
+    Ok(containers)
+}
+
+/// Set in the helper once it runs from the read-only binary.
+const SEALED_ENV: &str = "WASMHOST_RUNTIME_SEALED";
+
+fn run(root: &Path, bundle: &Path, id: &str) -> Result<i32> {
+    if std::env::var_os(SEALED_ENV).is_none() {
+        return reexec_read_only().context("cannot run from a read-only wasmhost binary");
+    }
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
+    let mut container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+        .with_root_path(root)
+        .context("bad state directory")?
+        .validate_id()
+        .context("bad container id")?
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(false)
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot create container `{id}`: {e}"))?;
+    container
+        .start()
+        .map_err(|e| anyhow::anyhow!("cannot start container `{id}`: {e}"))?;
+    let init = container
+        .pid()
+        .context("the container has no init process")?;
+    let code = wait_forwarding_signals(init);
+    let _ = container.delete(true);
+    code
+}
+
+/// Waits for `init` (our child: libcontainer clones it with
+/// `CLONE_PARENT`), passing every other signal we get on to it, and
+/// returns its exit code as runc does (128 + signal when killed).
+fn wait_forwarding_signals(init: Pid) -> Result<i32> {
+    // Blocked only now: the container's own processes must not inherit a
+    // blocked mask. A SIGCHLD that came before is caught by the first
+    // non-blocking wait.
+    let all = SigSet::all();
+    all.thread_block().context("cannot block signals")?;
+    loop {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Ok(128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
+                Ok(_) => continue,
+                Err(e) => return Err(e).context("waitpid"),
+            }
+        }
+        let received = all.wait().context("sigwait")?;
+        match received {
+            signal::Signal::SIGCHLD | signal::Signal::SIGURG | signal::Signal::SIGWINCH => {}
+            other => {
+                let _ = signal::kill(init, other);
+            }
+        }
+    }
+}
+
+/// Bind-mounts our own executable read-only over itself in a private
+/// mount namespace, then executes it again from there (never returns on
+/// success): `/proc/self/exe` of the new image is on a read-only mount.
+fn reexec_read_only() -> Result<i32> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = std::env::current_exe()?;
+    // SAFETY: unshare/mount with valid NUL-terminated paths; they affect
+    // only this (single-threaded) process.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(std::io::Error::last_os_error()).context("unshare(CLONE_NEWNS)");
+        }
+        let root = c"/";
+        let private = libc::MS_REC | libc::MS_PRIVATE;
+        if libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            private,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error()).context("make mounts private");
+        }
+        let path = CString::new(exe.as_os_str().as_bytes())?;
+        if libc::mount(
+            path.as_ptr(),
+            path.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error()).context("bind-mount the binary");
+        }
+        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+        if libc::mount(
+            std::ptr::null(),
+            path.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error()).context("remount the binary read-only");
+        }
+    }
+    let error = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(SEALED_ENV, "1")
+        .exec();
+    Err(error).context("exec")
+}
