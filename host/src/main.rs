@@ -37,10 +37,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The embedded runtime's stderr is the container's, which the server
+    // logs: only libcontainer's errors belong there unless asked for.
+    let (variable, default) = match cli.command {
+        Command::Runtime(_) => ("WASMHOST_RUNTIME_LOG", "error"),
+        _ => ("WASMHOST_LOG", "info"),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            EnvFilter::try_from_env("WASMHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env(variable).unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .init();
     // The embedded container runtime must stay single-threaded: no tokio.

@@ -21,6 +21,7 @@ use anyhow::{anyhow, Context as _, Result};
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::{watch, Mutex};
@@ -142,7 +143,12 @@ struct Running {
     in_flight: AtomicUsize,
     last_used: StdMutex<Instant>,
     stop_requested: std::sync::atomic::AtomicBool,
+    /// Keep-alive connections to the container, idle.
+    idle: Arc<StdMutex<Vec<SendRequest<RequestBody>>>>,
 }
+
+/// Idle keep-alive connections kept per container at most.
+const MAX_IDLE_CONNECTIONS: usize = 32;
 
 impl ContainerBackend {
     /// A backend for component `id` running `image`. Sweeps containers a
@@ -229,23 +235,43 @@ impl Inner {
         req: http::Request<RequestBody>,
         ctx: &RequestContext,
     ) -> Result<http::Response<ResponseBody>> {
-        let stream = running
-            .netns
-            .connect(self.settings.port)
-            .await
-            .context("cannot connect to the container's port")?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP handshake with the container failed")?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let mut sender = match take_idle(&running.idle) {
+            Some(sender) => sender,
+            None => self.connect(running).await?,
+        };
         let req = upstream_request(req, ctx);
         let response = sender
             .send_request(req)
             .await
             .context("the container closed the connection")?;
+        // Back to the idle list once this response is through, if the
+        // container keeps the connection open.
+        let idle = running.idle.clone();
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                if let Ok(mut idle) = idle.lock() {
+                    if idle.len() < MAX_IDLE_CONNECTIONS {
+                        idle.push(sender);
+                    }
+                }
+            }
+        });
         Ok(response.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
+    }
+
+    async fn connect(&self, running: &Running) -> Result<SendRequest<RequestBody>> {
+        let stream = running
+            .netns
+            .connect(self.settings.port)
+            .await
+            .context("cannot connect to the container's port")?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP handshake with the container failed")?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
     }
 
     /// The running container, starting it if needed.
@@ -329,6 +355,7 @@ impl Inner {
             in_flight: AtomicUsize::new(0),
             last_used: StdMutex::new(Instant::now()),
             stop_requested: false.into(),
+            idle: Arc::new(StdMutex::new(Vec::new())),
         });
         // Reaps the container and cleans up after it, however it ends.
         let runtime = self.settings.runtime.clone();
@@ -464,6 +491,17 @@ impl Inner {
             }
         }
     }
+}
+
+/// An idle connection that can take a request now, if any.
+fn take_idle(idle: &StdMutex<Vec<SendRequest<RequestBody>>>) -> Option<SendRequest<RequestBody>> {
+    let mut idle = idle.lock().ok()?;
+    while let Some(sender) = idle.pop() {
+        if sender.is_ready() {
+            return Some(sender);
+        }
+    }
+    None
 }
 
 /// 0.5 s after the first crash, doubling, at most 30 s.

@@ -4,39 +4,47 @@
 //! A socket belongs to the network namespace it was created in. A
 //! dedicated OS thread moves into a fresh namespace (`unshare`), brings
 //! `lo` up and stays there; the runtime joins the container to it through
-//! `/proc/<pid>/task/<tid>/ns/net`; connections to the container's port
-//! are created on that thread and handed to tokio. No veth, bridge or NAT,
+//! `/proc/<pid>/task/<tid>/ns/net`; sockets for connections to the
+//! container's port are created on that thread (a small pool, ahead of
+//! time) and connected from tokio like any other. No veth, bridge or NAT,
 //! no bind mount to clean up: the namespace goes when the thread and the
 //! container's processes are gone. (containerd's CRI port-forward and
 //! rootlesskit use the same trick.)
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::{FromRawFd as _, OwnedFd};
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::{anyhow, Context as _, Result};
 use tokio::sync::oneshot;
 
-type Reply = oneshot::Sender<io::Result<TcpStream>>;
+/// What the namespace thread is asked for.
+enum Request {
+    /// Put this many fresh sockets in the pool.
+    Refill(usize),
+    /// One socket, now (the pool was empty).
+    Socket(oneshot::Sender<io::Result<OwnedFd>>),
+}
+
+/// Unconnected sockets kept ready: taking one costs no thread hop.
+const POOL: usize = 16;
 
 /// A network namespace held by a thread of ours.
 pub struct NetNs {
     path: PathBuf,
-    requests: Mutex<Option<mpsc::Sender<(u16, Reply)>>>,
+    requests: Mutex<Option<mpsc::Sender<Request>>>,
+    pool: Arc<Mutex<Vec<OwnedFd>>>,
 }
-
-/// How long a connect inside the namespace may take; loopback answers at
-/// once, so this only guards against a wedged kernel.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl NetNs {
     /// A new namespace with `lo` up.
     pub fn create(name: &str) -> Result<Self> {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<libc::pid_t>>();
-        let (tx, rx) = mpsc::channel::<(u16, Reply)>();
+        let (tx, rx) = mpsc::channel::<Request>();
+        let pool = Arc::new(Mutex::new(Vec::new()));
+        let thread_pool = pool.clone();
         std::thread::Builder::new()
             .name(format!("netns-{name}"))
             .spawn(move || {
@@ -44,16 +52,18 @@ impl NetNs {
                 let ok = entered.is_ok();
                 let _ = ready_tx.send(entered);
                 if ok {
-                    serve(rx);
+                    serve(rx, &thread_pool);
                 }
             })
             .context("cannot start the network namespace thread")?;
         let tid = ready_rx
             .recv()
             .map_err(|_| anyhow!("the network namespace thread died"))??;
+        let _ = tx.send(Request::Refill(POOL));
         Ok(Self {
             path: PathBuf::from(format!("/proc/{}/task/{tid}/ns/net", std::process::id())),
             requests: Mutex::new(Some(tx)),
+            pool,
         })
     }
 
@@ -62,25 +72,43 @@ impl NetNs {
         &self.path
     }
 
-    /// A connection to `127.0.0.1:port` inside the namespace.
+    /// A connection to `127.0.0.1:port` inside the namespace. The socket
+    /// was created inside it (usually ahead of time); the connect itself is
+    /// an ordinary non-blocking one on the caller's task.
     pub async fn connect(&self, port: u16) -> io::Result<tokio::net::TcpStream> {
-        let (reply, answer) = oneshot::channel();
-        let sent = self
-            .requests
+        let pooled = self
+            .pool
             .lock()
-            .map_err(|_| io::Error::other("namespace lock poisoned"))?
-            .as_ref()
-            .map(|tx| tx.send((port, reply)).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            return Err(io::Error::other("the network namespace is gone"));
-        }
-        let stream = answer
+            .map_err(|_| io::Error::other("pool lock poisoned"))?
+            .pop();
+        let fd = match pooled {
+            Some(fd) => {
+                self.send(Request::Refill(1));
+                fd
+            }
+            None => {
+                let (reply, answer) = oneshot::channel();
+                if !self.send(Request::Socket(reply)) {
+                    return Err(io::Error::other("the network namespace is gone"));
+                }
+                answer
+                    .await
+                    .map_err(|_| io::Error::other("the network namespace thread died"))??
+            }
+        };
+        let socket = tokio::net::TcpSocket::from_std_stream(TcpStream::from(fd));
+        socket.set_nodelay(true)?;
+        socket
+            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .await
-            .map_err(|_| io::Error::other("the network namespace thread died"))??;
-        stream.set_nonblocking(true)?;
-        stream.set_nodelay(true)?;
-        tokio::net::TcpStream::from_std(stream)
+    }
+
+    fn send(&self, request: Request) -> bool {
+        self.requests
+            .lock()
+            .ok()
+            .and_then(|tx| tx.as_ref().map(|tx| tx.send(request).is_ok()))
+            .unwrap_or(false)
     }
 }
 
@@ -93,11 +121,37 @@ impl Drop for NetNs {
     }
 }
 
-fn serve(requests: mpsc::Receiver<(u16, Reply)>) {
-    for (port, reply) in requests {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let _ = reply.send(TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT));
+fn serve(requests: mpsc::Receiver<Request>, pool: &Mutex<Vec<OwnedFd>>) {
+    for request in requests {
+        match request {
+            Request::Refill(n) => {
+                let fresh: Vec<OwnedFd> = (0..n).filter_map(|_| new_socket().ok()).collect();
+                if let Ok(mut pool) = pool.lock() {
+                    pool.extend(fresh);
+                }
+            }
+            Request::Socket(reply) => {
+                let _ = reply.send(new_socket());
+            }
+        }
     }
+}
+
+/// A non-blocking TCP socket, in this thread's network namespace.
+fn new_socket() -> io::Result<OwnedFd> {
+    // SAFETY: a plain socket(2) call; the fd is owned on success.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Moves the calling thread into a new network namespace and brings `lo`

@@ -52,6 +52,7 @@ cgi crash 'kill -9 1'
 cgi env 'echo "GREETING=$GREETING"'
 cgi limits 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>&1'
 cgi init 'cat /proc/1/cmdline | tr "\\0" " "'
+cgi fds 'ls -l /proc/1/fd | tail -n +2 | sed "s/.*-> //"'
 umoci repack --image {l}:httpd {b}
 umoci config --image {l}:httpd --os linux --architecture amd64 \
   --config.entrypoint /bin/busybox \
