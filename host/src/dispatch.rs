@@ -13,6 +13,8 @@ use http::StatusCode;
 use crate::backend::{
     text_response, Backend, BoxFuture, RequestBody, RequestContext, RequestId, ResponseBody,
 };
+use crate::metrics::Metrics;
+use crate::mirror::Mirror;
 use crate::router::{self, Route, RouteError, Router};
 
 /// Spin's health-check path: always 200, whatever the routes say.
@@ -28,11 +30,55 @@ pub struct Target {
     pub component: Arc<str>,
     /// What serves it.
     pub backend: Arc<dyn Backend>,
+    /// A traffic split over several components, if the route has one.
+    pub split: Option<Arc<Split>>,
+    /// Where copies of the route's requests go, if anywhere.
+    pub mirror: Option<Arc<Mirror>>,
+}
+
+/// Weighted choice between components for one route.
+pub struct Split {
+    choices: Vec<(Arc<str>, Arc<dyn Backend>, u32)>,
+    total: u32,
+}
+
+impl Split {
+    /// Components and weights; `None` when every weight is 0.
+    pub fn new(choices: Vec<(Arc<str>, Arc<dyn Backend>, u32)>) -> Option<Self> {
+        let total = choices.iter().map(|(_, _, w)| *w).sum();
+        (total > 0).then_some(Self { choices, total })
+    }
+
+    fn pick(&self) -> (&Arc<str>, &Arc<dyn Backend>) {
+        let mut roll = fastrand::u32(0..self.total);
+        for (component, backend, weight) in &self.choices {
+            if roll < *weight {
+                return (component, backend);
+            }
+            roll -= weight;
+        }
+        let (component, backend, _) = &self.choices[self.choices.len() - 1];
+        (component, backend)
+    }
+}
+
+impl Target {
+    /// The component that serves this request.
+    fn choose(&self) -> (Arc<str>, Arc<dyn Backend>) {
+        match &self.split {
+            Some(split) => {
+                let (component, backend) = split.pick();
+                (component.clone(), backend.clone())
+            }
+            None => (self.component.clone(), self.backend.clone()),
+        }
+    }
 }
 
 /// Routes requests to the components of an app.
 pub struct Dispatch {
     router: Router<Target>,
+    metrics: Arc<Metrics>,
     /// Every component, private ones included, for `<id>.spin.internal`.
     components: HashMap<Arc<str>, Arc<dyn Backend>>,
 }
@@ -40,10 +86,15 @@ pub struct Dispatch {
 impl Dispatch {
     /// A dispatcher over `routes` (as written in the manifest, or private).
     pub fn new(routes: Vec<(Route, Target)>) -> Result<Self, RouteError> {
-        let components = routes
+        let mut components: HashMap<Arc<str>, Arc<dyn Backend>> = routes
             .iter()
             .map(|(_, t)| (t.component.clone(), t.backend.clone()))
             .collect();
+        for split in routes.iter().filter_map(|(_, t)| t.split.as_ref()) {
+            for (component, backend, _) in &split.choices {
+                components.insert(component.clone(), backend.clone());
+            }
+        }
         let router = Router::build(routes)?;
         for shadowed in router.shadowed() {
             tracing::warn!(
@@ -53,7 +104,16 @@ impl Dispatch {
                 shadowed.used + 1
             );
         }
-        Ok(Self { router, components })
+        Ok(Self {
+            router,
+            metrics: Arc::default(),
+            components,
+        })
+    }
+
+    /// The app's request counters (`--admin-listen` serves them).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The request with the `spin-*` headers for its route, and the target;
@@ -62,9 +122,10 @@ impl Dispatch {
         &self,
         mut req: http::Request<RequestBody>,
         ctx: &RequestContext,
-    ) -> Option<(http::Request<RequestBody>, Target)> {
+    ) -> Option<(http::Request<RequestBody>, String, Target)> {
         let path = req.uri().path().to_owned();
         let matched = self.router.route(&path)?;
+        let route = matched.pattern().as_written().to_owned();
         let full_url = full_url(&req);
         let headers: Vec<(HeaderName, HeaderValue)> =
             router::spin_headers(&matched, &full_url, BASE_PATH, ctx.client_addr)
@@ -90,7 +151,7 @@ impl Dispatch {
         for (name, value) in headers {
             req.headers_mut().insert(name, value);
         }
-        Some((req, target))
+        Some((req, route, target))
     }
 }
 
@@ -103,8 +164,33 @@ impl Backend for Dispatch {
         if req.uri().path() == HEALTH_PATH {
             return Box::pin(async { text_response(StatusCode::OK, "OK") });
         }
+        let started = Instant::now();
         match self.resolve(req, &ctx) {
-            Some((req, target)) => target.backend.handle(req, ctx),
+            Some((req, route, target)) => {
+                let (component, backend) = target.choose();
+                let response = match &target.mirror {
+                    Some(mirror) => crate::mirror::serve(
+                        backend,
+                        mirror,
+                        req,
+                        ctx,
+                        route.clone(),
+                        self.metrics.clone(),
+                    ),
+                    None => backend.handle(req, ctx),
+                };
+                let metrics = self.metrics.clone();
+                Box::pin(async move {
+                    let response = response.await;
+                    metrics.observe(
+                        &route,
+                        &component,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    response
+                })
+            }
             None => Box::pin(async {
                 text_response(StatusCode::NOT_FOUND, "no route matches this path")
             }),

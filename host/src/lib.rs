@@ -14,6 +14,9 @@
 //!   components, with Spin's `spin-*` headers.
 //! - [`wasm`]: the wasmtime engine, component loading, the compile cache and
 //!   the component backend.
+//! - [`metrics`]: per-route, per-component counters, Prometheus text.
+//! - [`mirror`]: serving a route from one component while comparing
+//!   another's answers.
 //! - [`oci`]: registries, the digest-verified content store and the
 //!   artifact formats (Wasm components, Spin apps, container images).
 //! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure.
@@ -27,6 +30,8 @@ pub mod container;
 pub mod dispatch;
 pub mod frontdoor;
 pub mod limits;
+pub mod metrics;
+pub mod mirror;
 pub mod oci;
 pub mod router;
 pub mod shutdown;

@@ -1177,3 +1177,157 @@ source = "{spin-sdk-outbound}"
         "{denied}"
     );
 }
+
+#[tokio::test]
+async fn a_split_route_shares_requests_by_weight_and_the_admin_endpoint_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "split"
+[[trigger.http]]
+route = "/..."
+component = "old"
+split = { old = 3, new = 1 }
+[component.old]
+source = "{hello}"
+[component.new]
+source = "{echo}"
+"#,
+    );
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = Server::serve(&manifest, &["--admin-listen", &admin.to_string()]);
+    let client = http1();
+    let total = 2000;
+    let mut old = 0;
+    for _ in 0..total {
+        let body = get_text(&client, server.url("/x")).await;
+        if body == "Hello, world!\n" {
+            old += 1;
+        }
+    }
+    // 3:1 → 1500 expected; the binomial standard deviation is ~19.
+    assert!((1400..=1600).contains(&old), "old served {old} of {total}");
+    let metrics = get_text(&client, format!("http://{admin}/metrics")).await;
+    let count = |component: &str| -> u64 {
+        let prefix =
+            format!("wasmhost_requests_total{{route=\"/...\",component=\"{component}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no series for {component}:\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count("old"), old);
+    assert_eq!(count("new"), total - old);
+    assert!(metrics.contains(
+        "wasmhost_request_duration_seconds_bucket{route=\"/...\",component=\"old\",le=\"+Inf\"}"
+    ));
+}
+
+#[tokio::test]
+async fn a_mirrored_route_serves_from_one_component_and_counts_the_others_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "mirror"
+[[trigger.http]]
+route = "/differs/..."
+component = "served"
+mirror = { to = "candidate", compare_headers = ["content-type"] }
+[[trigger.http]]
+route = "/same/..."
+component = "served"
+mirror = { to = "twin" }
+[component.served]
+source = "{hello}"
+[component.candidate]
+source = "{echo}"
+[component.twin]
+source = "{hello}"
+"#,
+    );
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = Server::serve(&manifest, &["--admin-listen", &admin.to_string()]);
+    let client = http1();
+    for _ in 0..50 {
+        // The served answer is the served component's, whatever the mirror says.
+        assert_eq!(
+            get_text(&client, server.url("/differs/x")).await,
+            "Hello, world!\n"
+        );
+        assert_eq!(
+            get_text(&client, server.url("/same/x")).await,
+            "Hello, world!\n"
+        );
+    }
+    let value = |metrics: &str, name: &str, route: &str, component: &str| -> u64 {
+        let prefix = format!("{name}{{route=\"{route}\",component=\"{component}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    // The comparisons finish on their own tasks; wait for all 100.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = get_text(&client, format!("http://{admin}/metrics")).await;
+        let done = value(
+            &metrics,
+            "wasmhost_mirror_requests_total",
+            "/differs/...",
+            "candidate",
+        ) + value(
+            &metrics,
+            "wasmhost_mirror_requests_total",
+            "/same/...",
+            "twin",
+        );
+        if done == 100 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        value(
+            &metrics,
+            "wasmhost_mirror_mismatches_total",
+            "/differs/...",
+            "candidate"
+        ),
+        50,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "wasmhost_mirror_mismatches_total",
+            "/same/...",
+            "twin"
+        ),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "wasmhost_requests_total",
+            "/differs/...",
+            "served"
+        ),
+        50
+    );
+    server.wait_for_log("mirror mismatch", std::time::Duration::from_secs(5));
+}

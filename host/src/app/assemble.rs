@@ -32,7 +32,8 @@ use crate::container::backend::{
 };
 use crate::container::rootfs::LayerCache;
 use crate::container::runtime::OciRuntime;
-use crate::dispatch::{AppHandle, Dispatch, Target};
+use crate::dispatch::{AppHandle, Dispatch, Split, Target};
+use crate::mirror::Mirror;
 use crate::oci::store::ContentStore;
 use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
@@ -67,8 +68,14 @@ pub async fn assemble(
     let mut wagi: BTreeMap<&str, (PathBuf, Vec<u8>, ComponentOptions, Option<String>)> =
         BTreeMap::new();
     let mut containers: BTreeMap<&str, &Component> = BTreeMap::new();
-    for trigger in &manifest.http_triggers {
-        let id = trigger.component.as_str();
+    // A trigger's component, and every component its `split` names.
+    let routed = manifest.http_triggers.iter().flat_map(|trigger| {
+        std::iter::once(trigger.component.as_str())
+            .chain(trigger.split.iter().map(|(id, _)| id.as_str()))
+            .chain(trigger.mirror.iter().map(|m| m.to.as_str()))
+            .map(move |id| (trigger, id))
+    });
+    for (trigger, id) in routed {
         if prepared.contains_key(id) || wagi.contains_key(id) || containers.contains_key(id) {
             continue;
         }
@@ -148,9 +155,36 @@ pub async fn assemble(
         .iter()
         .filter_map(|trigger| {
             let backend = backends.get(trigger.component.as_str())?.clone();
+            let split = trigger
+                .split
+                .iter()
+                .filter_map(|(id, weight)| {
+                    Some((
+                        Arc::from(id.as_str()),
+                        backends.get(id.as_str())?.clone(),
+                        *weight,
+                    ))
+                })
+                .collect::<Vec<_>>();
             let target = Target {
                 component: Arc::from(trigger.component.as_str()),
                 backend,
+                split: if split.is_empty() {
+                    None
+                } else {
+                    Split::new(split).map(Arc::new)
+                },
+                mirror: trigger.mirror.as_ref().and_then(|m| {
+                    Some(Arc::new(Mirror {
+                        component: Arc::from(m.to.as_str()),
+                        backend: backends.get(m.to.as_str())?.clone(),
+                        compare_headers: m
+                            .compare_headers
+                            .iter()
+                            .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                            .collect(),
+                    }))
+                }),
             };
             Some((trigger.route.clone(), target))
         })

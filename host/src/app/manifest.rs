@@ -107,6 +107,23 @@ pub struct HttpTrigger {
     pub component: String,
     /// How the component is called.
     pub executor: Executor,
+    /// `split = { <component> = <weight>, ... }`: requests shared between
+    /// components by weight (a migration's traffic split); empty: all go
+    /// to `component`.
+    pub split: Vec<(String, u32)>,
+    /// `mirror = { to = "<component>", compare_headers = [...] }`: a copy
+    /// of each request goes to another component, whose answers are
+    /// compared with the served ones.
+    pub mirror: Option<MirrorTo>,
+}
+
+/// `mirror` of a trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorTo {
+    /// The component that gets the copies.
+    pub to: String,
+    /// Response headers compared besides status and body.
+    pub compare_headers: Vec<String>,
 }
 
 /// `executor`.
@@ -341,6 +358,22 @@ pub enum ManifestError {
         resolved: PathBuf,
         /// What is wrong, with the fix.
         problem: String,
+    },
+    /// A trigger with both `split` and `mirror`.
+    #[error("`{}`: `{key}` has both `split` and `mirror`; use one at a time", .path.display())]
+    SplitAndMirror {
+        /// The manifest.
+        path: PathBuf,
+        /// `trigger.http[<i>]`.
+        key: String,
+    },
+    /// A `split` whose weights are all 0.
+    #[error("`{}`: `{key}` gives every component weight 0; give at least one a positive weight", .path.display())]
+    ZeroSplit {
+        /// The manifest.
+        path: PathBuf,
+        /// `trigger.http[<i>].split`.
+        key: String,
     },
     /// A component with both `source` and `container`, or neither.
     #[error(
@@ -581,12 +614,45 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
             route,
             component,
             executor,
+            split: trigger.split.unwrap_or_default().into_iter().collect(),
+            mirror: trigger.mirror.map(|m| MirrorTo {
+                to: m.to,
+                compare_headers: m.compare_headers,
+            }),
         });
     }
 
     // After every inline component has its id, as in Spin, where a
     // reference may name a generated id.
     for (i, trigger) in http_triggers.iter().enumerate() {
+        let mirrored = trigger.mirror.iter().map(|m| (&m.to, "mirror.to"));
+        let split = trigger.split.iter().map(|(id, _)| (id, "split"));
+        for (id, field) in split.chain(mirrored) {
+            if !components.contains_key(id) {
+                return Err(ManifestError::UnknownComponent {
+                    path: path.to_owned(),
+                    key: format!("trigger.http[{i}].{field}"),
+                    route: match &trigger.route {
+                        Route::Pattern(p) => format!("`{}`", p.as_written()),
+                        Route::Private => "`{ private = true }`".to_owned(),
+                    },
+                    id: id.clone(),
+                    known: components.keys().cloned().collect(),
+                });
+            }
+        }
+        if !trigger.split.is_empty() && trigger.mirror.is_some() {
+            return Err(ManifestError::SplitAndMirror {
+                path: path.to_owned(),
+                key: format!("trigger.http[{i}]"),
+            });
+        }
+        if !trigger.split.is_empty() && trigger.split.iter().all(|(_, w)| *w == 0) {
+            return Err(ManifestError::ZeroSplit {
+                path: path.to_owned(),
+                key: format!("trigger.http[{i}].split"),
+            });
+        }
         if !components.contains_key(&trigger.component) {
             return Err(ManifestError::UnknownComponent {
                 path: path.to_owned(),
@@ -991,6 +1057,16 @@ struct RawHttpTrigger {
     component: StringOr<Box<RawComponent>>,
     route: StringOr<RawPrivate>,
     executor: Option<RawExecutor>,
+    split: Option<BTreeMap<String, u32>>,
+    mirror: Option<RawMirror>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMirror {
+    to: String,
+    #[serde(default)]
+    compare_headers: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -1281,12 +1357,16 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                     route: pattern("/cart/..."),
                     component: "cart".into(),
                     executor: Executor::Http,
+                    split: Vec::new(),
+                    mirror: None,
                 },
                 HttpTrigger {
                     id: "internal-http-trigger".into(),
                     route: Route::Private,
                     component: "internal".into(),
                     executor: Executor::Http,
+                    split: Vec::new(),
+                    mirror: None,
                 },
                 HttpTrigger {
                     id: "legacy-http-trigger".into(),
@@ -1296,12 +1376,16 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                         argv: Some("${SCRIPT_NAME} -v".into()),
                         entrypoint: None,
                     },
+                    split: Vec::new(),
+                    mirror: None,
                 },
                 HttpTrigger {
                     id: "http-trigger1".into(),
                     route: pattern("/inline"),
                     component: "http-trigger1-component".into(),
                     executor: Executor::Http,
+                    split: Vec::new(),
+                    mirror: None,
                 },
             ],
             components: [

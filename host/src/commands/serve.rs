@@ -15,6 +15,7 @@ use crate::app::sources;
 use crate::app::variables::Provided;
 use crate::backend::Backend;
 use crate::frontdoor::{self, Limits, Stopped};
+use crate::metrics::{serve_admin, Metrics};
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
 use crate::oci::registry::{self, RegistryOptions};
@@ -41,6 +42,11 @@ pub struct ServeCommand {
     /// a Spin manifest (`*.toml`), or a registry reference to either
     /// (`registry/repo:tag` or `@sha256:…`) [default: ./spin.toml].
     pub app: Option<PathBuf>,
+
+    /// Serve Prometheus metrics (`/metrics`: requests, errors and latency
+    /// per route and component of a manifest's app) on this separate address.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
 
     /// Use plain HTTP (and accept any certificate) for every registry;
     /// loopback registries get plain HTTP without it.
@@ -125,7 +131,14 @@ impl ServeCommand {
             (None, Some(dir)) => ContentStore::at(dir.path()),
             (None, None) => unreachable!("a scratch store exists whenever no cache does"),
         };
-        let backend = self.load(&app, &store).await?;
+        let (backend, metrics) = self.load(&app, &store).await?;
+        if let Some(admin) = self.admin_listen {
+            let listener = tokio::net::TcpListener::bind(admin)
+                .await
+                .with_context(|| format!("cannot listen on the admin address `{admin}`"))?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            tokio::spawn(serve_admin(listener, metrics.unwrap_or_default()));
+        }
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on `{}`", self.listen))?;
@@ -150,7 +163,7 @@ impl ServeCommand {
         }
     }
 
-    async fn load(&self, app: &Path, store: &ContentStore) -> Result<Arc<dyn Backend>> {
+    async fn load(&self, app: &Path, store: &ContentStore) -> Result<Loaded> {
         let text = app.to_string_lossy();
         if !app.exists() && registry::looks_like_reference(&text) {
             return self.load_reference(&text, store).await;
@@ -159,7 +172,7 @@ impl ServeCommand {
     }
 
     /// Pulls (or finds in the store) a component or app, then serves it.
-    async fn load_reference(&self, text: &str, store: &ContentStore) -> Result<Arc<dyn Backend>> {
+    async fn load_reference(&self, text: &str, store: &ContentStore) -> Result<Loaded> {
         let pulled = match registry::pinned_in_store(text, store) {
             Some(pulled) => pulled,
             None => {
@@ -205,12 +218,7 @@ impl ServeCommand {
         }
     }
 
-    async fn load_file(
-        &self,
-        app: &Path,
-        id: &str,
-        store: &ContentStore,
-    ) -> Result<Arc<dyn Backend>> {
+    async fn load_file(&self, app: &Path, id: &str, store: &ContentStore) -> Result<Loaded> {
         let options = self.component_options()?;
         if app.extension().is_some_and(|ext| ext == "toml") {
             let mut loaded = manifest::load(app)?;
@@ -226,7 +234,7 @@ impl ServeCommand {
             for section in &runtime_config.ignored {
                 tracing::warn!("runtime config: `[{section}]` is not supported and is ignored");
             }
-            return Ok(assemble(
+            let dispatch = assemble(
                 &loaded,
                 &options,
                 self.timeout,
@@ -234,11 +242,13 @@ impl ServeCommand {
                 &runtime_config,
                 store,
             )
-            .await?);
+            .await?;
+            let metrics = dispatch.metrics();
+            return Ok((dispatch, Some(metrics)));
         }
         let (backend, report) = ComponentBackend::load(id, app, options, self.timeout)?;
         tracing::info!(component = %id, "loaded `{}` {report}", app.display());
-        Ok(Arc::new(backend))
+        Ok((Arc::new(backend), None))
     }
 
     fn component_options(&self) -> Result<ComponentOptions> {
@@ -303,3 +313,6 @@ fn component_id(path: &Path) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "component".to_string())
 }
+
+/// The backend to serve, and its counters (a manifest's app has them).
+type Loaded = (Arc<dyn Backend>, Option<Arc<Metrics>>);
