@@ -1178,6 +1178,24 @@ source = "{spin-sdk-outbound}"
     );
 }
 
+/// A free address for `--admin-listen`.
+fn admin_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The value of series `name{route,component}` in Prometheus text; 0 when
+/// absent.
+fn metric(metrics: &str, name: &str, route: &str, component: &str) -> u64 {
+    let prefix = format!("{name}{{route=\"{route}\",component=\"{component}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
 #[tokio::test]
 async fn a_split_route_shares_requests_by_weight_and_the_admin_endpoint_counts_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -1197,10 +1215,7 @@ source = "{hello}"
 source = "{echo}"
 "#,
     );
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let admin = admin_address();
     let server = Server::serve(&manifest, &["--admin-listen", &admin.to_string()]);
     let client = http1();
     let total = 2000;
@@ -1214,16 +1229,7 @@ source = "{echo}"
     // 3:1 → 1500 expected; the binomial standard deviation is ~19.
     assert!((1400..=1600).contains(&old), "old served {old} of {total}");
     let metrics = get_text(&client, format!("http://{admin}/metrics")).await;
-    let count = |component: &str| -> u64 {
-        let prefix =
-            format!("wasmhost_requests_total{{route=\"/...\",component=\"{component}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no series for {component}:\n{metrics}"))
-            .parse()
-            .unwrap()
-    };
+    let count = |component: &str| metric(&metrics, "wasmhost_requests_total", "/...", component);
     assert_eq!(count("old"), old);
     assert_eq!(count("new"), total - old);
     assert!(metrics.contains(
@@ -1256,10 +1262,7 @@ source = "{echo}"
 source = "{hello}"
 "#,
     );
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let admin = admin_address();
     let server = Server::serve(&manifest, &["--admin-listen", &admin.to_string()]);
     let client = http1();
     for _ in 0..50 {
@@ -1273,13 +1276,7 @@ source = "{hello}"
             "Hello, world!\n"
         );
     }
-    let value = |metrics: &str, name: &str, route: &str, component: &str| -> u64 {
-        let prefix = format!("{name}{{route=\"{route}\",component=\"{component}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .map_or(0, |v| v.parse().unwrap())
-    };
+    let value = metric;
     // The comparisons finish on their own tasks; wait for all 100.
     let mut metrics = String::new();
     for _ in 0..100 {

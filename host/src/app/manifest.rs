@@ -625,9 +625,12 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
     // After every inline component has its id, as in Spin, where a
     // reference may name a generated id.
     for (i, trigger) in http_triggers.iter().enumerate() {
-        let mirrored = trigger.mirror.iter().map(|m| (&m.to, "mirror.to"));
-        let split = trigger.split.iter().map(|(id, _)| (id, "split"));
-        for (id, field) in split.chain(mirrored) {
+        // Every component the trigger names: its own, then the ones its
+        // `split` and `mirror` name.
+        let named = std::iter::once((&trigger.component, "component"))
+            .chain(trigger.split.iter().map(|(id, _)| (id, "split")))
+            .chain(trigger.mirror.iter().map(|m| (&m.to, "mirror.to")));
+        for (id, field) in named {
             if !components.contains_key(id) {
                 return Err(ManifestError::UnknownComponent {
                     path: path.to_owned(),
@@ -651,18 +654,6 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
             return Err(ManifestError::ZeroSplit {
                 path: path.to_owned(),
                 key: format!("trigger.http[{i}].split"),
-            });
-        }
-        if !components.contains_key(&trigger.component) {
-            return Err(ManifestError::UnknownComponent {
-                path: path.to_owned(),
-                key: format!("trigger.http[{i}].component"),
-                route: match &trigger.route {
-                    Route::Pattern(p) => format!("`{}`", p.as_written()),
-                    Route::Private => "`{ private = true }`".to_owned(),
-                },
-                id: trigger.component.clone(),
-                known: components.keys().cloned().collect(),
             });
         }
     }
