@@ -84,8 +84,9 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// A dispatcher over `routes` (as written in the manifest, or private).
-    pub fn new(routes: Vec<(Route, Target)>) -> Result<Self, RouteError> {
+    /// A dispatcher over `routes` (as written in the manifest, or private),
+    /// counting into `metrics` (shared across reloads of the same app).
+    pub fn new(routes: Vec<(Route, Target)>, metrics: Arc<Metrics>) -> Result<Self, RouteError> {
         let mut components: HashMap<Arc<str>, Arc<dyn Backend>> = routes
             .iter()
             .map(|(_, t)| (t.component.clone(), t.backend.clone()))
@@ -106,7 +107,7 @@ impl Dispatch {
         }
         Ok(Self {
             router,
-            metrics: Arc::default(),
+            metrics,
             components,
         })
     }

@@ -19,6 +19,7 @@
 //!   another's answers.
 //! - [`oci`]: registries, the digest-verified content store and the
 //!   artifact formats (Wasm components, Spin apps, container images).
+//! - [`reload`]: swapping a running app for its reloaded manifest.
 //! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure.
 //! - [`shutdown`]: shutdown as a value handed to the server.
 //! - [`limits`]: every default limit, with why.
@@ -33,6 +34,7 @@ pub mod limits;
 pub mod metrics;
 pub mod mirror;
 pub mod oci;
+pub mod reload;
 pub mod router;
 pub mod shutdown;
 pub mod wasm;

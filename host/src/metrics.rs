@@ -188,6 +188,12 @@ impl Metrics {
     }
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")

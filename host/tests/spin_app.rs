@@ -1328,3 +1328,81 @@ source = "{hello}"
     );
     server.wait_for_log("mirror mismatch", std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn editing_the_manifest_switches_a_route_live_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = |component: &str| {
+        format!(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "live"
+[[trigger.http]]
+route = "/x"
+component = "app"
+[component.app]
+source = "{{{component}}}"
+"#
+        )
+    };
+    let manifest = write_manifest(dir.path(), &version("hello"));
+    let server = Server::serve(&manifest, &["--watch"]);
+    let url = server.url("/x");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let client = http1();
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                seen.push(match client.get(&url).send().await {
+                    Ok(response) => (
+                        response.status().as_u16(),
+                        response.text().await.unwrap_or_default(),
+                    ),
+                    Err(e) => (0, e.to_string()),
+                });
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    write_manifest(dir.path(), &version("spin-sdk-p2"));
+    server.wait_for_log("reloaded", std::time::Duration::from_secs(20));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A broken edit is refused and the running version keeps serving.
+    std::fs::write(
+        &manifest,
+        "spin_manifest_version = 2\n[[trigger.http]]\nroute = 5\n",
+    )
+    .unwrap();
+    server.wait_for_log(
+        "still serving the previous version",
+        std::time::Duration::from_secs(20),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = load.await.unwrap();
+    let failed: Vec<_> = seen.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        seen.len(),
+        &failed[..failed.len().min(3)]
+    );
+    let old = seen
+        .iter()
+        .take_while(|(_, body)| body == "Hello, world!\n")
+        .count();
+    assert!(old > 0, "served by the first version first");
+    assert!(
+        seen[old..]
+            .iter()
+            .all(|(_, body)| body.starts_with("Hello from the Spin SDK")),
+        "then only by the second: {:?}",
+        &seen[old..old + 3.min(seen.len() - old)]
+    );
+    assert!(seen.len() > old, "the second version served");
+}

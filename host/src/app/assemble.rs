@@ -50,6 +50,7 @@ pub async fn assemble(
     provided: &Provided,
     runtime_config: &RuntimeConfig,
     store: &ContentStore,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<Arc<Dispatch>> {
     let started = Instant::now();
     let manifest = &loaded.manifest;
@@ -189,8 +190,10 @@ pub async fn assemble(
             Some((trigger.route.clone(), target))
         })
         .collect();
-    let dispatch =
-        Arc::new(Dispatch::new(routes).context("the manifest's routes do not form a route table")?);
+    let dispatch = Arc::new(
+        Dispatch::new(routes, metrics)
+            .context("the manifest's routes do not form a route table")?,
+    );
     app_handle.bind(&dispatch, timeout);
     tracing::info!(
         "app `{}` ready in {:?}",

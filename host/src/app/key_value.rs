@@ -53,14 +53,32 @@ impl KeyValue {
     }
 
     /// Opens (or creates) the database file `path`.
+    ///
+    /// A file is opened once per process and shared: a reloaded app gets
+    /// the database the running one has open (the file is locked).
     pub fn open_file(path: &Path) -> Result<Arc<Self>> {
+        static OPEN: std::sync::Mutex<Vec<(std::path::PathBuf, std::sync::Weak<KeyValue>)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut open = OPEN
+            .lock()
+            .map_err(|_| anyhow::anyhow!("key-value registry lock poisoned"))?;
+        open.retain(|(_, db)| db.strong_count() > 0);
+        if let Some(db) = open
+            .iter()
+            .find(|(p, _)| p == path)
+            .and_then(|(_, db)| db.upgrade())
+        {
+            return Ok(db);
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
         }
         let db = Database::create(path)
             .with_context(|| format!("cannot open the key-value database `{}`", path.display()))?;
-        Ok(Arc::new(Self { db }))
+        let db = Arc::new(Self { db });
+        open.push((path.to_owned(), Arc::downgrade(&db)));
+        Ok(db)
     }
 
     /// The value of `key` in store `label`.

@@ -20,6 +20,7 @@ use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
 use crate::oci::registry::{self, RegistryOptions};
 use crate::oci::store::ContentStore;
+use crate::reload::Swappable;
 use crate::shutdown::Shutdown;
 use crate::wasm::cache::CompileCache;
 use crate::wasm::state::InstancePolicy;
@@ -47,6 +48,16 @@ pub struct ServeCommand {
     /// per route and component of a manifest's app) on this separate address.
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
+
+    /// Reload a manifest's app when the file changes (SIGHUP always
+    /// reloads): the new version is loaded completely, then swapped in
+    /// without dropping a request; a broken edit keeps the old one serving.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Counters shared by every version of the app across reloads.
+    #[arg(skip)]
+    pub metrics: Arc<Metrics>,
 
     /// Use plain HTTP (and accept any certificate) for every registry;
     /// loopback registries get plain HTTP without it.
@@ -120,6 +131,11 @@ pub struct ServeCommand {
 impl ServeCommand {
     /// Loads and checks everything, binds, then serves until SIGINT/SIGTERM.
     pub async fn execute(self) -> Result<Stopped> {
+        let this = Arc::new(self);
+        this.clone().serve().await
+    }
+
+    async fn serve(self: Arc<Self>) -> Result<Stopped> {
         let app = self.app_path()?;
         // Without a cache, the store lives only as long as this serve.
         let scratch = match self.cache_root() {
@@ -132,6 +148,15 @@ impl ServeCommand {
             (None, None) => unreachable!("a scratch store exists whenever no cache does"),
         };
         let (backend, metrics) = self.load(&app, &store).await?;
+        let backend: Arc<dyn Backend> = if metrics.is_some() {
+            // A manifest's app: reloadable.
+            let swappable = Arc::new(Swappable::new(backend));
+            self.clone()
+                .watch_for_reloads(app.clone(), store.clone(), swappable.clone())?;
+            swappable
+        } else {
+            backend
+        };
         if let Some(admin) = self.admin_listen {
             let listener = tokio::net::TcpListener::bind(admin)
                 .await
@@ -149,6 +174,48 @@ impl ServeCommand {
         let stopped = frontdoor::serve(listener, backend.clone(), self.limits(), shutdown).await;
         backend.shutdown().await;
         Ok(stopped)
+    }
+
+    /// Reloads the app on SIGHUP (and, with `--watch`, when the manifest
+    /// changes) and swaps it into `target`.
+    fn watch_for_reloads(
+        self: Arc<Self>,
+        app: PathBuf,
+        store: ContentStore,
+        target: Arc<Swappable>,
+    ) -> Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup =
+            signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        tokio::spawn(async move {
+            let mut seen = modified(&app);
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                let reason = tokio::select! {
+                    _ = hangup.recv() => Some("SIGHUP"),
+                    _ = tick.tick(), if self.watch => {
+                        let now = modified(&app);
+                        (now != seen).then(|| {
+                            seen = now;
+                            "the manifest changed"
+                        })
+                    }
+                };
+                let Some(reason) = reason else { continue };
+                match self.load(&app, &store).await {
+                    Ok((backend, _)) => {
+                        target.swap(backend, self.timeout);
+                        tracing::info!("reloaded `{}` ({reason})", app.display());
+                    }
+                    Err(e) => tracing::error!(
+                        "reload of `{}` failed ({reason}); still serving the previous version: {e:#}",
+                        app.display()
+                    ),
+                }
+            }
+        });
+        Ok(())
     }
 
     /// The file to serve: the one named, else `./spin.toml`.
@@ -241,6 +308,7 @@ impl ServeCommand {
                 &provided,
                 &runtime_config,
                 store,
+                self.metrics.clone(),
             )
             .await?;
             let metrics = dispatch.metrics();
