@@ -239,25 +239,52 @@ async fn skopeo_reads_and_copies_what_wasmhost_pushes() {
     assert_eq!(std::fs::read(copied).unwrap(), wasm);
 }
 
+/// Pushes an app the way `spin registry push` lays it out, through the
+/// registry API: `layers` (each pushed as a blob), then the locked app as
+/// the last layer, named by the image config's label; no `mediaType` in the
+/// manifest body, as Spin writes it.
+async fn push_spin_app(
+    registry: &TestRegistry,
+    repo: &str,
+    tag: &str,
+    locked: &str,
+    layers: &[(&[u8], &str)],
+) {
+    let mut descriptors = Vec::new();
+    for (bytes, media_type) in layers {
+        let digest = registry.push_blob(repo, bytes).await;
+        descriptors.push(json!({ "mediaType": media_type, "digest": digest, "size": bytes.len() }));
+    }
+    let locked_digest = registry.push_blob(repo, locked.as_bytes()).await;
+    descriptors.push(
+        json!({ "mediaType": "application/vnd.fermyon.spin.application.v1+config",
+                             "digest": locked_digest, "size": locked.len() }),
+    );
+    let config = json!({ "architecture": "wasm", "os": "wasip1",
+        "config": { "Labels": { "com.fermyon.spin.lockedAppDigest": locked_digest } },
+        "rootfs": { "type": "layers", "diff_ids": [] } })
+    .to_string();
+    let config_digest = registry.push_blob(repo, config.as_bytes()).await;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest, "size": config.len() },
+        "layers": descriptors,
+    })
+    .to_string();
+    let (status, body) = registry
+        .put_manifest(repo, tag, OCI_MANIFEST, manifest.as_bytes())
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
 /// An OCI image built with umoci (busybox-free: one file), pushed by
 /// skopeo.
 fn umoci_image(registry: &TestRegistry, repository: &str) -> (String, tempfile::TempDir) {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let bundle = work.path().join("bundle");
-    let sh = |script: &str| {
-        let out = Command::new("sh")
-            .arg("-ec")
-            .arg(script)
-            .output()
-            .expect("sh");
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh(&format!(
+    common::images::sh(&format!(
         "umoci init --layout {l}
          umoci new --image {l}:app
          umoci unpack --rootless --image {l}:app {b}
@@ -498,8 +525,8 @@ async fn a_spin_app_pushed_by_hand_through_the_registry_api_is_served() {
     let repo = "byhand/app";
     let wasm = std::fs::read(guest("static-files")).unwrap();
     let big = "x".repeat(500);
-    let wasm_digest = registry.push_blob(repo, &wasm).await;
-    let big_digest = registry.push_blob(repo, big.as_bytes()).await;
+    let wasm_digest = sha256(&wasm);
+    let big_digest = sha256(big.as_bytes());
     let locked = json!({
         "spin_lock_version": 0,
         "metadata": { "name": "byhand", "trigger": { "type": "http" }, "triggers": {}, "version": "1.0.0" },
@@ -515,27 +542,17 @@ async fn a_spin_app_pushed_by_hand_through_the_registry_api_is_served() {
         }],
     })
     .to_string();
-    let locked_digest = registry.push_blob(repo, locked.as_bytes()).await;
-    let config = json!({ "architecture": "wasm", "os": "Wasip1",
-        "config": { "Labels": { "com.fermyon.spin.lockedAppDigest": locked_digest } },
-        "rootfs": { "type": "layers", "diff_ids": [] } })
-    .to_string();
-    let config_digest = registry.push_blob(repo, config.as_bytes()).await;
-    let layer = |digest: &str, media_type: &str, size: usize| json!({ "mediaType": media_type, "digest": digest, "size": size });
-    let manifest = json!({
-        "schemaVersion": 2,
-        "config": layer(&config_digest, "application/vnd.oci.image.config.v1+json", config.len()),
-        "layers": [
-            layer(&wasm_digest, "application/vnd.wasm.content.layer.v1+wasm", wasm.len()),
-            layer(&big_digest, "application/vnd.wasm.content.layer.v1+data", big.len()),
-            layer(&locked_digest, "application/vnd.fermyon.spin.application.v1+config", locked.len()),
+    push_spin_app(
+        &registry,
+        repo,
+        "1.0.0",
+        &locked,
+        &[
+            (&wasm, "application/vnd.wasm.content.layer.v1+wasm"),
+            (big.as_bytes(), "application/vnd.wasm.content.layer.v1+data"),
         ],
-    })
-    .to_string();
-    let (status, body) = registry
-        .put_manifest(repo, "1.0.0", OCI_MANIFEST, manifest.as_bytes())
-        .await;
-    assert_eq!(status, 201, "{body}");
+    )
+    .await;
 
     let docker_config = tempfile::tempdir().unwrap();
     let store = Store::new();
@@ -929,8 +946,7 @@ async fn a_spin_app_in_archive_mode_is_served_from_its_tar_gzip_layer() {
         .unwrap();
     assert!(status.success());
     let archive = std::fs::read(&tarball).unwrap();
-    let wasm_digest = registry.push_blob(repo, &wasm).await;
-    let archive_digest = registry.push_blob(repo, &archive).await;
+    let wasm_digest = sha256(&wasm);
     let locked = json!({
         "spin_lock_version": 0,
         "metadata": { "name": "archive" },
@@ -943,27 +959,17 @@ async fn a_spin_app_in_archive_mode_is_served_from_its_tar_gzip_layer() {
         }],
     })
     .to_string();
-    let locked_digest = registry.push_blob(repo, locked.as_bytes()).await;
-    let config = json!({ "architecture": "wasm", "os": "wasip1",
-        "config": { "Labels": { "com.fermyon.spin.lockedAppDigest": locked_digest } },
-        "rootfs": { "type": "layers", "diff_ids": [] } })
-    .to_string();
-    let config_digest = registry.push_blob(repo, config.as_bytes()).await;
-    let layer = |digest: &str, media_type: &str, size: usize| json!({ "mediaType": media_type, "digest": digest, "size": size });
-    let manifest = json!({
-        "schemaVersion": 2,
-        "config": layer(&config_digest, "application/vnd.oci.image.config.v1+json", config.len()),
-        "layers": [
-            layer(&wasm_digest, "application/vnd.wasm.content.layer.v1+wasm", wasm.len()),
-            layer(&archive_digest, "application/vnd.wasm.content.bundle.v1.tar+gzip", archive.len()),
-            layer(&locked_digest, "application/vnd.fermyon.spin.application.v1+config", locked.len()),
+    push_spin_app(
+        &registry,
+        repo,
+        "1",
+        &locked,
+        &[
+            (&wasm, "application/vnd.wasm.content.layer.v1+wasm"),
+            (&archive, "application/vnd.wasm.content.bundle.v1.tar+gzip"),
         ],
-    })
-    .to_string();
-    let (status, body) = registry
-        .put_manifest(repo, "1", OCI_MANIFEST, manifest.as_bytes())
-        .await;
-    assert_eq!(status, 201, "{body}");
+    )
+    .await;
     let docker_config = tempfile::tempdir().unwrap();
     let store = Store::new();
     let server = serve_ref(
