@@ -12,7 +12,7 @@ bash scripts/build-guests.sh
 if cargo nextest --version >/dev/null 2>&1; then
     # No doc tests to run: the crates' examples are marked `ignore` (they
     # are guest code, built for wasm32-wasip2 by scripts/build-guests.sh).
-    cargo nextest run --locked --no-fail-fast "$@"
+    cargo nextest run --locked --no-fail-fast -p wasmhost -p todo-core -p todo-native "$@"
 else
-    cargo test --locked --no-fail-fast "$@"
+    cargo test --locked --no-fail-fast -p wasmhost -p todo-core -p todo-native "$@"
 fi

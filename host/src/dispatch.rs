@@ -170,7 +170,7 @@ impl Backend for Dispatch {
             Some((req, route, target)) => {
                 let (component, backend) = target.choose();
                 let response = match &target.mirror {
-                    Some(mirror) => crate::mirror::serve(
+                    Some(mirror) if mirror.applies_to(req.method()) => crate::mirror::serve(
                         backend,
                         mirror,
                         req,
@@ -178,7 +178,7 @@ impl Backend for Dispatch {
                         route.clone(),
                         self.metrics.clone(),
                     ),
-                    None => backend.handle(req, ctx),
+                    _ => backend.handle(req, ctx),
                 };
                 let metrics = self.metrics.clone();
                 Box::pin(async move {

@@ -1,15 +1,18 @@
-//! wasmhost: serve HTTP from WebAssembly components (and, later, native
-//! containers) behind one front door.
+//! wasmhost: serve HTTP from WebAssembly components and native containers
+//! behind one front door.
 //!
 //! # Layout
 //!
 //! - [`app`]: the Spin application manifest (`spin.toml` v2), loaded and
 //!   checked before anything is bound or compiled.
 //! - [`commands`]: one struct per CLI subcommand; `main.rs` only parses.
+//! - [`compare`]: a service's container and Wasm forms measured side by
+//!   side (`wasmhost compare`).
 //! - [`frontdoor`]: the listener, HTTP/1.1 + HTTP/2, request limits,
 //!   graceful drain.
 //! - [`backend`]: the one trait every kind of workload implements.
-//! - [`container`]: native containers: image layers to a root filesystem.
+//! - [`container`]: native containers: image layers to a root filesystem,
+//!   runtime specs, runtimes, private network namespaces, lifecycle.
 //! - [`dispatch`]: routes the requests of a multi-component app to its
 //!   components, with Spin's `spin-*` headers.
 //! - [`wasm`]: the wasmtime engine, component loading, the compile cache and
@@ -23,10 +26,12 @@
 //! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure.
 //! - [`shutdown`]: shutdown as a value handed to the server.
 //! - [`limits`]: every default limit, with why.
+//! - [`volume`]: host directories mounted into containers and components.
 
 pub mod app;
 pub mod backend;
 pub mod commands;
+pub mod compare;
 pub mod container;
 pub mod dispatch;
 pub mod frontdoor;
@@ -37,4 +42,5 @@ pub mod oci;
 pub mod reload;
 pub mod router;
 pub mod shutdown;
+pub mod volume;
 pub mod wasm;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wasmhost::commands::cache::CacheCommand;
+use wasmhost::commands::compare::CompareCommand;
+use wasmhost::commands::image::ImageCommand;
 use wasmhost::commands::pull::PullCommand;
 use wasmhost::commands::push::PushCommand;
 use wasmhost::commands::registry::RegistryCommand;
@@ -30,6 +32,8 @@ enum Command {
     Push(PushCommand),
     Registry(RegistryCommand),
     Cache(CacheCommand),
+    Image(ImageCommand),
+    Compare(CompareCommand),
     /// The embedded OCI runtime (internal: wasmhost runs it for its containers).
     #[command(hide = true)]
     Runtime(RuntimeCommand),
@@ -77,6 +81,8 @@ fn main() -> ExitCode {
             Command::Push(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Registry(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Cache(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
+            Command::Image(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
+            Command::Compare(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Runtime(_) => unreachable!("handled before the async runtime starts"),
         }
     });

@@ -39,6 +39,17 @@ pub struct Mirror {
     pub backend: Arc<dyn Backend>,
     /// Response headers compared besides status and body.
     pub compare_headers: Vec<HeaderName>,
+    /// Only requests with these methods are copied; empty: all. Copying a
+    /// write to a component that shares the served one's data would apply
+    /// it twice.
+    pub methods: Vec<http::Method>,
+}
+
+impl Mirror {
+    /// Whether a `method` request gets copied.
+    pub fn applies_to(&self, method: &http::Method) -> bool {
+        self.methods.is_empty() || self.methods.contains(method)
+    }
 }
 
 /// Serves `req` with `primary` and mirrors it to `mirror`.

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{get_text, guest, http1, Server};
+use common::{admin_address, get_text, guest, http1, metric, Server};
 
 /// Writes `spin.toml` into `dir` with the guests' absolute paths.
 fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
@@ -1176,24 +1176,6 @@ source = "{spin-sdk-outbound}"
         denied.starts_with("error: ") && denied.contains("HttpRequestDenied"),
         "{denied}"
     );
-}
-
-/// A free address for `--admin-listen`.
-fn admin_address() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// The value of series `name{route,component}` in Prometheus text; 0 when
-/// absent.
-fn metric(metrics: &str, name: &str, route: &str, component: &str) -> u64 {
-    let prefix = format!("{name}{{route=\"{route}\",component=\"{component}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |v| v.parse().unwrap())
 }
 
 #[tokio::test]

@@ -184,6 +184,11 @@ pub async fn assemble(
                             .iter()
                             .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
                             .collect(),
+                        methods: m
+                            .methods
+                            .iter()
+                            .filter_map(|x| http::Method::from_bytes(x.as_bytes()).ok())
+                            .collect(),
                     }))
                 }),
             };
@@ -240,6 +245,15 @@ fn plan(
     };
     options.instance.variables =
         Arc::new(variables::render(id, &component.variables, app_variables)?);
+    for volume in &component.volumes {
+        std::fs::create_dir_all(&volume.host).with_context(|| {
+            format!(
+                "component `{id}`: cannot create the volume `{}`",
+                volume.host.display()
+            )
+        })?;
+    }
+    options.instance.volumes = component.volumes.clone();
     if !component.key_value_stores.is_empty() {
         let mut stores = BTreeMap::new();
         for label in &component.key_value_stores {
@@ -278,7 +292,13 @@ struct KvStores<'a> {
 
 impl KvStores<'_> {
     fn database(&mut self, component: &str, label: &str) -> Result<Arc<KeyValue>> {
-        let own_file = || self.app_dir.join(STATE_DIR).join("key_value.redb");
+        let own_file = || {
+            let dir = match &self.config.state_dir {
+                Some(dir) => dir.clone(),
+                None => self.app_dir.join(STATE_DIR),
+            };
+            dir.join("key_value.redb")
+        };
         let path = match self.config.key_value_stores.get(label) {
             Some(KvStoreConfig { path: Some(path) }) => path.clone(),
             Some(KvStoreConfig { path: None }) => own_file(),
@@ -333,6 +353,7 @@ async fn container_backend(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         state_dir: PathBuf::from(CONTAINERS_DIR),
+        volumes: component.volumes.clone(),
     };
     ContainerBackend::new(id, image, settings).await
 }

@@ -111,8 +111,8 @@ pub struct HttpTrigger {
     /// components by weight (a migration's traffic split); empty: all go
     /// to `component`.
     pub split: Vec<(String, u32)>,
-    /// `mirror = { to = "<component>", compare_headers = [...] }`: a copy
-    /// of each request goes to another component, whose answers are
+    /// `mirror = { to = "<component>", compare_headers = [...], methods =
+    /// [...] }`: a copy of each request (of those methods) goes to another component, whose answers are
     /// compared with the served ones.
     pub mirror: Option<MirrorTo>,
 }
@@ -124,6 +124,8 @@ pub struct MirrorTo {
     pub to: String,
     /// Response headers compared besides status and body.
     pub compare_headers: Vec<String>,
+    /// Methods copied (uppercase); empty: every request.
+    pub methods: Vec<String>,
 }
 
 /// `executor`.
@@ -160,6 +162,11 @@ pub struct Component {
     pub variables: BTreeMap<String, String>,
     /// `description`.
     pub description: Option<String>,
+    /// `volumes = ["data:/data", "conf:/etc/app:ro"]` (a wasmhost
+    /// extension): host directories, relative to the manifest, mounted into
+    /// the container or, read-write unless `:ro`, into every instance of a
+    /// Wasm component.
+    pub volumes: Vec<crate::volume::Volume>,
 }
 
 /// `source`.
@@ -212,6 +219,7 @@ pub struct ContainerSource {
     pub runtime: Option<String>,
     /// `stop_grace = "10s"`: between SIGTERM and SIGKILL on stop.
     pub stop_grace: Option<std::time::Duration>,
+
     /// What the image resolved to once pulled (set by `app::sources`): its
     /// config and layers.
     pub pulled: Option<(
@@ -387,9 +395,9 @@ pub enum ManifestError {
         /// `component.<id>`.
         key: String,
     },
-    /// A `container` setting that does not parse.
+    /// A setting (`container`, `volumes`, `mirror.methods`) that does not parse.
     #[error("`{}`: `{key}` is `{written}`; expected {expected}", .path.display())]
-    InvalidContainer {
+    InvalidSetting {
         /// The manifest.
         path: PathBuf,
         /// `component.<id>.container.<field>`.
@@ -615,10 +623,10 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
             component,
             executor,
             split: trigger.split.unwrap_or_default().into_iter().collect(),
-            mirror: trigger.mirror.map(|m| MirrorTo {
-                to: m.to,
-                compare_headers: m.compare_headers,
-            }),
+            mirror: trigger
+                .mirror
+                .map(|m| mirror_to(path, &key, m))
+                .transpose()?,
         });
     }
 
@@ -696,6 +704,28 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
     })
 }
 
+/// `mirror = { ... }`, its methods checked.
+fn mirror_to(path: &Path, key: &str, raw: RawMirror) -> Result<MirrorTo, ManifestError> {
+    let mut methods = Vec::new();
+    for method in raw.methods {
+        let upper = method.to_ascii_uppercase();
+        if http::Method::from_bytes(upper.as_bytes()).is_err() {
+            return Err(ManifestError::InvalidSetting {
+                path: path.to_owned(),
+                key: format!("{key}.mirror.methods"),
+                written: method,
+                expected: "an HTTP method such as `GET`".to_owned(),
+            });
+        }
+        methods.push(upper);
+    }
+    Ok(MirrorTo {
+        to: raw.to,
+        compare_headers: raw.compare_headers,
+        methods,
+    })
+}
+
 /// What converting components needs besides the component.
 struct Cx<'a> {
     path: &'a Path,
@@ -728,6 +758,20 @@ impl Cx<'_> {
                 })
             }
         };
+        let volumes = raw
+            .volumes
+            .iter()
+            .map(|v| {
+                crate::volume::Volume::parse(v, self.dir).map_err(|e| {
+                    ManifestError::InvalidSetting {
+                        path: self.path.to_owned(),
+                        key: format!("{key}.volumes"),
+                        written: v.clone(),
+                        expected: format!("HOST:PATH[:ro] ({e:#})"),
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
         self.origins.insert(id.to_owned(), key);
         Ok(Component {
             source,
@@ -751,6 +795,7 @@ impl Cx<'_> {
             key_value_stores: raw.key_value_stores,
             variables: raw.variables,
             description: raw.description,
+            volumes,
         })
     }
 
@@ -789,7 +834,7 @@ impl Cx<'_> {
 
     /// `container = { ... }`, its sizes and durations parsed.
     fn container(&self, key: &str, raw: RawContainer) -> Result<ContainerSource, ManifestError> {
-        let bad = |field: &str, written: String, expected: &str| ManifestError::InvalidContainer {
+        let bad = |field: &str, written: String, expected: &str| ManifestError::InvalidSetting {
             path: self.path.to_owned(),
             key: format!("{key}.container.{field}"),
             written,
@@ -1058,6 +1103,8 @@ struct RawMirror {
     to: String,
     #[serde(default)]
     compare_headers: Vec<String>,
+    #[serde(default)]
+    methods: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -1078,6 +1125,8 @@ struct RawComponent {
     source: Option<StringOr<RawSource>>,
     container: Option<RawContainer>,
     description: Option<String>,
+    #[serde(default)]
+    volumes: Vec<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
     #[serde(default)]
@@ -1295,6 +1344,7 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
             key_value_stores: vec![],
             variables: BTreeMap::new(),
             description: None,
+            volumes: vec![],
         }
     }
 
@@ -1397,6 +1447,7 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                         key_value_stores: strings(&["default"]),
                         variables: map(&[("key", "{{ api_key }}")]),
                         description: Some("The cart".into()),
+                        volumes: vec![],
                     },
                 ),
                 (

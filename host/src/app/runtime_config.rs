@@ -28,6 +28,9 @@ pub struct RuntimeConfig {
     pub key_value_stores: BTreeMap<String, KvStoreConfig>,
     /// Sections that were ignored, for warnings.
     pub ignored: Vec<String>,
+    /// `--state-dir`: where the app's own key-value file goes instead of
+    /// `.wasmhost/` beside the manifest (not part of the file).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// One `[key_value_store.<label>]`.

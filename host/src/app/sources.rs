@@ -90,9 +90,11 @@ pub async fn resolve(
         let path = match &mut component.source {
             Source::Local(_) => continue,
             Source::Container(container) => {
-                let reference = registry::parse_reference(&container.image)
-                    .with_context(|| format!("component `{id}`"))?;
-                let pulled = registry::pull(&reference, store, options, &Progress::hidden())
+                let image = match layout_in(&container.image, &loaded.dir) {
+                    Some(absolute) => absolute,
+                    None => container.image.clone(),
+                };
+                let pulled = registry::pull_named(&image, store, options, &Progress::hidden())
                     .await
                     .with_context(|| format!("component `{id}`"))?;
                 if pulled.kind != Kind::Image {
@@ -131,6 +133,21 @@ pub async fn resolve(
         component.source = Source::Local(path);
     }
     Ok(())
+}
+
+/// `oci:DIR[:TAG]` with a relative `DIR` made relative to the manifest's
+/// directory, as every other path in a manifest is; `None` for registry
+/// references and absolute layouts.
+fn layout_in(image: &str, manifest_dir: &std::path::Path) -> Option<String> {
+    let (dir, tag) = crate::oci::layout::parse(image)?;
+    if dir.is_absolute() {
+        return None;
+    }
+    let dir = manifest_dir.join(dir);
+    Some(match tag {
+        Some(tag) => format!("oci:{}:{tag}", dir.display()),
+        None => format!("oci:{}", dir.display()),
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 pub mod cache;
+pub mod compare;
+pub mod image;
 pub mod parse;
 pub mod pull;
 pub mod push;

@@ -17,16 +17,19 @@ use crate::container::backend::{
 };
 use crate::container::rootfs::LayerCache;
 use crate::container::runtime::OciRuntime;
+
 use crate::frontdoor::{self, Limits, Stopped};
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
 use crate::oci::registry;
 use crate::shutdown::Shutdown;
+use crate::volume::Volume;
 
 /// Run a container image and serve its port over HTTP.
 #[derive(Debug, Parser)]
 pub struct RunCommand {
-    /// The image: `registry/repository:tag` or `@sha256:…`.
+    /// The image: `registry/repository:tag`, `…@sha256:…`, or `oci:DIR[:TAG]`
+    /// (an OCI image layout, as `wasmhost image build` writes).
     pub image: String,
 
     /// The port the service listens on inside the container [default: the
@@ -60,6 +63,11 @@ pub struct RunCommand {
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     pub environment: Vec<(String, String)>,
 
+    /// Mount a host directory into the container: `HOST:PATH[:ro]`.
+    /// Repeatable.
+    #[arg(long = "volume", short = 'v', value_name = "HOST:PATH[:ro]")]
+    pub volumes: Vec<String>,
+
     /// Start on the first request instead of now.
     #[arg(long)]
     pub lazy: bool,
@@ -90,9 +98,8 @@ impl RunCommand {
     /// container.
     pub async fn execute(self) -> Result<Stopped> {
         let store = self.registry.store()?;
-        let reference = registry::parse_reference(&self.image)?;
-        let pulled = registry::pull(
-            &reference,
+        let pulled = registry::pull_named(
+            &self.image,
             &store,
             &self.registry.options(),
             &Progress::for_terminal(false),
@@ -122,13 +129,13 @@ impl RunCommand {
             stop_grace: self.stop_grace,
             environment: self.environment.clone(),
             state_dir: PathBuf::from(CONTAINERS_DIR),
+            volumes: self
+                .volumes
+                .iter()
+                .map(|v| Volume::parse(v, &std::env::current_dir()?).context("--volume"))
+                .collect::<Result<_>>()?,
         };
-        let id = reference
-            .repository()
-            .rsplit('/')
-            .next()
-            .unwrap_or("container")
-            .to_owned();
+        let id = image_name(&self.image);
         let backend: Arc<dyn Backend> =
             Arc::new(ContainerBackend::new(&id, image, settings).await?);
         let listener = tokio::net::TcpListener::bind(self.listen)
@@ -150,7 +157,24 @@ impl RunCommand {
     }
 }
 
-fn parse_env(text: &str) -> Result<(String, String), String> {
+/// The image's last path segment without tag or digest, to name the
+/// container in logs: `registry/team/legacy:1` → `legacy`.
+fn image_name(image: &str) -> String {
+    let image = image.strip_prefix("oci:").unwrap_or(image);
+    let last = image
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(image);
+    let name = last.split(['@', ':']).next().unwrap_or(last);
+    if name.is_empty() {
+        "container".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+pub(crate) fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("`{text}` is not NAME=value")),

@@ -112,6 +112,17 @@ pub struct ServeCommand {
     #[arg(long, value_name = "FILE")]
     pub runtime_config_file: Option<PathBuf>,
 
+    /// Mount a host directory into every component, read-write unless
+    /// `:ro`: `HOST:PATH[:ro]` (a relative `HOST` is relative to the
+    /// current directory). Repeatable.
+    #[arg(long = "volume", short = 'v', value_name = "HOST:PATH[:ro]")]
+    pub volumes: Vec<String>,
+
+    /// Where an app's state lives (its `default` key-value store), as
+    /// Spin's `--state-dir` [default: `.wasmhost/` beside the manifest].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Use no cache: compile every component and download every remote
     /// source afresh, and write nothing to the cache directory.
     #[arg(long)]
@@ -293,11 +304,16 @@ impl ServeCommand {
                 tracing::warn!("{warning}");
             }
             sources::resolve(&mut loaded, store, &self.registry_options()).await?;
+            let volumes = self.volumes()?;
+            for component in loaded.manifest.components.values_mut() {
+                component.volumes.extend(volumes.iter().cloned());
+            }
             let provided = Provided::from_env(self.variable.iter().cloned().collect());
-            let runtime_config = match &self.runtime_config_file {
+            let mut runtime_config = match &self.runtime_config_file {
                 Some(path) => RuntimeConfig::load(path)?,
                 None => RuntimeConfig::default(),
             };
+            runtime_config.state_dir = self.state_dir.clone();
             for section in &runtime_config.ignored {
                 tracing::warn!("runtime config: `[{section}]` is not supported and is ignored");
             }
@@ -331,9 +347,15 @@ impl ServeCommand {
             Some(root) => CompileCache::at(root.join("compiled")),
             None => CompileCache::disabled(),
         };
+        let volumes = self.volumes()?;
+        for volume in &volumes {
+            std::fs::create_dir_all(&volume.host)
+                .with_context(|| format!("cannot create the volume `{}`", volume.host.display()))?;
+        }
         Ok(ComponentOptions {
             instance: InstancePolicy {
                 memory_limit,
+                volumes,
                 ..InstancePolicy::default()
             },
             reuse: self.reuse,
@@ -341,6 +363,15 @@ impl ServeCommand {
             pooling: !self.no_pooling,
             max_concurrency: self.max_concurrency,
         })
+    }
+
+    /// `--volume`s, relative to the current directory.
+    fn volumes(&self) -> Result<Vec<crate::volume::Volume>> {
+        let here = std::env::current_dir().context("cannot read the current directory")?;
+        self.volumes
+            .iter()
+            .map(|v| crate::volume::Volume::parse(v, &here).context("--volume"))
+            .collect()
     }
 
     /// The cache root (`compiled/` for compiled code, `blobs/` for

@@ -79,6 +79,8 @@ pub struct ContainerSettings {
     pub environment: Vec<(String, String)>,
     /// Where container roots and bundles go.
     pub state_dir: PathBuf,
+    /// Host directories mounted into the container.
+    pub volumes: Vec<crate::volume::Volume>,
 }
 
 /// The image, unpacked, ready to start containers from.
@@ -122,7 +124,6 @@ struct Inner {
     settings: ContainerSettings,
     image: PreparedImage,
     state: Mutex<State>,
-    started: AtomicU64,
     me: Weak<Inner>,
 }
 
@@ -147,6 +148,11 @@ struct Running {
     idle: Arc<StdMutex<Vec<SendRequest<RequestBody>>>>,
 }
 
+/// Containers this process started, for unique ids: per process, not per
+/// backend, because a reloaded app's backend runs beside the previous
+/// version's, which has a component of the same name.
+static CONTAINERS_STARTED: AtomicU64 = AtomicU64::new(0);
+
 /// Idle keep-alive connections kept per container at most.
 const MAX_IDLE_CONNECTIONS: usize = 32;
 
@@ -163,7 +169,6 @@ impl ContainerBackend {
                 failures: 0,
                 retry_at: None,
             }),
-            started: AtomicU64::new(0),
             me: me.clone(),
         });
         if inner.settings.start_eagerly {
@@ -315,7 +320,7 @@ impl Inner {
 
     async fn start(&self) -> Result<Arc<Running>> {
         let started = Instant::now();
-        let n = self.started.fetch_add(1, Ordering::SeqCst);
+        let n = CONTAINERS_STARTED.fetch_add(1, Ordering::SeqCst);
         let container_id = format!(
             "{ID_PREFIX}{}-{}-{n}",
             std::process::id(),
@@ -337,7 +342,12 @@ impl Inner {
             cgroups_path: format!("/wasmhost/{container_id}"),
             hostname: sanitize(&self.id),
             environment: self.settings.environment.clone(),
+            volumes: self.settings.volumes.clone(),
         };
+        for volume in &self.settings.volumes {
+            std::fs::create_dir_all(&volume.host)
+                .with_context(|| format!("cannot create the volume `{}`", volume.host.display()))?;
+        }
         let rootfs = root.path();
         let passwd = read_in_root(&rootfs, "etc/passwd").unwrap_or_default();
         let group = read_in_root(&rootfs, "etc/group").unwrap_or_default();

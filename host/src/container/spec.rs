@@ -38,6 +38,8 @@ pub struct Policy {
     pub hostname: String,
     /// Environment the deployment adds (after the image's own).
     pub environment: Vec<(String, String)>,
+    /// Host directories bind-mounted into the container.
+    pub volumes: Vec<crate::volume::Volume>,
 }
 
 /// The runtime spec for running `image` with root `rootfs` under `policy`.
@@ -119,7 +121,28 @@ pub fn runtime_spec(
             .build()?,
     ));
     linux.set_seccomp(Some(seccomp()?));
+    add_volumes(&mut spec, &policy.volumes)?;
     Ok(spec)
+}
+
+/// Bind mounts for the volumes, without setuid or device files, after the
+/// runtime's default mounts.
+fn add_volumes(spec: &mut Spec, volumes: &[crate::volume::Volume]) -> Result<()> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for volume in volumes {
+        let mut options = vec!["rbind", "nosuid", "nodev"];
+        options.push(if volume.read_only { "ro" } else { "rw" });
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination(&volume.container)
+                .typ("bind")
+                .source(&volume.host)
+                .options(options.into_iter().map(str::to_owned).collect::<Vec<_>>())
+                .build()?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
 }
 
 /// The image's `Env`, a default `PATH` if it has none, then the
@@ -526,6 +549,11 @@ mod tests {
             cgroups_path: "/wasmhost/test".into(),
             hostname: "legacy".into(),
             environment: vec![("A".into(), "2".into())],
+            volumes: vec![crate::volume::Volume {
+                host: "/srv/data".into(),
+                container: "/data".into(),
+                read_only: true,
+            }],
         };
         let spec = runtime_spec(&image, Path::new("/r"), &policy, "", "").unwrap();
         let json = serde_json::to_value(&spec).unwrap();
@@ -551,6 +579,18 @@ mod tests {
         assert_eq!(json["linux"]["resources"]["pids"]["limit"], 64);
         assert_eq!(json["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(json["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        let volume = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .unwrap()
+            .clone();
+        assert_eq!(volume["source"], "/srv/data");
+        assert_eq!(
+            volume["options"],
+            serde_json::json!(["rbind", "nosuid", "nodev", "ro"])
+        );
         assert!(json["linux"]["maskedPaths"]
             .as_array()
             .unwrap()

@@ -7,10 +7,14 @@
 //!   manifest holds.
 //! - [`registry`]: the registry client: credentials, pull into the store.
 //! - [`spin_app`]: Spin's registry format for whole apps, both ways.
-//! - [`push`]: pushing components and apps.
+//! - [`push`]: pushing components, apps and images.
+//! - [`layout`]: OCI image layouts (`oci:DIR:TAG`), written and read.
+//! - [`image_build`]: an image from one static binary.
 //! - [`progress`]: progress bars on a terminal.
 
 pub mod component;
+pub mod image_build;
+pub mod layout;
 pub mod media;
 pub mod progress;
 pub mod push;

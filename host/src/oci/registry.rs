@@ -336,6 +336,21 @@ pub struct Pulled {
     pub offline: bool,
 }
 
+/// Pulls what `text` names into `store`: a registry reference, or
+/// `oci:DIR[:TAG]`, an image in a local OCI layout (copied into the store
+/// and verified the same way).
+pub async fn pull_named(
+    text: &str,
+    store: &ContentStore,
+    options: &RegistryOptions,
+    progress: &Progress,
+) -> Result<Pulled> {
+    if let Some((dir, tag)) = super::layout::parse(text) {
+        return super::layout::import(&dir, tag.as_deref(), store);
+    }
+    pull(&parse_reference(text)?, store, options, progress).await
+}
+
 /// Pulls `reference` into `store`. A reference by digest whose content is
 /// all here is served from the store without the network; a tag is
 /// resolved, or, when the registry is unreachable, falls back to what it

@@ -40,6 +40,9 @@ pub struct InstancePolicy {
     /// A directory every instance sees read-only at `/` (Spin's `files`);
     /// shared so it lives as long as any instance may read it.
     pub files: Option<Arc<tempfile::TempDir>>,
+    /// Host directories every instance sees (preopens, read-write unless
+    /// marked read-only); created at start-up.
+    pub volumes: Vec<crate::volume::Volume>,
     /// The component's Spin variables, rendered at start-up.
     pub variables: Variables,
     /// The key-value stores the component may open, if it may open any.
@@ -56,6 +59,7 @@ impl Default for InstancePolicy {
             environment: Vec::new(),
             outbound: Outbound::Anywhere,
             files: None,
+            volumes: Vec::new(),
             variables: Variables::default(),
             key_value: None,
             app: None,
@@ -102,6 +106,23 @@ impl GuestState {
             // broken, so the instance runs without it and says so.
             if let Err(e) = wasi.preopened_dir(files.path(), "/", FsPerms::ReadOnly) {
                 tracing::error!(component = %id, "cannot mount the component's files: {e}");
+            }
+        }
+        for volume in &policy.volumes {
+            let perms = if volume.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            // Created at start-up; gone now means someone removed it: the
+            // instance runs without it and the log says why.
+            if let Err(e) = wasi.preopened_dir(&volume.host, &volume.container, perms) {
+                tracing::error!(
+                    component = %id,
+                    "cannot mount `{}` at `{}`: {e}",
+                    volume.host.display(),
+                    volume.container
+                );
             }
         }
         let wasi = wasi.build();

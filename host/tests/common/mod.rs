@@ -295,3 +295,21 @@ pub fn http2() -> reqwest::Client {
 pub async fn get_text(client: &reqwest::Client, url: String) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
 }
+
+/// A free address for `--admin-listen`.
+pub fn admin_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The value of series `name{route,component}` in Prometheus text; 0 when
+/// absent.
+pub fn metric(metrics: &str, name: &str, route: &str, component: &str) -> u64 {
+    let prefix = format!("{name}{{route=\"{route}\",component=\"{component}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse().unwrap())
+}

@@ -1,0 +1,224 @@
+//! `wasmhost compare`: one service, two forms (a container image and a
+//! Wasm app), the same workload, side by side on this machine.
+//!
+//! Each form runs as its own `wasmhost` process, exactly as a user would
+//! run it (`wasmhost run IMAGE`, `wasmhost serve APP`), so what is measured
+//! is what would be deployed. Phases, in order:
+//!
+//! 1. artifact sizes: in the registry (what a pull transfers) and on disk;
+//! 2. cold starts: process start to the first answer, rounds alternating
+//!    between the forms, each from fresh state;
+//! 3. mismatches: both forms started fresh, every workload request sent to
+//!    both in turn, status, body and chosen headers compared;
+//! 4. load, one form at a time: warm-up, then a closed loop at the given
+//!    concurrency for the given time, with CPU time and memory of the
+//!    form's processes (wasmhost and, for the container, its processes).
+
+pub mod load;
+pub mod process;
+pub mod report;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use self::load::{quantile, Connection, LoadResult, RequestSpec, INTERVAL};
+use self::report::{
+    FormReport, Latency, LoadReport, MemoryReport, MismatchReport, MismatchSample, Report, Samples,
+};
+use self::server::{Form, Server};
+
+/// Everything a comparison needs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The container form.
+    pub container: Form,
+    /// The Wasm form.
+    pub wasm: Form,
+    /// The requests, cycled through.
+    pub workload: Vec<RequestSpec>,
+    /// Closed-loop workers.
+    pub concurrency: usize,
+    /// Measured load time per form.
+    pub duration: Duration,
+    /// Unmeasured load before it.
+    pub warmup: Duration,
+    /// Cold-start rounds per form.
+    pub cold_starts: usize,
+    /// Requests sent to both forms to compare answers.
+    pub mismatch_requests: usize,
+    /// Headers compared besides status and body (lowercase).
+    pub compare_headers: Vec<String>,
+}
+
+/// Runs the whole comparison.
+pub async fn run(plan: &Plan) -> Result<Report> {
+    let work = tempfile::Builder::new()
+        .prefix("wasmhost-compare-")
+        .tempdir()
+        .context("cannot create a working directory")?;
+    eprintln!("compare: artifact sizes");
+    let container_size = plan.container.size().await.context("container form")?;
+    let wasm_size = plan.wasm.size().await.context("Wasm form")?;
+
+    eprintln!("compare: {} cold starts per form", plan.cold_starts);
+    let mut cold = [Vec::new(), Vec::new()];
+    for round in 0..plan.cold_starts {
+        for (i, form) in [&plan.container, &plan.wasm].into_iter().enumerate() {
+            let state = work.path().join(format!("cold-{}-{round}", form.label()));
+            let probe = &plan.workload[0];
+            let (server, elapsed) = Server::start_cold(form, &state, probe).await?;
+            server.stop().await;
+            cold[i].push(elapsed.as_secs_f64() * 1000.0);
+        }
+    }
+
+    eprintln!("compare: {} requests to both forms", plan.mismatch_requests);
+    let container = Server::start(&plan.container, &work.path().join("container")).await?;
+    let wasm = Server::start(&plan.wasm, &work.path().join("wasm")).await?;
+    let mismatch = compare_answers(plan, &container, &wasm).await;
+
+    let mut reports = Vec::new();
+    for (server, form, size, cold) in [
+        (&container, &plan.container, container_size, &cold[0]),
+        (&wasm, &plan.wasm, wasm_size, &cold[1]),
+    ] {
+        eprintln!(
+            "compare: {} load, {} workers, {:?}",
+            form.label(),
+            plan.concurrency,
+            plan.duration
+        );
+        let (load, memory, cpu_ms) = measure_load(plan, server).await;
+        let requests = load.latencies_us.len() as u64;
+        reports.push(FormReport {
+            artifact: form.artifact().to_owned(),
+            command: form.command_line(),
+            cold_start_ms: Samples::of(cold),
+            load: load_report(&load),
+            cpu_ms_per_request: if requests == 0 {
+                0.0
+            } else {
+                cpu_ms / requests as f64
+            },
+            memory,
+            size,
+        });
+    }
+    container.stop().await;
+    wasm.stop().await;
+    let wasm_report = reports.pop().context("two forms were measured")?;
+    let container_report = reports.pop().context("two forms were measured")?;
+    Ok(Report::new(plan, container_report, wasm_report, mismatch?))
+}
+
+/// Sends every request to both servers in turn and compares the answers.
+async fn compare_answers(plan: &Plan, a: &Server, b: &Server) -> Result<MismatchReport> {
+    let mut to_a = Connection::new(a.addr());
+    let mut to_b = Connection::new(b.addr());
+    let mut report = MismatchReport::default();
+    for i in 0..plan.mismatch_requests {
+        let request = &plan.workload[i % plan.workload.len()];
+        let answer_a = to_a.send(request).await.context("container form")?;
+        let answer_b = to_b.send(request).await.context("Wasm form")?;
+        report.requests += 1;
+        let differences = report::differences(&answer_a, &answer_b, &plan.compare_headers);
+        if !differences.is_empty() {
+            report.mismatches += 1;
+            if report.samples.len() < 5 {
+                report.samples.push(MismatchSample {
+                    request: request.clone(),
+                    differences,
+                });
+            }
+        }
+    }
+    report.rate = if report.requests == 0 {
+        0.0
+    } else {
+        report.mismatches as f64 / report.requests as f64
+    };
+    Ok(report)
+}
+
+/// Warm-up, then the measured closed loop with CPU and memory sampled
+/// around and during it. Returns the load, memory and CPU milliseconds.
+async fn measure_load(plan: &Plan, server: &Server) -> (LoadResult, MemoryReport, f64) {
+    let workload = Arc::new(plan.workload.clone());
+    let idle = server.usage();
+    if !plan.warmup.is_zero() {
+        load::run(
+            server.addr(),
+            workload.clone(),
+            plan.concurrency,
+            plan.warmup,
+        )
+        .await;
+    }
+    let before = server.usage();
+    let pid = server.pid();
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut peak = process::usage(pid);
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => return peak,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {
+                    let now = process::usage(pid);
+                    peak.host_rss = peak.host_rss.max(now.host_rss);
+                    peak.container_rss = peak.container_rss.max(now.container_rss);
+                }
+            }
+        }
+    });
+    let started = Instant::now();
+    let result = load::run(server.addr(), workload, plan.concurrency, plan.duration).await;
+    let after = server.usage();
+    let _ = stop_tx.send(());
+    let peak = sampler.await.unwrap_or(after);
+    tracing::debug!("load took {:?}", started.elapsed());
+    let container = server.form().is_container();
+    let memory = MemoryReport {
+        idle_rss_bytes: idle.rss(),
+        peak_rss_bytes: peak.host_rss + peak.container_rss,
+        host_rss_bytes: peak.host_rss,
+        container_rss_bytes: container.then_some(peak.container_rss),
+        per_instance_bytes: (!container)
+            .then(|| peak.host_rss.saturating_sub(idle.host_rss) / plan.concurrency.max(1) as u64),
+    };
+    (result, memory, after.cpu_ms() - before.cpu_ms())
+}
+
+fn load_report(load: &LoadResult) -> LoadReport {
+    let sorted = &load.latencies_us;
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    let seconds = load.elapsed.as_secs_f64().max(f64::EPSILON);
+    let mean = if sorted.is_empty() {
+        0.0
+    } else {
+        sorted.iter().map(|&v| f64::from(v)).sum::<f64>() / sorted.len() as f64 / 1000.0
+    };
+    let per_second = 1.0 / INTERVAL.as_secs_f64();
+    LoadReport {
+        requests: sorted.len() as u64,
+        errors: load.errors,
+        duration_s: seconds,
+        rps: sorted.len() as f64 / seconds,
+        latency_ms: Latency {
+            p50: ms(quantile(sorted, 0.50)),
+            p90: ms(quantile(sorted, 0.90)),
+            p99: ms(quantile(sorted, 0.99)),
+            max: ms(sorted.last().copied().unwrap_or(0)),
+            mean,
+        },
+        histogram: report::histogram(sorted),
+        interval_ms: INTERVAL.as_millis() as u64,
+        throughput_rps: load
+            .per_interval
+            .iter()
+            .map(|&n| n as f64 * per_second)
+            .collect(),
+    }
+}

@@ -1,0 +1,246 @@
+//! Building a container image from one static binary, without Docker: a
+//! single tar+gzip layer (the binary, `/etc/passwd`, `/etc/group`, `/tmp`)
+//! and an OCI config, reproducible byte for byte (fixed timestamps and
+//! owners), written as an OCI image layout.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::layout;
+use super::media::{self, Descriptor};
+use super::store::digest_of;
+
+/// What goes into the image besides the binary.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    /// The static binary, placed at `/usr/local/bin/<its name>` and run as
+    /// the entrypoint.
+    pub binary: PathBuf,
+    /// Arguments after the binary (`Cmd`).
+    pub args: Vec<String>,
+    /// `ExposedPorts`.
+    pub ports: Vec<u16>,
+    /// `Env`, after a default `PATH`.
+    pub environment: Vec<(String, String)>,
+    /// `User`, when not root.
+    pub user: Option<String>,
+}
+
+/// What was built.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Built {
+    /// `oci:<dir>:<tag>`, usable wherever an image is.
+    pub reference: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// Bytes of config + layer (what a registry stores).
+    pub size: u64,
+}
+
+/// Timestamps in the image: `SOURCE_DATE_EPOCH` when set (the
+/// reproducible-builds convention), else the epoch, so that the same
+/// binary always gives the same digest.
+fn timestamp() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Builds the image and writes it into the layout `dir` under `tag`.
+pub fn build(spec: &ImageSpec, dir: &Path, tag: &str) -> Result<Built> {
+    let binary = std::fs::read(&spec.binary)
+        .with_context(|| format!("cannot read `{}`", spec.binary.display()))?;
+    check_static(&binary).with_context(|| format!("`{}`", spec.binary.display()))?;
+    let name = spec
+        .binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the binary's file name is not UTF-8")?;
+    let entrypoint = format!("/usr/local/bin/{name}");
+    let tar = layer_tar(&binary, &entrypoint)?;
+    let diff_id = digest_of(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar)?;
+    let layer = gz.finish()?;
+    let config = serde_json::to_vec(&config_json(spec, &entrypoint, &diff_id))?;
+    let describe = |bytes: &[u8], media_type: &str| Descriptor {
+        media_type: media_type.to_owned(),
+        digest: digest_of(bytes),
+        size: bytes.len() as u64,
+        platform: None,
+        annotations: None,
+    };
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": describe(&config, media::OCI_IMAGE_CONFIG),
+        "layers": [describe(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+    }))?;
+    let descriptor = layout::write(dir, tag, &manifest, &[&config, &layer])?;
+    Ok(Built {
+        reference: format!("oci:{}:{tag}", dir.display()),
+        digest: descriptor.digest,
+        size: (config.len() + layer.len()) as u64,
+    })
+}
+
+fn config_json(spec: &ImageSpec, entrypoint: &str, diff_id: &str) -> serde_json::Value {
+    let mut env = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned()];
+    env.extend(spec.environment.iter().map(|(k, v)| format!("{k}={v}")));
+    let ports: serde_json::Map<String, serde_json::Value> = spec
+        .ports
+        .iter()
+        .map(|p| (format!("{p}/tcp"), serde_json::json!({})))
+        .collect();
+    let created = chrono::DateTime::from_timestamp(timestamp() as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut config = serde_json::json!({
+        "Entrypoint": [entrypoint],
+        "Env": env,
+        "WorkingDir": "/",
+        "ExposedPorts": ports,
+    });
+    if !spec.args.is_empty() {
+        config["Cmd"] = serde_json::json!(spec.args);
+    }
+    if let Some(user) = &spec.user {
+        config["User"] = serde_json::json!(user);
+    }
+    serde_json::json!({
+        "created": created,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config,
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        "history": [{ "created": created, "created_by": format!("wasmhost image build {entrypoint}") }],
+    })
+}
+
+/// The one layer: directories, the two account files the runtime reads a
+/// `User` name from, and the binary.
+fn layer_tar(binary: &[u8], entrypoint: &str) -> Result<Vec<u8>> {
+    let mtime = timestamp();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut append = |path: &str, mode: u32, bytes: Option<&[u8]>| -> Result<()> {
+        let mut header = tar::Header::new_ustar();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(mtime);
+        header.set_mode(mode);
+        match bytes {
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                builder.append_data(&mut header, path, std::io::empty())?;
+            }
+            Some(bytes) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                builder.append_data(&mut header, path, bytes)?;
+            }
+        }
+        Ok(())
+    };
+    for dir in ["etc", "tmp", "usr", "usr/local", "usr/local/bin"] {
+        append(dir, if dir == "tmp" { 0o1777 } else { 0o755 }, None)?;
+    }
+    append(
+        "etc/passwd",
+        0o644,
+        Some(b"root:x:0:0:root:/:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n"),
+    )?;
+    append("etc/group", 0o644, Some(b"root:x:0:\nnobody:x:65534:\n"))?;
+    append(entrypoint.trim_start_matches('/'), 0o755, Some(binary))?;
+    Ok(builder.into_inner()?)
+}
+
+/// An image of one binary has no dynamic loader or libc: refuse a binary
+/// that needs them, naming what it asks for, instead of building an image
+/// that fails at start with "no such file or directory".
+fn check_static(elf: &[u8]) -> Result<()> {
+    if elf.get(..4) != Some(b"\x7fELF") {
+        bail!("not an ELF executable");
+    }
+    if elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
+        bail!("not a 64-bit little-endian ELF executable");
+    }
+    let u16_at = |at: usize| {
+        elf.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u64_at = |at: usize| {
+        elf.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    if u16_at(0x12) != Some(62) {
+        bail!("not an x86-64 executable (images are built for linux/amd64)");
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        bail!("truncated ELF header");
+    };
+    for i in 0..usize::from(phnum) {
+        let at = usize::try_from(phoff)? + i * usize::from(phentsize);
+        let kind = elf
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        const PT_INTERP: u32 = 3;
+        if kind == Some(PT_INTERP) {
+            let offset = usize::try_from(u64_at(at + 8).unwrap_or(0))?;
+            let size = usize::try_from(u64_at(at + 32).unwrap_or(0))?;
+            let interpreter = elf
+                .get(offset..offset + size)
+                .map(|b| String::from_utf8_lossy(b).trim_end_matches('\0').to_owned())
+                .unwrap_or_default();
+            bail!(
+                "dynamically linked (it needs `{interpreter}`), but the image holds only the \
+                 binary: build it static (`RUSTFLAGS=\"-C target-feature=+crt-static\"` with an \
+                 explicit `--target`, or a musl target)"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_binaries_are_refused_by_name() {
+        // The test binary itself is dynamically linked.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let err = check_static(&me).unwrap_err().to_string();
+        assert!(err.contains("dynamically linked"), "{err}");
+        assert!(err.contains("ld-linux"), "{err}");
+        assert!(check_static(b"#!/bin/sh\n").is_err());
+    }
+
+    #[test]
+    fn the_same_binary_builds_the_same_image() {
+        let work = tempfile::tempdir().unwrap();
+        let bin = work.path().join("tool");
+        std::fs::write(&bin, b"not checked here").unwrap();
+        let spec = ImageSpec {
+            binary: bin,
+            args: vec![],
+            ports: vec![8080],
+            environment: vec![],
+            user: None,
+        };
+        let a = layer_tar(b"bytes", "/usr/local/bin/tool").unwrap();
+        let b = layer_tar(b"bytes", "/usr/local/bin/tool").unwrap();
+        assert_eq!(a, b);
+        let config = config_json(&spec, "/usr/local/bin/tool", "sha256:00");
+        assert_eq!(
+            config["config"]["ExposedPorts"]["8080/tcp"],
+            serde_json::json!({})
+        );
+        assert_eq!(config["config"]["Entrypoint"][0], "/usr/local/bin/tool");
+    }
+}

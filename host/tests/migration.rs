@@ -1,0 +1,526 @@
+//! examples/migration end to end, as root: the todo service built twice
+//! from one source (a static binary packaged by `wasmhost image build`, and
+//! a component), moved from the container to Wasm through the example's
+//! own four manifests with reloads under traffic; and `wasmhost compare`
+//! of the two forms, checked against an independent load generator (`ab`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use common::{admin_address, get_text, guest, http1, metric, repo_root, run, Server};
+
+/// The native binary, built static by the example's script (once).
+fn native_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new("bash")
+                .arg(repo_root().join("examples/migration/build-native.sh"))
+                .output()
+                .expect("run build-native.sh");
+            assert!(
+                out.status.success(),
+                "build-native.sh failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            PathBuf::from(stdout.lines().last().expect("the script prints the binary"))
+        })
+        .clone()
+}
+
+/// `wasmhost image build` of the native binary into `layout`; returns the
+/// `oci:` reference.
+fn build_image(layout: &Path) -> String {
+    let out = run(
+        &[
+            "image",
+            "build",
+            native_binary().to_str().unwrap(),
+            "--output",
+            layout.to_str().unwrap(),
+            "--port",
+            "8080",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let built: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert!(built["digest"].as_str().unwrap().starts_with("sha256:"));
+    // Reproducible: the same binary gives the same digest.
+    let again = run(
+        &[
+            "image",
+            "build",
+            native_binary().to_str().unwrap(),
+            "-o",
+            layout.to_str().unwrap(),
+            "--port",
+            "8080",
+            "--json",
+        ],
+        &[],
+    );
+    let again: serde_json::Value = serde_json::from_str(again.stdout.trim()).unwrap();
+    assert_eq!(built["digest"], again["digest"]);
+    built["reference"].as_str().unwrap().to_owned()
+}
+
+/// A copy of examples/migration's manifests in `root/examples/migration`,
+/// with `root/target` pointing at the real one, so that the manifests'
+/// relative paths (`build/todo-image`, `../../target/guest/…`) hold as
+/// written while their `data/` stays out of the source tree.
+fn example_copy(root: &Path) -> PathBuf {
+    let dir = root.join("examples/migration");
+    std::fs::create_dir_all(&dir).unwrap();
+    for step in ["1-container", "2-mirror", "3-split", "4-wasm"] {
+        let name = format!("{step}.toml");
+        std::fs::copy(
+            repo_root().join("examples/migration").join(&name),
+            dir.join(&name),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink(repo_root().join("target"), root.join("target")).unwrap();
+    build_image(&dir.join("build/todo-image"));
+    guest("todo-wasm");
+    dir
+}
+
+/// Waits until the log says `spin.toml` was reloaded `n` times.
+fn wait_for_reloads(server: &Server, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.log().matches("reloaded `").count() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reload {n} did not happen:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn post(client: &reqwest::Client, server: &Server, title: &str) -> serde_json::Value {
+    let response = client
+        .post(server.url("/todos"))
+        .body(format!(r#"{{"title":"{title}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn served_by(client: &reqwest::Client, server: &Server, path: &str) -> String {
+    let response = client.get(server.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.headers()["x-served-by"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_moves_its_route_from_the_container_to_wasm_without_a_failed_request() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = example_copy(work.path());
+    let manifest = dir.join("spin.toml");
+    let step = |name: &str| std::fs::copy(dir.join(format!("{name}.toml")), &manifest).unwrap();
+    step("1-container");
+    let admin = admin_address();
+    let cache = tempfile::tempdir().unwrap();
+    let server = Server::start(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--watch",
+        "--admin-listen",
+        &admin.to_string(),
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        // A replaced version drains for this long before it stops.
+        "--timeout",
+        "3s",
+    ]);
+    let client = http1();
+
+    // Traffic all along: not one request may fail across the reloads. (On
+    // a path that reads no todos: a mirrored copy runs after the served
+    // request, so a read racing the test's writes could differ honestly.)
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let background = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let (client, url) = (client.clone(), server.url("/healthz"));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+
+    // Step 1: the container serves, its data in ./data.
+    assert_eq!(post(&client, &server, "from the container").await["id"], 1);
+    assert_eq!(served_by(&client, &server, "/todos/1").await, "container");
+    assert!(dir.join("data/todo:1").exists());
+
+    // Step 2: reads mirrored to the component, which reads the same data:
+    // no mismatches; writes are not mirrored (they would apply twice).
+    step("2-mirror");
+    wait_for_reloads(&server, 1);
+    let metrics_url = format!("http://{admin}/metrics");
+    let mirrored_before = metric(
+        &get_text(&client, metrics_url.clone()).await,
+        "wasmhost_mirror_requests_total",
+        "/...",
+        "todo",
+    );
+    assert_eq!(post(&client, &server, "second").await["id"], 2);
+    for id in [1, 2, 1, 2] {
+        assert_eq!(
+            served_by(&client, &server, &format!("/todos/{id}")).await,
+            "container"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = get_text(&client, metrics_url.clone()).await;
+    let mirrored = metric(&metrics, "wasmhost_mirror_requests_total", "/...", "todo");
+    // The four GETs above (and the background loop's), never the POST.
+    assert!(mirrored >= mirrored_before + 4, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "wasmhost_mirror_mismatches_total", "/...", "todo"),
+        0,
+        "{}",
+        server.log()
+    );
+
+    // Step 3: one in ten to Wasm, writes included, on the same data.
+    step("3-split");
+    wait_for_reloads(&server, 2);
+    let mut wasm = 0;
+    for _ in 0..300 {
+        if served_by(&client, &server, "/todos").await == "wasm" {
+            wasm += 1;
+        }
+    }
+    // 10 % of 300 = 30, standard deviation ~5.2.
+    assert!((8..=60).contains(&wasm), "{wasm} of 300 served by Wasm");
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            post(&client, &server, &format!("canary {i}")).await["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        ids,
+        (3..23).collect::<Vec<u64>>(),
+        "one id sequence across both forms"
+    );
+
+    // Step 4: all Wasm, serving everything the container wrote.
+    step("4-wasm");
+    wait_for_reloads(&server, 3);
+    assert_eq!(served_by(&client, &server, "/todos/1").await, "wasm");
+    let todos: Vec<serde_json::Value> = client
+        .get(server.url("/todos"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(todos.len(), 22);
+    assert_eq!(todos[0]["title"], "from the container");
+
+    stop.store(true, Ordering::Relaxed);
+    background.await.unwrap();
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "{}", server.log());
+    assert!(ok.load(Ordering::Relaxed) > 50);
+    // The container of steps 1-3 was stopped when step 4 replaced them.
+    server.wait_for_log("stopped", Duration::from_secs(20));
+    let mut server = server;
+    server.signal("TERM");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        server.log()
+    );
+}
+
+/// Requests per second `ab` measured.
+fn ab_requests_per_second(url: &str, concurrency: usize, seconds: u32) -> f64 {
+    let out = Command::new("ab")
+        .args([
+            "-q",
+            "-k",
+            "-c",
+            &concurrency.to_string(),
+            "-t",
+            &seconds.to_string(),
+            "-n",
+            "10000000",
+            url,
+        ])
+        .output()
+        .expect("ab (apache2-utils) is installed by scripts/install-test-deps.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Failed requests:        0"), "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests per second:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in ab's output:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_reports_every_figure_and_agrees_with_an_independent_load_generator() {
+    let work = tempfile::tempdir().unwrap();
+    let image = build_image(&work.path().join("todo-image"));
+    let wasm = guest("todo-wasm");
+    let cache = tempfile::tempdir().unwrap();
+    let (json, html) = (
+        work.path().join("compare.json"),
+        work.path().join("compare.html"),
+    );
+    let out = run(
+        &[
+            "compare",
+            "--container",
+            &image,
+            "--container-state",
+            "/data",
+            "--wasm",
+            wasm.to_str().unwrap(),
+            "--wasm-state",
+            "/data",
+            "--request",
+            r#"POST /todos {"title":"compare"}"#,
+            "--request",
+            "GET /todos/1",
+            "--request",
+            "GET /todos/999",
+            "--concurrency",
+            "4",
+            "--duration",
+            "3s",
+            "--warmup",
+            "1s",
+            "--cold-starts",
+            "2",
+            "--mismatch-requests",
+            "30",
+            // Differs by design (`container` / `wasm`): the injected
+            // difference compare must find, alone.
+            "--compare-header",
+            "x-served-by",
+            "--compare-header",
+            "content-type",
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("requests/s"), "{}", out.stdout);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for form in ["container", "wasm"] {
+        let f = &report[form];
+        let cold = &f["cold_start_ms"];
+        assert_eq!(cold["samples"].as_array().unwrap().len(), 2, "{f}");
+        assert!(cold["median"].as_f64().unwrap() > 0.0, "{f}");
+        let load = &f["load"];
+        assert!(load["requests"].as_u64().unwrap() > 100, "{f}");
+        assert_eq!(load["errors"], 0, "{f}");
+        for q in ["p50", "p90", "p99", "max", "mean"] {
+            assert!(
+                load["latency_ms"][q].as_f64().unwrap() > 0.0,
+                "{form} {q}: {f}"
+            );
+        }
+        assert!(load["latency_ms"]["p50"].as_f64() <= load["latency_ms"]["p99"].as_f64());
+        let counted: u64 = load["histogram"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, load["requests"].as_u64().unwrap(), "{f}");
+        assert!(
+            load["throughput_rps"].as_array().unwrap().len() >= 10,
+            "{f}"
+        );
+        assert!(f["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(
+            f["memory"]["peak_rss_bytes"].as_u64().unwrap() > 1 << 20,
+            "{f}"
+        );
+        assert!(
+            f["size"]["registry_bytes"].as_u64().unwrap() > 100_000,
+            "{f}"
+        );
+        assert!(f["size"]["disk_bytes"].as_u64().unwrap() > 100_000, "{f}");
+    }
+    assert!(
+        report["container"]["memory"]["container_rss_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(report["wasm"]["memory"]["per_instance_bytes"].is_u64());
+    // Same source, same answers: only the header that names the form differs.
+    let mismatch = &report["mismatch"];
+    assert_eq!(mismatch["requests"], 30);
+    assert_eq!(mismatch["mismatches"], 30, "{mismatch}");
+    for sample in mismatch["samples"].as_array().unwrap() {
+        let differences = sample["differences"].as_array().unwrap();
+        assert_eq!(differences.len(), 1, "{sample}");
+        assert!(
+            differences[0]
+                .as_str()
+                .unwrap()
+                .starts_with("header x-served-by"),
+            "{sample}"
+        );
+    }
+    for ratio in [
+        "cold_start",
+        "rps",
+        "p50",
+        "p99",
+        "cpu_per_request",
+        "peak_rss",
+        "registry_size",
+    ] {
+        assert!(report["ratios"][ratio].as_f64().unwrap() > 0.0, "{ratio}");
+    }
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.matches("<svg").count() >= 2 && page.contains("polyline"));
+    assert!(!page.contains("<script"), "self-contained, no scripts");
+
+    // An independent load generator on the same kind of load, now: the
+    // rates agree within a factor of two (the machine is shared and the
+    // two clients differ; a unit or counting error would be far off).
+    let data = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/data", data.path().display());
+    let server = Server::serve(&wasm, &["--volume", &volume]);
+    let client = http1();
+    post(&client, &server, "one").await;
+    let compare_rps = {
+        let rerun = run(
+            &[
+                "compare",
+                "--container",
+                &image,
+                "--container-state",
+                "/data",
+                "--wasm",
+                wasm.to_str().unwrap(),
+                "--wasm-state",
+                "/data",
+                "--request",
+                "GET /todos/999",
+                "--concurrency",
+                "4",
+                "--duration",
+                "3s",
+                "--warmup",
+                "1s",
+                "--cold-starts",
+                "1",
+                "--mismatch-requests",
+                "1",
+                "--json",
+                json.to_str().unwrap(),
+                "--html",
+                html.to_str().unwrap(),
+                "--cache-dir",
+                cache.path().to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(rerun.code, Some(0), "{}", rerun.stderr);
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        report["wasm"]["load"]["rps"].as_f64().unwrap()
+    };
+    let ab_rps = ab_requests_per_second(&server.url("/todos/999"), 4, 3);
+    let ratio = compare_rps / ab_rps;
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "compare {compare_rps:.0} req/s vs ab {ab_rps:.0} req/s"
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_volume_lets_the_component_read_but_not_write() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("todo:4"),
+        br#"{"id":4,"title":"kept","done":true}"#,
+    )
+    .unwrap();
+    let volume = format!("{}:/data:ro", data.path().display());
+    let server = Server::serve(&guest("todo-wasm"), &["--volume", &volume]);
+    let client = http1();
+    let todo = get_text(&client, server.url("/todos/4")).await;
+    assert!(todo.contains("kept"), "{todo}");
+    let response = client
+        .post(server.url("/todos"))
+        .body(r#"{"title":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(
+        std::fs::read_dir(data.path()).unwrap().count(),
+        1,
+        "nothing written"
+    );
+}
+
+#[test]
+fn a_missing_tag_in_an_image_layout_is_an_error_that_lists_the_tags() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("img");
+    build_image(&layout);
+    let reference = format!("oci:{}:nope", layout.display());
+    let out = run(
+        &[
+            "run",
+            &reference,
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            work.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("no image tagged `nope` (tags: latest)"),
+        "{}",
+        out.stderr
+    );
+}
