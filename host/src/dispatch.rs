@@ -13,7 +13,7 @@ use http::StatusCode;
 use crate::backend::{
     text_response, Backend, BoxFuture, RequestBody, RequestContext, RequestId, ResponseBody,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Series};
 use crate::mirror::Mirror;
 use crate::router::{self, Route, RouteError, Router};
 
@@ -23,13 +23,23 @@ pub const HEALTH_PATH: &str = "/.well-known/spin/health";
 /// Spin 3 serves every app at `/`.
 const BASE_PATH: &str = "/";
 
-/// One routed component: its id (for logs and 404s) and its backend.
+/// A component a route can send a request to: its id (for logs), its
+/// backend and the series its requests on this route are counted in.
 #[derive(Clone)]
-pub struct Target {
+pub struct Choice {
     /// The component id from the manifest.
     pub component: Arc<str>,
     /// What serves it.
     pub backend: Arc<dyn Backend>,
+    /// Its counters on this route, resolved once at assembly.
+    pub series: Arc<Series>,
+}
+
+/// What a route leads to.
+#[derive(Clone)]
+pub struct Target {
+    /// The route's own component.
+    pub primary: Choice,
     /// A traffic split over several components, if the route has one.
     pub split: Option<Arc<Split>>,
     /// Where copies of the route's requests go, if anywhere.
@@ -38,39 +48,35 @@ pub struct Target {
 
 /// Weighted choice between components for one route.
 pub struct Split {
-    choices: Vec<(Arc<str>, Arc<dyn Backend>, u32)>,
+    choices: Vec<(Choice, u32)>,
     total: u32,
 }
 
 impl Split {
     /// Components and weights; `None` when every weight is 0.
-    pub fn new(choices: Vec<(Arc<str>, Arc<dyn Backend>, u32)>) -> Option<Self> {
-        let total = choices.iter().map(|(_, _, w)| *w).sum();
+    pub fn new(choices: Vec<(Choice, u32)>) -> Option<Self> {
+        let total = choices.iter().map(|(_, w)| *w).sum();
         (total > 0).then_some(Self { choices, total })
     }
 
-    fn pick(&self) -> (&Arc<str>, &Arc<dyn Backend>) {
+    fn pick(&self) -> &Choice {
         let mut roll = fastrand::u32(0..self.total);
-        for (component, backend, weight) in &self.choices {
+        for (choice, weight) in &self.choices {
             if roll < *weight {
-                return (component, backend);
+                return choice;
             }
             roll -= weight;
         }
-        let (component, backend, _) = &self.choices[self.choices.len() - 1];
-        (component, backend)
+        &self.choices[self.choices.len() - 1].0
     }
 }
 
 impl Target {
     /// The component that serves this request.
-    fn choose(&self) -> (Arc<str>, Arc<dyn Backend>) {
+    fn choose(&self) -> &Choice {
         match &self.split {
-            Some(split) => {
-                let (component, backend) = split.pick();
-                (component.clone(), backend.clone())
-            }
-            None => (self.component.clone(), self.backend.clone()),
+            Some(split) => split.pick(),
+            None => &self.primary,
         }
     }
 }
@@ -89,11 +95,11 @@ impl Dispatch {
     pub fn new(routes: Vec<(Route, Target)>, metrics: Arc<Metrics>) -> Result<Self, RouteError> {
         let mut components: HashMap<Arc<str>, Arc<dyn Backend>> = routes
             .iter()
-            .map(|(_, t)| (t.component.clone(), t.backend.clone()))
+            .map(|(_, t)| (t.primary.component.clone(), t.primary.backend.clone()))
             .collect();
         for split in routes.iter().filter_map(|(_, t)| t.split.as_ref()) {
-            for (component, backend, _) in &split.choices {
-                components.insert(component.clone(), backend.clone());
+            for (choice, _) in &split.choices {
+                components.insert(choice.component.clone(), choice.backend.clone());
             }
         }
         let router = Router::build(routes)?;
@@ -123,10 +129,9 @@ impl Dispatch {
         &self,
         mut req: http::Request<RequestBody>,
         ctx: &RequestContext,
-    ) -> Option<(http::Request<RequestBody>, String, Target)> {
+    ) -> Option<(http::Request<RequestBody>, Target)> {
         let path = req.uri().path().to_owned();
         let matched = self.router.route(&path)?;
-        let route = matched.pattern().as_written().to_owned();
         let full_url = full_url(&req);
         let headers: Vec<(HeaderName, HeaderValue)> =
             router::spin_headers(&matched, &full_url, BASE_PATH, ctx.client_addr)
@@ -152,7 +157,7 @@ impl Dispatch {
         for (name, value) in headers {
             req.headers_mut().insert(name, value);
         }
-        Some((req, route, target))
+        Some((req, target))
     }
 }
 
@@ -167,28 +172,22 @@ impl Backend for Dispatch {
         }
         let started = Instant::now();
         match self.resolve(req, &ctx) {
-            Some((req, route, target)) => {
-                let (component, backend) = target.choose();
+            Some((req, target)) => {
+                let choice = target.choose();
                 let response = match &target.mirror {
                     Some(mirror) if mirror.applies_to(req.method()) => crate::mirror::serve(
-                        backend,
+                        choice.backend.clone(),
                         mirror,
                         req,
                         ctx,
-                        route.clone(),
                         self.metrics.clone(),
                     ),
-                    _ => backend.handle(req, ctx),
+                    _ => choice.backend.handle(req, ctx),
                 };
-                let metrics = self.metrics.clone();
+                let series = choice.series.clone();
                 Box::pin(async move {
                     let response = response.await;
-                    metrics.observe(
-                        &route,
-                        &component,
-                        response.status().as_u16(),
-                        started.elapsed(),
-                    );
+                    series.observe(response.status().as_u16(), started.elapsed());
                     response
                 })
             }

@@ -7,70 +7,74 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Histogram bucket bounds, seconds (Prometheus' defaults plus finer ones
 /// at the bottom, where Wasm requests live).
-pub const BUCKETS: &[f64] = &[
+pub const BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
 
-#[derive(Default, Clone)]
-struct Series {
-    requests: u64,
-    errors: u64,
-    buckets: Vec<u64>,
-    sum: f64,
+/// One route × component's counters. Updated without a lock: a route's
+/// target holds the series of each component it can send to, resolved
+/// when the app is assembled, so a request only adds to atomics.
+#[derive(Default)]
+pub struct Series {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    /// Requests whose latency falls in each bucket (not cumulative; the
+    /// rendering sums them), and above the last bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Series {
+    /// Records one response.
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
 }
 
 /// The counters of one app.
 #[derive(Default)]
 pub struct Metrics {
-    series: Mutex<BTreeMap<(String, String), Series>>,
+    series: Mutex<BTreeMap<(String, String), Arc<Series>>>,
     /// Mirrored requests and mismatches, by route and mirror component.
     mirrors: Mutex<BTreeMap<(String, String), (u64, u64)>>,
 }
 
-/// One series' figures, for callers that compare backends.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    /// Route as written.
-    pub route: String,
-    /// Component id.
-    pub component: String,
-    /// Requests answered.
-    pub requests: u64,
-    /// Of which 5xx.
-    pub errors: u64,
-    /// Sum of latencies, seconds.
-    pub sum_seconds: f64,
-}
-
 impl Metrics {
-    /// Records one response of `component` on `route`.
-    pub fn observe(&self, route: &str, component: &str, status: u16, elapsed: Duration) {
-        let Ok(mut series) = self.series.lock() else {
-            return;
-        };
-        let entry = series
+    /// The series of `component` on `route`, created on first use; the
+    /// same one for every version of the app (reloads keep counting).
+    pub fn series(&self, route: &str, component: &str) -> Arc<Series> {
+        let mut series = self
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        series
             .entry((route.to_owned(), component.to_owned()))
-            .or_insert_with(|| Series {
-                buckets: vec![0; BUCKETS.len()],
-                ..Series::default()
-            });
-        let seconds = elapsed.as_secs_f64();
-        entry.requests += 1;
-        if status >= 500 {
-            entry.errors += 1;
-        }
-        entry.sum += seconds;
-        for (count, bound) in entry.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
+            .or_default()
+            .clone()
+    }
+
+    /// Records one response of `component` on `route` (looking the series
+    /// up; the request path uses [`Series::observe`] directly).
+    pub fn observe(&self, route: &str, component: &str, status: u16, elapsed: Duration) {
+        self.series(route, component).observe(status, elapsed);
     }
 
     /// Records one mirrored request and whether its answer matched.
@@ -86,29 +90,13 @@ impl Metrics {
         }
     }
 
-    /// Every series.
-    pub fn snapshot(&self) -> Vec<Snapshot> {
-        let Ok(series) = self.series.lock() else {
-            return Vec::new();
-        };
-        series
-            .iter()
-            .map(|((route, component), s)| Snapshot {
-                route: route.clone(),
-                component: component.clone(),
-                requests: s.requests,
-                errors: s.errors,
-                sum_seconds: s.sum,
-            })
-            .collect()
-    }
-
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
-        let series = match self.series.lock() {
-            Ok(series) => series.clone(),
-            Err(_) => return String::new(),
-        };
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut out = String::new();
         let labels = |route: &str, component: &str| {
             format!(
@@ -119,12 +107,13 @@ impl Metrics {
         };
         out.push_str("# HELP wasmhost_requests_total Requests answered, by route and component.\n");
         out.push_str("# TYPE wasmhost_requests_total counter\n");
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         for ((route, component), s) in &series {
             let _ = writeln!(
                 out,
                 "wasmhost_requests_total{{{}}} {}",
                 labels(route, component),
-                s.requests
+                load(&s.requests)
             );
         }
         out.push_str("# HELP wasmhost_request_errors_total Responses with a 5xx status, by route and component.\n");
@@ -134,33 +123,36 @@ impl Metrics {
                 out,
                 "wasmhost_request_errors_total{{{}}} {}",
                 labels(route, component),
-                s.errors
+                load(&s.errors)
             );
         }
         out.push_str("# HELP wasmhost_request_duration_seconds Time to the response head.\n");
         out.push_str("# TYPE wasmhost_request_duration_seconds histogram\n");
         for ((route, component), s) in &series {
             let l = labels(route, component);
-            for (bound, count) in BUCKETS.iter().zip(&s.buckets) {
+            // Read once, so that the buckets, +Inf and count agree.
+            let counts: Vec<u64> = s.buckets.iter().map(load).collect();
+            let total: u64 = counts.iter().sum();
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(&counts) {
+                cumulative += count;
                 let _ = writeln!(
                     out,
-                    "wasmhost_request_duration_seconds_bucket{{{l},le=\"{bound}\"}} {count}"
+                    "wasmhost_request_duration_seconds_bucket{{{l},le=\"{bound}\"}} {cumulative}"
                 );
             }
             let _ = writeln!(
                 out,
-                "wasmhost_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
-                s.requests
+                "wasmhost_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {total}"
             );
             let _ = writeln!(
                 out,
                 "wasmhost_request_duration_seconds_sum{{{l}}} {}",
-                s.sum
+                load(&s.sum_nanos) as f64 / 1e9
             );
             let _ = writeln!(
                 out,
-                "wasmhost_request_duration_seconds_count{{{l}}} {}",
-                s.requests
+                "wasmhost_request_duration_seconds_count{{{l}}} {total}"
             );
         }
         let mirrors = self.mirrors.lock().map(|m| m.clone()).unwrap_or_default();

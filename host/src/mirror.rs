@@ -33,6 +33,8 @@ pub const COMPARE_LIMIT: usize = 1 << 20;
 
 /// Where a route's copies go.
 pub struct Mirror {
+    /// The route, as written (for logs and counters).
+    pub route: Arc<str>,
     /// The component that gets the copies.
     pub component: Arc<str>,
     /// Its backend.
@@ -58,12 +60,12 @@ pub fn serve(
     mirror: &Mirror,
     req: http::Request<RequestBody>,
     ctx: RequestContext,
-    route: String,
     metrics: Arc<Metrics>,
 ) -> BoxFuture<http::Response<ResponseBody>> {
     let shadow_backend = mirror.backend.clone();
     let shadow_component = mirror.component.clone();
     let compare_headers = mirror.compare_headers.clone();
+    let route = mirror.route.clone();
     Box::pin(async move {
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {

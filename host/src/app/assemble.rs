@@ -32,9 +32,10 @@ use crate::container::backend::{
 };
 use crate::container::rootfs::LayerCache;
 use crate::container::runtime::OciRuntime;
-use crate::dispatch::{AppHandle, Dispatch, Split, Target};
+use crate::dispatch::{AppHandle, Choice, Dispatch, Split, Target};
 use crate::mirror::Mirror;
 use crate::oci::store::ContentStore;
+use crate::router::Route;
 use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::state::Outbound;
@@ -155,21 +156,25 @@ pub async fn assemble(
         .http_triggers
         .iter()
         .filter_map(|trigger| {
-            let backend = backends.get(trigger.component.as_str())?.clone();
+            // Counters are labelled with the route as written.
+            let label = match &trigger.route {
+                Route::Pattern(pattern) => pattern.as_written(),
+                Route::Private => "(private)",
+            };
+            let choice = |id: &str| {
+                Some(Choice {
+                    component: Arc::from(id),
+                    backend: backends.get(id)?.clone(),
+                    series: metrics.series(label, id),
+                })
+            };
             let split = trigger
                 .split
                 .iter()
-                .filter_map(|(id, weight)| {
-                    Some((
-                        Arc::from(id.as_str()),
-                        backends.get(id.as_str())?.clone(),
-                        *weight,
-                    ))
-                })
+                .filter_map(|(id, weight)| Some((choice(id)?, *weight)))
                 .collect::<Vec<_>>();
             let target = Target {
-                component: Arc::from(trigger.component.as_str()),
-                backend,
+                primary: choice(&trigger.component)?,
                 split: if split.is_empty() {
                     None
                 } else {
@@ -177,6 +182,7 @@ pub async fn assemble(
                 },
                 mirror: trigger.mirror.as_ref().and_then(|m| {
                     Some(Arc::new(Mirror {
+                        route: Arc::from(label),
                         component: Arc::from(m.to.as_str()),
                         backend: backends.get(m.to.as_str())?.clone(),
                         compare_headers: m
