@@ -20,6 +20,13 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// Creates the host directory if it is missing (as Docker does for a
+    /// bind mount), before anything is started that needs it.
+    pub fn create_host_dir(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.host)
+            .map_err(|e| anyhow::anyhow!("cannot create the volume `{}`: {e}", self.host.display()))
+    }
+
     /// Parses `HOST:PATH` or `HOST:PATH:ro`; a relative `HOST` is taken
     /// relative to `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self> {

@@ -252,12 +252,9 @@ fn plan(
     options.instance.variables =
         Arc::new(variables::render(id, &component.variables, app_variables)?);
     for volume in &component.volumes {
-        std::fs::create_dir_all(&volume.host).with_context(|| {
-            format!(
-                "component `{id}`: cannot create the volume `{}`",
-                volume.host.display()
-            )
-        })?;
+        volume
+            .create_host_dir()
+            .with_context(|| format!("component `{id}`"))?;
     }
     options.instance.volumes = component.volumes.clone();
     if !component.key_value_stores.is_empty() {

@@ -1,7 +1,7 @@
 //! `wasmhost image build BINARY --output DIR`: a container image from one
-//! static binary, written as an OCI image layout that `wasmhost run`,
-//! a manifest's `container.image` (`oci:DIR:TAG`), `wasmhost push` and
-//! skopeo all read. No Docker, no daemon, the same digest every time.
+//! static binary, written as an OCI image layout that `wasmhost run`, a
+//! manifest's `container.image` (`oci:DIR:TAG`) and skopeo (which copies it
+//! to a registry) read. No Docker, no daemon, the same digest every time.
 
 use std::path::PathBuf;
 
@@ -13,6 +13,7 @@ use crate::oci::image_build::{self, ImageSpec};
 /// Build container images.
 #[derive(Debug, Parser)]
 pub struct ImageCommand {
+    /// What to do.
     #[command(subcommand)]
     pub action: ImageAction,
 }

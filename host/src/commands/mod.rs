@@ -27,6 +27,21 @@ pub fn cache_root(explicit: Option<&PathBuf>) -> Option<PathBuf> {
     Some(base.join("wasmhost"))
 }
 
+/// A name for logs from a reference's last path segment, without tag or
+/// digest: `registry/team/legacy:1` → `legacy`, `oci:build/img:v1` → `img`.
+pub fn name_of(reference: &str) -> String {
+    let reference = reference.strip_prefix("oci:").unwrap_or(reference);
+    let last = reference
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(reference);
+    match last.split(['@', ':']).next() {
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ => "component".to_owned(),
+    }
+}
+
 /// Options every registry-facing command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {

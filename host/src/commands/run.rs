@@ -135,7 +135,7 @@ impl RunCommand {
                 .map(|v| Volume::parse(v, &std::env::current_dir()?).context("--volume"))
                 .collect::<Result<_>>()?,
         };
-        let id = image_name(&self.image);
+        let id = super::name_of(&self.image);
         let backend: Arc<dyn Backend> =
             Arc::new(ContainerBackend::new(&id, image, settings).await?);
         let listener = tokio::net::TcpListener::bind(self.listen)
@@ -154,23 +154,6 @@ impl RunCommand {
         let stopped = frontdoor::serve(listener, backend.clone(), limits, shutdown).await;
         backend.shutdown().await;
         Ok(stopped)
-    }
-}
-
-/// The image's last path segment without tag or digest, to name the
-/// container in logs: `registry/team/legacy:1` → `legacy`.
-fn image_name(image: &str) -> String {
-    let image = image.strip_prefix("oci:").unwrap_or(image);
-    let last = image
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(image);
-    let name = last.split(['@', ':']).next().unwrap_or(last);
-    if name.is_empty() {
-        "container".to_owned()
-    } else {
-        name.to_owned()
     }
 }
 

@@ -283,10 +283,7 @@ impl ServeCommand {
             }
         );
         // The repository's last segment names the component in logs.
-        let repository = text.split('@').next().unwrap_or(text);
-        let last = repository.rsplit('/').next().unwrap_or("component");
-        let id = last.split(':').next().unwrap_or(last).to_owned();
-        self.load_file(&path, &id, store).await
+        self.load_file(&path, &super::name_of(text), store).await
     }
 
     fn registry_options(&self) -> RegistryOptions {
@@ -349,8 +346,7 @@ impl ServeCommand {
         };
         let volumes = self.volumes()?;
         for volume in &volumes {
-            std::fs::create_dir_all(&volume.host)
-                .with_context(|| format!("cannot create the volume `{}`", volume.host.display()))?;
+            volume.create_host_dir()?;
         }
         Ok(ComponentOptions {
             instance: InstancePolicy {

@@ -191,6 +191,13 @@ pub async fn run(
         }
     }
     result.elapsed = start.elapsed().min(duration);
+    // Intervals at the end without a completion are part of the run too
+    // (a stall must show as zeros, not as a shorter run).
+    let intervals = duration.as_nanos().div_ceil(INTERVAL.as_nanos()) as usize;
+    result
+        .per_interval
+        .resize(intervals.max(result.per_interval.len()), 0);
+    result.per_interval.truncate(intervals);
     result.latencies_us.sort_unstable();
     result
 }
@@ -225,6 +232,8 @@ async fn work(
                     .latencies_us
                     .push(u32::try_from(micros).unwrap_or(u32::MAX));
                 let slot = ((done - start).as_nanos() / INTERVAL.as_nanos()) as usize;
+                // (`done` is inside the window, so `slot` is below the
+                // number of intervals the run reports.)
                 if result.per_interval.len() <= slot {
                     result.per_interval.resize(slot + 1, 0);
                 }

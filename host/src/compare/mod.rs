@@ -20,7 +20,7 @@ pub mod report;
 pub mod server;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
@@ -53,8 +53,16 @@ pub struct Plan {
     pub compare_headers: Vec<String>,
 }
 
+/// Mismatches reported with what differed; the rest are only counted.
+const MISMATCH_SAMPLES: usize = 5;
+
+/// How often memory is sampled during the load.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
 /// Runs the whole comparison.
 pub async fn run(plan: &Plan) -> Result<Report> {
+    anyhow::ensure!(!plan.workload.is_empty(), "the workload has no requests");
+    let probe = &plan.workload[0];
     let work = tempfile::Builder::new()
         .prefix("wasmhost-compare-")
         .tempdir()
@@ -68,7 +76,6 @@ pub async fn run(plan: &Plan) -> Result<Report> {
     for round in 0..plan.cold_starts {
         for (i, form) in [&plan.container, &plan.wasm].into_iter().enumerate() {
             let state = work.path().join(format!("cold-{}-{round}", form.label()));
-            let probe = &plan.workload[0];
             let (server, elapsed) = Server::start_cold(form, &state, probe).await?;
             server.stop().await;
             cold[i].push(elapsed.as_secs_f64() * 1000.0);
@@ -76,9 +83,22 @@ pub async fn run(plan: &Plan) -> Result<Report> {
     }
 
     eprintln!("compare: {} requests to both forms", plan.mismatch_requests);
-    let container = Server::start(&plan.container, &work.path().join("container")).await?;
-    let wasm = Server::start(&plan.wasm, &work.path().join("wasm")).await?;
-    let mismatch = compare_answers(plan, &container, &wasm).await;
+    let container = Server::start(&plan.container, &work.path().join("container"), probe).await?;
+    let wasm = match Server::start(&plan.wasm, &work.path().join("wasm"), probe).await {
+        Ok(wasm) => wasm,
+        Err(e) => {
+            container.stop().await;
+            return Err(e);
+        }
+    };
+    let mismatch = match compare_answers(plan, &container, &wasm).await {
+        Ok(mismatch) => mismatch,
+        Err(e) => {
+            container.stop().await;
+            wasm.stop().await;
+            return Err(e);
+        }
+    };
 
     let mut reports = Vec::new();
     for (server, form, size, cold) in [
@@ -111,7 +131,7 @@ pub async fn run(plan: &Plan) -> Result<Report> {
     wasm.stop().await;
     let wasm_report = reports.pop().context("two forms were measured")?;
     let container_report = reports.pop().context("two forms were measured")?;
-    Ok(Report::new(plan, container_report, wasm_report, mismatch?))
+    Ok(Report::new(plan, container_report, wasm_report, mismatch))
 }
 
 /// Sends every request to both servers in turn and compares the answers.
@@ -127,7 +147,7 @@ async fn compare_answers(plan: &Plan, a: &Server, b: &Server) -> Result<Mismatch
         let differences = report::differences(&answer_a, &answer_b, &plan.compare_headers);
         if !differences.is_empty() {
             report.mismatches += 1;
-            if report.samples.len() < 5 {
+            if report.samples.len() < MISMATCH_SAMPLES {
                 report.samples.push(MismatchSample {
                     request: request.clone(),
                     differences,
@@ -141,6 +161,22 @@ async fn compare_answers(plan: &Plan, a: &Server, b: &Server) -> Result<Mismatch
         report.mismatches as f64 / report.requests as f64
     };
     Ok(report)
+}
+
+/// The largest memory figures seen while sampling.
+#[derive(Debug, Default, Clone, Copy)]
+struct Peak {
+    total: u64,
+    host: u64,
+    container: u64,
+}
+
+impl Peak {
+    fn add(&mut self, usage: process::Usage) {
+        self.total = self.total.max(usage.memory());
+        self.host = self.host.max(usage.host_memory);
+        self.container = self.container.max(usage.container_memory);
+    }
 }
 
 /// Warm-up, then the measured closed loop with CPU and memory sampled
@@ -160,33 +196,32 @@ async fn measure_load(plan: &Plan, server: &Server) -> (LoadResult, MemoryReport
     let before = server.usage();
     let pid = server.pid();
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Peaks of the total and of each part, each taken at one moment.
     let sampler = tokio::spawn(async move {
-        let mut peak = process::usage(pid);
+        let mut peak = Peak::default();
         loop {
+            if let Some(pid) = pid {
+                peak.add(process::usage(pid));
+            }
             tokio::select! {
                 _ = &mut stop_rx => return peak,
-                () = tokio::time::sleep(Duration::from_millis(100)) => {
-                    let now = process::usage(pid);
-                    peak.host_rss = peak.host_rss.max(now.host_rss);
-                    peak.container_rss = peak.container_rss.max(now.container_rss);
-                }
+                () = tokio::time::sleep(SAMPLE_EVERY) => {}
             }
         }
     });
-    let started = Instant::now();
     let result = load::run(server.addr(), workload, plan.concurrency, plan.duration).await;
     let after = server.usage();
     let _ = stop_tx.send(());
-    let peak = sampler.await.unwrap_or(after);
-    tracing::debug!("load took {:?}", started.elapsed());
+    let mut peak = sampler.await.unwrap_or_default();
+    peak.add(after);
     let container = server.form().is_container();
     let memory = MemoryReport {
-        idle_rss_bytes: idle.rss(),
-        peak_rss_bytes: peak.host_rss + peak.container_rss,
-        host_rss_bytes: peak.host_rss,
-        container_rss_bytes: container.then_some(peak.container_rss),
+        idle_bytes: idle.memory(),
+        peak_bytes: peak.total,
+        host_bytes: peak.host,
+        container_bytes: container.then_some(peak.container),
         per_instance_bytes: (!container)
-            .then(|| peak.host_rss.saturating_sub(idle.host_rss) / plan.concurrency.max(1) as u64),
+            .then(|| peak.host.saturating_sub(idle.host_memory) / plan.concurrency.max(1) as u64),
     };
     (result, memory, after.cpu_ms() - before.cpu_ms())
 }
@@ -200,7 +235,6 @@ fn load_report(load: &LoadResult) -> LoadReport {
     } else {
         sorted.iter().map(|&v| f64::from(v)).sum::<f64>() / sorted.len() as f64 / 1000.0
     };
-    let per_second = 1.0 / INTERVAL.as_secs_f64();
     LoadReport {
         requests: sorted.len() as u64,
         errors: load.errors,
@@ -215,10 +249,40 @@ fn load_report(load: &LoadResult) -> LoadReport {
         },
         histogram: report::histogram(sorted),
         interval_ms: INTERVAL.as_millis() as u64,
-        throughput_rps: load
-            .per_interval
-            .iter()
-            .map(|&n| n as f64 * per_second)
-            .collect(),
+        throughput_rps: throughput(&load.per_interval, load.elapsed),
+    }
+}
+
+/// Completions per interval as requests per second; the last interval
+/// may be shorter than the others (the window is not a whole number of
+/// intervals) and is scaled by its real width.
+fn throughput(per_interval: &[u64], elapsed: Duration) -> Vec<f64> {
+    let width = INTERVAL.as_secs_f64();
+    let last = per_interval.len().saturating_sub(1);
+    per_interval
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let seconds = if i == last {
+                (elapsed.as_secs_f64() - width * i as f64).clamp(width / 1000.0, width)
+            } else {
+                width
+            };
+            n as f64 / seconds
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_last_interval_is_scaled_by_its_width() {
+        // 0.6 s: two full 250 ms intervals and one of 100 ms.
+        let rates = throughput(&[25, 25, 10], Duration::from_millis(600));
+        assert_eq!(rates.len(), 3);
+        assert!((rates[0] - 100.0).abs() < 1e-9);
+        assert!((rates[2] - 100.0).abs() < 1e-6, "{rates:?}");
     }
 }

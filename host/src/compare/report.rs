@@ -150,19 +150,22 @@ pub struct Bucket {
     pub count: u64,
 }
 
-/// Memory of the form's processes.
+/// Memory (PSS) of the form's processes.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryReport {
-    /// All processes, idle before the load.
-    pub idle_rss_bytes: u64,
-    /// All processes, at the peak during the load.
-    pub peak_rss_bytes: u64,
-    /// wasmhost's processes at the peak.
-    pub host_rss_bytes: u64,
-    /// Container form: the container's processes at the peak.
-    pub container_rss_bytes: Option<u64>,
-    /// Wasm form: growth from idle to peak per concurrent request, i.e.
-    /// per live instance.
+    /// All processes, idle before the warm-up.
+    pub idle_bytes: u64,
+    /// All processes, the largest total sampled during the load.
+    pub peak_bytes: u64,
+    /// wasmhost's processes (server, runtime helper), their peak.
+    pub host_bytes: u64,
+    /// Container form: the container's own processes, their peak.
+    pub container_bytes: Option<u64>,
+    /// Wasm form: wasmhost's growth from idle to its peak, divided by the
+    /// concurrency. With a fresh instance per request there are that many
+    /// live instances at the peak, so this approximates one instance's
+    /// memory, plus whatever else grows with load (request buffers,
+    /// blocking-pool threads).
     pub per_instance_bytes: Option<u64>,
 }
 
@@ -210,8 +213,8 @@ pub struct Ratios {
     pub p99: f64,
     /// CPU per request.
     pub cpu_per_request: f64,
-    /// Peak RSS.
-    pub peak_rss: f64,
+    /// Peak memory.
+    pub peak_memory: f64,
     /// Registry size.
     pub registry_size: f64,
 }
@@ -238,9 +241,9 @@ impl Report {
             p50: ratio(wasm.load.latency_ms.p50, container.load.latency_ms.p50),
             p99: ratio(wasm.load.latency_ms.p99, container.load.latency_ms.p99),
             cpu_per_request: ratio(wasm.cpu_ms_per_request, container.cpu_ms_per_request),
-            peak_rss: ratio(
-                wasm.memory.peak_rss_bytes as f64,
-                container.memory.peak_rss_bytes as f64,
+            peak_memory: ratio(
+                wasm.memory.peak_bytes as f64,
+                container.memory.peak_bytes as f64,
             ),
             registry_size: ratio(
                 wasm.size.registry_bytes as f64,
@@ -313,19 +316,19 @@ impl Report {
                 format!("{:.2}×", r.cpu_per_request),
             ),
             (
-                "peak RSS (all processes)",
-                mib(c.memory.peak_rss_bytes),
-                mib(w.memory.peak_rss_bytes),
-                format!("{:.2}×", r.peak_rss),
+                "peak memory (PSS)",
+                mib(c.memory.peak_bytes),
+                mib(w.memory.peak_bytes),
+                format!("{:.2}×", r.peak_memory),
             ),
             (
                 "  container processes",
-                c.memory.container_rss_bytes.map_or(String::new(), mib),
+                c.memory.container_bytes.map_or(String::new(), mib),
                 String::new(),
                 String::new(),
             ),
             (
-                "  per concurrent instance",
+                "  growth ÷ concurrency",
                 String::new(),
                 w.memory.per_instance_bytes.map_or(String::new(), kib),
                 String::new(),
@@ -470,8 +473,11 @@ pub fn differences(a: &Answer, b: &Answer, headers: &[String]) -> Vec<String> {
 }
 
 /// Log-spaced buckets from 10 µs to 100 s, ten per decade; only the range
-/// that holds requests.
+/// that holds requests (none without requests).
 pub fn histogram(sorted_us: &[u32]) -> Vec<Bucket> {
+    if sorted_us.is_empty() {
+        return Vec::new();
+    }
     let bounds: Vec<f64> = (10..=80).map(|k| 10f64.powf(f64::from(k) / 10.0)).collect();
     let mut counts = vec![0u64; bounds.len()];
     let mut i = 0;
@@ -662,7 +668,7 @@ mod tests {
         assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 7);
         assert!(buckets.first().unwrap().upper_ms >= 0.015);
         assert!(buckets.last().unwrap().upper_ms >= 2000.0);
-        assert!(histogram(&[]).iter().all(|b| b.count == 0));
+        assert!(histogram(&[]).is_empty());
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Form {
                 if let Some(inside) = state_path {
                     args.extend([
                         "--volume".to_owned(),
-                        format!("{}:{inside}", state.display()),
+                        format!("{}:{inside}", state.join("data").display()),
                     ]);
                 }
                 for (name, value) in environment {
@@ -141,11 +141,14 @@ impl Form {
                 common,
             } => {
                 let mut args = vec!["serve".to_owned(), app.clone()];
-                args.extend(["--state-dir".to_owned(), state.display().to_string()]);
+                args.extend([
+                    "--state-dir".to_owned(),
+                    state.join("kv").display().to_string(),
+                ]);
                 if let Some(inside) = state_path {
                     args.extend([
                         "--volume".to_owned(),
-                        format!("{}:{inside}", state.display()),
+                        format!("{}:{inside}", state.join("data").display()),
                     ]);
                 }
                 args.extend(common.args());
@@ -183,8 +186,7 @@ impl Form {
                 let prepared =
                     PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)?;
                 Ok(SizeReport {
-                    registry_bytes: pulled.config.size
-                        + pulled.layers.iter().map(|l| l.size).sum::<u64>(),
+                    registry_bytes: pulled_bytes(&pulled),
                     disk_bytes: prepared.lower.iter().map(|dir| tree_size(dir)).sum(),
                 })
             }
@@ -233,9 +235,14 @@ async fn wasm_size(app: &str, common: &Common) -> Result<SizeReport> {
     let local = crate::commands::pull::local_path(&store, &pulled)?
         .context("a Wasm artifact has a local path")?;
     Ok(SizeReport {
-        registry_bytes: pulled.config.size + pulled.layers.iter().map(|l| l.size).sum::<u64>(),
+        registry_bytes: pulled_bytes(&pulled),
         disk_bytes: tree_size(&local),
     })
+}
+
+/// Config and layers, as the registry (or layout) describes them.
+fn pulled_bytes(pulled: &registry::Pulled) -> u64 {
+    pulled.config.size + pulled.layers.iter().map(|l| l.size).sum::<u64>()
 }
 
 /// Bytes of regular files under `path` (or of `path` itself).
@@ -262,15 +269,23 @@ pub struct Server {
 /// How long a start may take before the comparison gives up on it.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a stopping form gets between SIGTERM and SIGKILL: past the
+/// container's own grace period (10 s), so it stops its container.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// Pause between probes of a starting form.
+const PROBE_EVERY: Duration = Duration::from_millis(1);
+
 impl Server {
-    /// Starts `form` with its state in `state` and waits until it answers.
-    pub async fn start(form: &Form, state: &Path) -> Result<Self> {
-        let probe = RequestSpec::parse("GET /")?;
-        Ok(Self::start_cold(form, state, &probe).await?.0)
+    /// Starts `form` with its state in `state` and waits until it answers
+    /// `GET` on `probe`'s path.
+    pub async fn start(form: &Form, state: &Path, probe: &RequestSpec) -> Result<Self> {
+        Ok(Self::start_cold(form, state, probe).await?.0)
     }
 
     /// Starts `form` and measures from the spawn to the first answer (any
-    /// status below 500) to `probe`.
+    /// status below 500) to `GET` on `probe`'s path. A form that fails to
+    /// start is stopped (its container too) before the error returns.
     pub async fn start_cold(
         form: &Form,
         state: &Path,
@@ -283,55 +298,41 @@ impl Server {
             .with_context(|| format!("cannot create `{}`", log.display()))?;
         let exe = std::env::current_exe().context("cannot find the wasmhost binary")?;
         let started = Instant::now();
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(form.args(state))
             .env("WASMHOST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start wasmhost")?;
-        let stdout = child.stdout.take().context("stdout is piped")?;
-        let addr = match tokio::time::timeout(START_TIMEOUT, listening_address(stdout)).await {
-            Ok(Ok(addr)) => addr,
-            Ok(Err(e)) => bail!("{} form did not start: {e:#}\n{}", form.label(), tail(&log)),
-            Err(_) => bail!(
-                "{} form did not start within {START_TIMEOUT:?}\n{}",
-                form.label(),
-                tail(&log)
-            ),
-        };
-        let probe = RequestSpec {
-            method: "GET".to_owned(),
-            path: probe.path.clone(),
-            body: String::new(),
-        };
-        let mut connection = Connection::new(addr);
-        loop {
-            match connection.send(&probe).await {
-                Ok(answer) if answer.status < 500 => break,
-                _ if started.elapsed() > START_TIMEOUT => {
-                    bail!(
-                        "{} form never answered `GET {}`\n{}",
-                        form.label(),
-                        probe.path,
-                        tail(&log)
-                    )
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        // If compare dies, the form is asked to stop (and stops its
+        // container) instead of serving on.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
                 }
-                _ => tokio::time::sleep(Duration::from_millis(1)).await,
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().context("cannot start wasmhost")?;
+        match wait_until_answering(&mut child, form, probe, started, &log).await {
+            Ok(addr) => Ok((
+                Self {
+                    child,
+                    addr,
+                    form: form.clone(),
+                    log,
+                },
+                started.elapsed(),
+            )),
+            Err(e) => {
+                terminate(&mut child, form.label(), &log).await;
+                Err(e)
             }
         }
-        let elapsed = started.elapsed();
-        Ok((
-            Self {
-                child,
-                addr,
-                form: form.clone(),
-                log,
-            },
-            elapsed,
-        ))
     }
 
     /// Where it listens.
@@ -344,38 +345,74 @@ impl Server {
         &self.form
     }
 
-    /// The wasmhost process.
-    pub fn pid(&self) -> i32 {
-        self.child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .unwrap_or(0)
+    /// The wasmhost process, while it runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.id().and_then(|id| i32::try_from(id).ok())
     }
 
     /// CPU and memory of it and everything it started.
     pub fn usage(&self) -> Usage {
-        process::usage(self.pid())
+        self.pid().map(process::usage).unwrap_or_default()
     }
 
     /// SIGTERM, then SIGKILL if it has not exited after a grace period.
     pub async fn stop(mut self) {
-        if let Ok(pid) = u32::try_from(self.pid()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+        terminate(&mut self.child, self.form.label(), &self.log).await;
+    }
+}
+
+/// Reads the address the form prints, then probes it until it answers.
+async fn wait_until_answering(
+    child: &mut Child,
+    form: &Form,
+    probe: &RequestSpec,
+    started: Instant,
+    log: &Path,
+) -> Result<SocketAddr> {
+    let stdout = child.stdout.take().context("stdout is piped")?;
+    let addr = match tokio::time::timeout(START_TIMEOUT, listening_address(stdout)).await {
+        Ok(Ok(addr)) => addr,
+        Ok(Err(e)) => bail!("{} form did not start: {e:#}\n{}", form.label(), tail(log)),
+        Err(_) => bail!(
+            "{} form did not start within {START_TIMEOUT:?}\n{}",
+            form.label(),
+            tail(log)
+        ),
+    };
+    let probe = RequestSpec {
+        method: "GET".to_owned(),
+        path: probe.path.clone(),
+        body: String::new(),
+    };
+    let mut connection = Connection::new(addr);
+    loop {
+        match connection.send(&probe).await {
+            Ok(answer) if answer.status < 500 => return Ok(addr),
+            _ if started.elapsed() > START_TIMEOUT => bail!(
+                "{} form never answered `GET {}`\n{}",
+                form.label(),
+                probe.path,
+                tail(log)
+            ),
+            _ => tokio::time::sleep(PROBE_EVERY).await,
         }
-        if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "{} form did not stop; killing it\n{}",
-                self.form.label(),
-                tail(&self.log)
-            );
-            let _ = self.child.kill().await;
-        }
+    }
+}
+
+/// SIGTERM, then SIGKILL after [`STOP_GRACE`].
+async fn terminate(child: &mut Child, label: &str, log: &Path) {
+    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("{label} form did not stop; killing it\n{}", tail(log));
+        let _ = child.kill().await;
     }
 }
 

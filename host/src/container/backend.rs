@@ -160,6 +160,9 @@ impl ContainerBackend {
     /// A backend for component `id` running `image`. Sweeps containers a
     /// killed wasmhost left behind first; starts now if the settings say so.
     pub async fn new(id: &str, image: PreparedImage, settings: ContainerSettings) -> Result<Self> {
+        for volume in &settings.volumes {
+            volume.create_host_dir()?;
+        }
         sweep(&settings.runtime, &settings.state_dir).await;
         let inner = Arc::new_cyclic(|me| Inner {
             id: Arc::from(id),
@@ -344,10 +347,6 @@ impl Inner {
             environment: self.settings.environment.clone(),
             volumes: self.settings.volumes.clone(),
         };
-        for volume in &self.settings.volumes {
-            std::fs::create_dir_all(&volume.host)
-                .with_context(|| format!("cannot create the volume `{}`", volume.host.display()))?;
-        }
         let rootfs = root.path();
         let passwd = read_in_root(&rootfs, "etc/passwd").unwrap_or_default();
         let group = read_in_root(&rootfs, "etc/group").unwrap_or_default();

@@ -130,8 +130,14 @@ pub fn runtime_spec(
 fn add_volumes(spec: &mut Spec, volumes: &[crate::volume::Volume]) -> Result<()> {
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     for volume in volumes {
-        let mut options = vec!["rbind", "nosuid", "nodev"];
-        options.push(if volume.read_only { "ro" } else { "rw" });
+        // A read-only remount applies to one mount only, so a read-only
+        // volume does not bring the host directory's submounts along
+        // (they would stay writable); a read-write one does.
+        let options = if volume.read_only {
+            ["bind", "nosuid", "nodev", "ro"]
+        } else {
+            ["rbind", "nosuid", "nodev", "rw"]
+        };
         mounts.push(
             oci_spec::runtime::MountBuilder::default()
                 .destination(&volume.container)
@@ -589,7 +595,7 @@ mod tests {
         assert_eq!(volume["source"], "/srv/data");
         assert_eq!(
             volume["options"],
-            serde_json::json!(["rbind", "nosuid", "nodev", "ro"])
+            serde_json::json!(["bind", "nosuid", "nodev", "ro"])
         );
         assert!(json["linux"]["maskedPaths"]
             .as_array()

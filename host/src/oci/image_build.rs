@@ -184,17 +184,21 @@ fn check_static(elf: &[u8]) -> Result<()> {
     else {
         bail!("truncated ELF header");
     };
+    let truncated = || anyhow::anyhow!("truncated ELF program headers");
     for i in 0..usize::from(phnum) {
-        let at = usize::try_from(phoff)? + i * usize::from(phentsize);
+        let at = usize::try_from(phoff)?
+            .checked_add(i * usize::from(phentsize))
+            .ok_or_else(truncated)?;
         let kind = elf
-            .get(at..at + 4)
+            .get(at..at.checked_add(4).ok_or_else(truncated)?)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         const PT_INTERP: u32 = 3;
         if kind == Some(PT_INTERP) {
             let offset = usize::try_from(u64_at(at + 8).unwrap_or(0))?;
             let size = usize::try_from(u64_at(at + 32).unwrap_or(0))?;
-            let interpreter = elf
-                .get(offset..offset + size)
+            let interpreter = offset
+                .checked_add(size)
+                .and_then(|end| elf.get(offset..end))
                 .map(|b| String::from_utf8_lossy(b).trim_end_matches('\0').to_owned())
                 .unwrap_or_default();
             bail!(
@@ -221,26 +225,83 @@ mod tests {
         assert!(check_static(b"#!/bin/sh\n").is_err());
     }
 
+    /// The smallest ELF header `check_static` accepts: x86-64, no program
+    /// headers (so no interpreter).
+    fn static_elf() -> Vec<u8> {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2; // 64-bit
+        elf[5] = 1; // little-endian
+        elf[0x12] = 62; // x86-64
+        elf[0x36] = 56; // program header size
+        elf
+    }
+
     #[test]
     fn the_same_binary_builds_the_same_image() {
         let work = tempfile::tempdir().unwrap();
         let bin = work.path().join("tool");
-        std::fs::write(&bin, b"not checked here").unwrap();
+        std::fs::write(&bin, static_elf()).unwrap();
         let spec = ImageSpec {
             binary: bin,
-            args: vec![],
+            args: vec!["--serve".into()],
             ports: vec![8080],
-            environment: vec![],
-            user: None,
+            environment: vec![("MODE".into(), "x".into())],
+            user: Some("nobody".into()),
         };
-        let a = layer_tar(b"bytes", "/usr/local/bin/tool").unwrap();
-        let b = layer_tar(b"bytes", "/usr/local/bin/tool").unwrap();
-        assert_eq!(a, b);
-        let config = config_json(&spec, "/usr/local/bin/tool", "sha256:00");
+        let a = build(&spec, &work.path().join("a"), "v1").unwrap();
+        let b = build(&spec, &work.path().join("b"), "v1").unwrap();
+        assert_eq!(a.digest, b.digest);
+        // Another tag in the same layout keeps the first.
+        build(&spec, &work.path().join("a"), "v2").unwrap();
+        let store = crate::oci::store::ContentStore::at(work.path().join("store"));
+        let pulled = layout::import(&work.path().join("a"), Some("v1"), &store).unwrap();
+        assert_eq!(pulled.digest, a.digest);
+        assert_eq!(pulled.kind, crate::oci::media::Kind::Image);
+        let config: serde_json::Value =
+            serde_json::from_slice(&store.read(&pulled.config.digest).unwrap()).unwrap();
+        assert_eq!(config["config"]["Entrypoint"][0], "/usr/local/bin/tool");
+        assert_eq!(config["config"]["Cmd"][0], "--serve");
+        assert_eq!(config["config"]["User"], "nobody");
         assert_eq!(
             config["config"]["ExposedPorts"]["8080/tcp"],
             serde_json::json!({})
         );
-        assert_eq!(config["config"]["Entrypoint"][0], "/usr/local/bin/tool");
+        assert!(layout::import(&work.path().join("a"), Some("v2"), &store).is_ok());
+    }
+
+    #[test]
+    fn a_layout_blob_that_lies_about_its_size_is_refused() {
+        let work = tempfile::tempdir().unwrap();
+        let bin = work.path().join("tool");
+        std::fs::write(&bin, static_elf()).unwrap();
+        let spec = ImageSpec {
+            binary: bin,
+            args: vec![],
+            ports: vec![],
+            environment: vec![],
+            user: None,
+        };
+        let dir = work.path().join("img");
+        let built = build(&spec, &dir, "latest").unwrap();
+        let hex = built.digest.trim_start_matches("sha256:");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap())
+                .unwrap();
+        let layer = manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        // Same digest name, other content: appended bytes.
+        let path = dir.join("blobs/sha256").join(layer);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"more");
+        std::fs::write(&path, bytes).unwrap();
+        let store = crate::oci::store::ContentStore::at(work.path().join("store"));
+        let err = layout::import(&dir, None, &store).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("its descriptor says"),
+            "{err:#}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use super::media::{self, Descriptor, Kind, Manifest};
-use super::registry::{choose_platform, Pulled};
+use super::registry::{choose_platform, Pulled, MAX_BLOB_BYTES};
 use super::store::{digest_of, sha256_hex, ContentStore, RefRecord};
 
 /// The annotation that names an `index.json` entry (its tag).
@@ -52,8 +52,14 @@ pub fn write(dir: &Path, tag: &str, manifest: &[u8], blobs: &[&[u8]]) -> Result<
         platform: None,
         annotations: Some([(REF_NAME.to_owned(), tag.to_owned())].into()),
     };
-    let mut entries: Vec<Descriptor> = read_index(dir)
-        .unwrap_or_default()
+    // A layout that is not there yet starts empty; one that is there but
+    // unreadable is an error, not something to overwrite with one entry.
+    let existing = if dir.join("index.json").exists() {
+        read_index(dir)?
+    } else {
+        Vec::new()
+    };
+    let mut entries: Vec<Descriptor> = existing
         .into_iter()
         .filter(|entry| tag_of(entry) != Some(tag))
         .collect();
@@ -94,12 +100,12 @@ fn import_inner(dir: &Path, tag: Option<&str>, store: &ContentStore, name: &str)
             ),
         },
     };
-    let top_bytes = copy_blob(dir, &entry.digest, store)?;
+    let top_bytes = copy_blob(dir, entry, store)?;
     let top = Manifest::parse(&top_bytes, Some(&entry.media_type))?;
     let (manifest_digest, manifest) = match top {
         Manifest::Index { manifests, .. } => {
             let chosen = choose_platform(&manifests)?;
-            let bytes = copy_blob(dir, &chosen.digest, store)?;
+            let bytes = copy_blob(dir, chosen, store)?;
             (
                 chosen.digest.clone(),
                 Manifest::parse(&bytes, Some(&chosen.media_type))?,
@@ -111,7 +117,7 @@ fn import_inner(dir: &Path, tag: Option<&str>, store: &ContentStore, name: &str)
         bail!("index entry {manifest_digest} is itself an index");
     };
     for descriptor in std::iter::once(&config).chain(&layers) {
-        copy_blob(dir, &descriptor.digest, store)?;
+        copy_blob(dir, descriptor, store)?;
     }
     let kind = Kind::of(&config, &layers)?;
     store.record_ref(&RefRecord {
@@ -133,18 +139,35 @@ fn import_inner(dir: &Path, tag: Option<&str>, store: &ContentStore, name: &str)
     })
 }
 
-/// Reads the blob `digest` from the layout into the store (checked against
-/// the digest), returning its bytes.
-fn copy_blob(dir: &Path, digest: &str, store: &ContentStore) -> Result<Vec<u8>> {
+/// Reads the blob `descriptor` names from the layout into the store,
+/// checked as a pull checks it: a regular file (not a link to a device),
+/// of the size the descriptor says and at most [`MAX_BLOB_BYTES`], hashing
+/// to its digest. Returns its bytes.
+fn copy_blob(dir: &Path, descriptor: &Descriptor, store: &ContentStore) -> Result<Vec<u8>> {
+    let digest = &descriptor.digest;
     let path = dir.join("blobs").join("sha256").join(sha256_hex(digest)?);
-    let bytes = std::fs::read(&path)
+    let meta = std::fs::symlink_metadata(&path)
         .with_context(|| format!("blob {digest} is missing from the layout"))?;
-    if !store.has(digest) {
+    if !meta.is_file() {
+        bail!("blob {digest} of the layout is not a regular file");
+    }
+    if descriptor.size > MAX_BLOB_BYTES || meta.len() != descriptor.size {
+        bail!(
+            "blob {digest} of the layout is {} bytes; its descriptor says {} (limit {MAX_BLOB_BYTES})",
+            meta.len(),
+            descriptor.size
+        );
+    }
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("cannot read blob {digest} of the layout"))?;
+    if store.has(digest) {
+        if digest_of(&bytes) != *digest {
+            bail!("blob {digest} of the layout does not match its digest");
+        }
+    } else {
         store
             .put_verified(digest, &bytes)
             .with_context(|| format!("blob {digest} of the layout"))?;
-    } else if digest_of(&bytes) != digest {
-        bail!("blob {digest} of the layout does not match its digest");
     }
     Ok(bytes)
 }

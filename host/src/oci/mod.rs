@@ -7,7 +7,7 @@
 //!   manifest holds.
 //! - [`registry`]: the registry client: credentials, pull into the store.
 //! - [`spin_app`]: Spin's registry format for whole apps, both ways.
-//! - [`push`]: pushing components, apps and images.
+//! - [`push`]: pushing components and apps.
 //! - [`layout`]: OCI image layouts (`oci:DIR:TAG`), written and read.
 //! - [`image_build`]: an image from one static binary.
 //! - [`progress`]: progress bars on a terminal.
