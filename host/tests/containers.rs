@@ -116,6 +116,33 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
     stop(server);
 }
 
+#[tokio::test]
+async fn the_memory_limit_holds_under_pressure() {
+    let fixture = fixture("oom");
+    let server = fixture.run(&["--memory-limit", "32MiB"]);
+    let client = http1();
+    // A process that needs ~200 MB inside a 32 MiB container is killed by
+    // the kernel (in the container's cgroup), and only it.
+    let hog = get_text(&client, server.url("/cgi-bin/hog")).await;
+    let status = hog
+        .lines()
+        .find_map(|l| l.strip_prefix("exit="))
+        .unwrap_or_else(|| panic!("{hog}"));
+    assert_ne!(status, "0", "the hog was not stopped: {hog}");
+    let kills: u64 = hog
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no oom_kill count: {hog}"));
+    assert!(kills >= 1, "{hog}");
+    // The service itself (pid 1) lives on.
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    stop(server);
+}
+
 /// The containers the embedded runtime (or `runc`) knows, from its own
 /// state, as JSON.
 fn containers(runtime: &str) -> serde_json::Value {
