@@ -86,6 +86,8 @@ fn main() -> ExitCode {
             Command::Runtime(_) => unreachable!("handled before the async runtime starts"),
         }
     });
+    // The container runtime helper's read-only mount, if one was made.
+    wasmhost::container::runtime::release_sealed_helper();
     match result {
         Ok(Stopped::Drained) => ExitCode::SUCCESS,
         Ok(Stopped::DrainTimedOut | Stopped::Forced) => {

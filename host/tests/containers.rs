@@ -283,6 +283,8 @@ async fn containers_a_killed_wasmhost_left_behind_are_swept_at_the_next_start() 
     );
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&tag), "its root is unmounted");
+    let helper_mount = format!("/run/wasmhost/exe/{}-", first.pid());
+    assert!(!mounts.contains(&helper_mount), "its helper mount is swept");
     let mut gone = false;
     for _ in 0..100 {
         if !std::path::Path::new(&format!("/proc/{orphan}")).exists() {
@@ -508,8 +510,8 @@ async fn the_same_image_runs_under_runc() {
 async fn the_embedded_runtime_runs_from_a_read_only_wasmhost_binary() {
     // CVE-2019-5736: a container can reach the executable of the process
     // that creates it through /proc/<pid>/exe. The embedded runtime's
-    // helper (the container init's parent) runs wasmhost from a read-only
-    // bind mount in a mount namespace of its own.
+    // helper (the container init's parent) runs from a read-only bind
+    // mount wasmhost makes once; the mount goes when wasmhost exits.
     let fixture = fixture("test/sealed:1");
     let server = fixture.run(&[]);
     let client = http1();
@@ -529,9 +531,10 @@ async fn the_embedded_runtime_runs_from_a_read_only_wasmhost_binary() {
     let exe = std::fs::read_link(format!("/proc/{helper}/exe")).unwrap();
     assert_eq!(
         exe,
-        std::path::Path::new(env!("CARGO_BIN_EXE_wasmhost"))
-            .canonicalize()
-            .unwrap()
+        std::path::Path::new(&format!(
+            "/run/wasmhost/exe/{}-wasmhost-runtime",
+            server.pid()
+        ))
     );
     let mountinfo = std::fs::read_to_string(format!("/proc/{helper}/mountinfo")).unwrap();
     let line = mountinfo
@@ -550,4 +553,7 @@ async fn the_embedded_runtime_runs_from_a_read_only_wasmhost_binary() {
         "the helper's binary must not be writable through /proc"
     );
     stop(server);
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(exe.to_str().unwrap()), "{mounts}");
+    assert!(!exe.exists());
 }

@@ -8,12 +8,14 @@
 //! `delete`, `list`), so the same driver runs the same bundle with the
 //! embedded runtime, runc, crun or youki.
 //!
-//! Before creating a container the helper re-executes itself from a
-//! read-only bind mount of the wasmhost binary, in a private mount
-//! namespace: a container process can reach its creator's executable
-//! through `/proc/<pid>/exe` while it is being set up (and keep it open),
-//! and must never be able to write to it (CVE-2019-5736). The mount dies
-//! with the helper; nothing is left on the host.
+//! The helper must run from a read-only executable: a container process
+//! can reach its creator's executable through `/proc/<pid>/exe` while it
+//! is being set up (and keep it open), and must never be able to write to
+//! it (CVE-2019-5736). wasmhost starts it from a read-only bind mount it
+//! makes once (`container::runtime::SEALED_DIR`); started any other way,
+//! from a writable file system, the helper re-executes itself from a
+//! read-only bind mount of itself in a private mount namespace, which dies
+//! with it.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt as _;
@@ -132,11 +134,19 @@ fn list(root: &Path) -> Result<Vec<serde_json::Value>> {
     Ok(containers)
 }
 
+/// Whether our executable is on a read-only mount already (wasmhost
+/// bind-mounts its helper read-only once, or the binary is installed on a
+/// read-only file system): then no re-execution is needed.
+fn runs_from_read_only_mount() -> bool {
+    nix::sys::statvfs::statvfs("/proc/self/exe")
+        .is_ok_and(|fs| fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
 /// Set in the helper once it runs from the read-only binary.
 const SEALED_ENV: &str = "WASMHOST_RUNTIME_SEALED";
 
 fn run(root: &Path, bundle: &Path, id: &str) -> Result<i32> {
-    if std::env::var_os(SEALED_ENV).is_none() {
+    if std::env::var_os(SEALED_ENV).is_none() && !runs_from_read_only_mount() {
         return reexec_read_only().context("cannot run from a read-only wasmhost binary");
     }
     std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;

@@ -35,14 +35,24 @@ pub struct OciRuntime {
     pub root: PathBuf,
 }
 
+/// The embedded runtime's helper binary, looked for beside wasmhost's
+/// own: much cheaper to execute than wasmhost itself, which stands in
+/// (`wasmhost runtime`) when the helper is not installed.
+pub const HELPER: &str = "wasmhost-runtime";
+
 impl OciRuntime {
     /// `name` with its state under `/run/wasmhost/<name>`.
     pub fn named(name: &str) -> Result<Self> {
         let (binary, prefix) = match name {
-            "embedded" => (
-                std::env::current_exe().context("cannot find the wasmhost binary")?,
-                vec!["runtime".to_owned()],
-            ),
+            "embedded" => {
+                let exe = std::env::current_exe().context("cannot find the wasmhost binary")?;
+                let helper = exe.with_file_name(HELPER);
+                if helper.is_file() {
+                    (sealed_helper(&helper).unwrap_or(helper), Vec::new())
+                } else {
+                    (exe, vec!["runtime".to_owned()])
+                }
+            }
             "runc" | "crun" | "youki" => (PathBuf::from(name), Vec::new()),
             _ => bail!("unknown OCI runtime `{name}`: use {}", RUNTIMES.join(", ")),
         };
@@ -137,4 +147,104 @@ impl OciRuntime {
             .map(str::to_owned)
             .collect())
     }
+}
+
+/// Where the helper is bind-mounted read-only, once per wasmhost process
+/// (`<pid>-wasmhost-runtime`).
+pub const SEALED_DIR: &str = "/run/wasmhost/exe";
+
+static SEALED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// The helper on a read-only bind mount of its own, made on first use: a
+/// container can reach its creator's executable through `/proc/<pid>/exe`
+/// and must never be able to write to it (CVE-2019-5736). A helper that
+/// starts from a read-only mount needs no read-only re-execution of its
+/// own, which saves an `exec` per container start. `None` (the helper then
+/// seals itself) when the mount cannot be made.
+fn sealed_helper(helper: &Path) -> Option<PathBuf> {
+    SEALED
+        .get_or_init(|| match seal(helper) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                tracing::warn!("cannot mount the runtime helper read-only once: {e:#}; it will do so per start");
+                None
+            }
+        })
+        .clone()
+}
+
+fn seal(helper: &Path) -> Result<PathBuf> {
+    sweep_sealed();
+    let dir = Path::new(SEALED_DIR);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let target = dir.join(format!("{}-{HELPER}", std::process::id()));
+    std::fs::File::create(&target)
+        .with_context(|| format!("cannot create `{}`", target.display()))?;
+    let source = std::ffi::CString::new(helper.as_os_str().as_encoded_bytes())?;
+    let at = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
+    // SAFETY: mount(2) with valid NUL-terminated paths; a bind mount in
+    // /run affects no other mount.
+    unsafe {
+        if libc::mount(
+            source.as_ptr(),
+            at.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) != 0
+        {
+            let error = std::io::Error::last_os_error();
+            let _ = std::fs::remove_file(&target);
+            return Err(error).context("bind-mount the helper");
+        }
+        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+        if libc::mount(
+            std::ptr::null(),
+            at.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        ) != 0
+        {
+            let error = std::io::Error::last_os_error();
+            unmount(&target);
+            return Err(error).context("remount the helper read-only");
+        }
+    }
+    Ok(target)
+}
+
+/// Removes this process's read-only helper mount; called when wasmhost
+/// exits (a killed wasmhost's is swept by the next one).
+pub fn release_sealed_helper() {
+    if let Some(Some(path)) = SEALED.get() {
+        unmount(path);
+    }
+}
+
+/// Mounts of helpers whose wasmhost is gone.
+fn sweep_sealed() {
+    let Ok(entries) = std::fs::read_dir(SEALED_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            unmount(&entry.path());
+        }
+    }
+}
+
+fn unmount(path: &Path) {
+    if let Ok(at) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
+        // SAFETY: umount2 with a valid path; detaching only drops the mount.
+        unsafe {
+            libc::umount2(at.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+    let _ = std::fs::remove_file(path);
 }
