@@ -169,6 +169,7 @@ struct Peak {
     total: u64,
     host: u64,
     container: u64,
+    host_private: u64,
 }
 
 impl Peak {
@@ -176,6 +177,7 @@ impl Peak {
         self.total = self.total.max(usage.memory());
         self.host = self.host.max(usage.host_memory);
         self.container = self.container.max(usage.container_memory);
+        self.host_private = self.host_private.max(usage.host_private);
     }
 }
 
@@ -220,8 +222,9 @@ async fn measure_load(plan: &Plan, server: &Server) -> (LoadResult, MemoryReport
         peak_bytes: peak.total,
         host_bytes: peak.host,
         container_bytes: container.then_some(peak.container),
-        per_instance_bytes: (!container)
-            .then(|| peak.host.saturating_sub(idle.host_memory) / plan.concurrency.max(1) as u64),
+        per_instance_bytes: (!container).then(|| {
+            peak.host_private.saturating_sub(idle.host_private) / plan.concurrency.max(1) as u64
+        }),
     };
     (result, memory, after.cpu_ms() - before.cpu_ms())
 }

@@ -19,6 +19,9 @@ pub struct Usage {
     pub host_memory: u64,
     /// PSS of the container's processes, in bytes.
     pub container_memory: u64,
+    /// Memory private to the host's processes (USS), in bytes: what grows
+    /// with load, unaffected by how many other processes share the binary.
+    pub host_private: u64,
 }
 
 impl Usage {
@@ -64,22 +67,25 @@ fn stat(pid: i32) -> Option<(i32, u64)> {
     Some((ppid, utime + stime))
 }
 
-/// PSS from `smaps_rollup` (Linux 4.14+), else RSS from `statm`.
-fn memory(pid: i32) -> u64 {
-    let pss = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|text| {
+/// `(PSS, private)` from `smaps_rollup` (Linux 4.14+), else RSS from
+/// `statm` for both.
+fn memory(pid: i32) -> (u64, u64) {
+    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+        let kib = |field: &str| -> Option<u64> {
             text.lines()
-                .find_map(|line| line.strip_prefix("Pss:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        });
-    if let Some(kib) = pss {
-        return kib * 1024;
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        if let Some(pss) = kib("Pss:") {
+            let private = kib("Private_Clean:").unwrap_or(0) + kib("Private_Dirty:").unwrap_or(0);
+            return (pss * 1024, private * 1024);
+        }
     }
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/statm"))
         .ok()
         .and_then(|t| t.split(' ').nth(1).and_then(|v| v.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * page_size())
+        .map_or(0, |pages| pages * page_size());
+    (rss, rss)
 }
 
 fn pid_namespace(pid: &str) -> Option<std::path::PathBuf> {
@@ -126,10 +132,11 @@ pub fn usage(root: i32) -> Usage {
     let ours = pid_namespace("self");
     let mut usage = Usage::default();
     for (pid, ticks) in tree(root) {
-        let memory = memory(pid);
+        let (memory, private) = memory(pid);
         if pid_namespace(&pid.to_string()) == ours {
             usage.host_ticks += ticks;
             usage.host_memory += memory;
+            usage.host_private += private;
         } else {
             usage.container_ticks += ticks;
             usage.container_memory += memory;

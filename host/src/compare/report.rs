@@ -161,8 +161,8 @@ pub struct MemoryReport {
     pub host_bytes: u64,
     /// Container form: the container's own processes, their peak.
     pub container_bytes: Option<u64>,
-    /// Wasm form: wasmhost's growth from idle to its peak, divided by the
-    /// concurrency. With a fresh instance per request there are that many
+    /// Wasm form: the growth of wasmhost's private memory from idle to its
+    /// peak, divided by the concurrency. With a fresh instance per request there are that many
     /// live instances at the peak, so this approximates one instance's
     /// memory, plus whatever else grows with load (request buffers,
     /// blocking-pool threads).
