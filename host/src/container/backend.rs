@@ -252,6 +252,17 @@ impl Inner {
             .send_request(req)
             .await
             .context("the container closed the connection")?;
+        let closing = response
+            .headers()
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+            || response.version() == http::Version::HTTP_10;
+        if closing {
+            // Nothing to keep: no task waiting for a connection that ends.
+            return Ok(
+                response.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+            );
+        }
         // Back to the idle list once this response is through, if the
         // container keeps the connection open.
         let idle = running.idle.clone();

@@ -29,7 +29,12 @@ enum Request {
 }
 
 /// Unconnected sockets kept ready: taking one costs no thread hop.
-const POOL: usize = 16;
+const POOL: usize = 32;
+
+/// The pool is topped up (one wake-up of the namespace's thread, a batch
+/// of sockets) when a take leaves this many: not at every take, which
+/// would cost a thread wake-up per connection.
+const LOW_WATER: usize = POOL / 2;
 
 /// A network namespace held by a thread of ours.
 pub struct NetNs {
@@ -76,14 +81,21 @@ impl NetNs {
     /// was created inside it (usually ahead of time); the connect itself is
     /// an ordinary non-blocking one on the caller's task.
     pub async fn connect(&self, port: u16) -> io::Result<tokio::net::TcpStream> {
-        let pooled = self
-            .pool
-            .lock()
-            .map_err(|_| io::Error::other("pool lock poisoned"))?
-            .pop();
+        let (pooled, left) = {
+            let mut pool = self
+                .pool
+                .lock()
+                .map_err(|_| io::Error::other("pool lock poisoned"))?;
+            (pool.pop(), pool.len())
+        };
         let fd = match pooled {
             Some(fd) => {
-                self.send(Request::Refill(1));
+                // Takes are serialised by the lock, so exactly one of them
+                // sees the pool at the mark; an empty pool falls back to
+                // one socket on demand below.
+                if left == LOW_WATER {
+                    self.send(Request::Refill(POOL - LOW_WATER));
+                }
                 fd
             }
             None => {
