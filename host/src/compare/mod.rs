@@ -211,8 +211,16 @@ async fn measure_load(plan: &Plan, server: &Server) -> (LoadResult, MemoryReport
             }
         }
     });
-    let result = load::run(server.addr(), workload, plan.concurrency, plan.duration).await;
-    let after = server.usage();
+    // CPU is read when the window closes, not when the last worker
+    // returns: requests still in flight then are not counted, so neither
+    // is the CPU they use afterwards.
+    let (result, after) = tokio::join!(
+        load::run(server.addr(), workload, plan.concurrency, plan.duration),
+        async {
+            tokio::time::sleep(plan.duration).await;
+            server.usage()
+        }
+    );
     let _ = stop_tx.send(());
     let mut peak = sampler.await.unwrap_or_default();
     peak.add(after);
