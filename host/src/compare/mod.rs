@@ -19,6 +19,7 @@ pub mod process;
 pub mod report;
 pub mod server;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use anyhow::{Context as _, Result};
 use self::load::{quantile, Connection, LoadResult, RequestSpec, INTERVAL};
 use self::report::{
     FormReport, Latency, LoadReport, MemoryReport, MismatchReport, MismatchSample, Report, Samples,
+    SizeReport,
 };
 use self::server::{Form, Server};
 
@@ -62,35 +64,19 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Runs the whole comparison.
 pub async fn run(plan: &Plan) -> Result<Report> {
     anyhow::ensure!(!plan.workload.is_empty(), "the workload has no requests");
-    let probe = &plan.workload[0];
     let work = tempfile::Builder::new()
         .prefix("wasmhost-compare-")
         .tempdir()
         .context("cannot create a working directory")?;
     eprintln!("compare: artifact sizes");
-    let container_size = plan.container.size().await.context("container form")?;
-    let wasm_size = plan.wasm.size().await.context("Wasm form")?;
-
+    let sizes = [
+        plan.container.size().await.context("container form")?,
+        plan.wasm.size().await.context("Wasm form")?,
+    ];
     eprintln!("compare: {} cold starts per form", plan.cold_starts);
-    let mut cold = [Vec::new(), Vec::new()];
-    for round in 0..plan.cold_starts {
-        for (i, form) in [&plan.container, &plan.wasm].into_iter().enumerate() {
-            let state = work.path().join(format!("cold-{}-{round}", form.label()));
-            let (server, elapsed) = Server::start_cold(form, &state, probe).await?;
-            server.stop().await;
-            cold[i].push(elapsed.as_secs_f64() * 1000.0);
-        }
-    }
-
+    let cold = cold_starts(plan, work.path()).await?;
     eprintln!("compare: {} requests to both forms", plan.mismatch_requests);
-    let container = Server::start(&plan.container, &work.path().join("container"), probe).await?;
-    let wasm = match Server::start(&plan.wasm, &work.path().join("wasm"), probe).await {
-        Ok(wasm) => wasm,
-        Err(e) => {
-            container.stop().await;
-            return Err(e);
-        }
-    };
+    let (container, wasm) = start_both(plan, work.path()).await?;
     let mismatch = match compare_answers(plan, &container, &wasm).await {
         Ok(mismatch) => mismatch,
         Err(e) => {
@@ -99,39 +85,70 @@ pub async fn run(plan: &Plan) -> Result<Report> {
             return Err(e);
         }
     };
-
     let mut reports = Vec::new();
-    for (server, form, size, cold) in [
-        (&container, &plan.container, container_size, &cold[0]),
-        (&wasm, &plan.wasm, wasm_size, &cold[1]),
-    ] {
-        eprintln!(
-            "compare: {} load, {} workers, {:?}",
-            form.label(),
-            plan.concurrency,
-            plan.duration
-        );
-        let (load, memory, cpu_ms) = measure_load(plan, server).await;
-        let requests = load.latencies_us.len() as u64;
-        reports.push(FormReport {
-            artifact: form.artifact().to_owned(),
-            command: form.command_line(),
-            cold_start_ms: Samples::of(cold),
-            load: load_report(&load),
-            cpu_ms_per_request: if requests == 0 {
-                0.0
-            } else {
-                cpu_ms / requests as f64
-            },
-            memory,
-            size,
-        });
+    for ((server, size), cold) in [&container, &wasm].into_iter().zip(sizes).zip(&cold) {
+        reports.push(form_report(plan, server, size, cold).await);
     }
     container.stop().await;
     wasm.stop().await;
     let wasm_report = reports.pop().context("two forms were measured")?;
     let container_report = reports.pop().context("two forms were measured")?;
     Ok(Report::new(plan, container_report, wasm_report, mismatch))
+}
+
+/// Cold starts in milliseconds, container's then Wasm's, in rounds that
+/// alternate between the forms so that drift hits both alike.
+async fn cold_starts(plan: &Plan, work: &Path) -> Result<[Vec<f64>; 2]> {
+    let mut cold = [Vec::new(), Vec::new()];
+    for round in 0..plan.cold_starts {
+        for (i, form) in [&plan.container, &plan.wasm].into_iter().enumerate() {
+            let state = work.join(format!("cold-{}-{round}", form.label()));
+            let (server, elapsed) = Server::start_cold(form, &state, &plan.workload[0]).await?;
+            server.stop().await;
+            cold[i].push(elapsed.as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(cold)
+}
+
+/// Both forms from fresh state, for the mismatch phase and the loads;
+/// the container form is stopped again if the Wasm one cannot start.
+async fn start_both(plan: &Plan, work: &Path) -> Result<(Server, Server)> {
+    let probe = &plan.workload[0];
+    let container = Server::start(&plan.container, &work.join("container"), probe).await?;
+    match Server::start(&plan.wasm, &work.join("wasm"), probe).await {
+        Ok(wasm) => Ok((container, wasm)),
+        Err(e) => {
+            container.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// One form's load, CPU and memory, with its sizes and cold starts.
+async fn form_report(plan: &Plan, server: &Server, size: SizeReport, cold: &[f64]) -> FormReport {
+    let form = server.form();
+    eprintln!(
+        "compare: {} load, {} workers, {:?}",
+        form.label(),
+        plan.concurrency,
+        plan.duration
+    );
+    let (load, memory, cpu_ms) = measure_load(plan, server).await;
+    let requests = load.latencies_us.len() as u64;
+    FormReport {
+        artifact: form.artifact().to_owned(),
+        command: form.command_line(),
+        cold_start_ms: Samples::of(cold),
+        load: load_report(&load),
+        cpu_ms_per_request: if requests == 0 {
+            0.0
+        } else {
+            cpu_ms / requests as f64
+        },
+        memory,
+        size,
+    }
 }
 
 /// Sends every request to both servers in turn and compares the answers.
