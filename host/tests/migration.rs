@@ -34,9 +34,8 @@ fn native_binary() -> PathBuf {
         .clone()
 }
 
-/// `wasmhost image build` of the native binary into `layout`; returns the
-/// `oci:` reference.
-fn build_image(layout: &Path) -> String {
+/// `wasmhost image build --json` of the native binary into `layout`.
+fn image_build(layout: &Path) -> serde_json::Value {
     let out = run(
         &[
             "image",
@@ -51,23 +50,15 @@ fn build_image(layout: &Path) -> String {
         &[],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let built: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    serde_json::from_str(out.stdout.trim()).unwrap()
+}
+
+/// The image built into `layout`; returns the `oci:` reference.
+fn build_image(layout: &Path) -> String {
+    let built = image_build(layout);
     assert!(built["digest"].as_str().unwrap().starts_with("sha256:"));
     // Reproducible: the same binary gives the same digest.
-    let again = run(
-        &[
-            "image",
-            "build",
-            native_binary().to_str().unwrap(),
-            "-o",
-            layout.to_str().unwrap(),
-            "--port",
-            "8080",
-            "--json",
-        ],
-        &[],
-    );
-    let again: serde_json::Value = serde_json::from_str(again.stdout.trim()).unwrap();
+    let again = image_build(layout);
     assert_eq!(built["digest"], again["digest"]);
     built["reference"].as_str().unwrap().to_owned()
 }

@@ -17,8 +17,6 @@
 //! read-only bind mount of itself in a private mount namespace, which dies
 //! with it.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -224,29 +222,8 @@ fn reexec_read_only() -> Result<i32> {
         {
             return Err(std::io::Error::last_os_error()).context("make mounts private");
         }
-        let path = CString::new(exe.as_os_str().as_bytes())?;
-        if libc::mount(
-            path.as_ptr(),
-            path.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error()).context("bind-mount the binary");
-        }
-        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
-        if libc::mount(
-            std::ptr::null(),
-            path.as_ptr(),
-            std::ptr::null(),
-            flags,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error()).context("remount the binary read-only");
-        }
     }
+    crate::container::runtime::bind_read_only(&exe, &exe)?;
     let error = std::process::Command::new(&exe)
         .args(std::env::args_os().skip(1))
         .env(SEALED_ENV, "1")

@@ -180,38 +180,42 @@ fn seal(helper: &Path) -> Result<PathBuf> {
     let target = dir.join(format!("{}-{HELPER}", std::process::id()));
     std::fs::File::create(&target)
         .with_context(|| format!("cannot create `{}`", target.display()))?;
-    let source = std::ffi::CString::new(helper.as_os_str().as_encoded_bytes())?;
-    let at = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
-    // SAFETY: mount(2) with valid NUL-terminated paths; a bind mount in
-    // /run affects no other mount.
-    unsafe {
-        if libc::mount(
-            source.as_ptr(),
-            at.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        ) != 0
-        {
-            let error = std::io::Error::last_os_error();
-            let _ = std::fs::remove_file(&target);
-            return Err(error).context("bind-mount the helper");
-        }
-        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
-        if libc::mount(
-            std::ptr::null(),
-            at.as_ptr(),
-            std::ptr::null(),
-            flags,
-            std::ptr::null(),
-        ) != 0
-        {
-            let error = std::io::Error::last_os_error();
-            unmount(&target);
-            return Err(error).context("remount the helper read-only");
-        }
+    if let Err(e) = bind_read_only(helper, &target) {
+        unmount(&target);
+        return Err(e);
     }
     Ok(target)
+}
+
+/// Bind-mounts `source` on `target` (an existing file) and makes that
+/// mount read-only: writes through it fail with EROFS whatever the file's
+/// own permissions. Used for the helper (once per wasmhost) and by the
+/// helper for itself when it was started from a writable file system.
+pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
+    let source = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())?;
+    let target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
+    let mount = |source: *const libc::c_char, flags: libc::c_ulong, what: &str| -> Result<()> {
+        // SAFETY: mount(2) with valid NUL-terminated paths (or null).
+        let done = unsafe {
+            libc::mount(
+                source,
+                target.as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            )
+        };
+        if done != 0 {
+            return Err(std::io::Error::last_os_error()).context(what.to_owned());
+        }
+        Ok(())
+    };
+    mount(source.as_ptr(), libc::MS_BIND, "bind-mount the binary")?;
+    mount(
+        std::ptr::null(),
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+        "remount the binary read-only",
+    )
 }
 
 /// Removes this process's read-only helper mount; called when wasmhost

@@ -66,18 +66,11 @@ pub fn build(spec: &ImageSpec, dir: &Path, tag: &str) -> Result<Built> {
     gz.write_all(&tar)?;
     let layer = gz.finish()?;
     let config = serde_json::to_vec(&config_json(spec, &entrypoint, &diff_id))?;
-    let describe = |bytes: &[u8], media_type: &str| Descriptor {
-        media_type: media_type.to_owned(),
-        digest: digest_of(bytes),
-        size: bytes.len() as u64,
-        platform: None,
-        annotations: None,
-    };
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
-        "config": describe(&config, media::OCI_IMAGE_CONFIG),
-        "layers": [describe(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+        "config": Descriptor::of(&config, media::OCI_IMAGE_CONFIG),
+        "layers": [Descriptor::of(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
     }))?;
     let descriptor = layout::write(dir, tag, &manifest, &[&config, &layer])?;
     Ok(Built {

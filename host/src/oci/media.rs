@@ -73,6 +73,19 @@ pub struct Descriptor {
     pub annotations: Option<std::collections::BTreeMap<String, String>>,
 }
 
+impl Descriptor {
+    /// The descriptor of `bytes` as a blob of `media_type`.
+    pub fn of(bytes: &[u8], media_type: &str) -> Self {
+        Descriptor {
+            media_type: media_type.to_owned(),
+            digest: super::store::digest_of(bytes),
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: None,
+        }
+    }
+}
+
 /// An index entry's platform.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Platform {

@@ -114,16 +114,9 @@ fn descriptors(
     config_type: &str,
     layers: &[(Vec<u8>, &'static str)],
 ) -> (Descriptor, Vec<Descriptor>) {
-    let describe = |bytes: &[u8], media_type: &str| Descriptor {
-        media_type: media_type.to_owned(),
-        digest: digest_of(bytes),
-        size: bytes.len() as u64,
-        platform: None,
-        annotations: None,
-    };
     (
-        describe(config, config_type),
-        layers.iter().map(|(b, t)| describe(b, t)).collect(),
+        Descriptor::of(config, config_type),
+        layers.iter().map(|(b, t)| Descriptor::of(b, t)).collect(),
     )
 }
 
