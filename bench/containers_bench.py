@@ -7,17 +7,19 @@
    (`wasmhost runtime`, youki's libcontainer) vs `runc` vs `crun`.
 2. Warm proxy overhead: `wasmhost run` of the busybox httpd image, wrk
    through wasmhost's front door vs wrk started inside the container's
-   network namespace talking to httpd directly.
+   network namespace talking to httpd directly, and, as the peer, wrk
+   through HAProxy (installed if missing) started inside that namespace
+   in front of httpd: what one mature HTTP proxy hop costs on this load.
 
 Rounds alternate; medians are reported. Needs root, runc, crun, wrk,
-docker-registry, umoci, skopeo, busybox-static, iproute2.
+docker-registry, umoci, skopeo, busybox-static, iproute2, haproxy.
 
 crun 1.8 refuses this machine's hybrid cgroup layout while the hugetlb
 controller sits on the cgroup2 mount; the script moves it to a v1
 hierarchy first (`mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`),
 which lasts until reboot and does not disturb runc or libcontainer.
 
-Usage: bench/containers_bench.py [--rounds N] [--duration S]
+Usage: bench/containers_bench.py [--rounds N] [--duration S] [--only proxy|cold]
 Writes bench/last-containers-run.json.
 """
 
@@ -145,6 +147,46 @@ def wrk(url, duration, netns_pid=None, connections=8):
     return {"rps": rps, "p50_ms": p50}
 
 
+HAPROXY_CONFIG = """global
+  maxconn 1024
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend front
+  bind 127.0.0.1:8081
+  default_backend container
+backend container
+  server httpd 127.0.0.1:8080
+"""
+
+
+def haproxy_in(work, pid):
+    """HAProxy, the reference HTTP proxy, started inside the container's
+    network namespace in front of httpd (127.0.0.1:8081 -> 8080): the cost
+    of one mature HTTP proxy hop on the same load, measured in the same
+    run."""
+    if not shutil.which("haproxy"):
+        sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy")
+    config = os.path.join(work, "haproxy.cfg")
+    with open(config, "w") as f:
+        f.write(HAPROXY_CONFIG)
+    log = open(os.path.join(work, "haproxy.log"), "w+")
+    proc = subprocess.Popen(["nsenter", "-t", str(pid), "-n", "haproxy", "-db", "-f", config],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.time() + 10
+    while subprocess.run(["nsenter", "-t", str(pid), "-n", "bash", "-c",
+                          "exec 3<>/dev/tcp/127.0.0.1/8081"],
+                         stderr=subprocess.DEVNULL).returncode != 0:
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            log.seek(0)
+            raise RuntimeError(f"haproxy did not start: {log.read()}")
+        time.sleep(0.05)
+    return proc
+
+
 def proxy_overhead(work, rounds, duration):
     registry = ob.Registry(work)
     try:
@@ -173,58 +215,90 @@ skopeo copy --quiet --dest-tls-verify=false oci:{layout}:x docker://{ref}
                 [WASMHOST, "runtime", "--root", "/run/wasmhost/embedded", "list"],
                 check=True, capture_output=True, text=True).stdout)
             pid = next(c["pid"] for c in listed if f"-{server.proc.pid}-" in c["id"])
-            rows = {}
-            wrk(f"http://127.0.0.1:{port}/index.html", 1)
-            for connections in (1, 8):
-                through, inside = f"c{connections} through wasmhost", f"c{connections} inside the netns"
-                rows[through], rows[inside] = [], []
-                for _ in range(rounds):
-                    rows[through].append(wrk(f"http://127.0.0.1:{port}/index.html", duration,
-                                             connections=connections))
-                    rows[inside].append(wrk("http://127.0.0.1:8080/index.html", duration, pid,
-                                            connections=connections))
-            return rows
+            haproxy = haproxy_in(work, pid)
+            try:
+                rows = {}
+                wrk(f"http://127.0.0.1:{port}/index.html", 1)
+                wrk("http://127.0.0.1:8081/index.html", 1, pid)
+                for connections in (1, 8):
+                    through = f"c{connections} through wasmhost"
+                    inside = f"c{connections} inside the netns"
+                    peer = f"c{connections} through haproxy"
+                    rows[through], rows[inside], rows[peer] = [], [], []
+                    for _ in range(rounds):
+                        rows[through].append(wrk(f"http://127.0.0.1:{port}/index.html", duration,
+                                                 connections=connections))
+                        rows[inside].append(wrk("http://127.0.0.1:8080/index.html", duration, pid,
+                                                connections=connections))
+                        rows[peer].append(wrk("http://127.0.0.1:8081/index.html", duration, pid,
+                                              connections=connections))
+                return rows
+            finally:
+                haproxy.kill()
+                haproxy.wait()
         finally:
             server.stop()
     finally:
         registry.stop()
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--duration", type=int, default=5)
-    args = parser.parse_args()
-    hugetlb_to_v1()
-    with tempfile.TemporaryDirectory() as work:
-        # The warm proxy test first, in the host's network namespace.
-        proxy = proxy_overhead(work, max(3, args.rounds // 5), args.duration)
-        bundle = make_bundle(work)
-        seal_helper()
-        enter_netns()
-        cold = {"wasmhost": [], "runc": [], "crun": []}
-        for name in cold:  # warm-up: page cache, binaries
-            cold_start(name, bundle, "warm")
-        for n in range(args.rounds):
-            for name in cold:
-                cold[name].append(cold_start(name, bundle, n))
+def cold_starts(work, rounds):
+    bundle = make_bundle(work)
+    seal_helper()
+    enter_netns()
+    cold = {"wasmhost": [], "runc": [], "crun": []}
+    for name in cold:  # warm-up: page cache, binaries
+        cold_start(name, bundle, "warm")
+    for n in range(rounds):
+        for name in cold:
+            cold[name].append(cold_start(name, bundle, n))
     subprocess.run(["ip", "netns", "del", NETNS], stderr=subprocess.DEVNULL)
+    return cold
+
+
+def print_cold(cold):
     med = {k: statistics.median(v) for k, v in cold.items()}
-    print(f"machine: {hb.machine()}; rounds: {args.rounds}")
     print("| cold start to first 200 (same bundle) | median ms | vs crun |")
     print("|---|---|---|")
     for name, value in med.items():
         print(f"| {name} | {value:.1f} | {value / med['crun']:.2f}x |")
-    print("| warm busybox httpd | p50 ms | req/s |")
-    print("|---|---|---|")
+
+
+def print_proxy(proxy):
+    print("| warm busybox httpd | p50 ms | req/s | added p50 | req/s vs direct |")
+    print("|---|---|---|---|---|")
     for connections in (1, 8):
-        a = proxy[f"c{connections} through wasmhost"]
-        b = proxy[f"c{connections} inside the netns"]
-        p50a, p50b = statistics.median(r["p50_ms"] for r in a), statistics.median(r["p50_ms"] for r in b)
-        rpsa, rpsb = statistics.median(r["rps"] for r in a), statistics.median(r["rps"] for r in b)
-        print(f"| wrk -c{connections}, through wasmhost's front door | {p50a:.3f} | {rpsa:.0f} |")
-        print(f"| wrk -c{connections}, inside the network namespace, direct | {p50b:.3f} | {rpsb:.0f} |")
-        print(f"| wrk -c{connections}, added by wasmhost | {(p50a - p50b) * 1000:+.0f} us | {rpsa / rpsb:.2f}x |")
+        direct = proxy[f"c{connections} inside the netns"]
+        p50d = statistics.median(r["p50_ms"] for r in direct)
+        rpsd = statistics.median(r["rps"] for r in direct)
+        for how in ("through wasmhost", "through haproxy", "inside the netns"):
+            rows = proxy[f"c{connections} {how}"]
+            p50 = statistics.median(r["p50_ms"] for r in rows)
+            rps = statistics.median(r["rps"] for r in rows)
+            print(f"| wrk -c{connections}, {how} | {p50:.3f} | {rps:.0f} | "
+                  f"{(p50 - p50d) * 1000:+.0f} us | {rps / rpsd:.2f}x |")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--only", choices=["proxy", "cold"],
+                        help="run one of the two parts (quick checks; RESULTS.md takes both)")
+    args = parser.parse_args()
+    hugetlb_to_v1()
+    proxy, cold = None, None
+    with tempfile.TemporaryDirectory() as work:
+        # The warm proxy test first, in the host's network namespace.
+        if args.only != "cold":
+            proxy = proxy_overhead(work, max(3, args.rounds // 5), args.duration)
+        if args.only != "proxy":
+            cold = cold_starts(work, args.rounds)
+    print(f"machine: {hb.machine()}; rounds: {args.rounds}")
+    if cold:
+        print_cold(cold)
+    if proxy:
+        print_proxy(proxy)
     with open(os.path.join(ROOT, "bench/last-containers-run.json"), "w") as out:
         json.dump({"machine": hb.machine(), "rounds": args.rounds, "cold_ms": cold, "proxy": proxy},
                   out, indent=1)

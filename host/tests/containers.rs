@@ -74,7 +74,13 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
     let client = http1();
     let page = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    // busybox closes every connection; that is between it and wasmhost.
+    assert!(page.headers().get("connection").is_none(), "{page:?}");
     assert_eq!(page.text().await.unwrap(), "hello from busybox\n");
+    assert_eq!(
+        two_requests_on_one_connection(&server),
+        ["hello from busybox\n"; 2]
+    );
 
     // From inside: its own pid namespace (httpd is pid 1, no host process)...
     let ps = get_text(&client, server.url("/cgi-bin/ps")).await;
@@ -114,6 +120,49 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
         "{mounts}"
     );
     stop(server);
+}
+
+/// Two GETs of /index.html, one after the other, on one client
+/// connection: the second is answered only if the proxy kept the
+/// connection open.
+fn two_requests_on_one_connection(server: &Server) -> Vec<String> {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let address = server
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /index.html HTTP/1.1\r\nHost: wasmhost\r\n\r\n")
+            .unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "connection closed"
+            );
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        bodies.push(String::from_utf8(body).unwrap());
+    }
+    bodies
 }
 
 #[tokio::test]
