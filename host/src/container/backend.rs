@@ -12,19 +12,15 @@
 //! Requests reach it through a connection made inside its network
 //! namespace ([`super::netns`]), proxied as HTTP/1.1.
 
-use std::future::Future as _;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -35,6 +31,7 @@ use super::netns::NetNs;
 use super::rootfs::{ContainerRoot, LayerCache};
 use super::runtime::{OciRuntime, ID_PREFIX};
 use super::spec::{self, Policy};
+use super::upstream::{self, Driven, DrivenBody};
 use crate::backend::{
     text_response, Backend, BoxError, BoxFuture, RequestBody, RequestContext, ResponseBody,
 };
@@ -248,16 +245,16 @@ impl Inner {
         ctx: &RequestContext,
     ) -> Result<http::Response<ResponseBody>> {
         // A pooled connection has a task driving it; a fresh one is driven
-        // by this request's own task (see `DrivenBody`).
-        let (mut sender, mut connection) = match take_idle(&running.idle) {
+        // by this request's own task (see `upstream`).
+        let (mut sender, mut driven) = match take_idle(&running.idle) {
             Some(sender) => (sender, None),
             None => {
-                let (sender, connection) = self.connect(running).await?;
-                (sender, Some(connection))
+                let (sender, driven) = self.connect(running).await?;
+                (sender, Some(driven))
             }
         };
         let req = upstream_request(req, ctx);
-        let response = exchange(&mut sender, &mut connection, req)
+        let response = upstream::exchange(&mut sender, driven.as_mut(), req)
             .await
             .context("the container closed the connection")?;
         let closing = response
@@ -269,18 +266,17 @@ impl Inner {
         if closing {
             // Nothing to keep: whoever reads the body drives what is left
             // of the exchange, and the connection goes with the body.
-            return Ok(response.map(|body| {
-                DrivenBody { body, connection }
+            return Ok(response.map(|body| match driven {
+                Some(driven) => DrivenBody { body, driven }
                     .map_err(|e| Box::new(e) as BoxError)
-                    .boxed_unsync()
+                    .boxed_unsync(),
+                None => body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
             }));
         }
         // The container keeps the connection open: it gets a task of its
         // own and goes back to the idle list once this response is through.
-        if let Some(connection) = connection {
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
+        if let Some(driven) = driven {
+            driven.spawn();
         }
         let idle = running.idle.clone();
         tokio::spawn(async move {
@@ -296,10 +292,7 @@ impl Inner {
     }
 
     /// A fresh HTTP/1 connection to the container's port, not yet driven.
-    async fn connect(
-        &self,
-        running: &Running,
-    ) -> Result<(SendRequest<RequestBody>, Pin<Box<Upstream>>)> {
+    async fn connect(&self, running: &Running) -> Result<(SendRequest<RequestBody>, Driven)> {
         let stream = running
             .netns
             .connect(self.settings.port)
@@ -308,7 +301,7 @@ impl Inner {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .context("HTTP handshake with the container failed")?;
-        Ok((sender, Box::pin(connection)))
+        Ok((sender, Driven::new(connection)))
     }
 
     /// The running container, starting it if needed.
@@ -528,68 +521,6 @@ impl Inner {
                 self.stop(&running).await;
             }
         }
-    }
-}
-
-/// The client half of a connection to a container.
-type Upstream = hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, RequestBody>;
-
-/// Sends `req` and waits for the response head, driving `connection` (if
-/// this task owns it) meanwhile. A connection that finishes is dropped.
-async fn exchange(
-    sender: &mut SendRequest<RequestBody>,
-    connection: &mut Option<Pin<Box<Upstream>>>,
-    req: http::Request<RequestBody>,
-) -> hyper::Result<http::Response<Incoming>> {
-    let send = sender.send_request(req);
-    tokio::pin!(send);
-    std::future::poll_fn(|cx| {
-        drive(connection, cx);
-        send.as_mut().poll(cx)
-    })
-    .await
-}
-
-/// Polls a connection this task owns; drops it once it is done.
-fn drive(connection: &mut Option<Pin<Box<Upstream>>>, cx: &mut Context<'_>) {
-    if let Some(running) = connection.as_mut() {
-        if running.as_mut().poll(cx).is_ready() {
-            *connection = None;
-        }
-    }
-}
-
-/// A response body that drives its own connection as it is read.
-///
-/// Containers such as busybox httpd close every connection, so most
-/// upstream connections carry one exchange. Driving each from a task of
-/// its own cost a spawn and wake-ups across worker threads for every
-/// read and write (~35 µs a request in `bench/containers_bench.py`);
-/// reading the body from the request's task drives it instead.
-struct DrivenBody {
-    body: Incoming,
-    connection: Option<Pin<Box<Upstream>>>,
-}
-
-impl hyper::body::Body for DrivenBody {
-    type Data = bytes::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.get_mut();
-        drive(&mut this.connection, cx);
-        Pin::new(&mut this.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`runtime`]: running the bundle with runc, crun or youki.
 //! - [`backend`]: the container as a [`crate::backend::Backend`]: start,
 //!   readiness, idle stop, restart, proxying.
+//! - [`upstream`]: a fresh connection to the container, driven by the
+//!   request that uses it.
 
 pub mod backend;
 pub mod image;
@@ -19,3 +21,4 @@ pub mod netns;
 pub mod rootfs;
 pub mod runtime;
 pub mod spec;
+pub mod upstream;
