@@ -220,21 +220,31 @@ fn has_container(runtime: &str, tag: &str) -> bool {
 }
 
 /// The host pid of the init process of the running container whose id
-/// contains `tag`.
+/// contains `tag`. The runtime's `list` skips a container whose state it
+/// cannot read at that instant (another test's runtime may be writing the
+/// same state directory), so it is asked a few times.
 fn container_init_pid(tag: &str) -> u32 {
-    let list = containers("embedded");
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| {
-            c["id"].as_str().unwrap_or_default().contains(tag)
-                && c["status"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .eq_ignore_ascii_case("running")
-        })
-        .and_then(|c| c["pid"].as_u64())
-        .unwrap_or_else(|| panic!("no running container with `{tag}`: {list}")) as u32
+    let mut list = serde_json::Value::Null;
+    for _ in 0..50 {
+        list = containers("embedded");
+        let pid = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| {
+                c["id"].as_str().unwrap_or_default().contains(tag)
+                    && c["status"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .eq_ignore_ascii_case("running")
+            })
+            .and_then(|c| c["pid"].as_u64());
+        if let Some(pid) = pid {
+            return pid as u32;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no running container with `{tag}`: {list}")
 }
 
 #[tokio::test]
@@ -614,8 +624,47 @@ async fn the_embedded_runtime_runs_from_a_read_only_wasmhost_binary() {
         write.is_err(),
         "the helper's binary must not be writable through /proc"
     );
+    // The helper was started ahead of the container and took its order on
+    // stdin; the next one waits already, and goes when wasmhost does.
+    let standby = standby_helpers(server.pid());
+    assert!(standby.contains(&helper), "{standby:?} vs {helper}");
+    let waiting: Vec<u32> = standby.into_iter().filter(|&p| p != helper).collect();
+    assert_eq!(waiting.len(), 1, "one helper waits for the next start");
     stop(server);
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(exe.to_str().unwrap()), "{mounts}");
     assert!(!exe.exists());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{}", waiting[0])).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiting helper outlived wasmhost"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Children of `parent` that are runtime helpers started ahead.
+fn standby_helpers(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let (Ok(status), Ok(cmdline)) = (
+            std::fs::read_to_string(format!("/proc/{pid}/status")),
+            std::fs::read(format!("/proc/{pid}/cmdline")),
+        ) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if ppid == Some(parent) && args.contains(&&b"standby"[..]) {
+            found.push(pid);
+        }
+    }
+    found
 }

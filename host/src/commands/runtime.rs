@@ -52,6 +52,12 @@ pub enum RuntimeAction {
         /// The container id.
         id: String,
     },
+    /// Wait, already executed, for one `run` order on stdin (a JSON line
+    /// `{"bundle": …, "id": …}`), then run it as `run` would; exit quietly
+    /// at end of input. wasmhost keeps one such helper started ahead, so a
+    /// container start does not wait for the helper's own exec.
+    #[command(hide = true)]
+    Standby,
     /// Signal a container.
     Kill {
         /// Every process in it, not only init.
@@ -83,6 +89,10 @@ impl RuntimeCommand {
     pub fn execute(self) -> Result<i32> {
         match self.action {
             RuntimeAction::Run { bundle, id } => run(&self.root, &bundle, &id),
+            RuntimeAction::Standby => match standby_order()? {
+                Some(order) => run(&self.root, &order.bundle, &order.id),
+                None => Ok(0),
+            },
             RuntimeAction::Kill { all, id, signal } => {
                 let signal = Signal::try_from(signal.as_str())
                     .map_err(|e| anyhow::anyhow!("bad signal `{signal}`: {e}"))?;
@@ -109,6 +119,38 @@ impl RuntimeCommand {
             }
         }
     }
+}
+
+/// What a standby helper is told to run.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct StandbyOrder {
+    /// The bundle (config.json and root).
+    pub bundle: PathBuf,
+    /// The container id.
+    pub id: String,
+}
+
+/// Reads the order (`None` at end of input: wasmhost exited or stopped
+/// keeping a helper ready), then points stdin at `/dev/null` so that the
+/// container does not inherit the order pipe.
+fn standby_order() -> Result<Option<StandbyOrder>> {
+    use std::io::BufRead as _;
+    use std::os::fd::AsRawFd as _;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the order")?;
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let order = serde_json::from_str(&line).context("bad order")?;
+    let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+    // SAFETY: dup2 of two descriptors we own onto fd 0.
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot detach stdin");
+    }
+    Ok(Some(order))
 }
 
 fn load(root: &Path, id: &str) -> Result<Container> {

@@ -165,6 +165,7 @@ impl ContainerBackend {
             volume.create_host_dir()?;
         }
         sweep(&settings.runtime, &settings.state_dir).await;
+        settings.runtime.keep_standby();
         let inner = Arc::new_cyclic(|me| Inner {
             id: Arc::from(id),
             settings,
@@ -375,7 +376,7 @@ impl Inner {
         let spec = spec::runtime_spec(&self.image.config, &rootfs, &policy, &passwd, &group)?;
         spec.save(dir.join("config.json"))
             .context("cannot write the bundle's config.json")?;
-        let mut child = self.settings.runtime.run(&container_id, &dir)?;
+        let mut child = self.settings.runtime.run(&container_id, &dir).await?;
         forward_output(&self.id, child.stdout.take(), "stdout");
         forward_output(&self.id, child.stderr.take(), "stderr");
         let (exit_tx, exited) = watch::channel(None);
