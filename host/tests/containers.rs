@@ -579,6 +579,43 @@ async fn the_same_image_runs_under_runc() {
 }
 
 #[tokio::test]
+async fn in_a_user_namespace_root_inside_is_an_unprivileged_host_user() {
+    let fixture = fixture("test/userns:1");
+    let server = fixture.run(&["--user-namespace"]);
+    let client = http1();
+    // The front door reaches it through the network namespace the
+    // container made for itself (owned by its user namespace)...
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    let net = get_text(&client, server.url("/cgi-bin/net")).await;
+    assert!(net.contains("lo:") && net.lines().count() == 3, "{net}");
+    // ...its users are the image's inside...
+    let whoami = get_text(&client, server.url("/cgi-bin/whoami")).await;
+    assert!(whoami.contains("uid=33(www)"), "{whoami}");
+    let map = get_text(&client, server.url("/cgi-bin/uidmap")).await;
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    // ...and unprivileged ids on the host, in a user namespace of its own.
+    let init = container_init_pid(&format!("wasmhost-{}-userns", server.pid()));
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uid.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["100033"; 4],
+        "{uid}"
+    );
+    assert_ne!(
+        std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap(),
+        std::fs::read_link("/proc/self/ns/user").unwrap()
+    );
+    stop(server);
+}
+
+#[tokio::test]
 async fn the_embedded_runtime_runs_from_a_read_only_wasmhost_binary() {
     // CVE-2019-5736: a container can reach the executable of the process
     // that creates it through /proc/<pid>/exe. The embedded runtime's

@@ -357,6 +357,9 @@ async fn container_backend(
             .collect(),
         state_dir: PathBuf::from(CONTAINERS_DIR),
         volumes: component.volumes.clone(),
+        user_namespace: container
+            .user_namespace
+            .then_some(crate::container::spec::IdMap::DEFAULT),
     };
     ContainerBackend::new(id, image, settings).await
 }

@@ -196,7 +196,8 @@ pub enum Source {
 }
 
 /// `container = { image, port, start, idle_timeout, memory_limit, cpus,
-/// pids_limit, runtime, stop_grace }`: how a container component runs.
+/// pids_limit, runtime, stop_grace, user_namespace }`: how a container
+/// component runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerSource {
     /// The image reference.
@@ -219,6 +220,8 @@ pub struct ContainerSource {
     pub runtime: Option<String>,
     /// `stop_grace = "10s"`: between SIGTERM and SIGKILL on stop.
     pub stop_grace: Option<std::time::Duration>,
+    /// `user_namespace = true`: root inside is an unprivileged host id.
+    pub user_namespace: bool,
 
     /// What the image resolved to once pulled (set by `app::sources`): its
     /// config and layers.
@@ -902,6 +905,7 @@ impl Cx<'_> {
             pids_limit: raw.pids_limit,
             runtime: raw.runtime,
             stop_grace,
+            user_namespace: raw.user_namespace.unwrap_or(false),
             pulled: None,
         })
     }
@@ -1156,6 +1160,7 @@ struct RawContainer {
     pids_limit: Option<i64>,
     runtime: Option<String>,
     stop_grace: Option<String>,
+    user_namespace: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1810,7 +1815,7 @@ watch = ["src/**/*.rs"]
             .unwrap();
         };
         write(
-            r#"container = { image = "example.com/legacy:1", port = 8080, start = "eager", idle_timeout = "5m", memory_limit = "64MiB", cpus = 0.5 }"#,
+            r#"container = { image = "example.com/legacy:1", port = 8080, start = "eager", idle_timeout = "5m", memory_limit = "64MiB", cpus = 0.5, user_namespace = true }"#,
         );
         let loaded = load(&path).unwrap();
         let Source::Container(c) = &loaded.manifest.components["legacy"].source else {
@@ -1823,6 +1828,7 @@ watch = ["src/**/*.rs"]
         );
         assert_eq!(c.idle_timeout, Some(std::time::Duration::from_secs(300)));
         assert_eq!(c.memory_limit, Some(64 << 20));
+        assert!(c.user_namespace);
 
         write(
             r#"source = "x.wasm"

@@ -68,6 +68,12 @@ pub struct RunCommand {
     #[arg(long = "volume", short = 'v', value_name = "HOST:PATH[:ro]")]
     pub volumes: Vec<String>,
 
+    /// Run in a user namespace: root inside is host uid/gid 100000, and
+    /// ids 0-65535 map to 100000-165535. The image's files keep their host
+    /// owners (they show as `nobody` inside: readable, not writable).
+    #[arg(long)]
+    pub user_namespace: bool,
+
     /// Start on the first request instead of now.
     #[arg(long)]
     pub lazy: bool,
@@ -134,6 +140,9 @@ impl RunCommand {
                 .iter()
                 .map(|v| Volume::parse(v, &std::env::current_dir()?).context("--volume"))
                 .collect::<Result<_>>()?,
+            user_namespace: self
+                .user_namespace
+                .then_some(crate::container::spec::IdMap::DEFAULT),
         };
         let id = super::name_of(&self.image);
         let backend: Arc<dyn Backend> =

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
@@ -82,6 +82,10 @@ pub struct ContainerSettings {
     pub state_dir: PathBuf,
     /// Host directories mounted into the container.
     pub volumes: Vec<crate::volume::Volume>,
+    /// Run in a user namespace with these ids (root inside is an
+    /// unprivileged host id); `None`: as host root, in the other
+    /// namespaces only.
+    pub user_namespace: Option<spec::IdMap>,
 }
 
 /// The image, unpacked, ready to start containers from.
@@ -359,12 +363,28 @@ impl Inner {
             &self.image.store,
             &self.image.layers,
         )?;
-        let netns = NetNs::create(&container_id)?;
+        let user_namespace = self.settings.user_namespace;
+        if let Some(ids) = user_namespace {
+            // The container's root must own its root directory (through
+            // the overlay: the upper directory), or it cannot even create
+            // its mount points. The image's own files keep host ids: they
+            // show as `nobody` inside and stay readable, not writable.
+            std::os::unix::fs::chown(root.path(), Some(ids.host), Some(ids.host))
+                .context("cannot hand the container's root to its user namespace")?;
+        }
+        // In a user namespace the container makes its own network namespace
+        // (a runtime enters the user namespace first, and then may not join
+        // one the host owns); wasmhost adopts it once the container runs.
+        let premade = match user_namespace {
+            None => Some(NetNs::create(&container_id)?),
+            Some(_) => None,
+        };
         let policy = Policy {
             memory_limit: self.settings.memory_limit,
             pids_limit: self.settings.pids_limit,
             cpus: self.settings.cpus,
-            network_namespace: netns.path().to_owned(),
+            network_namespace: premade.as_ref().map(|netns| netns.path().to_owned()),
+            user_namespace,
             cgroups_path: format!("/wasmhost/{container_id}"),
             hostname: sanitize(&self.id),
             environment: self.settings.environment.clone(),
@@ -379,6 +399,18 @@ impl Inner {
         let mut child = self.settings.runtime.run(&container_id, &dir).await?;
         forward_output(&self.id, child.stdout.take(), "stdout");
         forward_output(&self.id, child.stderr.take(), "stderr");
+        let netns = match premade {
+            Some(netns) => netns,
+            None => match self.adopt_network(&container_id, started).await {
+                Ok(netns) => netns,
+                Err(e) => {
+                    let _ = self.settings.runtime.kill(&container_id, "KILL").await;
+                    let _ = child.wait().await;
+                    let _ = self.settings.runtime.delete(&container_id).await;
+                    return Err(e);
+                }
+            },
+        };
         let (exit_tx, exited) = watch::channel(None);
         let running = Arc::new(Running {
             container_id: container_id.clone(),
@@ -415,6 +447,23 @@ impl Inner {
             self.watch_idle(running.clone(), idle);
         }
         Ok(running)
+    }
+
+    /// The network namespace container `id` made for itself, once its
+    /// init process is there.
+    async fn adopt_network(&self, id: &str, started: Instant) -> Result<NetNs> {
+        loop {
+            if let Some(pid) = self.settings.runtime.init_pid(id).await? {
+                return NetNs::adopt(id, pid);
+            }
+            if started.elapsed() > self.settings.ready_timeout {
+                bail!(
+                    "container `{id}` had no init process after {:?}",
+                    self.settings.ready_timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     async fn wait_ready(&self, running: &Running, started: Instant) -> Result<()> {

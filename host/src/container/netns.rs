@@ -46,6 +46,20 @@ pub struct NetNs {
 impl NetNs {
     /// A new namespace with `lo` up.
     pub fn create(name: &str) -> Result<Self> {
+        Self::held_by_thread(name, enter_new_namespace)
+    }
+
+    /// The namespace process `pid` is in (one a container made for itself,
+    /// owned by its user namespace), with `lo` brought up. Host root keeps
+    /// its capabilities over namespaces owned by a user namespace it made.
+    pub fn adopt(name: &str, pid: u32) -> Result<Self> {
+        Self::held_by_thread(name, move || enter_namespace_of(pid))
+    }
+
+    fn held_by_thread(
+        name: &str,
+        enter: impl FnOnce() -> Result<libc::pid_t> + Send + 'static,
+    ) -> Result<Self> {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<libc::pid_t>>();
         let (tx, rx) = mpsc::channel::<Request>();
         let pool = Arc::new(Mutex::new(Vec::new()));
@@ -53,7 +67,7 @@ impl NetNs {
         std::thread::Builder::new()
             .name(format!("netns-{name}"))
             .spawn(move || {
-                let entered = enter_new_namespace();
+                let entered = enter();
                 let ok = entered.is_ok();
                 let _ = ready_tx.send(entered);
                 if ok {
@@ -173,6 +187,22 @@ fn enter_new_namespace() -> Result<libc::pid_t> {
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(io::Error::last_os_error())
             .context("cannot create a network namespace (unshare)");
+    }
+    loopback_up().context("cannot bring `lo` up in the container's network namespace")?;
+    // SAFETY: gettid has no preconditions.
+    Ok(unsafe { libc::gettid() })
+}
+
+/// Moves the calling thread into the network namespace of process `pid`
+/// and brings `lo` up; returns the thread id.
+fn enter_namespace_of(pid: u32) -> Result<libc::pid_t> {
+    use std::os::fd::AsRawFd as _;
+    let path = format!("/proc/{pid}/ns/net");
+    let ns = std::fs::File::open(&path).with_context(|| format!("cannot open `{path}`"))?;
+    // SAFETY: setns on a namespace fd we hold; affects only this thread.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("cannot enter the network namespace of {pid}"));
     }
     loopback_up().context("cannot bring `lo` up in the container's network namespace")?;
     // SAFETY: gettid has no preconditions.

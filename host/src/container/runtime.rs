@@ -171,8 +171,31 @@ impl OciRuntime {
         Ok(())
     }
 
+    /// The host pid of container `id`'s init process, once it has one.
+    pub async fn init_pid(&self, id: &str) -> Result<Option<u32>> {
+        Ok(self.listed().await?.iter().find_map(|c| {
+            (c.get("id").and_then(|v| v.as_str()) == Some(id))
+                .then(|| c.get("pid").and_then(|p| p.as_u64()))
+                .flatten()
+                .filter(|&pid| pid > 0)
+                .and_then(|pid| u32::try_from(pid).ok())
+        }))
+    }
+
     /// Every container of wasmhost's this runtime knows.
     pub async fn list(&self) -> Result<Vec<String>> {
+        Ok(self
+            .listed()
+            .await?
+            .iter()
+            .filter_map(|c| c.get("id").and_then(|id| id.as_str()))
+            .filter(|id| id.starts_with(ID_PREFIX))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// `list --format json`, as it came.
+    async fn listed(&self) -> Result<Vec<serde_json::Value>> {
         if !self.root.exists() {
             return Ok(Vec::new());
         }
@@ -190,13 +213,7 @@ impl OciRuntime {
         }
         let list: Option<Vec<serde_json::Value>> =
             serde_json::from_slice(&out.stdout).unwrap_or_default();
-        Ok(list
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| c.get("id").and_then(|id| id.as_str()))
-            .filter(|id| id.starts_with(ID_PREFIX))
-            .map(str::to_owned)
-            .collect())
+        Ok(list.unwrap_or_default())
     }
 }
 

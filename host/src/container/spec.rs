@@ -14,9 +14,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use oci_spec::runtime::{
-    Arch, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, LinuxSeccompAction,
-    LinuxSeccompBuilder, LinuxSyscallBuilder, RootBuilder, Spec, UserBuilder,
+    Arch, LinuxCpuBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder, RootBuilder, Spec,
+    UserBuilder,
 };
 
 use super::image::ImageConfig;
@@ -30,8 +31,11 @@ pub struct Policy {
     pub pids_limit: i64,
     /// CPU share, in CPUs (0.5 = half a core), via CFS quota.
     pub cpus: f64,
-    /// The network namespace to join.
-    pub network_namespace: std::path::PathBuf,
+    /// The network namespace to join; `None`: a new one the runtime makes
+    /// (needed with a user namespace, which must own it).
+    pub network_namespace: Option<std::path::PathBuf>,
+    /// Run in a user namespace with these ids; `None`: as host root.
+    pub user_namespace: Option<IdMap>,
     /// cgroup path, relative to each hierarchy's root.
     pub cgroups_path: String,
     /// The container's hostname.
@@ -40,6 +44,25 @@ pub struct Policy {
     pub environment: Vec<(String, String)>,
     /// Host directories bind-mounted into the container.
     pub volumes: Vec<crate::volume::Volume>,
+}
+
+/// A user namespace's ids: container ids `0..size` are host ids
+/// `host..host + size`, for users and groups alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMap {
+    /// The host id of the container's root.
+    pub host: u32,
+    /// How many ids are mapped.
+    pub size: u32,
+}
+
+impl IdMap {
+    /// 65536 ids from host id 100000: what `useradd` gives the first user
+    /// in `/etc/subuid` on Debian, and podman's default for root.
+    pub const DEFAULT: IdMap = IdMap {
+        host: 100_000,
+        size: 65_536,
+    };
 }
 
 /// The runtime spec for running `image` with root `rootfs` under `policy`.
@@ -85,18 +108,31 @@ pub fn runtime_spec(
         .context("default spec has linux")?;
     let namespaces: Vec<LinuxNamespace> = oci_spec::runtime::get_default_namespaces()
         .into_iter()
-        .map(|ns| {
-            if ns.typ() == LinuxNamespaceType::Network {
+        .map(|ns| match &policy.network_namespace {
+            Some(path) if ns.typ() == LinuxNamespaceType::Network => {
                 LinuxNamespaceBuilder::default()
                     .typ(LinuxNamespaceType::Network)
-                    .path(policy.network_namespace.clone())
+                    .path(path.clone())
                     .build()
-            } else {
-                Ok(ns)
             }
+            _ => Ok(ns),
         })
+        .chain(policy.user_namespace.map(|_| {
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()
+        }))
         .collect::<Result<_, _>>()?;
     linux.set_namespaces(Some(namespaces));
+    if let Some(map) = policy.user_namespace {
+        let ids = LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(map.host)
+            .size(map.size)
+            .build()?;
+        linux.set_uid_mappings(Some(vec![ids]));
+        linux.set_gid_mappings(Some(vec![ids]));
+    }
     linux.set_cgroups_path(Some(policy.cgroups_path.clone().into()));
     let period: u64 = 100_000;
     linux.set_resources(Some(
@@ -551,7 +587,8 @@ mod tests {
             memory_limit: 64 << 20,
             pids_limit: 64,
             cpus: 0.5,
-            network_namespace: "/proc/1/task/2/ns/net".into(),
+            network_namespace: Some("/proc/1/task/2/ns/net".into()),
+            user_namespace: None,
             cgroups_path: "/wasmhost/test".into(),
             hostname: "legacy".into(),
             environment: vec![("A".into(), "2".into())],
@@ -601,5 +638,24 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&"/proc/kcore".into()));
+        assert!(json["linux"]["uidMappings"].is_null());
+
+        // In a user namespace: mapped ids, and a network namespace of its
+        // own (no path to join).
+        let policy = Policy {
+            network_namespace: None,
+            user_namespace: Some(IdMap::DEFAULT),
+            ..policy
+        };
+        let json =
+            serde_json::to_value(runtime_spec(&image, Path::new("/r"), &policy, "", "").unwrap())
+                .unwrap();
+        let namespaces = json["linux"]["namespaces"].as_array().unwrap();
+        assert!(namespaces.iter().any(|n| n["type"] == "user"));
+        let net = namespaces.iter().find(|n| n["type"] == "network").unwrap();
+        assert!(net["path"].is_null(), "{net}");
+        let ids = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        assert_eq!(json["linux"]["uidMappings"], ids);
+        assert_eq!(json["linux"]["gidMappings"], ids);
     }
 }
