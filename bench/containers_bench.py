@@ -22,7 +22,8 @@ controller sits on the cgroup2 mount; the script moves it to a v1
 hierarchy first (`mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`),
 which lasts until reboot and does not disturb runc or libcontainer.
 
-Usage: bench/containers_bench.py [--rounds N] [--duration S] [--only proxy|cold] [--favordynmods]
+Usage: bench/containers_bench.py [--rounds N] [--duration S] [--only proxy|cold]
+       [--seccomp x86_64|docker] [--favordynmods]
 Writes bench/last-containers-run.json.
 """
 
@@ -83,7 +84,25 @@ def enter_netns():
     os.close(fd)
 
 
-def make_bundle(work):
+SECCOMP_ARCHES = {
+    "x86_64": ["SCMP_ARCH_X86_64"],
+    "docker": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+}
+
+
+def wasmhost_seccomp(arches):
+    """wasmhost's seccomp allowlist (read from host/src/container/spec.rs)
+    for the given architectures: `x86_64` as wasmhost uses it, `docker`
+    with x86 and x32 too, as Docker's profile does."""
+    source = open(os.path.join(ROOT, "host/src/container/spec.rs")).read()
+    block = source[source.index("const ALLOWED_SYSCALLS"):]
+    names = re.findall(r'"([a-z0-9_]+)"', block[:block.index("];")])
+    return {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "architectures": SECCOMP_ARCHES[arches],
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]}
+
+
+def make_bundle(work, seccomp=None):
     bundle = os.path.join(work, "bundle")
     rootfs = os.path.join(bundle, "rootfs")
     os.makedirs(os.path.join(rootfs, "bin"))
@@ -100,6 +119,8 @@ def make_bundle(work):
     for ns in config["linux"]["namespaces"]:
         if ns["type"] == "network":
             ns["path"] = f"/run/netns/{NETNS}"
+    if seccomp:
+        config["linux"]["seccomp"] = wasmhost_seccomp(seccomp)
     json.dump(config, open(path, "w"))
     return bundle
 
@@ -271,8 +292,8 @@ skopeo copy --quiet --dest-tls-verify=false oci:{layout}:x docker://{ref}
         registry.stop()
 
 
-def cold_starts(work, rounds):
-    bundle = make_bundle(work)
+def cold_starts(work, rounds, seccomp=None):
+    bundle = make_bundle(work, seccomp)
     seal_helper()
     enter_netns()
     cold = {"wasmhost": [], "wasmhost-ahead": [], "runc": [], "crun": []}
@@ -314,6 +335,9 @@ def main():
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--only", choices=["proxy", "cold"],
                         help="run one of the two parts (quick checks; RESULTS.md takes both)")
+    parser.add_argument("--seccomp", choices=sorted(SECCOMP_ARCHES),
+                        help="cold starts with wasmhost's seccomp allowlist in the bundle "
+                             "(x86_64 only, as wasmhost uses it, or with x86 and x32 as Docker's)")
     parser.add_argument("--favordynmods", action="store_true",
                         help="cold starts without the kernel's cgroup grace-period wait, for all runtimes")
     args = parser.parse_args()
@@ -326,16 +350,18 @@ def main():
         if args.only != "cold":
             proxy = proxy_overhead(work, max(3, args.rounds // 5), args.duration)
         if args.only != "proxy":
-            cold = cold_starts(work, args.rounds)
+            cold = cold_starts(work, args.rounds, args.seccomp)
     if args.favordynmods:
         subprocess.run(["umount", FAVOR])
-    print(f"machine: {hb.machine()}; rounds: {args.rounds}; favordynmods: {args.favordynmods}")
+    print(f"machine: {hb.machine()}; rounds: {args.rounds}; favordynmods: {args.favordynmods}; "
+          f"seccomp: {args.seccomp}")
     if cold:
         print_cold(cold)
     if proxy:
         print_proxy(proxy)
     with open(os.path.join(ROOT, "bench/last-containers-run.json"), "w") as out:
         json.dump({"machine": hb.machine(), "rounds": args.rounds, "favordynmods": args.favordynmods,
+                   "seccomp": args.seccomp,
                    "cold_ms": cold, "proxy": proxy},
                   out, indent=1)
 

@@ -363,6 +363,7 @@ impl Inner {
             &self.image.store,
             &self.image.layers,
         )?;
+        let root_made = started.elapsed();
         let user_namespace = self.settings.user_namespace;
         if let Some(ids) = user_namespace {
             // The container's root must own its root directory (through
@@ -396,6 +397,7 @@ impl Inner {
         let spec = spec::runtime_spec(&self.image.config, &rootfs, &policy, &passwd, &group)?;
         spec.save(dir.join("config.json"))
             .context("cannot write the bundle's config.json")?;
+        let bundle_made = started.elapsed();
         let mut child = self.settings.runtime.run(&container_id, &dir).await?;
         forward_output(&self.id, child.stdout.take(), "stdout");
         forward_output(&self.id, child.stderr.take(), "stderr");
@@ -442,7 +444,13 @@ impl Inner {
             let _ = self.settings.runtime.kill(&container_id, "KILL").await;
             return Err(e);
         }
-        tracing::info!(component = %self.id, "container `{container_id}` ready in {:?}", started.elapsed());
+        tracing::info!(
+            component = %self.id,
+            "container `{container_id}` ready in {:?} (root {root_made:?}, bundle and network {:?}, runtime to port {:?})",
+            started.elapsed(),
+            bundle_made - root_made,
+            started.elapsed() - bundle_made,
+        );
         if let Some(idle) = self.settings.idle_timeout {
             self.watch_idle(running.clone(), idle);
         }
