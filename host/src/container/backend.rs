@@ -158,6 +158,11 @@ struct Running {
 /// version's, which has a component of the same name.
 static CONTAINERS_STARTED: AtomicU64 = AtomicU64::new(0);
 
+/// How often a starting container is asked whether it is there yet (its
+/// init process, its port): the timer's resolution, since every tick of
+/// waiting is part of the cold start.
+const READY_POLL: Duration = Duration::from_millis(1);
+
 /// Idle keep-alive connections kept per container at most.
 const MAX_IDLE_CONNECTIONS: usize = 32;
 
@@ -470,7 +475,7 @@ impl Inner {
                     self.settings.ready_timeout
                 );
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(READY_POLL).await;
         }
     }
 
@@ -489,7 +494,7 @@ impl Inner {
                     self.settings.ready_timeout
                 );
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(READY_POLL).await;
         }
     }
 
