@@ -345,14 +345,16 @@ def main():
     if args.favordynmods:
         favor_dynmods()
     proxy, cold = None, None
-    with tempfile.TemporaryDirectory() as work:
-        # The warm proxy test first, in the host's network namespace.
-        if args.only != "cold":
-            proxy = proxy_overhead(work, max(3, args.rounds // 5), args.duration)
-        if args.only != "proxy":
-            cold = cold_starts(work, args.rounds, args.seccomp)
-    if args.favordynmods:
-        subprocess.run(["umount", FAVOR])
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            # The warm proxy test first, in the host's network namespace.
+            if args.only != "cold":
+                proxy = proxy_overhead(work, max(3, args.rounds // 5), args.duration)
+            if args.only != "proxy":
+                cold = cold_starts(work, args.rounds, args.seccomp)
+    finally:
+        if args.favordynmods:
+            subprocess.run(["umount", FAVOR])
     print(f"machine: {hb.machine()}; rounds: {args.rounds}; favordynmods: {args.favordynmods}; "
           f"seccomp: {args.seccomp}")
     if cold:

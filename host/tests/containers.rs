@@ -313,6 +313,30 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
         !String::from_utf8_lossy(&out.stdout).contains(&tag),
         "the stopped container is gone"
     );
+    // Stopped, the next container is created ahead (its init waits), so
+    // that the cold start only starts the workload.
+    let created = |tag: &str| {
+        containers("embedded")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                c["id"].as_str().unwrap_or_default().contains(tag)
+                    && c["status"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .eq_ignore_ascii_case("created")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while created(&tag) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing created ahead"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let cold = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(cold.status(), 200);
     assert_eq!(
@@ -321,7 +345,29 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
         "{}",
         server.log()
     );
+    assert!(
+        server.log().contains("(created ahead) ready in"),
+        "{}",
+        server.log()
+    );
+    // Stopping wasmhost deletes the one created ahead after that start too.
+    server.wait_for_log("container idle", Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while created(&tag) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing created ahead"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     stop(server);
+    assert!(
+        !has_container("embedded", &tag),
+        "{}",
+        containers("embedded")
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&tag), "{mounts}");
 }
 
 #[tokio::test]
@@ -597,7 +643,7 @@ async fn in_a_user_namespace_root_inside_is_an_unprivileged_host_user() {
     let map = get_text(&client, server.url("/cgi-bin/uidmap")).await;
     assert_eq!(
         map.split_whitespace().collect::<Vec<_>>(),
-        ["0", "100000", "65536"]
+        ["0", "1000000000", "65536"]
     );
     // ...and unprivileged ids on the host, in a user namespace of its own.
     let init = container_init_pid(&format!("wasmhost-{}-userns", server.pid()));
@@ -605,7 +651,7 @@ async fn in_a_user_namespace_root_inside_is_an_unprivileged_host_user() {
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert_eq!(
         uid.split_whitespace().skip(1).collect::<Vec<_>>(),
-        ["100033"; 4],
+        ["1000000033"; 4],
         "{uid}"
     );
     assert_ne!(
@@ -672,7 +718,9 @@ async fn the_embedded_runtime_runs_from_a_read_only_wasmhost_binary() {
     assert!(!mounts.contains(exe.to_str().unwrap()), "{mounts}");
     assert!(!exe.exists());
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::path::Path::new(&format!("/proc/{}", waiting[0])).exists() {
+    while std::fs::read_to_string(format!("/proc/{}/status", waiting[0]))
+        .is_ok_and(|status| !status.contains("State:\tZ"))
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the waiting helper outlived wasmhost"

@@ -68,9 +68,10 @@ pub struct RunCommand {
     #[arg(long = "volume", short = 'v', value_name = "HOST:PATH[:ro]")]
     pub volumes: Vec<String>,
 
-    /// Run in a user namespace: root inside is host uid/gid 100000, and
-    /// ids 0-65535 map to 100000-165535. The image's files keep their host
-    /// owners (they show as `nobody` inside: readable, not writable).
+    /// Run in a user namespace: ids 0-65535 inside are host ids
+    /// 1000000000-1000065535, so root inside is nobody outside. The image's
+    /// files keep their host owners (they show as `nobody` inside:
+    /// readable, not writable).
     #[arg(long)]
     pub user_namespace: bool,
 

@@ -55,7 +55,9 @@ pub enum RuntimeAction {
     /// Wait, already executed, for one `run` order on stdin (a JSON line
     /// `{"bundle": …, "id": …}`), then run it as `run` would; exit quietly
     /// at end of input. wasmhost keeps one such helper started ahead, so a
-    /// container start does not wait for the helper's own exec.
+    /// container start does not wait for the helper's own exec. With
+    /// `"wait_for_start": true` the container is created at once and
+    /// started at the next line (`start`); end of input instead deletes it.
     #[command(hide = true)]
     Standby,
     /// Signal a container.
@@ -89,10 +91,7 @@ impl RuntimeCommand {
     pub fn execute(self) -> Result<i32> {
         match self.action {
             RuntimeAction::Run { bundle, id } => run(&self.root, &bundle, &id),
-            RuntimeAction::Standby => match standby_order()? {
-                Some(order) => run(&self.root, &order.bundle, &order.id),
-                None => Ok(0),
-            },
+            RuntimeAction::Standby => standby(&self.root),
             RuntimeAction::Kill { all, id, signal } => {
                 let signal = Signal::try_from(signal.as_str())
                     .map_err(|e| anyhow::anyhow!("bad signal `{signal}`: {e}"))?;
@@ -128,29 +127,59 @@ pub struct StandbyOrder {
     pub bundle: PathBuf,
     /// The container id.
     pub id: String,
+    /// Create the container now, start it at the next line.
+    #[serde(default)]
+    pub wait_for_start: bool,
 }
 
-/// Reads the order (`None` at end of input: wasmhost exited or stopped
-/// keeping a helper ready), then points stdin at `/dev/null` so that the
-/// container does not inherit the order pipe.
-fn standby_order() -> Result<Option<StandbyOrder>> {
+/// The line that starts a container created ahead.
+pub const START: &str = "start";
+
+/// Reads orders from stdin, which is pointed at `/dev/null` first so that
+/// the container does not inherit the order pipe.
+fn standby(root: &Path) -> Result<i32> {
     use std::io::BufRead as _;
-    use std::os::fd::AsRawFd as _;
+    let mut orders = std::io::BufReader::new(detach_stdin()?);
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
+    orders
         .read_line(&mut line)
         .context("cannot read the order")?;
     if line.trim().is_empty() {
-        return Ok(None);
+        return Ok(0);
     }
-    let order = serde_json::from_str(&line).context("bad order")?;
+    let order: StandbyOrder = serde_json::from_str(&line).context("bad order")?;
+    if !order.wait_for_start {
+        return run(root, &order.bundle, &order.id);
+    }
+    let mut container = create(root, &order.bundle, &order.id)?;
+    line.clear();
+    orders
+        .read_line(&mut line)
+        .context("cannot read the order")?;
+    if line.trim() != START {
+        // wasmhost stopped (or dropped) the container it made ahead.
+        let _ = container.delete(true);
+        return Ok(0);
+    }
+    start_and_wait(&mut container, &order.id)
+}
+
+/// stdin as a file of its own (close-on-exec), and `/dev/null` as fd 0.
+fn detach_stdin() -> Result<std::fs::File> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
+    // SAFETY: fcntl duplicates fd 0 into a new descriptor we then own.
+    let orders = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+    if orders < 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot take stdin");
+    }
+    // SAFETY: `orders` was just returned by fcntl and nothing else owns it.
+    let orders = unsafe { std::fs::File::from_raw_fd(orders) };
     let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
-    // SAFETY: dup2 of two descriptors we own onto fd 0.
+    // SAFETY: dup2 of a descriptor we own onto fd 0.
     if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
         return Err(std::io::Error::last_os_error()).context("cannot detach stdin");
     }
-    Ok(Some(order))
+    Ok(orders)
 }
 
 fn load(root: &Path, id: &str) -> Result<Container> {
@@ -189,8 +218,14 @@ fn run(root: &Path, bundle: &Path, id: &str) -> Result<i32> {
     if std::env::var_os(SEALED_ENV).is_none() && !runs_from_read_only_mount() {
         return reexec_read_only().context("cannot run from a read-only wasmhost binary");
     }
+    let mut container = create(root, bundle, id)?;
+    start_and_wait(&mut container, id)
+}
+
+/// The container, created: its init process waits to be started.
+fn create(root: &Path, bundle: &Path, id: &str) -> Result<Container> {
     std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
-    let mut container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+    ContainerBuilder::new(id.to_owned(), SyscallType::default())
         .with_root_path(root)
         .context("bad state directory")?
         .validate_id()
@@ -199,7 +234,11 @@ fn run(root: &Path, bundle: &Path, id: &str) -> Result<i32> {
         .with_systemd(false)
         .with_detach(false)
         .build()
-        .map_err(|e| anyhow::anyhow!("cannot create container `{id}`: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot create container `{id}`: {e}"))
+}
+
+/// Starts a created container, waits for it, deletes it; its exit code.
+fn start_and_wait(container: &mut Container, id: &str) -> Result<i32> {
     container
         .start()
         .map_err(|e| anyhow::anyhow!("cannot start container `{id}`: {e}"))?;

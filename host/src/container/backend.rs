@@ -27,9 +27,9 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::{watch, Mutex};
 
 use super::image::ImageConfig;
-use super::netns::NetNs;
+use super::netns::{self, NetNs};
 use super::rootfs::{ContainerRoot, LayerCache};
-use super::runtime::{OciRuntime, ID_PREFIX};
+use super::runtime::{Created, OciRuntime, ID_PREFIX};
 use super::spec::{self, Policy};
 use super::upstream::{self, Driven, DrivenBody};
 use crate::backend::{
@@ -129,7 +129,33 @@ struct Inner {
     settings: ContainerSettings,
     image: PreparedImage,
     state: Mutex<State>,
+    /// The next container, created ahead, waiting to be started.
+    ahead: StdMutex<Option<Ahead>>,
     me: Weak<Inner>,
+}
+
+/// What a container runs from: its id, bundle directory, root and (unless
+/// it makes its own in a user namespace) network namespace.
+struct Bundle {
+    container_id: String,
+    dir: PathBuf,
+    root: ContainerRoot,
+    netns: Option<NetNs>,
+}
+
+/// A container created ahead with its bundle.
+struct Ahead {
+    bundle: Bundle,
+    created: Created,
+}
+
+impl Ahead {
+    /// Deletes the container (its helper does, at end of input), then its
+    /// root and namespace go.
+    async fn discard(self) {
+        self.created.discard().await;
+        drop(self.bundle);
+    }
 }
 
 enum State {
@@ -183,6 +209,7 @@ impl ContainerBackend {
                 failures: 0,
                 retry_at: None,
             }),
+            ahead: StdMutex::new(None),
             me: me.clone(),
         });
         if inner.settings.start_eagerly {
@@ -190,6 +217,8 @@ impl ContainerBackend {
                 .running()
                 .await
                 .map_err(|why| anyhow!("container `{id}` did not start: {why}"))?;
+        } else {
+            inner.create_ahead();
         }
         Ok(Self { inner })
     }
@@ -355,55 +384,36 @@ impl Inner {
 
     async fn start(&self) -> Result<Arc<Running>> {
         let started = Instant::now();
-        let n = CONTAINERS_STARTED.fetch_add(1, Ordering::SeqCst);
-        let container_id = format!(
-            "{ID_PREFIX}{}-{}-{n}",
-            std::process::id(),
-            sanitize(&self.id)
-        );
-        let dir = self.settings.state_dir.join(&container_id);
-        let root = ContainerRoot::create(
-            &dir,
-            &self.image.lower,
-            &self.image.store,
-            &self.image.layers,
-        )?;
-        let root_made = started.elapsed();
-        let user_namespace = self.settings.user_namespace;
-        if let Some(ids) = user_namespace {
-            // The container's root must own its root directory (through
-            // the overlay: the upper directory), or it cannot even create
-            // its mount points. The image's own files keep host ids: they
-            // show as `nobody` inside and stay readable, not writable.
-            std::os::unix::fs::chown(root.path(), Some(ids.host), Some(ids.host))
-                .context("cannot hand the container's root to its user namespace")?;
-        }
-        // In a user namespace the container makes its own network namespace
-        // (a runtime enters the user namespace first, and then may not join
-        // one the host owns); wasmhost adopts it once the container runs.
-        let premade = match user_namespace {
-            None => Some(NetNs::create(&container_id)?),
-            Some(_) => None,
+        let ahead = self.ahead.lock().ok().and_then(|mut ahead| ahead.take());
+        let launched = match ahead {
+            Some(ahead) => match ahead.created.start().await {
+                Some(child) => Some((ahead.bundle, child, "created ahead")),
+                None => {
+                    tracing::warn!(component = %self.id, "the container created ahead is gone; starting a new one");
+                    None
+                }
+            },
+            None => None,
         };
-        let policy = Policy {
-            memory_limit: self.settings.memory_limit,
-            pids_limit: self.settings.pids_limit,
-            cpus: self.settings.cpus,
-            network_namespace: premade.as_ref().map(|netns| netns.path().to_owned()),
-            user_namespace,
-            cgroups_path: format!("/wasmhost/{container_id}"),
-            hostname: sanitize(&self.id),
-            environment: self.settings.environment.clone(),
-            volumes: self.settings.volumes.clone(),
+        let (bundle, mut child, how) = match launched {
+            Some(launched) => launched,
+            None => {
+                let bundle = self.bundle()?;
+                let child = self
+                    .settings
+                    .runtime
+                    .run(&bundle.container_id, &bundle.dir)
+                    .await?;
+                (bundle, child, "started")
+            }
         };
-        let rootfs = root.path();
-        let passwd = read_in_root(&rootfs, "etc/passwd").unwrap_or_default();
-        let group = read_in_root(&rootfs, "etc/group").unwrap_or_default();
-        let spec = spec::runtime_spec(&self.image.config, &rootfs, &policy, &passwd, &group)?;
-        spec.save(dir.join("config.json"))
-            .context("cannot write the bundle's config.json")?;
-        let bundle_made = started.elapsed();
-        let mut child = self.settings.runtime.run(&container_id, &dir).await?;
+        let Bundle {
+            container_id,
+            root,
+            netns: premade,
+            ..
+        } = bundle;
+        let launched = started.elapsed();
         forward_output(&self.id, child.stdout.take(), "stdout");
         forward_output(&self.id, child.stderr.take(), "stderr");
         let netns = match premade {
@@ -411,8 +421,9 @@ impl Inner {
             None => match self.adopt_network(&container_id, started).await {
                 Ok(netns) => netns,
                 Err(e) => {
+                    // The helper may be stuck creating it: kill it too.
                     let _ = self.settings.runtime.kill(&container_id, "KILL").await;
-                    let _ = child.wait().await;
+                    let _ = child.kill().await;
                     let _ = self.settings.runtime.delete(&container_id).await;
                     return Err(e);
                 }
@@ -451,10 +462,9 @@ impl Inner {
         }
         tracing::info!(
             component = %self.id,
-            "container `{container_id}` ready in {:?} (root {root_made:?}, bundle and network {:?}, runtime to port {:?})",
+            "container `{container_id}` ({how}) ready in {:?} (bundle and runtime {launched:?}, then to port {:?})",
             started.elapsed(),
-            bundle_made - root_made,
-            started.elapsed() - bundle_made,
+            started.elapsed() - launched,
         );
         if let Some(idle) = self.settings.idle_timeout {
             self.watch_idle(running.clone(), idle);
@@ -462,20 +472,135 @@ impl Inner {
         Ok(running)
     }
 
+    /// Root, network namespace and `config.json` of the next container.
+    fn bundle(&self) -> Result<Bundle> {
+        let n = CONTAINERS_STARTED.fetch_add(1, Ordering::SeqCst);
+        let container_id = format!(
+            "{ID_PREFIX}{}-{}-{n}",
+            std::process::id(),
+            sanitize(&self.id)
+        );
+        let dir = self.settings.state_dir.join(&container_id);
+        let root = ContainerRoot::create(
+            &dir,
+            &self.image.lower,
+            &self.image.store,
+            &self.image.layers,
+        )?;
+        let user_namespace = self.settings.user_namespace;
+        if let Some(ids) = user_namespace {
+            // The container's root must own its root directory (through
+            // the overlay: the upper directory), or it cannot even create
+            // its mount points. The image's own files keep host ids: they
+            // show as `nobody` inside and stay readable, not writable.
+            std::os::unix::fs::chown(root.path(), Some(ids.host), Some(ids.host))
+                .context("cannot hand the container's root to its user namespace")?;
+        }
+        // In a user namespace the container makes its own network namespace
+        // (a runtime enters the user namespace first, and then may not join
+        // one the host owns); wasmhost adopts it once the container runs.
+        let netns = match user_namespace {
+            None => Some(NetNs::create(&container_id)?),
+            Some(_) => None,
+        };
+        let policy = Policy {
+            memory_limit: self.settings.memory_limit,
+            pids_limit: self.settings.pids_limit,
+            cpus: self.settings.cpus,
+            network_namespace: netns.as_ref().map(|netns| netns.path().to_owned()),
+            user_namespace,
+            cgroups_path: format!("/wasmhost/{container_id}"),
+            hostname: sanitize(&self.id),
+            environment: self.settings.environment.clone(),
+            volumes: self.settings.volumes.clone(),
+        };
+        let rootfs = root.path();
+        let passwd = read_in_root(&rootfs, "etc/passwd").unwrap_or_default();
+        let group = read_in_root(&rootfs, "etc/group").unwrap_or_default();
+        let spec = spec::runtime_spec(&self.image.config, &rootfs, &policy, &passwd, &group)?;
+        spec.save(dir.join("config.json"))
+            .context("cannot write the bundle's config.json")?;
+        Ok(Bundle {
+            container_id,
+            dir,
+            root,
+            netns,
+        })
+    }
+
+    /// Creates the next container now, in the background, if the runtime
+    /// can (the embedded one): its start then only starts the workload.
+    /// Used where a cold start is expected next (lazy start, idle stop).
+    fn create_ahead(&self) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let Some(inner) = me.upgrade() else { return };
+            if matches!(*inner.state.lock().await, State::ShutDown) {
+                return;
+            }
+            let bundle = match inner.bundle() {
+                Ok(bundle) => bundle,
+                Err(e) => {
+                    tracing::warn!(component = %inner.id, "cannot prepare the next container: {e:#}");
+                    return;
+                }
+            };
+            let created = match inner
+                .settings
+                .runtime
+                .create_ahead(&bundle.container_id, &bundle.dir)
+                .await
+            {
+                Ok(Some(created)) => created,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(component = %inner.id, "cannot create the next container ahead: {e:#}");
+                    return;
+                }
+            };
+            let previous = inner
+                .ahead
+                .lock()
+                .ok()
+                .and_then(|mut ahead| ahead.replace(Ahead { bundle, created }));
+            if let Some(previous) = previous {
+                previous.discard().await;
+            }
+            // Shut down meanwhile: nobody else will discard it.
+            if matches!(*inner.state.lock().await, State::ShutDown) {
+                inner.discard_ahead().await;
+            }
+        });
+    }
+
+    /// Deletes the container created ahead, if any.
+    async fn discard_ahead(&self) {
+        let ahead = self.ahead.lock().ok().and_then(|mut ahead| ahead.take());
+        if let Some(ahead) = ahead {
+            ahead.discard().await;
+        }
+    }
+
     /// The network namespace container `id` made for itself, once its
     /// init process is there.
     async fn adopt_network(&self, id: &str, started: Instant) -> Result<NetNs> {
+        // Each look runs the runtime's `list`: back off from the timer's
+        // resolution rather than start a process every millisecond.
+        let mut pause = READY_POLL;
         loop {
             if let Some(pid) = self.settings.runtime.init_pid(id).await? {
-                return NetNs::adopt(id, pid);
+                if netns::is_own(pid) {
+                    return NetNs::adopt(id, pid);
+                }
             }
             if started.elapsed() > self.settings.ready_timeout {
                 bail!(
-                    "container `{id}` had no init process after {:?}",
+                    "container `{id}` had no network namespace of its own after {:?}",
                     self.settings.ready_timeout
                 );
             }
-            tokio::time::sleep(READY_POLL).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(16));
         }
     }
 
@@ -540,6 +665,7 @@ impl Inner {
                     if let Some(inner) = me.upgrade() {
                         tracing::info!(component = %inner.id, "container idle for {idle:?}: stopping");
                         inner.stop(&running).await;
+                        inner.create_ahead();
                     }
                     return;
                 }
@@ -579,6 +705,7 @@ impl Inner {
                 _ => None,
             }
         };
+        self.discard_ahead().await;
         if let Some(running) = running {
             if running.exited.borrow().is_none() {
                 self.stop(&running).await;
@@ -652,7 +779,10 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
     for name in named {
-        headers.remove(name);
+        // `Connection: host` must not cost the message its Host.
+        if name != HOST {
+            headers.remove(name);
+        }
     }
     for name in [
         "connection",
@@ -789,5 +919,11 @@ mod tests {
         let response = downstream_response(response);
         let names: Vec<&str> = response.headers().keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-type", "x-end-to-end"]);
+
+        let mut headers = http::HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("example.com"));
+        headers.insert("connection", HeaderValue::from_static("host"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.get(HOST).unwrap(), "example.com");
     }
 }

@@ -17,7 +17,7 @@ use std::os::fd::{FromRawFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use tokio::sync::oneshot;
 
 /// What the namespace thread is asked for.
@@ -193,12 +193,34 @@ fn enter_new_namespace() -> Result<libc::pid_t> {
     Ok(unsafe { libc::gettid() })
 }
 
+/// Whether process `pid` is in a network namespace other than wasmhost's
+/// (a container's init is in the host's until it makes its own).
+pub fn is_own(pid: u32) -> bool {
+    let ours = std::fs::metadata("/proc/self/ns/net");
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/net"));
+    match (ours, theirs) {
+        (Ok(ours), Ok(theirs)) => !same_file(&ours, &theirs),
+        _ => false,
+    }
+}
+
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
 /// Moves the calling thread into the network namespace of process `pid`
-/// and brings `lo` up; returns the thread id.
+/// and brings `lo` up; returns the thread id. Refuses the host's own (a
+/// pid reused, or a container not yet in its namespace): proxying there
+/// would reach the host's loopback services.
 fn enter_namespace_of(pid: u32) -> Result<libc::pid_t> {
     use std::os::fd::AsRawFd as _;
     let path = format!("/proc/{pid}/ns/net");
     let ns = std::fs::File::open(&path).with_context(|| format!("cannot open `{path}`"))?;
+    let host = std::fs::metadata("/proc/self/ns/net").context("cannot stat our namespace")?;
+    if same_file(&ns.metadata()?, &host) {
+        bail!("process {pid} is in the host's network namespace");
+    }
     // SAFETY: setns on a namespace fd we hold; affects only this thread.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(io::Error::last_os_error())

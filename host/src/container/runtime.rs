@@ -15,6 +15,8 @@ use std::process::Stdio;
 use anyhow::{bail, Context as _, Result};
 use tokio::process::{Child, Command};
 
+use crate::commands::runtime::{StandbyOrder, START};
+
 /// Prefix of every container id wasmhost creates.
 pub const ID_PREFIX: &str = "wasmhost-";
 
@@ -84,12 +86,18 @@ impl OciRuntime {
         std::fs::create_dir_all(&self.root)
             .with_context(|| format!("cannot create `{}`", self.root.display()))?;
         if self.runs_standby() {
-            let waiting = STANDBY.lock().ok().and_then(|mut standby| standby.take());
+            let waiting = STANDBY
+                .lock()
+                .ok()
+                .and_then(|mut standby| standby.take_if(|(root, _)| *root == self.root))
+                .map(|(_, helper)| helper);
             let started = match waiting {
                 Some(helper) => hand_over(helper, id, bundle).await,
                 None => None,
             };
-            self.keep_standby();
+            // The next one, once this start has the CPU it needs.
+            let runtime = self.clone();
+            tokio::spawn(async move { runtime.keep_standby() });
             if let Some(child) = started {
                 return Ok(child);
             }
@@ -107,6 +115,37 @@ impl OciRuntime {
             .with_context(|| format!("cannot run `{}` (is it installed?)", self.binary.display()))
     }
 
+    /// Creates container `id` from `bundle` now, to be started later by
+    /// [`Created::start`] (a cold start then costs the workload's own start
+    /// only); `None` for runtimes that cannot (all but the embedded one
+    /// from its read-only mount). Dropping the [`Created`] deletes it: the
+    /// helper sees its input end.
+    pub async fn create_ahead(&self, id: &str, bundle: &Path) -> Result<Option<Created>> {
+        if !self.runs_standby() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create `{}`", self.root.display()))?;
+        // No kill on drop: dropped, it must live to delete the container
+        // (it does at end of input).
+        let mut helper = self
+            .command()
+            .arg("standby")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start the runtime helper")?;
+        let mut stdin = helper.stdin.take().context("no stdin")?;
+        let order = StandbyOrder {
+            bundle: bundle.to_owned(),
+            id: id.to_owned(),
+            wait_for_start: true,
+        };
+        write_line(&mut stdin, &order).await?;
+        Ok(Some(Created { helper, stdin }))
+    }
+
     /// Whether this runtime keeps a helper started ahead: only the
     /// embedded one from its read-only mount (a helper that still has to
     /// seal itself re-executes, and would lose its order).
@@ -116,6 +155,7 @@ impl OciRuntime {
 
     /// Makes sure one helper waits for the next start (a no-op for the
     /// other runtimes). A failure only costs the next start its exec.
+    /// Call it from within the tokio runtime.
     pub fn keep_standby(&self) {
         if !self.runs_standby() {
             return;
@@ -132,10 +172,9 @@ impl OciRuntime {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
         {
-            Ok(helper) => *standby = Some(helper),
+            Ok(helper) => *standby = Some((self.root.clone(), helper)),
             Err(e) => tracing::warn!("cannot start the runtime helper ahead: {e:#}"),
         }
     }
@@ -217,31 +256,74 @@ impl OciRuntime {
     }
 }
 
-/// The embedded runtime's helper started ahead, waiting for its order.
-/// It exits at end of input, so it goes when wasmhost does, however
-/// wasmhost ends.
-static STANDBY: std::sync::Mutex<Option<Child>> = std::sync::Mutex::new(None);
+/// A container created ahead, its helper waiting for the word to start it.
+pub struct Created {
+    helper: Child,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl Created {
+    /// Starts it; the helper is then the container's, as from
+    /// [`OciRuntime::run`]. `None` if the helper is gone (the creation
+    /// failed, or it was killed).
+    pub async fn start(mut self) -> Option<Child> {
+        use tokio::io::AsyncWriteExt as _;
+        if !matches!(self.helper.try_wait(), Ok(None)) {
+            return None;
+        }
+        let line = format!("{START}\n");
+        self.stdin.write_all(line.as_bytes()).await.ok()?;
+        Some(self.helper)
+    }
+
+    /// Deletes it: end of input tells the helper to, then it exits.
+    pub async fn discard(self) {
+        let Created { mut helper, stdin } = self;
+        drop(stdin);
+        if tokio::time::timeout(std::time::Duration::from_secs(5), helper.wait())
+            .await
+            .is_err()
+        {
+            let _ = helper.kill().await;
+        }
+    }
+}
+
+/// The embedded runtime's helper started ahead, waiting for its order,
+/// with the state directory it was started for. It exits at end of input,
+/// so it goes when wasmhost does, however wasmhost ends (a static is never
+/// dropped: that, not `kill_on_drop`, is what ends it).
+static STANDBY: std::sync::Mutex<Option<(PathBuf, Child)>> = std::sync::Mutex::new(None);
 
 /// Gives the waiting `helper` its order; `None` if it is gone.
 async fn hand_over(mut helper: Child, id: &str, bundle: &Path) -> Option<Child> {
-    use tokio::io::AsyncWriteExt as _;
     if !matches!(helper.try_wait(), Ok(None)) {
         return None;
     }
-    let order = crate::commands::runtime::StandbyOrder {
+    let order = StandbyOrder {
         bundle: bundle.to_owned(),
         id: id.to_owned(),
+        wait_for_start: false,
     };
-    let mut line = serde_json::to_vec(&order).ok()?;
-    line.push(b'\n');
     let mut stdin = helper.stdin.take()?;
-    match stdin.write_all(&line).await {
+    match write_line(&mut stdin, &order).await {
         Ok(()) => Some(helper),
         Err(e) => {
-            tracing::debug!("the runtime helper started ahead is gone: {e}");
+            tracing::debug!("the runtime helper started ahead is gone: {e:#}");
             None
         }
     }
+}
+
+async fn write_line(
+    stdin: &mut tokio::process::ChildStdin,
+    order: &impl serde::Serialize,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut line = serde_json::to_vec(order)?;
+    line.push(b'\n');
+    stdin.write_all(&line).await?;
+    Ok(())
 }
 
 /// Where the helper is bind-mounted read-only, once per wasmhost process

@@ -58,10 +58,13 @@ pub struct IdMap {
 }
 
 impl IdMap {
-    /// 65536 ids from host id 100000: what `useradd` gives the first user
-    /// in `/etc/subuid` on Debian, and podman's default for root.
+    /// 65536 ids from host id 1,000,000,000: far above the ranges
+    /// `useradd` hands out in `/etc/subuid` (100000 onwards, 65536 per
+    /// user), so a container's users are nobody else's. Every container of
+    /// wasmhost shares it for now (one slice per container would also
+    /// keep containers apart from each other).
     pub const DEFAULT: IdMap = IdMap {
-        host: 100_000,
+        host: 1_000_000_000,
         size: 65_536,
     };
 }
@@ -661,7 +664,8 @@ mod tests {
         assert!(namespaces.iter().any(|n| n["type"] == "user"));
         let net = namespaces.iter().find(|n| n["type"] == "network").unwrap();
         assert!(net["path"].is_null(), "{net}");
-        let ids = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let ids =
+            serde_json::json!([{"containerID": 0, "hostID": 1_000_000_000u32, "size": 65536}]);
         assert_eq!(json["linux"]["uidMappings"], ids);
         assert_eq!(json["linux"]["gidMappings"], ids);
     }
