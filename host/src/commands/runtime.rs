@@ -139,6 +139,10 @@ pub const START: &str = "start";
 /// the container does not inherit the order pipe.
 fn standby(root: &Path) -> Result<i32> {
     use std::io::BufRead as _;
+    // A re-execution to seal itself would lose the order.
+    if std::env::var_os(SEALED_ENV).is_none() && !runs_from_read_only_mount() {
+        bail!("`standby` runs only from a read-only helper (wasmhost's sealed mount)");
+    }
     let mut orders = std::io::BufReader::new(detach_stdin()?);
     let mut line = String::new();
     orders

@@ -149,15 +149,6 @@ struct Ahead {
     created: Created,
 }
 
-impl Ahead {
-    /// Deletes the container (its helper does, at end of input), then its
-    /// root and namespace go.
-    async fn discard(self) {
-        self.created.discard().await;
-        drop(self.bundle);
-    }
-}
-
 enum State {
     Stopped {
         failures: u32,
@@ -386,10 +377,11 @@ impl Inner {
         let started = Instant::now();
         let ahead = self.ahead.lock().ok().and_then(|mut ahead| ahead.take());
         let launched = match ahead {
-            Some(ahead) => match ahead.created.start().await {
-                Some(child) => Some((ahead.bundle, child, "created ahead")),
+            Some(Ahead { bundle, created }) => match created.start().await {
+                Some(child) => Some((bundle, child, "created ahead")),
                 None => {
                     tracing::warn!(component = %self.id, "the container created ahead is gone; starting a new one");
+                    let _ = self.settings.runtime.delete(&bundle.container_id).await;
                     None
                 }
             },
@@ -564,7 +556,7 @@ impl Inner {
                 .ok()
                 .and_then(|mut ahead| ahead.replace(Ahead { bundle, created }));
             if let Some(previous) = previous {
-                previous.discard().await;
+                inner.discard(previous).await;
             }
             // Shut down meanwhile: nobody else will discard it.
             if matches!(*inner.state.lock().await, State::ShutDown) {
@@ -577,8 +569,17 @@ impl Inner {
     async fn discard_ahead(&self) {
         let ahead = self.ahead.lock().ok().and_then(|mut ahead| ahead.take());
         if let Some(ahead) = ahead {
-            ahead.discard().await;
+            self.discard(ahead).await;
         }
+    }
+
+    /// Deletes a container created ahead (its helper does at end of input;
+    /// the runtime's `delete` makes sure), then its root and namespace go.
+    async fn discard(&self, ahead: Ahead) {
+        let Ahead { bundle, created } = ahead;
+        created.discard().await;
+        let _ = self.settings.runtime.delete(&bundle.container_id).await;
+        drop(bundle);
     }
 
     /// The network namespace container `id` made for itself, once its
