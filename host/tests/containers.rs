@@ -329,14 +329,17 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
             })
             .count()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while created(&tag) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing created ahead"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let wait_until_created = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while created(&tag) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing created ahead"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_until_created();
     let cold = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(cold.status(), 200);
     assert_eq!(
@@ -352,14 +355,7 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
     );
     // Stopping wasmhost deletes the one created ahead after that start too.
     server.wait_for_log("container idle", Duration::from_secs(10));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while created(&tag) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing created ahead"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_created();
     stop(server);
     assert!(
         !has_container("embedded", &tag),

@@ -129,12 +129,7 @@ impl OciRuntime {
         // No kill on drop: dropped, it must live to delete the container
         // (it does at end of input).
         let mut helper = self
-            .command()
-            .arg("standby")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+            .spawn_standby()
             .context("cannot start the runtime helper")?;
         let mut stdin = helper.stdin.take().context("no stdin")?;
         let order = StandbyOrder {
@@ -166,17 +161,21 @@ impl OciRuntime {
         if standby.is_some() {
             return;
         }
-        match self
-            .command()
+        match self.spawn_standby() {
+            Ok(helper) => *standby = Some((self.root.clone(), helper)),
+            Err(e) => tracing::warn!("cannot start the runtime helper ahead: {e:#}"),
+        }
+    }
+
+    /// A helper waiting for its order on stdin; its stdout and stderr
+    /// become the container's.
+    fn spawn_standby(&self) -> std::io::Result<Child> {
+        self.command()
             .arg("standby")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-        {
-            Ok(helper) => *standby = Some((self.root.clone(), helper)),
-            Err(e) => tracing::warn!("cannot start the runtime helper ahead: {e:#}"),
-        }
     }
 
     /// Sends `signal` (`TERM`, `KILL`) to the container's processes.
