@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -86,6 +87,97 @@ pub struct RequestContext {
     pub deadline: Instant,
 }
 
+/// Which route and component served a response: put in the response's
+/// extensions by whoever knows (the app's dispatcher), read by the front
+/// door for the access log and the request's span.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The route as written in the manifest; `None` for a lone component
+    /// or image, which takes every path.
+    pub route: Option<Arc<str>>,
+    /// The component's id.
+    pub component: Arc<str>,
+}
+
+impl Served {
+    /// Served by `component`, with no route of its own.
+    pub fn component(component: Arc<str>) -> Self {
+        Self {
+            route: None,
+            component,
+        }
+    }
+}
+
+/// A time limit on a response body, armed only once the body has to wait
+/// (most bodies never do, and a timer per request is not free).
+#[derive(Debug)]
+pub struct BodyDeadline {
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl BodyDeadline {
+    /// A limit at `deadline`.
+    pub fn at(deadline: tokio::time::Instant) -> Self {
+        Self {
+            deadline,
+            timer: None,
+        }
+    }
+
+    /// Whether the deadline has passed; registers `cx` to be woken when it
+    /// does. Call it when the body is about to return `Pending`.
+    pub fn passed(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// How one component of an app is doing, for `/readyz` and the metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentStatus {
+    /// The component's id.
+    pub component: Arc<str>,
+    /// What it is and how it is doing.
+    pub kind: StatusKind,
+}
+
+/// The part of [`ComponentStatus`] that depends on the kind of workload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusKind {
+    /// Wasm: instance slots in use of the app's pool.
+    Wasm {
+        /// Identifies the pool, which an app's components share.
+        pool: usize,
+        /// Slots held by requests now.
+        slots_in_use: usize,
+        /// The pool's size.
+        slots: usize,
+    },
+    /// A container: its lifecycle state, and whether it can take requests
+    /// (a lazy container that is stopped can: it starts on demand).
+    Container {
+        /// `stopped`, `starting`, `running`, `failed`, ...
+        state: &'static str,
+        /// Ready for requests.
+        ready: bool,
+    },
+}
+
+impl ComponentStatus {
+    /// Whether the component can take requests now.
+    pub fn ready(&self) -> bool {
+        match self.kind {
+            StatusKind::Wasm { .. } => true,
+            StatusKind::Container { ready, .. } => ready,
+        }
+    }
+}
+
 /// Something that turns requests into responses.
 ///
 /// Implementations never fail: a failure becomes a response (500, 502,
@@ -103,6 +195,11 @@ pub trait Backend: Send + Sync + 'static {
     /// the front door has drained. Wasm components hold nothing.
     fn shutdown(&self) -> BoxFuture<()> {
         Box::pin(async {})
+    }
+
+    /// How its components are doing (`/readyz`, metrics).
+    fn status(&self) -> Vec<ComponentStatus> {
+        Vec::new()
     }
 }
 

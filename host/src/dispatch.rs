@@ -11,7 +11,8 @@ use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 
 use crate::backend::{
-    text_response, Backend, BoxFuture, RequestBody, RequestContext, RequestId, ResponseBody,
+    text_response, Backend, BoxFuture, ComponentStatus, RequestBody, RequestContext, RequestId,
+    ResponseBody, Served,
 };
 use crate::metrics::{Metrics, Series};
 use crate::mirror::Mirror;
@@ -38,6 +39,9 @@ pub struct Choice {
 /// What a route leads to.
 #[derive(Clone)]
 pub struct Target {
+    /// The route as written in the manifest (`(private)` for a private
+    /// one): what logs, spans and counters call it.
+    pub route: Arc<str>,
     /// The route's own component.
     pub primary: Choice,
     /// A traffic split over several components, if the route has one.
@@ -185,9 +189,14 @@ impl Backend for Dispatch {
                     _ => choice.backend.handle(req, ctx),
                 };
                 let series = choice.series.clone();
+                let served = Served {
+                    route: Some(target.route.clone()),
+                    component: choice.component.clone(),
+                };
                 Box::pin(async move {
-                    let response = response.await;
+                    let mut response = response.await;
                     series.observe(response.status().as_u16(), started.elapsed());
+                    response.extensions_mut().insert(served);
                     response
                 })
             }
@@ -195,6 +204,13 @@ impl Backend for Dispatch {
                 text_response(StatusCode::NOT_FOUND, "no route matches this path")
             }),
         }
+    }
+
+    fn status(&self) -> Vec<ComponentStatus> {
+        self.components
+            .values()
+            .flat_map(|backend| backend.status())
+            .collect()
     }
 
     fn shutdown(&self) -> BoxFuture<()> {

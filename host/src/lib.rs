@@ -26,8 +26,15 @@
 //! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure.
 //! - [`shutdown`]: shutdown as a value handed to the server.
 //! - [`limits`]: every default limit, with why.
+//! - [`logging`]: the host log and access log writers (non-blocking), and
+//!   the OpenTelemetry layer.
+//! - [`overrun`]: requests whose guest overruns its time slice move off
+//!   the front door's threads.
+//! - [`telemetry`]: OpenTelemetry traces and metrics over OTLP.
+//! - [`admin`]: the admin listener: metrics, liveness and readiness.
 //! - [`volume`]: host directories mounted into containers and components.
 
+pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod commands;
@@ -36,11 +43,14 @@ pub mod container;
 pub mod dispatch;
 pub mod frontdoor;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod mirror;
 pub mod oci;
+pub mod overrun;
 pub mod reload;
 pub mod router;
 pub mod shutdown;
+pub mod telemetry;
 pub mod volume;
 pub mod wasm;

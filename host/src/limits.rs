@@ -42,10 +42,37 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// without paying for 1000 slots nobody uses.
 pub const MAX_CONCURRENCY: u32 = 256;
 
-/// How long a connection may take to deliver a request head, and how long
-/// an idle HTTP/1.1 keep-alive connection is kept. hyper's own default;
-/// nginx uses 60 s for the head and 75 s for keep-alive.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time from accept to a complete first request head, TLS handshake
+/// included; past it the connection is cut. This is the slowloris bound: a
+/// client trickling header lines, or connecting and saying nothing, holds a
+/// descriptor this long at most. 10 s is the `ReadHeaderTimeout` Go's
+/// servers are usually given and well above any honest client's head
+/// (nginx's 60 s `client_header_timeout` is what slowloris was written
+/// against). Bodies are not affected: a slow upload's head is in.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may sit with no request in flight before it is
+/// closed: HTTP/1.1 keep-alive (until its next head completes) and HTTP/2
+/// alike. hyper's own default for HTTP/1.1 heads; nginx keeps idle
+/// keep-alive connections 75 s.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// HTTP/2 streams one connection may have open at once, as advertised in
+/// SETTINGS_MAX_CONCURRENT_STREAMS. 100 is the floor RFC 9113 recommends
+/// and what nginx and Envoy advertise; h2's own default (unlimited,
+/// hyper's 200) lets one connection take every instance slot.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// Streams a client may open and reset before the server has accepted
+/// them, after which the connection is closed with ENHANCE_YOUR_CALM: the
+/// rapid-reset (CVE-2023-44487) guard. h2's default, set here so it is
+/// explicit and tested.
+pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams the server may reset because of a client's protocol errors
+/// before it closes the connection: the MadeYouReset (CVE-2025-8671) guard.
+/// hyper's default since the fix, set here so it is explicit and tested.
+pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 
 /// HTTP/2 ping interval and the time to wait for the answer, so dead peers
 /// do not hold connections open. 20 s is gRPC's and Envoy's common choice.

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 use wasmhost::commands::cache::CacheCommand;
 use wasmhost::commands::compare::CompareCommand;
 use wasmhost::commands::image::ImageCommand;
@@ -14,6 +13,8 @@ use wasmhost::commands::run::RunCommand;
 use wasmhost::commands::runtime::RuntimeCommand;
 use wasmhost::commands::serve::ServeCommand;
 use wasmhost::frontdoor::Stopped;
+use wasmhost::logging;
+use wasmhost::telemetry::Telemetry;
 
 /// Serve HTTP from WebAssembly components; pull and push them through OCI
 /// registries.
@@ -41,28 +42,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The embedded runtime's stderr is the container's, which the server
+    // The embedded container runtime must stay single-threaded: no tokio,
+    // no writer threads. Its stderr is the container's, which the server
     // logs: only libcontainer's errors belong there unless asked for.
-    let (variable, default) = match cli.command {
-        Command::Runtime(_) => ("WASMHOST_RUNTIME_LOG", "error"),
-        _ => ("WASMHOST_LOG", "info"),
-    };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_env(variable).unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .init();
-    // The embedded container runtime must stay single-threaded: no tokio.
     let command = match cli.command {
         Command::Runtime(cmd) => {
+            logging::init_blocking("WASMHOST_RUNTIME_LOG", "error");
             return match cmd.execute() {
                 Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
-            }
+            };
         }
         other => other,
     };
@@ -73,6 +65,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The OTLP gRPC client starts a task of its own: inside the runtime.
+    let telemetry = match runtime.block_on(async { Telemetry::from_env() }) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut log = logging::init("WASMHOST_LOG", "info", telemetry.as_ref());
+    if let Some(telemetry) = &telemetry {
+        tracing::info!("OpenTelemetry: {}", telemetry.describe());
+    }
     let result = runtime.block_on(async {
         match command {
             Command::Serve(cmd) => cmd.execute().await,
@@ -88,14 +92,22 @@ fn main() -> ExitCode {
     });
     // The container runtime helper's read-only mount, if one was made.
     wasmhost::container::runtime::release_sealed_helper();
+    // Exporters flush through the runtime: before it goes.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    log.flush_stdout();
     match result {
         Ok(Stopped::Drained) => ExitCode::SUCCESS,
         Ok(Stopped::DrainTimedOut | Stopped::Forced) => {
             // Do not wait for the tasks still running: that is what the
-            // timeout or the second signal asked for.
+            // timeout or the second signal asked for. The log is flushed
+            // first: `exit` runs no destructors.
+            drop(log);
             std::process::exit(1)
         }
         Err(e) => {
+            drop(log);
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -186,44 +186,12 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn escape(value: &str) -> String {
+/// A label value escaped for Prometheus' text format.
+pub fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Serves `/metrics` (and `/healthz`) on `listener` until the process
-/// ends: the admin address, kept apart from the app's.
-pub async fn serve_admin(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Metrics>) {
-    use http_body_util::Full;
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move {
-                    let (status, content_type, body) = match req.uri().path() {
-                        "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
-                        "/healthz" => (200, "text/plain", "ok\n".to_owned()),
-                        _ => (404, "text/plain", "try /metrics\n".to_owned()),
-                    };
-                    http::Response::builder()
-                        .status(status)
-                        .header("content-type", content_type)
-                        .body(Full::new(bytes::Bytes::from(body)))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,10 @@ impl Backend for Swappable {
         }
     }
 
+    fn status(&self) -> Vec<crate::backend::ComponentStatus> {
+        self.current().map(|b| b.status()).unwrap_or_default()
+    }
+
     fn shutdown(&self) -> BoxFuture<()> {
         match self.current() {
             Some(backend) => backend.shutdown(),

@@ -124,15 +124,21 @@ pub async fn assemble(
     let runtime = Runtime::new(&options.engine_settings(concurrency))?;
     let mut backends: BTreeMap<&str, Arc<dyn Backend>> = BTreeMap::new();
     for (id, (path, bytes, component_options)) in prepared {
-        let (backend, report) = ComponentBackend::on(
-            &runtime,
-            id,
-            &path,
-            bytes,
-            component_options,
-            timeout,
-            Instant::now(),
-        )
+        let (backend, report) = off_thread({
+            let (runtime, id, path) = (runtime.clone(), id.to_owned(), path.clone());
+            move || {
+                ComponentBackend::on(
+                    &runtime,
+                    &id,
+                    &path,
+                    bytes,
+                    component_options,
+                    timeout,
+                    Instant::now(),
+                )
+            }
+        })
+        .await
         .with_context(|| format!("cannot load component `{id}`"))?;
         tracing::info!(component = %id, "loaded `{}` {report}", path.display());
         backends.insert(id, Arc::new(backend));
@@ -144,11 +150,12 @@ pub async fn assemble(
         backends.insert(id, Arc::new(backend));
     }
     for (id, (path, bytes, component_options, argv)) in wagi {
-        let (backend, origin) =
-            WagiBackend::on(&runtime, id, &bytes, &component_options, argv.as_deref())
-                .with_context(|| {
-                    format!("cannot load WAGI component `{id}` (`{}`)", path.display())
-                })?;
+        let (backend, origin) = off_thread({
+            let (runtime, id) = (runtime.clone(), id.to_owned());
+            move || WagiBackend::on(&runtime, &id, &bytes, &component_options, argv.as_deref())
+        })
+        .await
+        .with_context(|| format!("cannot load WAGI component `{id}` (`{}`)", path.display()))?;
         tracing::info!(component = %id, "loaded `{}` as a WAGI program ({origin:?})", path.display());
         backends.insert(id, Arc::new(backend));
     }
@@ -174,6 +181,7 @@ pub async fn assemble(
                 .filter_map(|(id, weight)| Some((choice(id)?, *weight)))
                 .collect::<Vec<_>>();
             let target = Target {
+                route: Arc::from(label),
                 primary: choice(&trigger.component)?,
                 split: if split.is_empty() {
                     None
@@ -215,6 +223,20 @@ pub async fn assemble(
 }
 
 /// Where component `id`'s code is and the options its instances run with.
+
+/// Runs `work` (compiling a component: seconds of CPU for a big one) on a
+/// blocking thread: a reload assembles the new version while the old one
+/// serves, and a compile on an async thread held every request queued
+/// behind it on that thread (a container route's requests hit their
+/// deadline during a 3.5 s compile).
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("the thread loading a component panicked")?
+}
+
 fn plan(
     id: &str,
     component: &Component,

@@ -37,6 +37,19 @@ pub enum KvError {
     Other(String),
 }
 
+/// A span for one key-value call (exported when OpenTelemetry is on).
+fn kv_span(operation: &'static str, label: &str) -> tracing::span::EnteredSpan {
+    tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "key_value",
+        otel.name = %format_args!("key_value.{operation}"),
+        otel.kind = "client",
+        db.operation.name = operation,
+        db.namespace = label,
+    )
+    .entered()
+}
+
 fn other(e: impl std::fmt::Display) -> KvError {
     KvError::Other(e.to_string())
 }
@@ -83,6 +96,7 @@ impl KeyValue {
 
     /// The value of `key` in store `label`.
     pub fn get(&self, label: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let _span = kv_span("get", label);
         let tx = self.db.begin_read().map_err(other)?;
         let table = match tx.open_table(table(label)) {
             Ok(table) => table,
@@ -95,6 +109,7 @@ impl KeyValue {
 
     /// Sets `key` in store `label`, durably.
     pub fn set(&self, label: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        let _span = kv_span("set", label);
         let tx = self.db.begin_write().map_err(other)?;
         tx.open_table(table(label))
             .map_err(other)?
@@ -105,6 +120,7 @@ impl KeyValue {
 
     /// Removes `key` from store `label`.
     pub fn delete(&self, label: &str, key: &str) -> Result<(), KvError> {
+        let _span = kv_span("delete", label);
         let tx = self.db.begin_write().map_err(other)?;
         tx.open_table(table(label))
             .map_err(other)?
@@ -115,6 +131,7 @@ impl KeyValue {
 
     /// Every key in store `label`.
     pub fn keys(&self, label: &str) -> Result<Vec<String>, KvError> {
+        let _span = kv_span("keys", label);
         let tx = self.db.begin_read().map_err(other)?;
         let table = match tx.open_table(table(label)) {
             Ok(table) => table,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 pub mod cache;
 pub mod compare;
+pub mod front_door;
 pub mod image;
 pub mod parse;
 pub mod pull;

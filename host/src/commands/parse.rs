@@ -43,6 +43,56 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration flag whose default is a constant from [`crate::limits`]:
+/// parsed like [`duration`], shown in `--help` the same way (`30s`,
+/// `500ms`), so the default lives in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl std::str::FromStr for DurationArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        duration(text).map(Self)
+    }
+}
+
+impl std::fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        match (ms % 1000, ms / 1000) {
+            (0, s) if s % 60 == 0 && s > 0 => write!(f, "{}m", s / 60),
+            (0, s) => write!(f, "{s}s"),
+            _ => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+/// A size flag whose default is a constant from [`crate::limits`],
+/// parsed like [`size`] and shown in the largest whole binary unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeArg(pub u64);
+
+impl std::str::FromStr for SizeArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        size(text).map(Self)
+    }
+}
+
+impl std::fmt::Display for SizeArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0;
+        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if n != 0 && n % (1 << shift) == 0 {
+                return write!(f, "{}{unit}", n >> shift);
+            }
+        }
+        write!(f, "{n}B")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +113,17 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(duration("7"), Ok(Duration::from_secs(7)));
         assert!(duration("1h").is_err());
+    }
+
+    #[test]
+    fn flag_defaults_print_as_they_are_parsed() {
+        for text in ["30s", "500ms", "2m", "64KiB", "1GiB", "7B"] {
+            let shown = match (text.parse::<DurationArg>(), text.parse::<SizeArg>()) {
+                (Ok(d), _) => d.to_string(),
+                (_, Ok(s)) => s.to_string(),
+                _ => panic!("`{text}` parses as neither"),
+            };
+            assert_eq!(shown, text);
+        }
     }
 }

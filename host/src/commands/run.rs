@@ -2,7 +2,6 @@
 //! door, in its own namespaces, reached through its private network
 //! namespace.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +17,9 @@ use crate::container::backend::{
 use crate::container::rootfs::LayerCache;
 use crate::container::runtime::OciRuntime;
 
-use crate::frontdoor::{self, Limits, Stopped};
+use super::front_door::FrontDoorArgs;
+use crate::admin::Admin;
+use crate::frontdoor::{self, Stopped};
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
 use crate::oci::registry;
@@ -37,9 +38,9 @@ pub struct RunCommand {
     #[arg(long)]
     pub port: Option<u16>,
 
-    /// Address to listen on; port 0 picks a free port (printed on stdout).
-    #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = super::serve::DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
+    /// Listener, limits, TLS, access log, admin listener.
+    #[command(flatten)]
+    pub front: FrontDoorArgs,
 
     /// The OCI runtime that runs the bundle: `embedded` (youki's
     /// libcontainer, in a helper process), or an installed runc, crun or
@@ -87,10 +88,6 @@ pub struct RunCommand {
     /// How long a start may take to accept connections on the port.
     #[arg(long, default_value = "30s", value_parser = super::parse::duration)]
     pub ready_timeout: Duration,
-
-    /// Wall-clock limit per request.
-    #[arg(long, default_value = "30s", value_parser = super::parse::duration)]
-    pub timeout: Duration,
 
     /// On shutdown, how long the container gets between SIGTERM and SIGKILL.
     #[arg(long, default_value = "10s", value_parser = super::parse::duration)]
@@ -148,20 +145,18 @@ impl RunCommand {
         let id = super::name_of(&self.image);
         let backend: Arc<dyn Backend> =
             Arc::new(ContainerBackend::new(&id, image, settings).await?);
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .with_context(|| format!("cannot listen on `{}`", self.listen))?;
-        println!(
-            "serving `{}` on http://{}/",
-            self.image,
-            listener.local_addr()?
-        );
+        let mut bound = self.front.bind(0).await?;
+        bound.front.component = Some(Arc::from(id.as_str()));
+        self.front
+            .start_admin(Admin {
+                metrics: Arc::default(),
+                stats: bound.front.stats.clone(),
+                backend: backend.clone(),
+            })
+            .await?;
+        println!("serving `{}` on {}", self.image, bound.url()?);
         let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
-        let limits = Limits {
-            request_timeout: self.timeout,
-            ..Limits::default()
-        };
-        let stopped = frontdoor::serve(listener, backend.clone(), limits, shutdown).await;
+        let stopped = frontdoor::serve(bound.listener, backend.clone(), bound.front, shutdown).await;
         backend.shutdown().await;
         Ok(stopped)
     }

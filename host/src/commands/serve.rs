@@ -1,6 +1,5 @@
 //! `wasmhost serve`: serve one component, or a Spin app, over HTTP.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +13,10 @@ use crate::app::runtime_config::RuntimeConfig;
 use crate::app::sources;
 use crate::app::variables::Provided;
 use crate::backend::Backend;
-use crate::frontdoor::{self, Limits, Stopped};
-use crate::metrics::{serve_admin, Metrics};
+use super::front_door::FrontDoorArgs;
+use crate::admin::Admin;
+use crate::frontdoor::{self, Stopped};
+use crate::metrics::Metrics;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
 use crate::oci::registry::{self, RegistryOptions};
@@ -25,10 +26,6 @@ use crate::shutdown::Shutdown;
 use crate::wasm::cache::CompileCache;
 use crate::wasm::state::InstancePolicy;
 use crate::wasm::{ComponentBackend, ComponentOptions};
-
-/// Default listen address: Spin's and `wasmtime serve`'s convention of a
-/// loopback port, so nothing is exposed by accident.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
 /// The manifest `wasmhost serve` looks for when given no argument, as
 /// `spin up` does.
@@ -43,11 +40,6 @@ pub struct ServeCommand {
     /// a Spin manifest (`*.toml`), or a registry reference to either
     /// (`registry/repo:tag` or `@sha256:…`) [default: ./spin.toml].
     pub app: Option<PathBuf>,
-
-    /// Serve Prometheus metrics (`/metrics`: requests, errors and latency
-    /// per route and component of a manifest's app) on this separate address.
-    #[arg(long, value_name = "ADDR")]
-    pub admin_listen: Option<SocketAddr>,
 
     /// Reload a manifest's app when the file changes (SIGHUP always
     /// reloads): the new version is loaded completely, then swapped in
@@ -64,31 +56,13 @@ pub struct ServeCommand {
     #[arg(long)]
     pub insecure: bool,
 
-    /// Address to listen on; port 0 picks a free port (the address bound is
-    /// printed on stdout).
-    #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
-
-    /// Wall-clock limit per request, body included; past it the instance is
-    /// stopped and the client gets 504.
-    #[arg(long, default_value = "30s", value_parser = super::parse::duration)]
-    pub timeout: Duration,
+    /// Listener, limits, TLS, access log, admin listener.
+    #[command(flatten)]
+    pub front: FrontDoorArgs,
 
     /// Linear-memory cap per instance; a guest that needs more fails with 500.
     #[arg(long, default_value = "128MiB", value_parser = super::parse::size)]
     pub memory_limit: u64,
-
-    /// Largest request head (request line and headers); larger gets 431.
-    #[arg(long, default_value = "64KiB", value_parser = super::parse::size)]
-    pub max_header_size: u64,
-
-    /// Largest request body; larger gets 413.
-    #[arg(long, default_value = "1GiB", value_parser = super::parse::size)]
-    pub max_body_size: u64,
-
-    /// How long shutdown waits for in-flight requests.
-    #[arg(long, default_value = "10s", value_parser = super::parse::duration)]
-    pub drain_timeout: Duration,
 
     /// Serve up to N requests with one instance before replacing it. Faster,
     /// but requests then share guest state. 1 = a fresh instance per request.
@@ -159,6 +133,7 @@ impl ServeCommand {
             (None, None) => unreachable!("a scratch store exists whenever no cache does"),
         };
         let (backend, metrics) = self.load(&app, &store).await?;
+        let lone_component = metrics.is_none().then(|| Arc::from(component_id(&app).as_str()));
         let backend: Arc<dyn Backend> = if metrics.is_some() {
             // A manifest's app: reloadable.
             let swappable = Arc::new(Swappable::new(backend));
@@ -168,21 +143,19 @@ impl ServeCommand {
         } else {
             backend
         };
-        if let Some(admin) = self.admin_listen {
-            let listener = tokio::net::TcpListener::bind(admin)
-                .await
-                .with_context(|| format!("cannot listen on the admin address `{admin}`"))?;
-            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
-            tokio::spawn(serve_admin(listener, metrics.unwrap_or_default()));
-        }
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .with_context(|| format!("cannot listen on `{}`", self.listen))?;
-        let bound = listener.local_addr()?;
+        let mut bound = self.front.bind(self.max_concurrency).await?;
+        bound.front.component = lone_component;
+        self.front
+            .start_admin(Admin {
+                metrics: metrics.unwrap_or_default(),
+                stats: bound.front.stats.clone(),
+                backend: backend.clone(),
+            })
+            .await?;
         // Printed, not logged: scripts and tests read the bound port here.
-        println!("serving `{}` on http://{bound}/", app.display());
+        println!("serving `{}` on {}", app.display(), bound.url()?);
         let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
-        let stopped = frontdoor::serve(listener, backend.clone(), self.limits(), shutdown).await;
+        let stopped = frontdoor::serve(bound.listener, backend.clone(), bound.front, shutdown).await;
         backend.shutdown().await;
         Ok(stopped)
     }
@@ -216,7 +189,7 @@ impl ServeCommand {
                 let Some(reason) = reason else { continue };
                 match self.load(&app, &store).await {
                     Ok((backend, _)) => {
-                        target.swap(backend, self.timeout);
+                        target.swap(backend, self.front.timeout());
                         tracing::info!("reloaded `{}` ({reason})", app.display());
                     }
                     Err(e) => tracing::error!(
@@ -317,7 +290,7 @@ impl ServeCommand {
             let dispatch = assemble(
                 &loaded,
                 &options,
-                self.timeout,
+                self.front.timeout(),
                 &provided,
                 &runtime_config,
                 store,
@@ -327,7 +300,7 @@ impl ServeCommand {
             let metrics = dispatch.metrics();
             return Ok((dispatch, Some(metrics)));
         }
-        let (backend, report) = ComponentBackend::load(id, app, options, self.timeout)?;
+        let (backend, report) = ComponentBackend::load(id, app, options, self.front.timeout())?;
         tracing::info!(component = %id, "loaded `{}` {report}", app.display());
         Ok((Arc::new(backend), None))
     }
@@ -380,14 +353,6 @@ impl ServeCommand {
         super::cache_root(self.cache_dir.as_ref())
     }
 
-    fn limits(&self) -> Limits {
-        Limits {
-            request_timeout: self.timeout,
-            max_header_bytes: usize::try_from(self.max_header_size).unwrap_or(usize::MAX),
-            max_body_bytes: self.max_body_size,
-            drain_timeout: self.drain_timeout,
-        }
-    }
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {

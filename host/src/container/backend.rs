@@ -33,8 +33,11 @@ use super::runtime::{Created, OciRuntime, ID_PREFIX};
 use super::spec::{self, Policy};
 use super::upstream::{self, Driven, DrivenBody};
 use crate::backend::{
-    text_response, Backend, BoxError, BoxFuture, RequestBody, RequestContext, ResponseBody,
+    text_response, Backend, BoxError, BoxFuture, ComponentStatus, RequestBody, RequestContext,
+    ResponseBody, StatusKind,
 };
+use crate::telemetry;
+use tracing::Instrument as _;
 use crate::oci::media::Descriptor;
 use crate::oci::store::ContentStore;
 
@@ -229,6 +232,13 @@ impl Backend for ContainerBackend {
         let inner = self.inner.clone();
         Box::pin(async move { inner.shut_down().await })
     }
+
+    fn status(&self) -> Vec<ComponentStatus> {
+        vec![ComponentStatus {
+            component: self.inner.id.clone(),
+            kind: self.inner.status(),
+        }]
+    }
 }
 
 impl Inner {
@@ -250,15 +260,22 @@ impl Inner {
                 return text_response(StatusCode::SERVICE_UNAVAILABLE, "container start timed out")
             }
         };
-        running.in_flight.fetch_add(1, Ordering::SeqCst);
-        let response = self.forward(&running, req, &ctx).await;
-        if let Ok(mut last) = running.last_used.lock() {
-            *last = Instant::now();
-        }
-        running.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let _in_flight = InFlight::begin(&running);
+        // The deadline covers the proxying too: a container that accepts
+        // the connection and never answers gets 504, not a hung request.
+        // (The response body is bounded by the front door.)
+        let response =
+            tokio::time::timeout_at(ctx.deadline.into(), self.forward(&running, req, &ctx)).await;
         match response {
-            Ok(response) => response,
-            Err(e) => {
+            Ok(Ok(response)) => response,
+            Err(_) => {
+                tracing::warn!(request = %ctx.id, component = %self.id, "the container did not answer before the request deadline");
+                text_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the container did not answer in time",
+                )
+            }
+            Ok(Err(e)) => {
                 tracing::warn!(request = %ctx.id, component = %self.id, "proxying to the container failed: {e:#}");
                 text_response(
                     StatusCode::BAD_GATEWAY,
@@ -283,10 +300,14 @@ impl Inner {
                 (sender, Some(driven))
             }
         };
-        let req = upstream_request(req, ctx);
+        let mut req = upstream_request(req, ctx);
+        let span = telemetry::client_span(req.method(), req.uri(), "container");
+        telemetry::inject(&span, req.headers_mut());
         let response = upstream::exchange(&mut sender, driven.as_mut(), req)
-            .await
-            .context("the container closed the connection")?;
+            .instrument(span.clone())
+            .await;
+        telemetry::record_client_status(&span, response.as_ref().ok().map(|r| r.status()));
+        let response = response.context("the container closed the connection")?;
         let closing = response
             .headers()
             .get(http::header::CONNECTION)
@@ -334,6 +355,28 @@ impl Inner {
         Ok((sender, Driven::new(connection)))
     }
 
+    /// The lifecycle state for `/readyz` and the metrics. A start holds
+    /// the state's lock, so a locked state is a start in progress.
+    fn status(&self) -> StatusKind {
+        let eager = self.settings.start_eagerly;
+        let (state, ready) = match self.state.try_lock() {
+            // A lazy container starting for a request can take requests.
+            Err(_) => ("starting", !eager),
+            Ok(state) => match &*state {
+                State::Running(running) if running.exited.borrow().is_none() => ("running", true),
+                State::Running(_) => ("exited", false),
+                State::Stopped {
+                    retry_at: Some(at),
+                    ..
+                } if Instant::now() < *at => ("restarting", false),
+                // Stopped (never started, or idle): the next request starts it.
+                State::Stopped { .. } => ("stopped", true),
+                State::ShutDown => ("shut-down", false),
+            },
+        };
+        StatusKind::Container { state, ready }
+    }
+
     /// The running container, starting it if needed.
     async fn running(&self) -> Result<Arc<Running>, String> {
         let mut state = self.state.lock().await;
@@ -374,6 +417,11 @@ impl Inner {
     }
 
     async fn start(&self) -> Result<Arc<Running>> {
+        let span = tracing::info_span!(target: telemetry::TARGET, "container.start", wasmhost.component = %self.id);
+        self.start_container().instrument(span).await
+    }
+
+    async fn start_container(&self) -> Result<Arc<Running>> {
         let started = Instant::now();
         let ahead = self.ahead.lock().ok().and_then(|mut ahead| ahead.take());
         let launched = match ahead {
@@ -727,6 +775,29 @@ fn take_idle(idle: &StdMutex<Vec<SendRequest<RequestBody>>>) -> Option<SendReque
 }
 
 /// 0.5 s after the first crash, doubling, at most 30 s.
+/// A request being proxied to a running container: counted so the idle
+/// watcher never stops a container mid-request, and uncounted however the
+/// request ends (answered, failed, or dropped at the deadline).
+struct InFlight<'a> {
+    running: &'a Running,
+}
+
+impl<'a> InFlight<'a> {
+    fn begin(running: &'a Running) -> Self {
+        running.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self { running }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut last) = self.running.last_used.lock() {
+            *last = Instant::now();
+        }
+        self.running.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << failures.saturating_sub(1).min(6)))
         .min(Duration::from_secs(30))

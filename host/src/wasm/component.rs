@@ -25,6 +25,7 @@ use anyhow::{Context as _, Result};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 use wasmtime::component::Linker;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -39,9 +40,11 @@ use super::guest_log::CurrentRequest;
 use super::load::{self, ComponentBytes, HandlerKind};
 use super::p3::P3Handler;
 use super::state::{new_store, GuestState, InstancePolicy};
+use crate::overrun::Overrun;
+use tracing::Instrument as _;
 use crate::backend::{
-    text_response, Backend, BodyError, BoxError, BoxFuture, RequestBody, RequestContext, RequestId,
-    ResponseBody,
+    text_response, Backend, BodyDeadline, BodyError, BoxError, BoxFuture, ComponentStatus,
+    RequestBody, RequestContext, RequestId, ResponseBody, StatusKind,
 };
 
 /// How to load and run a component.
@@ -259,7 +262,27 @@ pub(crate) fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Lin
     Ok(linker)
 }
 
+/// The status of a component drawing on the `admission` pool of `slots`.
+pub(crate) fn pool_status(id: &Arc<str>, admission: &Arc<Semaphore>, slots: u32) -> ComponentStatus {
+    let slots = slots as usize;
+    ComponentStatus {
+        component: id.clone(),
+        kind: StatusKind::Wasm {
+            pool: Arc::as_ptr(admission) as usize,
+            slots_in_use: slots.saturating_sub(admission.available_permits()),
+            slots,
+        },
+    }
+}
+
 impl Backend for ComponentBackend {
+    fn status(&self) -> Vec<ComponentStatus> {
+        vec![match &self.serve {
+            Serve::P2(inner) => pool_status(&inner.id, &inner.admission, inner.options.max_concurrency),
+            Serve::P3(handler) => handler.status(),
+        }]
+    }
+
     fn handle(
         &self,
         req: http::Request<RequestBody>,
@@ -341,13 +364,16 @@ impl Inner {
         let outcome = tokio::select! {
             biased;
             outcome = &mut guest => match rx.try_recv() {
-                Ok(result) => return self.response(result, done_rx, deadline, &ctx),
+                Ok(result) => return self.response(result, done_rx, None, deadline, &ctx),
                 Err(_) => outcome,
             },
             sent = &mut rx => match sent {
                 Ok(result) => {
-                    tokio::spawn(guest);
-                    return self.response(result, done_rx, deadline, &ctx);
+                    // Still overrunning from here on, it moves to the
+                    // overrun pool like any other request.
+                    let task = tokio::spawn(Overrun::new(guest).in_current_span());
+                    let abort = task.abort_handle();
+                    return self.response(result, done_rx, Some(abort), deadline, &ctx);
                 }
                 Err(_) => guest.await,
             },
@@ -361,14 +387,22 @@ impl Inner {
         req: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
         out: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
     ) -> wasmtime::Result<()> {
+        let started = Instant::now();
         let proxy = match slot.proxy.take() {
             Some(proxy) => proxy,
-            None => self.pre.instantiate_async(&mut slot.store).await?,
+            None => {
+                let span = tracing::info_span!(target: crate::telemetry::TARGET, "instantiate", wasmhost.component = %self.id);
+                self.pre
+                    .instantiate_async(&mut slot.store)
+                    .instrument(span)
+                    .await?
+            }
         };
         let result = proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut slot.store, req, out)
             .await;
+        crate::telemetry::record_instance_time(started.elapsed());
         slot.proxy = Some(proxy);
         slot.served += 1;
         result
@@ -429,11 +463,14 @@ impl Inner {
         &self,
         result: Result<hyper::Response<HyperOutgoingBody>, ErrorCode>,
         done: oneshot::Receiver<bool>,
+        guest: Option<AbortHandle>,
         deadline: tokio::time::Instant,
         ctx: &RequestContext,
     ) -> http::Response<ResponseBody> {
         match result {
-            Ok(resp) => resp.map(|body| GuardedBody::new(body, done, deadline).boxed_unsync()),
+            Ok(resp) => {
+                resp.map(|body| GuardedBody::new(body, done, guest, deadline).boxed_unsync())
+            }
             Err(code) => {
                 tracing::warn!(request = %ctx.id, component = %self.id, "guest answered with error code {code:?}");
                 text_response(
@@ -475,34 +512,31 @@ impl Inner {
 /// RST_STREAM on HTTP/2) instead of passing a truncated body off as whole.
 /// It also bounds a body that never ends (a reused guest that kept its
 /// outgoing body) by the request deadline.
+///
+/// Dropped before the guest finished (the client reset the stream or
+/// closed the connection), it cancels the guest, freeing its instance slot
+/// instead of letting it run on to its deadline.
 struct GuardedBody {
     inner: HyperOutgoingBody,
     done: Option<oneshot::Receiver<bool>>,
-    deadline: tokio::time::Instant,
-    /// Armed only once the body has to wait: most bodies never do.
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The guest's task, when it outlived the response head.
+    guest: Option<AbortHandle>,
+    deadline: BodyDeadline,
 }
 
 impl GuardedBody {
     fn new(
         inner: HyperOutgoingBody,
         done: oneshot::Receiver<bool>,
+        guest: Option<AbortHandle>,
         deadline: tokio::time::Instant,
     ) -> Self {
         Self {
             inner,
             done: Some(done),
-            deadline,
-            timer: None,
+            guest,
+            deadline: BodyDeadline::at(deadline),
         }
-    }
-
-    fn expired(&mut self, cx: &mut TaskContext<'_>) -> bool {
-        let deadline = self.deadline;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        timer.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -537,7 +571,7 @@ impl http_body::Body for GuardedBody {
                     Poll::Pending => Poll::Pending,
                 }
             }
-            Poll::Pending if this.expired(cx) => Poll::Ready(Some(Err(
+            Poll::Pending if this.deadline.passed(cx) => Poll::Ready(Some(Err(
                 "the request deadline passed while the response body was streaming".into(),
             ))),
             Poll::Pending => Poll::Pending,
@@ -550,6 +584,14 @@ impl http_body::Body for GuardedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        if let (Some(_), Some(guest)) = (&self.done, &self.guest) {
+            guest.abort();
+        }
     }
 }
 

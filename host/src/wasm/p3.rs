@@ -26,6 +26,7 @@ use super::component::ComponentOptions;
 use super::engine::Runtime;
 use super::guest_log::CurrentRequest;
 use super::state::{new_store, GuestState, InstancePolicy};
+use crate::overrun::OnPool;
 use crate::backend::{
     text_response, BoxError, RequestBody, RequestContext, RequestId, ResponseBody,
 };
@@ -38,6 +39,8 @@ pub struct P3Handler {
     handler: ProxyHandler<Policy>,
     /// One permit per pooling slot, shared with the app's other components.
     admission: Arc<tokio::sync::Semaphore>,
+    /// The pool's size.
+    slots: u32,
 }
 
 struct Policy {
@@ -81,7 +84,13 @@ impl P3Handler {
         Self {
             handler: ProxyHandler::new(policy),
             admission: runtime.admission.clone(),
+            slots: options.max_concurrency,
         }
+    }
+
+    /// Instance slots in use.
+    pub fn status(&self) -> crate::backend::ComponentStatus {
+        super::component::pool_status(&self.handler.state().id, &self.admission, self.slots)
     }
 
     /// Handles one request; failures become responses.
@@ -99,9 +108,11 @@ impl P3Handler {
             tracing::warn!(request = %ctx.id, component = %id, "no free instance before the deadline");
             return text_response(StatusCode::SERVICE_UNAVAILABLE, "all instances busy");
         };
-        let result =
-            tokio::time::timeout_at(deadline, self.handler.handle((ctx.id, ctx.deadline), req))
-                .await;
+        // The guest's worker tasks, which the handler spawns itself, run on
+        // the overrun pool: a WASIp3 guest never holds the front door's
+        // threads (see `crate::overrun`).
+        let handled = OnPool::new(self.handler.handle((ctx.id, ctx.deadline), req));
+        let result = tokio::time::timeout_at(deadline, handled).await;
         match result {
             Ok(Ok(resp)) => {
                 resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())

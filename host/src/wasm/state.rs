@@ -22,6 +22,8 @@ use crate::app::key_value::KvAccess;
 use crate::app::outbound::AllowList;
 use crate::backend::BodyError;
 use crate::dispatch::{AppHandle, SPIN_INTERNAL};
+use crate::telemetry;
+use tracing::Instrument as _;
 
 /// Table growth allowed per instance when no pooling slot caps it. Far
 /// above what compiled Rust and C need (their function tables hold a few
@@ -158,12 +160,17 @@ pub fn new_store(
 }
 
 /// A store holding `state`, under the memory cap and epoch policy of
-/// [`new_store`].
+/// [`new_store`]. At each tick the guest is also marked as overrunning its
+/// slice, which moves its request off the front door's threads
+/// ([`crate::overrun`]).
 pub fn store_for(engine: &Engine, state: GuestState) -> Store<GuestState> {
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_async_yield_and_update(1);
+    store.epoch_deadline_callback(|_| {
+        crate::overrun::mark();
+        Ok(wasmtime::UpdateDeadline::Yield(1))
+    });
     store
 }
 
@@ -368,7 +375,7 @@ impl WasiHttpHooks for Hooks {
 
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
@@ -376,7 +383,9 @@ impl WasiHttpHooks for Hooks {
             return self.send_internal(request, target);
         }
         let allowed = self.outbound.allows(request.uri());
-        Box::new(async move {
+        let span = telemetry::client_span(request.method(), request.uri(), "http");
+        telemetry::inject(&span, request.headers_mut());
+        let sent = async move {
             if !allowed {
                 tracing::info!(
                     "outgoing request to `{}` denied: not in the component's allowed outbound hosts",
@@ -385,10 +394,12 @@ impl WasiHttpHooks for Hooks {
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            telemetry::record_client_status(&tracing::Span::current(), Some(response.status()));
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
             ))
-        })
+        };
+        Box::new(sent.instrument(span))
     }
 }

@@ -54,6 +54,8 @@ cgi limits 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/
 cgi init 'cat /proc/1/cmdline | tr "\\0" " "'
 cgi fds 'ls -l /proc/1/fd | tail -n +2 | sed "s/.*-> //"'
 cgi uidmap 'cat /proc/self/uid_map'
+cgi stall 'sleep 600'
+cgi traceparent 'echo "traceparent=$HTTP_TRACEPARENT"'
 cgi hog '/bin/busybox head -c 200000000 /dev/zero | /bin/busybox sort > /dev/null; echo "exit=$?"; cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null'
 umoci repack --image {l}:httpd {b}
 umoci config --image {l}:httpd --os linux --architecture amd64 \

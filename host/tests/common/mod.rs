@@ -141,8 +141,9 @@ impl Server {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read wasmhost stdout");
+        // `http://ADDR/` or, with TLS, `https://ADDR/`.
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .map(|rest| rest.trim().trim_end_matches('/').to_string())
             .unwrap_or_else(|| {
@@ -155,6 +156,12 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in stdout.lines() {});
         Server { child, addr, log }
+    }
+
+    /// Starts a prepared command (a wrapper around `wasmhost`, say) and
+    /// waits for the address it prints.
+    pub fn from_command(cmd: Command) -> Server {
+        Server::spawn(cmd, &[])
     }
 
     /// Runs `wasmhost <args>` expecting it to exit before serving.
