@@ -7,6 +7,8 @@
 #   bench/run.sh criterion    the in-process per-request benchmark only
 #   bench/run.sh http [ARGS]  the HTTP comparison only (ARGS go to http_bench.py)
 #   bench/run.sh oci [ARGS]   pull vs skopeo, pinned start vs local file (oci_bench.py)
+#   bench/run.sh frontdoor [ARGS]  fairness, floods, TLS vs nginx, overhead vs a
+#                             baseline binary (frontdoor_bench.py --baseline PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +36,12 @@ if [ "$what" = all ] || [ "$what" = http ]; then
 fi
 if [ "$what" = all ] || [ "$what" = oci ]; then
     python3 bench/oci_bench.py "$@"
+fi
+if [ "$what" = all ] || [ "$what" = frontdoor ]; then
+    # nginx is the TLS peer; Debian's package starts no server here (no
+    # systemd), and the bench runs its own with a private config.
+    if ! command -v nginx >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq nginx-light
+    fi
+    env -u RUST_BACKTRACE python3 bench/frontdoor_bench.py "$@"
 fi
