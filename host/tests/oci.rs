@@ -93,6 +93,15 @@ fn pull(reference: &str, store: &Store, config: &Path) -> Value {
     serde_json::from_str(&out).expect("pull --json prints JSON")
 }
 
+/// `cache gc --json` of `store`, forgetting `forget` first if given.
+fn cache_gc(store: &Store, forget: Option<&str>, config: &Path) -> Value {
+    let mut args = vec!["cache", "gc", "--cache-dir", store.path(), "--json"];
+    if let Some(reference) = forget {
+        args.extend(["--ref", reference]);
+    }
+    serde_json::from_str(&ok(wasmhost(&args, config))).expect("gc --json prints JSON")
+}
+
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
@@ -174,25 +183,9 @@ async fn a_component_is_pushed_as_a_cncf_artifact_pulled_verified_and_served_by_
     assert_eq!(listed["refs"][0]["reference"], reference);
     assert_eq!(listed["refs"][0]["digest"], pushed["digest"]);
     assert_eq!(listed["blobs"].as_array().unwrap().len(), 3);
-    let gc: Value = serde_json::from_str(&ok(wasmhost(
-        &["cache", "gc", "--cache-dir", store.path(), "--json"],
-        config.path(),
-    )))
-    .unwrap();
+    let gc = cache_gc(&store, None, config.path());
     assert_eq!(gc["removed_blobs"], 0, "a referenced component is kept");
-    let gc: Value = serde_json::from_str(&ok(wasmhost(
-        &[
-            "cache",
-            "gc",
-            "--cache-dir",
-            store.path(),
-            "--ref",
-            &reference,
-            "--json",
-        ],
-        config.path(),
-    )))
-    .unwrap();
+    let gc = cache_gc(&store, Some(&reference), config.path());
     assert_eq!(gc["removed_blobs"], 3);
     store.assert_empty();
 }
@@ -1216,25 +1209,10 @@ async fn cache_gc_removes_a_forgotten_apps_directory_with_its_key_value_data() {
     assert_eq!(key_value.len(), 1, "the app's key-value data is in its directory");
 
     // Still referenced: kept.
-    ok(wasmhost(
-        &["cache", "gc", "--cache-dir", store.path()],
-        config.path(),
-    ));
+    cache_gc(&store, None, config.path());
     assert!(pulled[0].is_dir() && key_value[0].is_file());
     // Forgotten: its blobs, its directory and its data go.
-    let gc: Value = serde_json::from_str(&ok(wasmhost(
-        &[
-            "cache",
-            "gc",
-            "--cache-dir",
-            store.path(),
-            "--ref",
-            &reference,
-            "--json",
-        ],
-        config.path(),
-    )))
-    .unwrap();
+    let gc = cache_gc(&store, Some(&reference), config.path());
     assert!(gc["removed_blobs"].as_u64().unwrap() > 0, "{gc}");
     assert!(!pulled[0].exists(), "the forgotten app's directory is kept");
     store.assert_empty();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{guest, guest_for, http1, http2, Server};
+use common::{body_channel, guest, guest_for, http1, http2, in_flight_echo, Server};
 use futures::StreamExt;
 
 #[tokio::test]
@@ -194,7 +194,10 @@ async fn a_looping_guest_gets_504_and_neither_blocks_others_nor_keeps_burning_cp
         (server.log_count("spin: looping") >= 4).then_some(())
     })
     .await;
-    // While they loop, the same process answers other requests promptly.
+    // While they loop, the same process answers other requests. (The
+    // README's scale for this is its 10 ms yield; today such a request
+    // can wait ~0.6 s for a runtime thread, issue 12, so the bound here
+    // only says "not blocked until the loops' deadline".)
     let quick_started = Instant::now();
     let quick = client.get(server.url("/quick")).send().await.unwrap();
     assert_eq!(quick.status(), 200);
@@ -297,11 +300,11 @@ async fn oversized_headers_get_431_over_http1_and_http2() {
 /// and the upload then stalls past the deadline.
 async fn body_cut_off_by_the_deadline(client: reqwest::Client) -> reqwest::Error {
     let server = Server::serve(&guest("echo"), &["--timeout", "1s"]);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let (tx, body) = body_channel();
     tx.send(Ok(b"partial".to_vec())).await.unwrap();
     let resp = client
         .post(server.url("/"))
-        .body(reqwest::Body::wrap_stream(tokio_stream(rx)))
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -422,7 +425,7 @@ async fn sigterm_stops_accepting_and_drains_the_request_in_flight_then_exits_0()
     let addr = server.addr.clone();
     // A request whose body arrives slowly, in flight once its head is back
     // (echo answers at once and streams the body back as it comes).
-    let (tx, in_flight) = in_flight_echo(&server, b"first ").await;
+    let (tx, in_flight) = in_flight_echo(server.url("/slow"), b"first ").await;
     server.signal("TERM");
     server.wait_for_log("no longer accepting", Duration::from_secs(5));
     // New connections are refused once the listener is closed.
@@ -436,32 +439,10 @@ async fn sigterm_stops_accepting_and_drains_the_request_in_flight_then_exits_0()
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
-/// A POST to echo whose body starts with `first` and goes on as the
-/// returned sender says; returns once the response head is back, so the
-/// request is in flight (echo answers at once and streams the body back).
-async fn in_flight_echo(
-    server: &Server,
-    first: &[u8],
-) -> (
-    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
-    reqwest::Response,
-) {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    tx.send(Ok(first.to_vec())).await.unwrap();
-    let response = http1()
-        .post(server.url("/slow"))
-        .body(reqwest::Body::wrap_stream(tokio_stream(rx)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    (tx, response)
-}
-
 #[tokio::test]
 async fn a_request_still_in_flight_at_the_drain_timeout_makes_wasmhost_exit_1() {
     let mut server = Server::serve(&guest("echo"), &["--drain-timeout", "500ms"]);
-    let (tx, in_flight) = in_flight_echo(&server, b"never finished").await;
+    let (tx, in_flight) = in_flight_echo(server.url("/slow"), b"never finished").await;
     let started = Instant::now();
     server.signal("TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(1));
@@ -517,7 +498,7 @@ async fn sigterm_closes_idle_keep_alive_connections_without_waiting_for_the_drai
 #[tokio::test]
 async fn a_second_signal_during_the_drain_exits_1_at_once() {
     let mut server = Server::serve(&guest("echo"), &["--drain-timeout", "60s"]);
-    let (_tx, _in_flight) = in_flight_echo(&server, b"never finished").await;
+    let (_tx, _in_flight) = in_flight_echo(server.url("/slow"), b"never finished").await;
     server.signal("INT");
     server.wait_for_log("no longer accepting", Duration::from_secs(5));
     let started = Instant::now();
@@ -529,10 +510,4 @@ async fn a_second_signal_during_the_drain_exits_1_at_once() {
         "took {:?}",
         started.elapsed()
     );
-}
-
-fn tokio_stream<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -303,6 +303,34 @@ pub fn http2() -> reqwest::Client {
         .expect("client")
 }
 
+/// The sending side of a request body that arrives as the test says.
+pub type BodySender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
+/// A request body fed through the returned sender, chunk by chunk; it ends
+/// when the sender is dropped.
+pub fn body_channel() -> (BodySender, reqwest::Body) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (tx, reqwest::Body::wrap_stream(stream))
+}
+
+/// A POST to `url` (an echo route) whose body starts with `first` and goes
+/// on as the returned sender says; returns once the response head is back.
+/// Echo answers at once and streams the body back as it comes, so the
+/// request is then in flight, holding its instance until the body ends.
+pub async fn in_flight_echo(url: String, first: &[u8]) -> (BodySender, reqwest::Response) {
+    let (tx, body) = body_channel();
+    tx.send(Ok(first.to_vec())).await.expect("the body is open");
+    let response = http1()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .expect("the response head");
+    assert_eq!(response.status(), 200);
+    (tx, response)
+}
+
 /// GET `url` and return the body as text (panics on any failure: tests).
 pub async fn get_text(client: &reqwest::Client, url: String) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
