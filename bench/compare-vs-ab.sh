@@ -48,7 +48,7 @@ for round in $(seq "$rounds"); do
     "$wasmhost" compare --container "$image" --container-state /data \
         --wasm "$wasm" --wasm-state /data --request 'GET /todos/999' \
         --concurrency 4 --duration 3s --warmup 1s --cold-starts 1 --mismatch-requests 1 \
-        --json "$work/compare.json" --cache-dir "$work/cache" >/dev/null
+        --json "$work/compare.json" --html "$work/compare.html" --cache-dir "$work/cache" >/dev/null
     compare_rps="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["wasm"]["load"]["rps"])' "$work/compare.json")"
     ab_out="$(ab -q -k -c 4 -t 3 -n 10000000 "$url")"
     grep -q 'Failed requests:        0' <<<"$ab_out" || { echo "ab saw failures:"; echo "$ab_out"; exit 1; }
