@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::registry::TestRegistry;
 use common::{metric, repo_root, wait_until, within_five_sigma};
 
 fn read(path: &str) -> String {
@@ -46,6 +47,22 @@ fn a_weighted_split_must_land_within_five_standard_deviations() {
 #[should_panic(expected = "cannot list containers with `wasmhost-no-such-runtime`")]
 fn a_container_listing_that_fails_is_an_error_not_an_empty_list() {
     common::runtime::containers("wasmhost-no-such-runtime");
+}
+
+#[tokio::test]
+async fn a_test_registry_is_reached_at_the_address_it_bound_itself() {
+    // Not a port probed free beforehand and taken later (by then anything
+    // may listen there), and not "something accepts connections there":
+    // the registry itself answers at the address it logged.
+    let registry = TestRegistry::start();
+    let response = reqwest::get(format!("{}/v2/", registry.base()))
+        .await
+        .expect("the registry answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
 }
 
 #[test]
