@@ -96,9 +96,9 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
     let fds = get_text(&client, server.url("/cgi-bin/fds")).await;
     let targets: Vec<&str> = fds.lines().collect();
     assert!(
-        targets.iter().all(|t| *t == "/dev/null"
-            || t.starts_with("pipe:[")
-            || t.starts_with("socket:[")),
+        targets
+            .iter()
+            .all(|t| *t == "/dev/null" || t.starts_with("pipe:[") || t.starts_with("socket:[")),
         "{fds}"
     );
     assert_eq!(
@@ -109,7 +109,11 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
     // ...and which nothing inside can kill (the kernel drops signals to a
     // namespace's init that it has no handler for).
     let init = container_init_pid(&format!("wasmhost-{}-httpd", server.pid()));
-    let crash = client.get(server.url("/cgi-bin/crash")).send().await.unwrap();
+    let crash = client
+        .get(server.url("/cgi-bin/crash"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(crash.status(), 200);
     assert_eq!(
         get_text(&client, server.url("/index.html")).await,
@@ -253,7 +257,11 @@ async fn a_container_not_listening_within_the_ready_timeout_gets_503_and_a_log_l
     server.signal("TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(15)), Some(0));
     let tag = format!("wasmhost-{}-unready", server.pid());
-    assert!(!has_container("embedded", &tag), "{:?}", containers("embedded"));
+    assert!(
+        !has_container("embedded", &tag),
+        "{:?}",
+        containers("embedded")
+    );
 }
 
 #[tokio::test]
@@ -268,7 +276,11 @@ async fn a_container_the_embedded_runtime_runs_is_listed_by_it_and_not_by_runc()
         "hello from busybox\n"
     );
     let id = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
-    assert!(has_container("embedded", &id), "{:?}", containers("embedded"));
+    assert!(
+        has_container("embedded", &id),
+        "{:?}",
+        containers("embedded")
+    );
     assert!(!has_container("runc", &id), "{:?}", containers("runc"));
     stop(server);
     assert_gone("embedded", &id);
@@ -396,7 +408,11 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
         "hello from busybox\n"
     );
     let first = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
-    assert!(has_container("embedded", &first), "{:?}", containers("embedded"));
+    assert!(
+        has_container("embedded", &first),
+        "{:?}",
+        containers("embedded")
+    );
     server.wait_for_log("container idle", Duration::from_secs(10));
     let stopped = server.wait_for_log("stopped", Duration::from_secs(10));
     assert_eq!(logged_id(&stopped), first, "{stopped}");
@@ -416,8 +432,11 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
             })
             .count()
     };
-    let wait_until_created =
-        || wait_until("a container created ahead", Duration::from_secs(10), || created(&tag) > 0);
+    let wait_until_created = || {
+        wait_until("a container created ahead", Duration::from_secs(10), || {
+            created(&tag) > 0
+        })
+    };
     wait_until_created();
     let cold = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(cold.status(), 200);
@@ -461,7 +480,11 @@ async fn containers_a_killed_wasmhost_left_behind_are_swept_at_the_next_start() 
     assert_eq!(first.wait_exit(Duration::from_secs(10)), None, "killed");
     // The container outlived the host...
     assert!(std::path::Path::new(&format!("/proc/{orphan}")).exists());
-    assert!(has_container("embedded", &id), "{:?}", containers("embedded"));
+    assert!(
+        has_container("embedded", &id),
+        "{:?}",
+        containers("embedded")
+    );
     // ...until the next start sweeps it: process, runtime state, mount.
     let second = fixture.run(&[]);
     assert_eq!(

@@ -143,7 +143,10 @@ fn every_test_the_nextest_config_singles_out_exists() {
 /// Every `.rs` file below `dir`.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read a source directory").flatten() {
+    for entry in std::fs::read_dir(dir)
+        .expect("read a source directory")
+        .flatten()
+    {
         let path = entry.path();
         if path.is_dir() {
             files.extend(walk(&path));

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::{get_text, guest, http1, metric, repo_root, run, wait_until, within_five_sigma, Server};
+use common::{
+    get_text, guest, http1, metric, repo_root, run, wait_until, within_five_sigma, Server,
+};
 
 /// The native binary, built static by the example's script (once).
 fn native_binary() -> PathBuf {

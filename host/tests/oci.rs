@@ -1055,7 +1055,10 @@ async fn every_manifest_request_accepts_the_oci_and_docker_manifest_and_index_ty
             .map(|media_type| media_type.split(';').next().unwrap_or_default().trim())
             .collect();
         for media_type in [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST] {
-            assert!(accept.contains(&media_type), "{media_type} not accepted:\n{head}");
+            assert!(
+                accept.contains(&media_type),
+                "{media_type} not accepted:\n{head}"
+            );
         }
     }
 }
@@ -1206,7 +1209,11 @@ async fn cache_gc_removes_a_forgotten_apps_directory_with_its_key_value_data() {
         .collect();
     assert_eq!(pulled.len(), 1, "{pulled:?}");
     let key_value = files_named(&pulled[0], "key_value.redb");
-    assert_eq!(key_value.len(), 1, "the app's key-value data is in its directory");
+    assert_eq!(
+        key_value.len(),
+        1,
+        "the app's key-value data is in its directory"
+    );
 
     // Still referenced: kept.
     cache_gc(&store, None, config.path());

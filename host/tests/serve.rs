@@ -217,7 +217,8 @@ async fn a_looping_guest_gets_504_and_neither_blocks_others_nor_keeps_burning_cp
         started.elapsed()
     );
     server.wait_for_log("request deadline passed", Duration::from_secs(1));
-    // After the deadlines the looping instances are gone: the process idles.
+    // After the deadlines the looping instances are gone: the process idles
+    // (CPU time measured over one second: a window, not a wait).
     let before = server.cpu_ticks();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let burnt = server.cpu_ticks() - before;

@@ -1271,9 +1271,18 @@ source = "{hello}"
     server.wait_for_metric(mirrored, "/differs/...", "candidate", 50, timeout);
     let metrics = server.wait_for_metric(mirrored, "/same/...", "twin", 50, timeout);
     let mismatches = |route: &str, component: &str| {
-        metric(&metrics, "wasmhost_mirror_mismatches_total", route, component)
+        metric(
+            &metrics,
+            "wasmhost_mirror_mismatches_total",
+            route,
+            component,
+        )
     };
-    assert_eq!(mismatches("/differs/...", "candidate"), Some(50), "{metrics}");
+    assert_eq!(
+        mismatches("/differs/...", "candidate"),
+        Some(50),
+        "{metrics}"
+    );
     assert_eq!(mismatches("/same/...", "twin"), Some(0), "{metrics}");
     assert_eq!(
         metric(

@@ -457,11 +457,14 @@ impl Server {
 /// exported must not read as 0.
 pub fn metric(metrics: &str, name: &str, route: &str, component: &str) -> Option<u64> {
     let prefix = format!("{name}{{route=\"{route}\",component=\"{component}\"}} ");
-    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| {
-        v.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("series {prefix}is not a count: {v:?}"))
-    })
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("series {prefix}is not a count: {v:?}"))
+        })
 }
 
 /// Whether `count` successes of `n` draws with probability `p` are within
