@@ -7,46 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::images::busybox_httpd;
+use common::images::BusyboxFixture;
 use common::registry::TestRegistry;
 use common::runtime::{assert_gone, containers, has_container, logged_id};
 use common::{get_text, http1, wait_for, wait_until, Server};
 
-struct Fixture {
-    _registry: TestRegistry,
-    _work: tempfile::TempDir,
-    cache: tempfile::TempDir,
-    reference: String,
-}
-
-fn fixture(repository: &str) -> Fixture {
-    let registry = TestRegistry::start();
-    let work = tempfile::tempdir().unwrap();
-    let reference = busybox_httpd(&registry, repository, work.path());
-    Fixture {
-        _registry: registry,
-        _work: work,
-        cache: tempfile::tempdir().unwrap(),
-        reference,
-    }
-}
-
-impl Fixture {
-    fn run(&self, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "run",
-            self.reference.as_str(),
-            "--listen",
-            "127.0.0.1:0",
-            "--cache-dir",
-            self.cache.path().to_str().unwrap(),
-        ];
-        if !extra.contains(&"--stop-grace") {
-            args.extend(["--stop-grace", "1s"]);
-        }
-        args.extend_from_slice(extra);
-        Server::start(&args)
-    }
+fn fixture(repository: &str) -> BusyboxFixture {
+    BusyboxFixture::new(repository)
 }
 
 /// Stops `server` as a user would (SIGTERM), so its container is stopped
@@ -101,11 +68,10 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
             .all(|t| *t == "/dev/null" || t.starts_with("pipe:[") || t.starts_with("socket:[")),
         "{fds}"
     );
-    assert_eq!(
-        targets.iter().filter(|t| t.starts_with("socket:[")).count(),
-        1,
-        "{fds}"
-    );
+    // The listening socket, and at most the connection being handed to a
+    // child (httpd closes its copy just after the fork that serves it).
+    let sockets = targets.iter().filter(|t| t.starts_with("socket:[")).count();
+    assert!((1..=2).contains(&sockets), "{fds}");
     // ...and which nothing inside can kill (the kernel drops signals to a
     // namespace's init that it has no handler for).
     let init = container_init_pid(&format!("wasmhost-{}-httpd", server.pid()));

@@ -194,18 +194,21 @@ async fn a_looping_guest_gets_504_and_neither_blocks_others_nor_keeps_burning_cp
         (server.log_count("spin: looping") >= 4).then_some(())
     })
     .await;
-    // While they loop, the same process answers other requests. (The
-    // README's scale for this is its 10 ms yield; today such a request
-    // can wait ~0.6 s for a runtime thread, issue 12, so the bound here
-    // only says "not blocked until the loops' deadline".)
-    let quick_started = Instant::now();
-    let quick = client.get(server.url("/quick")).send().await.unwrap();
-    assert_eq!(quick.status(), 200);
-    assert_eq!(quick.text().await.unwrap(), "not looping\n");
+    // While they loop, the same process answers other requests at once:
+    // the loops moved to the overrun pool at their first 10 ms tick (the
+    // README's scale), so the front door's threads are free. Best of three
+    // new connections within 50 ms, slack for a suite sharing two cores.
+    let mut quickest = Duration::MAX;
+    for _ in 0..3 {
+        let quick_started = Instant::now();
+        let quick = http1().get(server.url("/quick")).send().await.unwrap();
+        assert_eq!(quick.status(), 200);
+        assert_eq!(quick.text().await.unwrap(), "not looping\n");
+        quickest = quickest.min(quick_started.elapsed());
+    }
     assert!(
-        quick_started.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        quick_started.elapsed()
+        quickest < Duration::from_millis(50),
+        "the quickest of three took {quickest:?}"
     );
     for handle in loops {
         let resp = handle.await.unwrap().unwrap();

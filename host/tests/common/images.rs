@@ -60,7 +60,8 @@ cgi uidmap 'cat /proc/self/uid_map'
 cgi status 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):" /proc/self/status'
 cgi seccomp '/bin/busybox linux32 /bin/busybox true 2>&1; echo "exit=$?"'
 cgi forks 'i=0; while [ $i -lt 64 ]; do /bin/busybox sleep 2 & i=$((i+1)); echo "started=$i"; done'
-cgi stall '/bin/busybox sleep 600'
+printf '#!/bin/sh\n/bin/busybox sleep 600\n' > $r/www/cgi-bin/stall; chmod 755 $r/www/cgi-bin/stall
+cgi stall-body '/bin/busybox sleep 600'
 cgi traceparent 'echo "traceparent=$HTTP_TRACEPARENT"'
 cgi hog '/bin/busybox head -c 200000000 /dev/zero | /bin/busybox sort > /dev/null; echo "exit=$?"; cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null'
 umoci repack --image {l}:httpd {b}
@@ -77,6 +78,53 @@ skopeo copy --quiet --dest-tls-verify=false oci:{l}:httpd docker://{reference}
 }
 
 /// One layer's entries, built into a tar by [`tar_layer`].
+/// The busybox httpd image in a registry of its own, with a cache
+/// directory for the `wasmhost run`s of one test.
+pub struct BusyboxFixture {
+    _registry: TestRegistry,
+    _work: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+    pub reference: String,
+}
+
+impl BusyboxFixture {
+    /// Builds and pushes the image as `repository` in a fresh registry.
+    pub fn new(repository: &str) -> BusyboxFixture {
+        let registry = TestRegistry::start();
+        let work = tempfile::tempdir().unwrap();
+        let reference = busybox_httpd(&registry, repository, work.path());
+        BusyboxFixture {
+            _registry: registry,
+            _work: work,
+            cache: tempfile::tempdir().unwrap(),
+            reference,
+        }
+    }
+
+    /// `wasmhost run IMAGE --listen 127.0.0.1:0 --cache-dir … <extra>`,
+    /// with a 1 s stop grace unless `extra` sets one.
+    pub fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "run",
+            self.reference.as_str(),
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            self.cache.path().to_str().unwrap(),
+        ];
+        if !extra.contains(&"--stop-grace") {
+            args.extend(["--stop-grace", "1s"]);
+        }
+        args.extend_from_slice(extra);
+        args
+    }
+
+    /// Starts `wasmhost run` on the image.
+    pub fn run(&self, extra: &[&str]) -> super::Server {
+        super::Server::start(&self.args(extra))
+    }
+}
+
 pub enum Entry<'a> {
     /// A regular file with its bytes and mode.
     File(&'a str, &'a [u8], u32),

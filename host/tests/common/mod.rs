@@ -419,11 +419,18 @@ impl Server {
     /// The metrics URL of a server started with `--admin-listen
     /// 127.0.0.1:0`, from the log line naming the address it bound.
     pub fn metrics_url(&self) -> String {
-        let line = self.wait_for_log("metrics on http://", Duration::from_secs(10));
-        let start = line.find("http://").expect("the line has a URL");
-        let url = &line[start..];
-        let end = url.find("/metrics").expect("the URL ends in /metrics") + "/metrics".len();
-        url[..end].to_owned()
+        format!("http://{}/metrics", self.admin_address())
+    }
+
+    /// The admin listener's address, from the log line naming it (`admin
+    /// on http://ADDR/ (...)`).
+    pub fn admin_address(&self) -> String {
+        let line = self.wait_for_log("admin on http://", Duration::from_secs(10));
+        line.split("admin on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("the admin line names its address")
+            .to_owned()
     }
 
     /// The Prometheus text of the admin endpoint now.
