@@ -12,7 +12,7 @@ Scenarios (each in alternating rounds, A B A B ..., so drift on this shared
   floods     10,000 idle keep-alive connections and 2,000 slowloris
              connections held open, then new clients' requests: this build
              vs --baseline, both started under `ulimit -Sn 1024`. Memory per
-             idle connection from the server's RSS.
+             idle connection: the server's RSS growth over the second 5,000.
   tls        keep-alive req/s over TLS vs plain HTTP (this build, same
              run); new TLS connections per second vs Debian's nginx serving
              a static file with the same certificate.
@@ -43,7 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import http_bench  # noqa: E402  (the same server handling as the HTTP bench)
 from http_bench import free_port  # noqa: E402
-WASMHOST = os.path.join(ROOT, "target/release/wasmhost")
+WASMHOST = os.environ.get("WASMHOST_BIN", os.path.join(ROOT, "target/release/wasmhost"))
 GUESTS = os.path.join(ROOT, "target/guest/wasm32-wasip2/release")
 HELLO = os.path.join(GUESTS, "hello.wasm")
 SPIN = os.path.join(GUESTS, "spin.wasm")
@@ -233,11 +233,14 @@ def floods_round(binary, idle=10_000, slow=2_000, clients=200):
     try:
         for _ in range(10):
             first_byte(server.port)
-        rss_before = server.rss_kib()
-
         async def run():
-            held = await open_idle(server.port, idle)
+            # Memory per connection from the second half alone: the first
+            # half's transient request memory is in both readings.
+            first = await open_idle(server.port, idle // 2)
+            rss_half = server.rss_kib()
+            second = await open_idle(server.port, idle - idle // 2)
             rss_idle = server.rss_kib()
+            held = first + second
             slowloris = await open_slowloris(server.port, slow)
             stop = asyncio.Event()
             trickler = asyncio.create_task(trickle(slowloris, stop))
@@ -246,10 +249,10 @@ def floods_round(binary, idle=10_000, slow=2_000, clients=200):
             await trickler
             for w in held + slowloris:
                 w.close()
-            return len(held), len(slowloris), rss_idle, times, failures
+            per_conn = (rss_idle - rss_half) * 1024 / len(second) if second else None
+            return len(held), len(slowloris), per_conn, times, failures
 
-        held, slowloris, rss_idle, times, failures = asyncio.run(run())
-        per_conn = (rss_idle - rss_before) * 1024 / held if held else None
+        held, slowloris, per_conn, times, failures = asyncio.run(run())
         return {"idle_held": held, "slowloris_held": slowloris, "p50_ms": pct(times, 50),
                 "p99_ms": pct(times, 99), "failures": failures,
                 "rss_per_idle_connection_bytes": per_conn}

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut log = logging::init("WASMHOST_LOG", "info", telemetry.as_ref());
+    logging::init("WASMHOST_LOG", "info", telemetry.as_ref());
     if let Some(telemetry) = &telemetry {
         tracing::info!("OpenTelemetry: {}", telemetry.describe());
     }
@@ -96,18 +96,14 @@ fn main() -> ExitCode {
     if let Some(telemetry) = telemetry {
         telemetry.shutdown();
     }
-    log.flush_stdout();
     match result {
         Ok(Stopped::Drained) => ExitCode::SUCCESS,
         Ok(Stopped::DrainTimedOut | Stopped::Forced) => {
             // Do not wait for the tasks still running: that is what the
-            // timeout or the second signal asked for. The log is flushed
-            // first: `exit` runs no destructors.
-            drop(log);
+            // timeout or the second signal asked for.
             std::process::exit(1)
         }
         Err(e) => {
-            drop(log);
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -153,13 +153,16 @@ impl Telemetry {
         S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
     {
         let tracer = self.tracer.as_ref()?.tracer("wasmhost");
+        // Spans are INFO, events WARN and up: the hint keeps every finer
+        // callsite statically off.
         let only_ours = tracing_subscriber::filter::filter_fn(|meta| {
             if meta.is_span() {
                 meta.target() == TARGET
             } else {
                 *meta.level() <= tracing::Level::WARN
             }
-        });
+        })
+        .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
         Some(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)

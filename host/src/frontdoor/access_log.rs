@@ -1,19 +1,18 @@
 //! The access log: one line per request on stdout, in the common log
 //! format (with wasmhost's fields appended) or as JSON.
 //!
-//! Lines go through a non-blocking writer ([`crate::logging`]): a reader
-//! that stops reading stdout loses lines (counted), never holds a request
-//! up.
+//! Lines go through a non-blocking sink ([`crate::logging::sink`]): a
+//! reader that stops reading stdout loses lines (counted), never holds a
+//! request up.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing_appender::non_blocking::NonBlocking;
 
 use crate::backend::RequestId;
+use crate::logging::sink::Sink;
 
 /// The line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,7 +28,7 @@ pub enum Format {
 /// Where access lines go.
 pub struct AccessLog {
     format: Format,
-    writer: NonBlocking,
+    sink: Option<&'static Sink>,
 }
 
 /// What is known of a request when its response ends.
@@ -63,21 +62,22 @@ pub struct Entry<'a> {
 }
 
 impl AccessLog {
-    /// An access log in `format` through `writer`.
-    pub fn new(format: Format, writer: NonBlocking) -> Self {
-        Self { format, writer }
+    /// An access log in `format` into `sink` (none: stdout is closed).
+    pub fn new(format: Format, sink: Option<&'static Sink>) -> Self {
+        Self { format, sink }
     }
 
     /// Writes one line; never blocks.
     pub fn write(&self, entry: &Entry<'_>) {
+        let Some(sink) = self.sink else {
+            return;
+        };
         let mut line = match self.format {
             Format::Common => common(entry),
             Format::Json => json(entry),
         };
         line.push('\n');
-        // The writer queues the line for its own thread, or drops it when
-        // the queue is full: it cannot block, and has nothing to report.
-        let _ = self.writer.clone().write_all(line.as_bytes());
+        sink.write_line(line.as_bytes());
     }
 }
 
