@@ -3,7 +3,8 @@
 # (docker-registry), the tools whose output we must interoperate with
 # (skopeo, umoci), htpasswd for the basic-auth registry and openssl for the
 # token service of the bearer-auth one, runc and busybox-static for the
-# container tests (a busybox httpd image). Idempotent:
+# container tests (a busybox httpd image), python3-venv for the Python
+# fixtures (scripts/build-fixtures.sh). Idempotent:
 # does nothing when every tool is already present. Needs root (CI runs as
 # root) and the Debian package mirrors.
 set -euo pipefail
@@ -17,6 +18,11 @@ need htpasswd apache2-utils
 need openssl openssl
 need runc runc
 need busybox busybox-static
+# scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's
+# python3.
+if ! /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

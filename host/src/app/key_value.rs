@@ -113,6 +113,57 @@ impl KeyValue {
         tx.commit().map_err(other)
     }
 
+    /// Adds `delta` to the number stored at `key` (8 bytes, little-endian,
+    /// as Spin stores it; a missing key counts as 0), in one transaction.
+    pub fn increment(&self, label: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        let tx = self.db.begin_write().map_err(other)?;
+        let value = {
+            let mut table = tx.open_table(table(label)).map_err(other)?;
+            let current = match table.get(key).map_err(other)? {
+                None => 0,
+                Some(bytes) => {
+                    let bytes: [u8; 8] = bytes.value().try_into().map_err(|_| {
+                        KvError::Other(format!(
+                            "the value of `{key}` is not a number stored by increment (8 bytes)"
+                        ))
+                    })?;
+                    i64::from_le_bytes(bytes)
+                }
+            };
+            let value = current.checked_add(delta).ok_or_else(|| {
+                KvError::Other(format!("incrementing `{key}` by {delta} overflows"))
+            })?;
+            table
+                .insert(key, value.to_le_bytes().as_slice())
+                .map_err(other)?;
+            value
+        };
+        tx.commit().map_err(other)?;
+        Ok(value)
+    }
+
+    /// Sets `key` to `value` if it still holds `expected` (`None`: absent),
+    /// in one transaction; `Err(current)` if it does not.
+    pub fn compare_and_swap(
+        &self,
+        label: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Result<(), Option<Vec<u8>>>, KvError> {
+        let tx = self.db.begin_write().map_err(other)?;
+        {
+            let mut table = tx.open_table(table(label)).map_err(other)?;
+            let current = table.get(key).map_err(other)?.map(|v| v.value().to_vec());
+            if current.as_deref() != expected {
+                return Ok(Err(current));
+            }
+            table.insert(key, value).map_err(other)?;
+        }
+        tx.commit().map_err(other)?;
+        Ok(Ok(()))
+    }
+
     /// Every key in store `label`.
     pub fn keys(&self, label: &str) -> Result<Vec<String>, KvError> {
         let tx = self.db.begin_read().map_err(other)?;
@@ -174,5 +225,28 @@ mod tests {
         assert_eq!(kv.get("default", "k").unwrap(), Some(b"v1".to_vec()));
         assert_eq!(kv.keys("default").unwrap(), vec!["k".to_string()]);
         assert_eq!(kv.keys("other").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn increment_counts_from_zero_and_swap_checks_the_value_it_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = KeyValue::open(dir.path()).unwrap();
+        assert_eq!(kv.increment("s", "n", 2).unwrap(), 2);
+        assert_eq!(kv.increment("s", "n", -5).unwrap(), -3);
+        kv.set("s", "text", b"abc").unwrap();
+        assert!(matches!(
+            kv.increment("s", "text", 1),
+            Err(KvError::Other(_))
+        ));
+        assert_eq!(kv.compare_and_swap("s", "k", None, b"1").unwrap(), Ok(()));
+        assert_eq!(
+            kv.compare_and_swap("s", "k", None, b"2").unwrap(),
+            Err(Some(b"1".to_vec()))
+        );
+        assert_eq!(
+            kv.compare_and_swap("s", "k", Some(b"1"), b"2").unwrap(),
+            Ok(())
+        );
+        assert_eq!(kv.get("s", "k").unwrap(), Some(b"2".to_vec()));
     }
 }

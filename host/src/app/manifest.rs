@@ -13,7 +13,8 @@
 //! - `[component.<id>]`: `source` (a path relative to the manifest,
 //!   `{ url, digest }` or `{ registry, package, version }`), `files`,
 //!   `exclude_files`, `environment`, `variables`, `allowed_outbound_hosts`,
-//!   `key_value_stores`, `description`, and `build`, which is `spin build`'s
+//!   `key_value_stores`, `sqlite_databases`, `ai_models`, `description`,
+//!   and `build`, which is `spin build`'s
 //!   business, not ours.
 //!
 //! Inline components get the id Spin gives them (`normalize.rs`): a trigger
@@ -158,6 +159,10 @@ pub struct Component {
     pub allowed_outbound_hosts: Vec<String>,
     /// Key-value store labels the guest may open.
     pub key_value_stores: Vec<String>,
+    /// SQLite database labels the guest may open.
+    pub sqlite_databases: Vec<String>,
+    /// LLM models the guest may use.
+    pub ai_models: Vec<String>,
     /// Component variables: templates over application variables.
     pub variables: BTreeMap<String, String>,
     /// `description`.
@@ -796,6 +801,8 @@ impl Cx<'_> {
             environment: raw.environment,
             allowed_outbound_hosts: raw.allowed_outbound_hosts,
             key_value_stores: raw.key_value_stores,
+            sqlite_databases: raw.sqlite_databases,
+            ai_models: raw.ai_models,
             variables: raw.variables,
             description: raw.description,
             volumes,
@@ -1020,13 +1027,11 @@ fn key_path(path: &serde_ignored::Path<'_>) -> String {
 /// Spin keys this host does not implement: named as such in the warning,
 /// so nobody hunts for a typo.
 const UNSUPPORTED_SPIN_KEYS: &[&str] = &[
-    "ai_models",
     "allowed_http_hosts",
     "components",
     "dependencies",
     "dependencies_inherit_configuration",
     "profile",
-    "sqlite_databases",
     "static_response",
 ];
 
@@ -1143,6 +1148,10 @@ struct RawComponent {
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     key_value_stores: Vec<String>,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
+    #[serde(default)]
+    ai_models: Vec<String>,
     build: Option<toml::Value>,
     #[allow(dead_code)] // Spin ignores it too; named so it is not "unknown".
     tool: Option<toml::Value>,
@@ -1347,6 +1356,8 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
             environment: BTreeMap::new(),
             allowed_outbound_hosts: vec![],
             key_value_stores: vec![],
+            sqlite_databases: vec![],
+            ai_models: vec![],
             variables: BTreeMap::new(),
             description: None,
             volumes: vec![],
@@ -1450,6 +1461,8 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                         environment: map(&[("RUST_LOG", "info")]),
                         allowed_outbound_hosts: strings(&["https://{{ api_host }}"]),
                         key_value_stores: strings(&["default"]),
+                        sqlite_databases: vec![],
+                        ai_models: vec![],
                         variables: map(&[("key", "{{ api_key }}")]),
                         description: Some("The cart".into()),
                         volumes: vec![],
@@ -1569,7 +1582,7 @@ component = "a"
 [component.a]
 source = "a.wasm"
 colour = "red"
-sqlite_databases = ["default"]
+static_response = { status_code = 200 }
 [component.a.tool.lint]
 level = 3
 "#,
@@ -1580,7 +1593,7 @@ level = 3
             strings(&[
                 "`application.colour` ignored: not a Spin manifest v2 key",
                 "`component.a.colour` ignored: not a Spin manifest v2 key",
-                "`component.a.sqlite_databases` ignored: wasmhost does not support it yet",
+                "`component.a.static_response` ignored: wasmhost does not support it yet",
                 "`trigger.http[0].colour` ignored: not a Spin manifest v2 key",
                 "`trigger.redis` ignored: wasmhost runs only `[[trigger.http]]`",
             ])

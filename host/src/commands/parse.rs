@@ -1,4 +1,5 @@
-//! Parsers for flag values: sizes (`128MiB`) and durations (`30s`).
+//! Parsers for flag values: sizes (`128MiB`), durations (`30s`), SQL
+//! (`--sqlite`) and key-value pairs (`--key-value`).
 
 use std::time::Duration;
 
@@ -63,5 +64,23 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(duration("7"), Ok(Duration::from_secs(7)));
         assert!(duration("1h").is_err());
+    }
+}
+
+/// `--sqlite`: SQL as given, or `@file` read now (so a missing file stops
+/// the start before anything listens), as `spin up --sqlite` takes it.
+pub fn sql(text: &str) -> Result<String, String> {
+    match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the SQL file `{path}`: {e}")),
+        None => Ok(text.to_owned()),
+    }
+}
+
+/// `--key-value KEY=VALUE`: split at the first `=`.
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not `KEY=VALUE`")),
     }
 }

@@ -112,6 +112,17 @@ pub struct ServeCommand {
     #[arg(long, value_name = "FILE")]
     pub runtime_config_file: Option<PathBuf>,
 
+    /// Run SQL against the `default` SQLite database before serving (as
+    /// `spin up --sqlite`): a statement, or `@FILE` for a file of them.
+    /// Repeatable, run in order.
+    #[arg(long = "sqlite", value_name = "SQL|@FILE", value_parser = super::parse::sql)]
+    pub sqlite: Vec<String>,
+
+    /// Set a key in the `default` key-value store before serving (as
+    /// `spin up --key-value`). Repeatable.
+    #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = super::parse::key_value)]
+    pub key_value: Vec<(String, String)>,
+
     /// Mount a host directory into every component, read-write unless
     /// `:ro`: `HOST:PATH[:ro]` (a relative `HOST` is relative to the
     /// current directory). Repeatable.
@@ -311,6 +322,8 @@ impl ServeCommand {
                 None => RuntimeConfig::default(),
             };
             runtime_config.state_dir = self.state_dir.clone();
+            runtime_config.sqlite_statements = self.sqlite.clone();
+            runtime_config.key_value_seeds = self.key_value.clone();
             for section in &runtime_config.ignored {
                 tracing::warn!("runtime config: `[{section}]` is not supported and is ignored");
             }

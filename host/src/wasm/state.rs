@@ -19,7 +19,9 @@ use wasmtime_wasi_http::{
 use super::guest_log::{CurrentRequest, GuestLog};
 use super::spin_host::Variables;
 use crate::app::key_value::KvAccess;
+use crate::app::llm::LlmAccess;
 use crate::app::outbound::AllowList;
+use crate::app::sqlite::SqliteAccess;
 use crate::backend::BodyError;
 use crate::dispatch::{AppHandle, SPIN_INTERNAL};
 
@@ -47,6 +49,10 @@ pub struct InstancePolicy {
     pub variables: Variables,
     /// The key-value stores the component may open, if it may open any.
     pub key_value: Option<KvAccess>,
+    /// The SQLite databases the component may open, if it may open any.
+    pub sqlite: Option<SqliteAccess>,
+    /// The LLM models the component may use and who serves them.
+    pub llm: LlmAccess,
     /// The app the component belongs to, for `self` and `*.spin.internal`
     /// requests (Spin apps only).
     pub app: Option<AppHandle>,
@@ -62,6 +68,8 @@ impl Default for InstancePolicy {
             volumes: Vec::new(),
             variables: Variables::default(),
             key_value: None,
+            sqlite: None,
+            llm: LlmAccess::default(),
             app: None,
         }
     }
@@ -75,6 +83,8 @@ pub struct GuestState {
     hooks: Hooks,
     variables: Variables,
     key_value: Option<KvAccess>,
+    sqlite: Option<SqliteAccess>,
+    llm: LlmAccess,
     /// Enforces the memory cap and remembers a refused growth, so a trap
     /// that follows can be explained.
     pub limiter: MemoryLimiter,
@@ -136,6 +146,8 @@ impl GuestState {
             },
             variables: policy.variables.clone(),
             key_value: policy.key_value.clone(),
+            sqlite: policy.sqlite.clone(),
+            llm: policy.llm.clone(),
             limiter: MemoryLimiter {
                 limit: policy.memory_limit,
                 refused: None,
@@ -176,6 +188,43 @@ impl GuestState {
     /// The key-value stores the component may open.
     pub fn key_value(&self) -> Option<&KvAccess> {
         self.key_value.as_ref()
+    }
+
+    /// The SQLite databases the component may open.
+    pub fn sqlite(&self) -> Option<&SqliteAccess> {
+        self.sqlite.as_ref()
+    }
+
+    /// The LLM models the component may use.
+    pub fn llm(&self) -> &LlmAccess {
+        &self.llm
+    }
+
+    /// Whether the component may connect to `address`
+    /// (`scheme://[user[:password]@]host[:port][/...]`, as Redis, MQTT,
+    /// PostgreSQL and MySQL addresses are written), by the same
+    /// `allowed_outbound_hosts` as its HTTP requests; a missing port is the
+    /// scheme's well-known one.
+    pub fn outbound_allows_address(&self, address: &str) -> bool {
+        let Ok(uri) = address.parse::<http::Uri>() else {
+            return false;
+        };
+        match &self.hooks.outbound {
+            Outbound::Anywhere => true,
+            Outbound::Nowhere => false,
+            Outbound::AllowList(list) => {
+                let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+                    return false;
+                };
+                let Some(port) = uri
+                    .port_u16()
+                    .or_else(|| crate::app::outbound::well_known_port(scheme))
+                else {
+                    return false;
+                };
+                list.allows(scheme, host, port)
+            }
+        }
     }
 
     /// The instance's resource table (for host interfaces' resources).

@@ -41,6 +41,25 @@ pub fn guest_for(target: &str, name: &str) -> PathBuf {
     path
 }
 
+/// A fixture built by `scripts/build-fixtures.sh` from the language
+/// registries' packages (Python: componentize-py and spin-sdk), e.g.
+/// `python/spin-py.wasm`; the script caches what it built under
+/// `target/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/build-fixtures.sh"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/build-fixtures.sh");
+        assert!(status.success(), "building the fixtures failed");
+    });
+    let path = repo_root().join("target/fixtures").join(name);
+    assert!(path.exists(), "fixture `{}` was not built", path.display());
+    path
+}
+
 /// A guest built for wasm32-wasip2.
 pub fn guest(name: &str) -> PathBuf {
     guest_for("wasm32-wasip2", name)

@@ -1,0 +1,204 @@
+//! Outbound Redis, MQTT, PostgreSQL and MySQL: linked so every Spin
+//! component instantiates, checked against `allowed_outbound_hosts` with
+//! Spin's errors, and (for now) refused with an error naming what is
+//! missing once allowed: wasmhost does not yet speak these protocols. A
+//! guest gets an error value, never a trap.
+
+use wasmtime::component::Resource;
+
+use super::bindings::fermyon::spin::{mqtt, mysql, postgres, rdbms_types, redis};
+use super::bindings::spin::postgres3_0_0::postgres as pg3;
+use super::bindings::spin::postgres4_0_0::postgres as pg4;
+use crate::wasm::state::GuestState;
+
+/// A connection that can never be opened (see the module doc); the
+/// resource type the bindings need.
+pub struct Unconnected;
+
+fn unsupported(protocol: &str) -> String {
+    format!("wasmhost does not support outbound {protocol} connections yet")
+}
+
+fn never() -> String {
+    "no such connection".to_owned()
+}
+
+/// Whether `address` (`scheme://[user[:password]@]host[:port][/...]`) is
+/// allowed, with the scheme's default port when it gives none.
+fn allowed(state: &GuestState, address: &str) -> bool {
+    state.outbound_allows_address(address)
+}
+
+impl redis::Host for GuestState {}
+
+impl redis::HostConnection for GuestState {
+    async fn open(&mut self, address: String) -> Result<Resource<Unconnected>, redis::Error> {
+        if !allowed(self, &address) {
+            return Err(redis::Error::InvalidAddress);
+        }
+        Err(redis::Error::Other(unsupported("Redis")))
+    }
+    async fn publish(
+        &mut self,
+        _: Resource<Unconnected>,
+        _: String,
+        _: Vec<u8>,
+    ) -> Result<(), redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn get(
+        &mut self,
+        _: Resource<Unconnected>,
+        _: String,
+    ) -> Result<Option<Vec<u8>>, redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn set(
+        &mut self,
+        _: Resource<Unconnected>,
+        _: String,
+        _: Vec<u8>,
+    ) -> Result<(), redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn incr(&mut self, _: Resource<Unconnected>, _: String) -> Result<i64, redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn del(&mut self, _: Resource<Unconnected>, _: Vec<String>) -> Result<u32, redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn sadd(
+        &mut self,
+        _: Resource<Unconnected>,
+        _: String,
+        _: Vec<String>,
+    ) -> Result<u32, redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn smembers(
+        &mut self,
+        _: Resource<Unconnected>,
+        _: String,
+    ) -> Result<Vec<String>, redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn srem(
+        &mut self,
+        _: Resource<Unconnected>,
+        _: String,
+        _: Vec<String>,
+    ) -> Result<u32, redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn execute(
+        &mut self,
+        _: Resource<Unconnected>,
+        _: String,
+        _: Vec<redis::RedisParameter>,
+    ) -> Result<Vec<redis::RedisResult>, redis::Error> {
+        Err(redis::Error::Other(never()))
+    }
+    async fn drop(&mut self, _: Resource<Unconnected>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl mqtt::Host for GuestState {}
+
+impl mqtt::HostConnection for GuestState {
+    async fn open(
+        &mut self,
+        address: String,
+        _username: String,
+        _password: String,
+        _keep_alive_interval_in_secs: u64,
+    ) -> Result<Resource<Unconnected>, mqtt::Error> {
+        if !allowed(self, &address) {
+            return Err(mqtt::Error::ConnectionFailed(format!(
+                "address {address} is not permitted"
+            )));
+        }
+        Err(mqtt::Error::ConnectionFailed(unsupported("MQTT")))
+    }
+    async fn publish(
+        &mut self,
+        _: Resource<Unconnected>,
+        _: String,
+        _: Vec<u8>,
+        _: mqtt::Qos,
+    ) -> Result<(), mqtt::Error> {
+        Err(mqtt::Error::Other(never()))
+    }
+    async fn drop(&mut self, _: Resource<Unconnected>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl rdbms_types::Host for GuestState {}
+
+/// Spin's answer to an address the allow-list refuses, for PostgreSQL
+/// (`postgres://host:port`, credentials and database left out) and MySQL
+/// (the address as given).
+fn not_permitted(address: &str, postgres: bool) -> String {
+    if !postgres {
+        return format!("address {address} is not permitted");
+    }
+    let host_port = address
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| {
+            let host = uri.host()?.to_owned();
+            Some(match uri.port_u16() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| address.to_owned());
+    format!("address postgres://{host_port} is not permitted")
+}
+
+/// The two rdbms interfaces of Spin 2 and the two later PostgreSQL
+/// packages differ only in types: one body, instantiated per module.
+macro_rules! rdbms {
+    ($m:ident, $error:path, $protocol:literal, $postgres:literal, $execute:ty) => {
+        impl $m::HostConnection for GuestState {
+            async fn open(&mut self, address: String) -> Result<Resource<Unconnected>, $error> {
+                use $error as E;
+                if !allowed(self, &address) {
+                    return Err(E::ConnectionFailed(not_permitted(&address, $postgres)));
+                }
+                Err(E::ConnectionFailed(unsupported($protocol)))
+            }
+            async fn query(
+                &mut self,
+                _: Resource<Unconnected>,
+                _: String,
+                _: Vec<$m::ParameterValue>,
+            ) -> Result<$m::RowSet, $error> {
+                use $error as E;
+                Err(E::Other(never()))
+            }
+            async fn execute(
+                &mut self,
+                _: Resource<Unconnected>,
+                _: String,
+                _: Vec<$m::ParameterValue>,
+            ) -> Result<$execute, $error> {
+                use $error as E;
+                Err(E::Other(never()))
+            }
+            async fn drop(&mut self, _: Resource<Unconnected>) -> wasmtime::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+impl postgres::Host for GuestState {}
+impl mysql::Host for GuestState {}
+impl pg3::Host for GuestState {}
+impl pg4::Host for GuestState {}
+rdbms!(postgres, rdbms_types::Error, "PostgreSQL", true, u64);
+rdbms!(mysql, rdbms_types::Error, "MySQL", false, ());
+rdbms!(pg3, pg3::Error, "PostgreSQL", true, u64);
+rdbms!(pg4, pg4::Error, "PostgreSQL", true, u64);

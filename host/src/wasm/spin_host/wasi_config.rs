@@ -1,0 +1,24 @@
+//! `wasi:config/store@0.2.0-draft-2024-09-27` over the component's Spin
+//! variables: the same names, the same values (as Spin serves it).
+
+use super::bindings::wasi::config::store;
+use crate::wasm::state::GuestState;
+
+impl store::Host for GuestState {
+    fn get(&mut self, key: String) -> Result<Option<String>, store::Error> {
+        if !crate::app::variables::is_valid_name(&key) {
+            return Err(store::Error::Upstream(format!(
+                "`{key}` is not a variable name: use lowercase letters, digits and `_`, starting with a letter"
+            )));
+        }
+        Ok(self.variables().get(&key).cloned())
+    }
+
+    fn get_all(&mut self) -> Result<Vec<(String, String)>, store::Error> {
+        Ok(self
+            .variables()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}

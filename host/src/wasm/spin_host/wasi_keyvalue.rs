@@ -1,0 +1,192 @@
+//! `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` over the same stores
+//! as Spin key-value (a bucket is a store: the same labels, the same
+//! `key_value_stores` grants, the same data). `increment` and the CAS
+//! `swap` each run in one database transaction.
+
+use wasmtime::component::Resource;
+
+use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::KvStore;
+use crate::app::key_value::KvError;
+use crate::wasm::state::GuestState;
+
+/// A compare-and-swap in progress: the value seen when it began.
+pub struct Cas {
+    label: String,
+    key: String,
+    seen: Option<Vec<u8>>,
+}
+
+impl From<KvError> for store::Error {
+    fn from(e: KvError) -> Self {
+        match e {
+            KvError::AccessDenied => store::Error::AccessDenied,
+            KvError::NoSuchStore => store::Error::NoSuchStore,
+            KvError::Other(why) => store::Error::Other(why),
+        }
+    }
+}
+
+impl store::Host for GuestState {
+    fn open(&mut self, identifier: String) -> Result<Resource<KvStore>, store::Error> {
+        Ok(self.kv_open(identifier)?)
+    }
+}
+
+impl store::HostBucket for GuestState {
+    fn get(
+        &mut self,
+        bucket: Resource<KvStore>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        Ok(db.get(&label, &key)?)
+    }
+
+    fn set(
+        &mut self,
+        bucket: Resource<KvStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        Ok(db.set(&label, &key, &value)?)
+    }
+
+    fn delete(&mut self, bucket: Resource<KvStore>, key: String) -> Result<(), store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        Ok(db.delete(&label, &key)?)
+    }
+
+    fn exists(&mut self, bucket: Resource<KvStore>, key: String) -> Result<bool, store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        Ok(db.get(&label, &key)?.is_some())
+    }
+
+    /// Every key in one page: the stores are local files, so there is no
+    /// round trip to save by paging.
+    fn list_keys(
+        &mut self,
+        bucket: Resource<KvStore>,
+        _cursor: Option<String>,
+    ) -> Result<store::KeyResponse, store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        Ok(store::KeyResponse {
+            keys: db.keys(&label)?,
+            cursor: None,
+        })
+    }
+
+    fn drop(&mut self, bucket: Resource<KvStore>) -> wasmtime::Result<()> {
+        self.table_mut().delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for GuestState {
+    fn increment(
+        &mut self,
+        bucket: Resource<KvStore>,
+        key: String,
+        delta: i64,
+    ) -> Result<i64, store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        Ok(db.increment(&label, &key, delta)?)
+    }
+
+    fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
+        let store_error = |e: KvError| atomics::CasError::StoreError(e.into());
+        let cas = self
+            .table_mut()
+            .delete(cas)
+            .map_err(|e| store_error(KvError::Other(e.to_string())))?;
+        let db = self
+            .key_value()
+            .ok_or(KvError::AccessDenied)
+            .and_then(|access| access.db(&cas.label))
+            .map_err(store_error)?;
+        match db
+            .compare_and_swap(&cas.label, &cas.key, cas.seen.as_deref(), &value)
+            .map_err(store_error)?
+        {
+            Ok(()) => Ok(()),
+            Err(current) => {
+                let retry = Cas {
+                    seen: current,
+                    ..cas
+                };
+                let retry = self
+                    .table_mut()
+                    .push(retry)
+                    .map_err(|e| store_error(KvError::Other(e.to_string())))?;
+                Err(atomics::CasError::CasFailed(retry))
+            }
+        }
+    }
+}
+
+impl atomics::HostCas for GuestState {
+    fn new(
+        &mut self,
+        bucket: Resource<KvStore>,
+        key: String,
+    ) -> Result<Resource<Cas>, store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        let seen = db.get(&label, &key)?;
+        self.table_mut()
+            .push(Cas { label, key, seen })
+            .map_err(|e| store::Error::Other(e.to_string()))
+    }
+
+    fn current(&mut self, cas: Resource<Cas>) -> Result<Option<Vec<u8>>, store::Error> {
+        self.table()
+            .get(&cas)
+            .map(|c| c.seen.clone())
+            .map_err(|e| store::Error::Other(e.to_string()))
+    }
+
+    fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+        self.table_mut().delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for GuestState {
+    fn get_many(
+        &mut self,
+        bucket: Resource<KvStore>,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        keys.into_iter()
+            .map(|key| {
+                let value = db.get(&label, &key)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    fn set_many(
+        &mut self,
+        bucket: Resource<KvStore>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        for (key, value) in key_values {
+            db.set(&label, &key, &value)?;
+        }
+        Ok(())
+    }
+
+    fn delete_many(
+        &mut self,
+        bucket: Resource<KvStore>,
+        keys: Vec<String>,
+    ) -> Result<(), store::Error> {
+        let (db, label) = self.kv_store(&bucket)?;
+        for key in keys {
+            db.delete(&label, &key)?;
+        }
+        Ok(())
+    }
+}

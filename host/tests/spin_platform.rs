@@ -1,0 +1,358 @@
+//! The Spin platform beyond HTTP, variables and key-value: SQLite, LLM,
+//! wasi:keyvalue, wasi:config, the outbound database interfaces, and
+//! components written in Python, end to end through the real binary.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{fixture, get_text, guest, http1, Server};
+
+/// Writes `spin.toml` into `dir`, `{name}` standing for guest `name`
+/// (wasm32-wasip2) and `{python}` for the Python fixture.
+fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
+    let mut text = body.to_owned();
+    if text.contains("{python}") {
+        text = text.replace("{python}", fixture("python/spin-py.wasm").to_str().unwrap());
+    }
+    for name in ["hello", "spin-sdk-sqlite", "spin-sdk-kv"] {
+        text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
+    }
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const SQLITE_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "sqlite"
+[[trigger.http]]
+route = "/sql/..."
+component = "db"
+[[trigger.http]]
+route = "/nodb/..."
+component = "nodb"
+[component.db]
+source = "{spin-sdk-sqlite}"
+sqlite_databases = ["default"]
+[component.nodb]
+source = "{spin-sdk-sqlite}"
+"#;
+
+async fn sql(
+    client: &reqwest::Client,
+    server: &Server,
+    db: &str,
+    params: &str,
+    statement: &str,
+) -> String {
+    client
+        .post(server.url(&format!("/sql/{db}?{params}")))
+        .body(statement.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_spin_sdk_component_runs_sqlite_statements_with_every_value_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), SQLITE_APP);
+    let server = Server::serve(
+        &manifest,
+        &[
+            "--sqlite",
+            "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)",
+        ],
+    );
+    let client = http1();
+    let inserted = sql(
+        &client,
+        &server,
+        "default",
+        "p=i:-7&p=r:2.5&p=t:hello&p=b:00ff&p=n:",
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+    )
+    .await;
+    assert_eq!(inserted, "columns=[] rows=[] rowid=1 changes=1");
+    let selected = sql(
+        &client,
+        &server,
+        "default",
+        "p=i:-7",
+        "SELECT * FROM t WHERE i = ?",
+    )
+    .await;
+    assert_eq!(
+        selected,
+        r#"columns=["i", "r", "s", "b", "n"] rows=[[Value::Integer(-7), Value::Real(2.5), Value::Text("hello"), Value::Blob([0, 255]), Value::Null]] rowid=1 changes=1"#
+    );
+    // SQLite's own message comes back as Spin's `io` error.
+    let bad = sql(&client, &server, "default", "", "SELEKT 1").await;
+    assert!(
+        bad.starts_with("Error::Io(") && bad.contains("syntax error"),
+        "{bad}"
+    );
+    // The database is `sqlite_db.db` in the state directory, as in Spin.
+    assert!(dir.path().join(".wasmhost/sqlite_db.db").exists());
+}
+
+#[tokio::test]
+async fn databases_not_granted_by_sqlite_databases_are_access_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), SQLITE_APP);
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/sql/open/default")).await,
+        "opened"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/sql/open/other")).await,
+        "Error::AccessDenied"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/nodb/sql/open/default")).await,
+        "Error::AccessDenied"
+    );
+}
+
+#[test]
+fn a_database_named_but_not_defined_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &SQLITE_APP.replace(
+            r#"sqlite_databases = ["default"]"#,
+            r#"sqlite_databases = ["default", "orders"]"#,
+        ),
+    );
+    let failed = Server::start_failing(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(
+        failed.stderr.contains(
+            "component `db`: SQLite database `orders` is not defined; define it in a runtime config file (`--runtime-config-file`) as `[sqlite_database.orders]` with `type = \"spin\"`"
+        ),
+        "{}",
+        failed.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_runtime_config_places_databases_and_sqlite_flags_run_a_file_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &SQLITE_APP.replace(
+            r#"sqlite_databases = ["default"]"#,
+            r#"sqlite_databases = ["default", "orders"]"#,
+        ),
+    );
+    let config = dir.path().join("rc.toml");
+    std::fs::write(
+        &config,
+        "[sqlite_database.orders]\ntype = \"spin\"\npath = \"data/orders.db\"\n",
+    )
+    .unwrap();
+    let schema = dir.path().join("schema.sql");
+    std::fs::write(
+        &schema,
+        "CREATE TABLE o (id INTEGER); INSERT INTO o VALUES (41);",
+    )
+    .unwrap();
+    let server = Server::serve(
+        &manifest,
+        &[
+            "--runtime-config-file",
+            config.to_str().unwrap(),
+            "--sqlite",
+            &format!("@{}", schema.display()),
+            "--sqlite",
+            "INSERT INTO o VALUES (42)",
+        ],
+    );
+    let client = http1();
+    // `--sqlite` runs against `default`.
+    let rows = sql(
+        &client,
+        &server,
+        "default",
+        "",
+        "SELECT id FROM o ORDER BY id",
+    )
+    .await;
+    assert!(
+        rows.contains("rows=[[Value::Integer(41)], [Value::Integer(42)]]"),
+        "{rows}"
+    );
+    let created = sql(&client, &server, "orders", "", "CREATE TABLE x (a)").await;
+    assert!(created.starts_with("columns=[]"), "{created}");
+    assert!(dir.path().join("data/orders.db").exists());
+}
+
+#[tokio::test]
+async fn every_write_a_guest_saw_succeed_survives_a_sigkill_under_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), SQLITE_APP);
+    let mut server = Server::serve(
+        &manifest,
+        &[
+            "--sqlite",
+            "CREATE TABLE IF NOT EXISTS w (id INTEGER PRIMARY KEY)",
+        ],
+    );
+    let client = http1();
+    // Writers keep inserting until the host is killed under them; each
+    // remembers the ids whose insert answered success.
+    const WRITERS: u64 = 8;
+    let url = server.url("/sql/default");
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let client = client.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for n in 0..10_000u64 {
+                    let id = n * WRITERS + w;
+                    let sent = client
+                        .post(format!("{url}?p=i:{id}"))
+                        .body("INSERT INTO w (id) VALUES (?)")
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else { break };
+                    match resp.text().await {
+                        Ok(text) if text.ends_with("changes=1") => acknowledged.push(id),
+                        _ => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 20,
+        "only {} writes went through",
+        acknowledged.len()
+    );
+    let restarted = Server::serve(&manifest, &[]);
+    let count = sql(&client, &restarted, "default", "", "SELECT COUNT(*) FROM w").await;
+    let stored: usize = count
+        .split("Value::Integer(")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{count}"));
+    assert!(
+        stored >= acknowledged.len(),
+        "{stored} rows stored, {} acknowledged",
+        acknowledged.len()
+    );
+    for id in acknowledged.iter().step_by(17) {
+        let row = sql(
+            &client,
+            &restarted,
+            "default",
+            &format!("p=i:{id}"),
+            "SELECT id FROM w WHERE id = ?",
+        )
+        .await;
+        assert!(
+            row.contains(&format!("Value::Integer({id})")),
+            "acknowledged id {id} lost: {row}"
+        );
+    }
+}
+
+/// A local HTTP server answering `GET /` with `Hello, world!`, for the
+/// Python component's outbound request.
+fn upstream() -> Server {
+    Server::serve(&guest("hello"), &[])
+}
+
+const PYTHON_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "python"
+[variables]
+upstream_port = { required = true }
+greeting = { default = "hi from the manifest" }
+[[trigger.http]]
+route = "/py/..."
+component = "python"
+[[trigger.http]]
+route = "/rust/..."
+component = "rust"
+[component.python]
+source = "{python}"
+key_value_stores = ["default"]
+sqlite_databases = ["default"]
+ai_models = ["llama2-chat"]
+allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}", "redis://127.0.0.1:{{ upstream_port }}"]
+[component.python.variables]
+greeting = "{{ greeting }}"
+upstream = "http://127.0.0.1:{{ upstream_port }}"
+redis_address = "redis://127.0.0.1:{{ upstream_port }}"
+[component.rust]
+source = "{hello}"
+"#;
+
+#[tokio::test]
+async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_http_and_llm() {
+    let upstream = upstream();
+    let port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), PYTHON_APP);
+    let server = Server::serve(&manifest, &["--variable", &format!("upstream_port={port}")]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/py/hello")).await,
+        "Hello from Python"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/rust/")).await,
+        "Hello, world!\n"
+    );
+    assert_eq!(get_text(&client, server.url("/py/kv")).await, "1");
+    assert_eq!(get_text(&client, server.url("/py/kv")).await, "2");
+    assert_eq!(
+        get_text(&client, server.url("/py/vars")).await,
+        "hi from the manifest"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/py/sqlite")).await,
+        "1 rows, last id 1"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/py/sqlite")).await,
+        "2 rows, last id 2"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/py/outbound")).await,
+        "Hello, world!\n"
+    );
+    // No `[llm_compute]`: Spin's own error, as a value the guest handles.
+    let llm = client.get(server.url("/py/llm")).send().await.unwrap();
+    assert_eq!(llm.status(), 500);
+    assert_eq!(
+        llm.text().await.unwrap(),
+        "error: Error_RuntimeError(value='Local LLM operations are not supported in this version of Spin.')"
+    );
+}
