@@ -3,7 +3,8 @@
 # (docker-registry), the tools whose output we must interoperate with
 # (skopeo, umoci), htpasswd for the basic-auth registry and openssl for the
 # token service of the bearer-auth one, runc and busybox-static for the
-# container tests (a busybox httpd image), python3-venv for the Python
+# container tests (a busybox httpd image), redis-server for outbound Redis
+# (each test starts its own on a free port), python3-venv for the Python
 # fixtures (scripts/build-fixtures.sh). Idempotent:
 # does nothing when every tool is already present. Needs root (CI runs as
 # root) and the Debian package mirrors.
@@ -18,6 +19,7 @@ need htpasswd apache2-utils
 need openssl openssl
 need runc runc
 need busybox busybox-static
+need redis-server redis-server
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's
 # python3.
 if ! /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then

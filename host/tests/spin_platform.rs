@@ -293,6 +293,7 @@ spin_manifest_version = 2
 name = "python"
 [variables]
 upstream_port = { required = true }
+redis_port = { required = true }
 greeting = { default = "hi from the manifest" }
 [[trigger.http]]
 route = "/py/..."
@@ -305,22 +306,40 @@ source = "{python}"
 key_value_stores = ["default"]
 sqlite_databases = ["default"]
 ai_models = ["llama2-chat"]
-allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}", "redis://127.0.0.1:{{ upstream_port }}"]
+allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}", "redis://127.0.0.1:{{ redis_port }}"]
 [component.python.variables]
 greeting = "{{ greeting }}"
 upstream = "http://127.0.0.1:{{ upstream_port }}"
-redis_address = "redis://127.0.0.1:{{ upstream_port }}"
+redis_address = "redis://127.0.0.1:{{ redis_port }}"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.closed]
+source = "{python}"
+allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}"]
+[component.closed.variables]
+upstream = "http://127.0.0.1:{{ upstream_port }}"
+redis_address = "redis://127.0.0.1:{{ redis_port }}"
 [component.rust]
 source = "{hello}"
 "#;
 
 #[tokio::test]
-async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_http_and_llm() {
+async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_http_redis_and_llm() {
     let upstream = upstream();
+    let redis = common::services::redis();
     let port = upstream.addr.rsplit(':').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), PYTHON_APP);
-    let server = Server::serve(&manifest, &["--variable", &format!("upstream_port={port}")]);
+    let server = Server::serve(
+        &manifest,
+        &[
+            "--variable",
+            &format!("upstream_port={port}"),
+            "--variable",
+            &format!("redis_port={}", redis.port),
+        ],
+    );
     let client = http1();
     assert_eq!(
         get_text(&client, server.url("/py/hello")).await,
@@ -348,11 +367,131 @@ async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_ht
         get_text(&client, server.url("/py/outbound")).await,
         "Hello, world!\n"
     );
+    assert_eq!(
+        get_text(&client, server.url("/py/redis")).await,
+        "from python"
+    );
+    // Not in allowed_outbound_hosts: Spin's `invalid-address`, no connection.
+    assert_eq!(
+        get_text(&client, server.url("/closed/redis")).await,
+        "error: Error_InvalidAddress()"
+    );
     // No `[llm_compute]`: Spin's own error, as a value the guest handles.
     let llm = client.get(server.url("/py/llm")).send().await.unwrap();
     assert_eq!(llm.status(), 500);
     assert_eq!(
         llm.text().await.unwrap(),
         "error: Error_RuntimeError(value='Local LLM operations are not supported in this version of Spin.')"
+    );
+}
+
+/// A server speaking Spin's remote LLM protocol: `POST /infer` answers
+/// `{"text": "remote says hi", ...}`; every request is recorded
+/// (request line, authorization, body).
+async fn llm_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Head, then as much body as content-length says.
+            let request = loop {
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some((head.to_owned(), body.to_owned()));
+                    }
+                }
+            };
+            let Some((head, body)) = request else {
+                continue;
+            };
+            let auth = head
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                .unwrap_or_default()
+                .to_owned();
+            record.lock().unwrap().push(format!(
+                "{} | {auth} | {body}",
+                head.lines().next().unwrap_or_default()
+            ));
+            let answer = r#"{"text":"remote says hi","usage":{"promptTokenCount":2,"generatedTokenCount":3}}"#;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn llm_compute_remote_http_forwards_inference_over_spins_protocol() {
+    let (llm_port, seen) = llm_server().await;
+    let upstream = upstream();
+    let port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), PYTHON_APP);
+    let config = dir.path().join("rc.toml");
+    std::fs::write(
+        &config,
+        format!("[llm_compute]\ntype = \"remote_http\"\nurl = \"http://127.0.0.1:{llm_port}/\"\nauth_token = \"secret\"\n"),
+    )
+    .unwrap();
+    let server = Server::serve(
+        &manifest,
+        &[
+            "--variable",
+            &format!("upstream_port={port}"),
+            "--variable",
+            "redis_port=1",
+            "--runtime-config-file",
+            config.to_str().unwrap(),
+        ],
+    );
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/py/llm")).await,
+        "remote says hi"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("POST /infer HTTP/1.1 | authorization: bearer secret | "),
+        "{seen:?}"
+    );
+    assert!(seen[0].contains(r#""model":"llama2-chat""#), "{seen:?}");
+    assert!(seen[0].contains(r#""prompt":"say hi""#), "{seen:?}");
+    assert!(seen[0].contains(r#""maxTokens":100"#), "{seen:?}");
+    // A model the component's `ai_models` does not name never leaves the host.
+    let denied = client
+        .get(server.url("/closed/llm"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        denied.contains("The component does not have access to use 'llama2-chat'"),
+        "{denied}"
     );
 }

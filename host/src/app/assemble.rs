@@ -81,6 +81,8 @@ pub async fn assemble(
     if !runtime_config.sqlite_statements.is_empty() {
         sqlite.run_statements(&runtime_config.sqlite_statements)?;
     }
+    // One pool of outbound connections for the whole app.
+    let redis = Arc::new(crate::wasm::spin_host::RedisPool::default());
     let llm_remote = runtime_config
         .llm
         .as_ref()
@@ -119,6 +121,7 @@ pub async fn assemble(
             &mut key_value,
             &mut sqlite,
         )?;
+        component_options.instance.redis = redis.clone();
         component_options.instance.llm = LlmAccess {
             models: Arc::new(component.ai_models.clone()),
             remote: llm_remote.clone(),

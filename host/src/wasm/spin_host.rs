@@ -31,12 +31,14 @@ mod key_value;
 mod llm;
 mod outbound_db;
 mod p3;
+mod redis;
 mod sqlite;
 mod variables;
 mod wasi_config;
 mod wasi_keyvalue;
 
 pub use p3::add_p3_to_linker;
+pub use redis::{RedisConnection, RedisPool};
 pub use sqlite::SqliteConnection;
 
 mod bindings {
@@ -57,7 +59,7 @@ mod bindings {
             "fermyon:spin/key-value.store": crate::wasm::spin_host::KvStore,
             "fermyon:spin/sqlite.connection": crate::wasm::spin_host::SqliteConnection,
             "spin:sqlite/sqlite.connection": crate::wasm::spin_host::SqliteConnection,
-            "fermyon:spin/redis.connection": super::outbound_db::Unconnected,
+            "fermyon:spin/redis.connection": crate::wasm::spin_host::RedisConnection,
             "fermyon:spin/mqtt.connection": super::outbound_db::Unconnected,
             "fermyon:spin/postgres.connection": super::outbound_db::Unconnected,
             "fermyon:spin/mysql.connection": super::outbound_db::Unconnected,

@@ -17,7 +17,7 @@ use wasmtime_wasi_http::{
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
-use super::spin_host::Variables;
+use super::spin_host::{RedisPool, Variables};
 use crate::app::key_value::KvAccess;
 use crate::app::llm::LlmAccess;
 use crate::app::outbound::AllowList;
@@ -53,6 +53,8 @@ pub struct InstancePolicy {
     pub sqlite: Option<SqliteAccess>,
     /// The LLM models the component may use and who serves them.
     pub llm: LlmAccess,
+    /// Outbound Redis connections, shared by every component of the app.
+    pub redis: Arc<RedisPool>,
     /// The app the component belongs to, for `self` and `*.spin.internal`
     /// requests (Spin apps only).
     pub app: Option<AppHandle>,
@@ -70,6 +72,7 @@ impl Default for InstancePolicy {
             key_value: None,
             sqlite: None,
             llm: LlmAccess::default(),
+            redis: Arc::default(),
             app: None,
         }
     }
@@ -85,6 +88,7 @@ pub struct GuestState {
     key_value: Option<KvAccess>,
     sqlite: Option<SqliteAccess>,
     llm: LlmAccess,
+    redis: Arc<RedisPool>,
     /// Enforces the memory cap and remembers a refused growth, so a trap
     /// that follows can be explained.
     pub limiter: MemoryLimiter,
@@ -148,6 +152,7 @@ impl GuestState {
             key_value: policy.key_value.clone(),
             sqlite: policy.sqlite.clone(),
             llm: policy.llm.clone(),
+            redis: policy.redis.clone(),
             limiter: MemoryLimiter {
                 limit: policy.memory_limit,
                 refused: None,
@@ -193,6 +198,11 @@ impl GuestState {
     /// The SQLite databases the component may open.
     pub fn sqlite(&self) -> Option<&SqliteAccess> {
         self.sqlite.as_ref()
+    }
+
+    /// The app's outbound Redis connections.
+    pub fn redis_pool(&self) -> &RedisPool {
+        &self.redis
     }
 
     /// The LLM models the component may use.

@@ -5,6 +5,7 @@
 
 pub mod images;
 pub mod registry;
+pub mod services;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

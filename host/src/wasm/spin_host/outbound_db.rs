@@ -1,4 +1,4 @@
-//! Outbound Redis, MQTT, PostgreSQL and MySQL: linked so every Spin
+//! Outbound MQTT, PostgreSQL and MySQL: linked so every Spin
 //! component instantiates, checked against `allowed_outbound_hosts` with
 //! Spin's errors, and (for now) refused with an error naming what is
 //! missing once allowed: wasmhost does not yet speak these protocols. A
@@ -6,7 +6,7 @@
 
 use wasmtime::component::Resource;
 
-use super::bindings::fermyon::spin::{mqtt, mysql, postgres, rdbms_types, redis};
+use super::bindings::fermyon::spin::{mqtt, mysql, postgres, rdbms_types};
 use super::bindings::spin::postgres3_0_0::postgres as pg3;
 use super::bindings::spin::postgres4_0_0::postgres as pg4;
 use crate::wasm::state::GuestState;
@@ -27,80 +27,6 @@ fn never() -> String {
 /// allowed, with the scheme's default port when it gives none.
 fn allowed(state: &GuestState, address: &str) -> bool {
     state.outbound_allows_address(address)
-}
-
-impl redis::Host for GuestState {}
-
-impl redis::HostConnection for GuestState {
-    async fn open(&mut self, address: String) -> Result<Resource<Unconnected>, redis::Error> {
-        if !allowed(self, &address) {
-            return Err(redis::Error::InvalidAddress);
-        }
-        Err(redis::Error::Other(unsupported("Redis")))
-    }
-    async fn publish(
-        &mut self,
-        _: Resource<Unconnected>,
-        _: String,
-        _: Vec<u8>,
-    ) -> Result<(), redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn get(
-        &mut self,
-        _: Resource<Unconnected>,
-        _: String,
-    ) -> Result<Option<Vec<u8>>, redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn set(
-        &mut self,
-        _: Resource<Unconnected>,
-        _: String,
-        _: Vec<u8>,
-    ) -> Result<(), redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn incr(&mut self, _: Resource<Unconnected>, _: String) -> Result<i64, redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn del(&mut self, _: Resource<Unconnected>, _: Vec<String>) -> Result<u32, redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn sadd(
-        &mut self,
-        _: Resource<Unconnected>,
-        _: String,
-        _: Vec<String>,
-    ) -> Result<u32, redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn smembers(
-        &mut self,
-        _: Resource<Unconnected>,
-        _: String,
-    ) -> Result<Vec<String>, redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn srem(
-        &mut self,
-        _: Resource<Unconnected>,
-        _: String,
-        _: Vec<String>,
-    ) -> Result<u32, redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn execute(
-        &mut self,
-        _: Resource<Unconnected>,
-        _: String,
-        _: Vec<redis::RedisParameter>,
-    ) -> Result<Vec<redis::RedisResult>, redis::Error> {
-        Err(redis::Error::Other(never()))
-    }
-    async fn drop(&mut self, _: Resource<Unconnected>) -> wasmtime::Result<()> {
-        Ok(())
-    }
 }
 
 impl mqtt::Host for GuestState {}
