@@ -16,7 +16,7 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
     if text.contains("{python}") {
         text = text.replace("{python}", fixture("python/spin-py.wasm").to_str().unwrap());
     }
-    for name in ["hello", "spin-sdk-sqlite", "spin-sdk-kv"] {
+    for name in ["hello", "spin-sdk-sqlite", "spin-sdk-kv", "spin-sdk-pg"] {
         text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
     }
     let path = dir.join("spin.toml");
@@ -493,5 +493,57 @@ async fn llm_compute_remote_http_forwards_inference_over_spins_protocol() {
     assert!(
         denied.contains("The component does not have access to use 'llama2-chat'"),
         "{denied}"
+    );
+}
+
+#[tokio::test]
+async fn spin_sdk_components_query_postgres_through_the_v4_and_v2_interfaces_where_allowed() {
+    let postgres = common::services::postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "pg"
+[variables]
+pg_port = { required = true }
+[[trigger.http]]
+route = "/pg/..."
+component = "pg"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.pg]
+source = "{spin-sdk-pg}"
+allowed_outbound_hosts = ["postgres://127.0.0.1:{{ pg_port }}"]
+variables = { pg_address = "postgres://postgres@127.0.0.1:{{ pg_port }}/postgres" }
+[component.closed]
+source = "{spin-sdk-pg}"
+variables = { pg_address = "postgres://postgres@127.0.0.1:{{ pg_port }}/postgres" }
+"#,
+    );
+    let server = Server::serve(
+        &manifest,
+        &["--variable", &format!("pg_port={}", postgres.port)],
+    );
+    let client = http1();
+    let v4 = get_text(&client, server.url("/pg/v4")).await;
+    assert!(v4.starts_with("inserted=1 columns=["), "{v4}");
+    assert!(
+        v4.contains(r#"rows=[[DbValue::Int32(7), DbValue::Str("seven"), DbValue::Date((2024, 2, 29)), DbValue::Uuid("67e55044-10b1-426f-9247-bb680e5fe0c8"), DbValue::Floating64(2.5), DbValue::Boolean(true)]]"#),
+        "{v4}"
+    );
+    assert!(v4.contains(r#"("tag", DbDataType::Uuid)"#), "{v4}");
+    let v2 = get_text(&client, server.url("/pg/v2")).await;
+    assert_eq!(v2, r#"rows=[[DbValue::Str("seven")]]"#);
+    // Not in allowed_outbound_hosts: Spin's error text, no connection.
+    let denied = get_text(&client, server.url("/closed/v4")).await;
+    assert_eq!(
+        denied,
+        format!(
+            "Error::ConnectionFailed(\"address postgres://127.0.0.1:{} is not permitted\")",
+            postgres.port
+        )
     );
 }

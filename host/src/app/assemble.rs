@@ -83,6 +83,7 @@ pub async fn assemble(
     }
     // One pool of outbound connections for the whole app.
     let redis = Arc::new(crate::wasm::spin_host::RedisPool::default());
+    let postgres = Arc::new(super::postgres::PgPool::default());
     let llm_remote = runtime_config
         .llm
         .as_ref()
@@ -122,6 +123,7 @@ pub async fn assemble(
             &mut sqlite,
         )?;
         component_options.instance.redis = redis.clone();
+        component_options.instance.postgres = postgres.clone();
         component_options.instance.llm = LlmAccess {
             models: Arc::new(component.ai_models.clone()),
             remote: llm_remote.clone(),

@@ -8,6 +8,7 @@
 //! - [`key_value`]: the app's key-value stores, in one database file.
 //! - [`llm`]: which models a component may use, and the remote backend.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
+//! - [`postgres`]: outbound PostgreSQL clients and value conversions.
 //! - [`runtime_config`]: `--runtime-config-file` (where key-value stores live).
 //! - [`sqlite`]: the app's SQLite databases (embedded).
 //! - [`sources`]: `{ url, digest }` sources, downloaded and verified once.
@@ -19,6 +20,7 @@ pub mod key_value;
 pub mod llm;
 pub mod manifest;
 pub mod outbound;
+pub mod postgres;
 pub mod runtime_config;
 pub mod sources;
 pub mod sqlite;

@@ -31,6 +31,7 @@ mod key_value;
 mod llm;
 mod outbound_db;
 mod p3;
+mod postgres;
 mod redis;
 mod sqlite;
 mod variables;
@@ -38,6 +39,7 @@ mod wasi_config;
 mod wasi_keyvalue;
 
 pub use p3::add_p3_to_linker;
+pub use postgres::PgConnection;
 pub use redis::{RedisConnection, RedisPool};
 pub use sqlite::SqliteConnection;
 
@@ -61,9 +63,9 @@ mod bindings {
             "spin:sqlite/sqlite.connection": crate::wasm::spin_host::SqliteConnection,
             "fermyon:spin/redis.connection": crate::wasm::spin_host::RedisConnection,
             "fermyon:spin/mqtt.connection": super::outbound_db::Unconnected,
-            "fermyon:spin/postgres.connection": super::outbound_db::Unconnected,
+            "fermyon:spin/postgres.connection": crate::wasm::spin_host::PgConnection,
             "fermyon:spin/mysql.connection": super::outbound_db::Unconnected,
-            "spin:postgres/postgres.connection": super::outbound_db::Unconnected,
+            "spin:postgres/postgres.connection": crate::wasm::spin_host::PgConnection,
             "wasi:keyvalue/store.bucket": crate::wasm::spin_host::KvStore,
             "wasi:keyvalue/atomics.cas": super::wasi_keyvalue::Cas,
         },

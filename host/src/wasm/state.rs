@@ -21,6 +21,7 @@ use super::spin_host::{RedisPool, Variables};
 use crate::app::key_value::KvAccess;
 use crate::app::llm::LlmAccess;
 use crate::app::outbound::AllowList;
+use crate::app::postgres::PgPool;
 use crate::app::sqlite::SqliteAccess;
 use crate::backend::BodyError;
 use crate::dispatch::{AppHandle, SPIN_INTERNAL};
@@ -55,6 +56,8 @@ pub struct InstancePolicy {
     pub llm: LlmAccess,
     /// Outbound Redis connections, shared by every component of the app.
     pub redis: Arc<RedisPool>,
+    /// Outbound PostgreSQL clients, shared by every component of the app.
+    pub postgres: Arc<PgPool>,
     /// The app the component belongs to, for `self` and `*.spin.internal`
     /// requests (Spin apps only).
     pub app: Option<AppHandle>,
@@ -73,6 +76,7 @@ impl Default for InstancePolicy {
             sqlite: None,
             llm: LlmAccess::default(),
             redis: Arc::default(),
+            postgres: Arc::default(),
             app: None,
         }
     }
@@ -89,6 +93,7 @@ pub struct GuestState {
     sqlite: Option<SqliteAccess>,
     llm: LlmAccess,
     redis: Arc<RedisPool>,
+    postgres: Arc<PgPool>,
     /// Enforces the memory cap and remembers a refused growth, so a trap
     /// that follows can be explained.
     pub limiter: MemoryLimiter,
@@ -153,6 +158,7 @@ impl GuestState {
             sqlite: policy.sqlite.clone(),
             llm: policy.llm.clone(),
             redis: policy.redis.clone(),
+            postgres: policy.postgres.clone(),
             limiter: MemoryLimiter {
                 limit: policy.memory_limit,
                 refused: None,
@@ -203,6 +209,11 @@ impl GuestState {
     /// The app's outbound Redis connections.
     pub fn redis_pool(&self) -> &RedisPool {
         &self.redis
+    }
+
+    /// The app's outbound PostgreSQL clients.
+    pub fn postgres_pool(&self) -> &PgPool {
+        &self.postgres
     }
 
     /// The LLM models the component may use.

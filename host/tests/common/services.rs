@@ -84,3 +84,118 @@ pub fn installed(program: &str) -> bool {
         std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file())
     })
 }
+
+/// The `postgres` user's uid and gid (the Debian package creates it;
+/// PostgreSQL refuses to run as root).
+fn postgres_user() -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a postgres user (scripts/install-test-deps.sh)")
+    };
+    (id("-u"), id("-g"))
+}
+
+fn postgres_bin(name: &str) -> std::path::PathBuf {
+    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL (scripts/install-test-deps.sh installs it)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("no PostgreSQL `{name}`"))
+}
+
+/// A PostgreSQL server with a fresh cluster (trust authentication, user
+/// `postgres`), `fsync` off: its data is scratch.
+pub fn postgres() -> Service {
+    use std::os::unix::process::CommandExt;
+    let (uid, gid) = postgres_user();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+    std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+    let status = Command::new(postgres_bin("initdb"))
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "-D",
+        ])
+        .arg(&data)
+        .uid(uid)
+        .gid(gid)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("initdb");
+    assert!(status.success(), "initdb failed");
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(postgres_bin("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ])
+            .arg("-k")
+            .arg(dir.path())
+            .uid(uid)
+            .gid(gid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres");
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(_)) = child.try_wait() {
+            continue;
+        }
+        wait_until_listening(&mut child, port, "postgres");
+        // Listening comes before accepting queries: wait for those too.
+        let started = Instant::now();
+        while !Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-c",
+                "SELECT 1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "postgres never accepted queries"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return Service {
+            child,
+            port,
+            _dir: dir,
+        };
+    }
+    panic!("could not start postgres on a free port");
+}

@@ -1,4 +1,4 @@
-//! Outbound MQTT, PostgreSQL and MySQL: linked so every Spin
+//! Outbound MQTT and MySQL: linked so every Spin
 //! component instantiates, checked against `allowed_outbound_hosts` with
 //! Spin's errors, and (for now) refused with an error naming what is
 //! missing once allowed: wasmhost does not yet speak these protocols. A
@@ -6,9 +6,7 @@
 
 use wasmtime::component::Resource;
 
-use super::bindings::fermyon::spin::{mqtt, mysql, postgres, rdbms_types};
-use super::bindings::spin::postgres3_0_0::postgres as pg3;
-use super::bindings::spin::postgres4_0_0::postgres as pg4;
+use super::bindings::fermyon::spin::{mqtt, mysql, rdbms_types};
 use crate::wasm::state::GuestState;
 
 /// A connection that can never be opened (see the module doc); the
@@ -62,36 +60,17 @@ impl mqtt::HostConnection for GuestState {
 
 impl rdbms_types::Host for GuestState {}
 
-/// Spin's answer to an address the allow-list refuses, for PostgreSQL
-/// (`postgres://host:port`, credentials and database left out) and MySQL
-/// (the address as given).
-fn not_permitted(address: &str, postgres: bool) -> String {
-    if !postgres {
-        return format!("address {address} is not permitted");
-    }
-    let host_port = address
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|uri| {
-            let host = uri.host()?.to_owned();
-            Some(match uri.port_u16() {
-                Some(port) => format!("{host}:{port}"),
-                None => host,
-            })
-        })
-        .unwrap_or_else(|| address.to_owned());
-    format!("address postgres://{host_port} is not permitted")
-}
-
-/// The two rdbms interfaces of Spin 2 and the two later PostgreSQL
-/// packages differ only in types: one body, instantiated per module.
+/// MySQL's interface (its body kept generic for the `spin:mysql@3.0.0`
+/// that Spin SDK 7 imports).
 macro_rules! rdbms {
-    ($m:ident, $error:path, $protocol:literal, $postgres:literal, $execute:ty) => {
+    ($m:ident, $error:path, $protocol:literal, $execute:ty) => {
         impl $m::HostConnection for GuestState {
             async fn open(&mut self, address: String) -> Result<Resource<Unconnected>, $error> {
                 use $error as E;
                 if !allowed(self, &address) {
-                    return Err(E::ConnectionFailed(not_permitted(&address, $postgres)));
+                    return Err(E::ConnectionFailed(format!(
+                        "address {address} is not permitted"
+                    )));
                 }
                 Err(E::ConnectionFailed(unsupported($protocol)))
             }
@@ -120,11 +99,5 @@ macro_rules! rdbms {
     };
 }
 
-impl postgres::Host for GuestState {}
 impl mysql::Host for GuestState {}
-impl pg3::Host for GuestState {}
-impl pg4::Host for GuestState {}
-rdbms!(postgres, rdbms_types::Error, "PostgreSQL", true, u64);
-rdbms!(mysql, rdbms_types::Error, "MySQL", false, ());
-rdbms!(pg3, pg3::Error, "PostgreSQL", true, u64);
-rdbms!(pg4, pg4::Error, "PostgreSQL", true, u64);
+rdbms!(mysql, rdbms_types::Error, "MySQL", ());
