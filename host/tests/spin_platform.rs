@@ -547,3 +547,40 @@ variables = { pg_address = "postgres://postgres@127.0.0.1:{{ pg_port }}/postgres
         )
     );
 }
+
+#[tokio::test]
+async fn a_v1_manifest_is_served_with_its_base_route_and_its_sqlite_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = "1"
+name = "old-app"
+version = "1.0.0"
+trigger = { type = "http", base = "/v1" }
+
+[[component]]
+id = "hello_world"
+source = "{hello}"
+[component.trigger]
+route = "/hello"
+
+[[component]]
+id = "db"
+source = "{spin-sdk-sqlite}"
+sqlite_databases = ["default"]
+[component.trigger]
+route = "/sql/..."
+"#,
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/v1/hello")).await,
+        "Hello, world!\n"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/v1/sql/open/default")).await,
+        "opened"
+    );
+}

@@ -4,7 +4,8 @@
 //! `schema/common.rs` in spinframework/spin, the HTTP trigger config in
 //! `crates/http/src/config.rs`), restated here:
 //!
-//! - `spin_manifest_version = 2` (an integer; v1 manifests said `"1"`).
+//! - `spin_manifest_version = 2` (an integer; v1 manifests said `"1"` and
+//!   are converted first, see [`super::manifest_v1`]).
 //! - `[application]`: `name`, optional `version`, `description`, `authors`.
 //! - `[variables]`: `name = { default = "..", required = true, secret = true }`.
 //! - `[[trigger.http]]`: `route` (a path, or `{ private = true }`),
@@ -288,10 +289,18 @@ pub enum ManifestError {
         /// toml's message, with line and column.
         message: String,
     },
-    /// Valid TOML, but not a v2 manifest.
+    /// A v1 manifest that does not convert to v2.
+    #[error("`{}` (a Spin manifest v1): {message}", .path.display())]
+    V1 {
+        /// The manifest.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Valid TOML, but not a v2 (or v1) manifest.
     #[error(
         "`{}`: `spin_manifest_version` is {}; wasmhost reads Spin manifest v2, \
-         which starts with `spin_manifest_version = 2`",
+         which starts with `spin_manifest_version = 2` (and v1, `\"1\"`)",
         .path.display(),
         .found.as_deref().map_or("missing".to_owned(), |v| format!("`{v}`"))
     )]
@@ -535,6 +544,16 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
     let table: toml::Table = toml::from_str(text).map_err(syntax)?;
     match table.get("spin_manifest_version") {
         Some(toml::Value::Integer(2)) => {}
+        _ if super::manifest_v1::is_v1(&table) => {
+            // Read as Spin reads it: converted to v2, then checked as v2.
+            let v1_error = |message: String| ManifestError::V1 {
+                path: path.to_owned(),
+                message,
+            };
+            let v2 = super::manifest_v1::to_v2(table).map_err(|e| v1_error(e.to_string()))?;
+            let text = toml::to_string(&v2).map_err(|e| v1_error(e.to_string()))?;
+            return parse(&text, path);
+        }
         other => {
             return Err(ManifestError::Version {
                 path: path.to_owned(),
@@ -1628,16 +1647,35 @@ watch = ["src/**/*.rs"]
     }
 
     #[test]
-    fn a_v1_manifest_is_refused_naming_the_version_found() {
+    fn an_unknown_manifest_version_is_refused_naming_the_version_found() {
         assert_eq!(
-            load_err("spin_manifest_version = \"1\"\nname = \"x\"\n", &[]),
-            "`$DIR/spin.toml`: `spin_manifest_version` is `\"1\"`; wasmhost reads \
-             Spin manifest v2, which starts with `spin_manifest_version = 2`"
+            load_err("spin_manifest_version = \"3\"\nname = \"x\"\n", &[]),
+            "`$DIR/spin.toml`: `spin_manifest_version` is `\"3\"`; wasmhost reads \
+             Spin manifest v2, which starts with `spin_manifest_version = 2` (and v1, `\"1\"`)"
         );
         assert_eq!(
             load_err("[application]\nname = \"x\"\n", &[]),
             "`$DIR/spin.toml`: `spin_manifest_version` is missing; wasmhost reads \
-             Spin manifest v2, which starts with `spin_manifest_version = 2`"
+             Spin manifest v2, which starts with `spin_manifest_version = 2` (and v1, `\"1\"`)"
+        );
+    }
+
+    #[test]
+    fn a_v1_manifest_is_read_as_its_v2_equivalent() {
+        let loaded = load_ok(
+            "spin_manifest_version = \"1\"\nname = \"old\"\ntrigger = { type = \"http\", base = \"/\" }\n\
+             [[component]]\nid = \"hello\"\nsource = \"a.wasm\"\n[component.trigger]\nroute = \"/hello\"\n",
+            &["a.wasm"],
+        );
+        assert_eq!(loaded.manifest.application.name, "old");
+        assert_eq!(loaded.manifest.http_triggers[0].component, "hello");
+        assert_eq!(
+            loaded.manifest.components["hello"].allowed_outbound_hosts,
+            strings(&["redis://*:*", "mysql://*:*", "postgres://*:*"])
+        );
+        assert_eq!(
+            load_err("spin_manifest_version = \"1\"\nname = \"x\"\ntrigger = { type = \"redis\" }\n", &[]),
+            "`$DIR/spin.toml` (a Spin manifest v1): `trigger.type` is `redis`; wasmhost runs only HTTP triggers"
         );
     }
 

@@ -7,6 +7,7 @@
 //! - [`files`]: a component's `files`, staged for read-only mounting.
 //! - [`key_value`]: the app's key-value stores, in one database file.
 //! - [`llm`]: which models a component may use, and the remote backend.
+//! - [`manifest_v1`]: Spin manifest v1, converted to v2 as Spin does.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
 //! - [`postgres`]: outbound PostgreSQL clients and value conversions.
 //! - [`runtime_config`]: `--runtime-config-file` (where key-value stores live).
@@ -19,6 +20,7 @@ pub mod files;
 pub mod key_value;
 pub mod llm;
 pub mod manifest;
+pub mod manifest_v1;
 pub mod outbound;
 pub mod postgres;
 pub mod runtime_config;
