@@ -7,6 +7,7 @@
 #   bench/run.sh criterion    the in-process per-request benchmark only
 #   bench/run.sh http [ARGS]  the HTTP comparison only (ARGS go to http_bench.py)
 #   bench/run.sh oci [ARGS]   pull vs skopeo, pinned start vs local file (oci_bench.py)
+#   bench/run.sh platform [ARGS]  SQLite per request vs native, Python hello vs wasmtime (platform_bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,7 @@ if ! command -v wasmtime >/dev/null || ! wasmtime --version | grep -q '^wasmtime
 fi
 
 bash scripts/build-guests.sh >/dev/null
+bash scripts/build-fixtures.sh >/dev/null
 cargo build --release --locked -p wasmhost
 
 if [ "$what" = all ] || [ "$what" = criterion ]; then
@@ -34,4 +36,7 @@ if [ "$what" = all ] || [ "$what" = http ]; then
 fi
 if [ "$what" = all ] || [ "$what" = oci ]; then
     python3 bench/oci_bench.py "$@"
+fi
+if [ "$what" = all ] || [ "$what" = platform ]; then
+    env -u RUST_BACKTRACE python3 bench/platform_bench.py "$@"
 fi

@@ -1,7 +1,7 @@
 """A Spin HTTP component in Python (spin-sdk 3.4, componentize-py): one
 route per Spin capability wasmhost serves, for the end-to-end tests.
 
-GET /py/hello     -> "Hello from Python"
+GET /py/hello     -> "Hello from Python" (also GET /, for the benchmarks)
 GET /py/kv        -> the `default` store's counter, incremented
 GET /py/vars      -> the component variable `greeting`
 GET /py/sqlite    -> inserts a row into `default` (spin:sqlite@3.0.0),
@@ -30,7 +30,7 @@ class IncomingHandler(http.IncomingHandler):
     def handle_request(self, request: Request) -> Response:
         path = request.uri.split("?")[0]
         try:
-            if path.endswith("/hello"):
+            if path == "/" or path.endswith("/hello"):
                 return text(200, "Hello from Python")
             if path.endswith("/kv"):
                 with key_value.open_default() as store:
