@@ -584,3 +584,96 @@ route = "/sql/..."
         "opened"
     );
 }
+
+#[tokio::test]
+async fn two_wasmhost_processes_share_one_key_value_store_on_redis() {
+    let redis = common::services::redis();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "replicas"
+[[trigger.http]]
+route = "/kv/..."
+component = "counter"
+[component.counter]
+source = "{spin-sdk-kv}"
+key_value_stores = ["default"]
+"#,
+    );
+    let config = dir.path().join("rc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{}\"\n",
+            redis.port
+        ),
+    )
+    .unwrap();
+    let args = ["--runtime-config-file", config.to_str().unwrap()];
+    let a = Server::serve(&manifest, &args);
+    let b = Server::serve(&manifest, &args);
+    let client = http1();
+    // One counter, whichever replica answers.
+    assert_eq!(get_text(&client, a.url("/kv/count")).await, "1");
+    assert_eq!(get_text(&client, b.url("/kv/count")).await, "2");
+    assert_eq!(get_text(&client, a.url("/kv/count")).await, "3");
+    // Nothing was written locally.
+    assert!(!dir.path().join(".wasmhost/key_value.redb").exists());
+}
+
+#[tokio::test]
+async fn a_redis_key_value_store_whose_server_is_down_fails_the_call_not_the_host() {
+    let port = {
+        let redis = common::services::redis();
+        redis.port
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "down"
+[[trigger.http]]
+route = "/kv/..."
+component = "counter"
+[component.counter]
+source = "{spin-sdk-kv}"
+key_value_stores = ["default"]
+"#,
+    );
+    let config = dir.path().join("rc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::serve(
+        &manifest,
+        &["--runtime-config-file", config.to_str().unwrap()],
+    );
+    let resp = tokio::time::timeout(
+        Duration::from_secs(15),
+        http1().get(server.url("/kv/count")).send(),
+    )
+    .await
+    .expect("a store that is down must not hang the request")
+    .unwrap();
+    // The SDK turns the store's error into a failed handler: 500, and the
+    // host keeps serving.
+    assert_eq!(resp.status(), 500);
+    assert_eq!(
+        http1()
+            .get(server.url("/.well-known/spin/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use super::files;
-use super::key_value::{KeyValue, KvAccess, DEFAULT_STORE, STATE_DIR};
+use super::key_value::{KeyValue, KvAccess, KvBackend, DEFAULT_STORE, STATE_DIR};
+use super::key_value_redis::RedisStore;
 use super::llm::{LlmAccess, RemoteLlm};
 use super::manifest::{Component, Executor, LoadedManifest, Source, WAGI_DEFAULT_ENTRYPOINT};
 use super::outbound::AllowList;
@@ -65,6 +66,7 @@ pub async fn assemble(
         app_dir: &loaded.dir,
         config: runtime_config,
         open: BTreeMap::new(),
+        files: BTreeMap::new(),
     };
     let mut sqlite = SqliteDatabases {
         app_dir: &loaded.dir,
@@ -75,6 +77,7 @@ pub async fn assemble(
         let db = key_value.database("--key-value", DEFAULT_STORE)?;
         for (key, value) in &runtime_config.key_value_seeds {
             db.set(DEFAULT_STORE, key, value.as_bytes())
+                .await
                 .map_err(|e| anyhow::anyhow!("--key-value `{key}`: {e:?}"))?;
         }
     }
@@ -331,11 +334,17 @@ fn plan(
 struct KvStores<'a> {
     app_dir: &'a Path,
     config: &'a RuntimeConfig,
-    open: BTreeMap<PathBuf, Arc<KeyValue>>,
+    /// By label: every component naming a store shares its backend.
+    open: BTreeMap<String, Arc<KvBackend>>,
+    /// By file: stores sharing a file share the open database.
+    files: BTreeMap<PathBuf, Arc<KeyValue>>,
 }
 
 impl KvStores<'_> {
-    fn database(&mut self, component: &str, label: &str) -> Result<Arc<KeyValue>> {
+    fn database(&mut self, component: &str, label: &str) -> Result<Arc<KvBackend>> {
+        if let Some(db) = self.open.get(label) {
+            return Ok(db.clone());
+        }
         let own_file = || {
             let dir = match &self.config.state_dir {
                 Some(dir) => dir.clone(),
@@ -344,8 +353,16 @@ impl KvStores<'_> {
             dir.join("key_value.redb")
         };
         let path = match self.config.key_value_stores.get(label) {
-            Some(KvStoreConfig { path: Some(path) }) => path.clone(),
-            Some(KvStoreConfig { path: None }) => own_file(),
+            Some(KvStoreConfig::Redis { url }) => {
+                let store = RedisStore::new(url).with_context(|| {
+                    format!("component `{component}`: key-value store `{label}`")
+                })?;
+                let backend = Arc::new(KvBackend::Redis(store));
+                self.open.insert(label.to_owned(), backend.clone());
+                return Ok(backend);
+            }
+            Some(KvStoreConfig::Spin { path: Some(path) }) => path.clone(),
+            Some(KvStoreConfig::Spin { path: None }) => own_file(),
             None if label == DEFAULT_STORE => own_file(),
             None => bail!(
                 "component `{component}`: key-value store `{label}` is not defined; define it in a \
@@ -353,13 +370,19 @@ impl KvStores<'_> {
                  `type = \"spin\"`"
             ),
         };
-        if let Some(db) = self.open.get(&path) {
-            return Ok(db.clone());
-        }
-        let db = KeyValue::open_file(&path)
-            .with_context(|| format!("component `{component}`: key-value store `{label}`"))?;
-        self.open.insert(path, db.clone());
-        Ok(db)
+        let db = match self.files.get(&path) {
+            Some(db) => db.clone(),
+            None => {
+                let db = KeyValue::open_file(&path).with_context(|| {
+                    format!("component `{component}`: key-value store `{label}`")
+                })?;
+                self.files.insert(path, db.clone());
+                db
+            }
+        };
+        let backend = Arc::new(KvBackend::Local(db));
+        self.open.insert(label.to_owned(), backend.clone());
+        Ok(backend)
     }
 }
 

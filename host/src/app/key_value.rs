@@ -6,7 +6,8 @@
 //! `key_value_stores`; opening any other fails with Spin's
 //! `access-denied`. Only the `default` store exists without runtime
 //! configuration, as in Spin; `--runtime-config-file` defines others (a
-//! table in the app's file, or a file of their own).
+//! table in the app's file, a file of their own, or a Redis server:
+//! [`super::key_value_redis`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -180,22 +181,92 @@ impl KeyValue {
     }
 }
 
-/// The stores one component may open, and the database behind each.
+/// Where one store's data lives.
+#[derive(Debug)]
+pub enum KvBackend {
+    /// A table in a local database file.
+    Local(Arc<KeyValue>),
+    /// A Redis server, shared with other processes.
+    Redis(super::key_value_redis::RedisStore),
+}
+
+impl std::fmt::Debug for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValue").finish_non_exhaustive()
+    }
+}
+
+/// The operations every key-value interface needs, on either backend; a
+/// local store's are short redb transactions run in place.
+impl KvBackend {
+    /// The value of `key` in store `label`.
+    pub async fn get(&self, label: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        match self {
+            KvBackend::Local(db) => db.get(label, key),
+            KvBackend::Redis(r) => r.get(key).await,
+        }
+    }
+
+    /// Sets `key`.
+    pub async fn set(&self, label: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        match self {
+            KvBackend::Local(db) => db.set(label, key, value),
+            KvBackend::Redis(r) => r.set(key, value).await,
+        }
+    }
+
+    /// Removes `key`.
+    pub async fn delete(&self, label: &str, key: &str) -> Result<(), KvError> {
+        match self {
+            KvBackend::Local(db) => db.delete(label, key),
+            KvBackend::Redis(r) => r.delete(key).await,
+        }
+    }
+
+    /// Every key.
+    pub async fn keys(&self, label: &str) -> Result<Vec<String>, KvError> {
+        match self {
+            KvBackend::Local(db) => db.keys(label),
+            KvBackend::Redis(r) => r.keys().await,
+        }
+    }
+
+    /// Adds `delta` to the number at `key`.
+    pub async fn increment(&self, label: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        match self {
+            KvBackend::Local(db) => db.increment(label, key, delta),
+            KvBackend::Redis(r) => r.increment(key, delta).await,
+        }
+    }
+
+    /// Sets `key` to `value` if it still holds `expected`.
+    pub async fn compare_and_swap(
+        &self,
+        label: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Result<(), Option<Vec<u8>>>, KvError> {
+        match self {
+            KvBackend::Local(db) => db.compare_and_swap(label, key, expected, value),
+            KvBackend::Redis(r) => r.compare_and_swap(key, expected, value).await,
+        }
+    }
+}
+
+/// The stores one component may open, and the backend behind each.
 #[derive(Clone)]
 pub struct KvAccess {
-    /// The database of every store the component may open, by label.
-    pub stores: Arc<std::collections::BTreeMap<String, Arc<KeyValue>>>,
+    /// The backend of every store the component may open, by label.
+    pub stores: Arc<std::collections::BTreeMap<String, Arc<KvBackend>>>,
     /// The component's `key_value_stores`.
     pub allowed: Arc<Vec<String>>,
 }
 
 impl KvAccess {
-    /// The database behind store `label`.
-    pub fn db(&self, label: &str) -> Result<&KeyValue, KvError> {
-        self.stores
-            .get(label)
-            .map(|db| &**db)
-            .ok_or(KvError::NoSuchStore)
+    /// The backend behind store `label`.
+    pub fn db(&self, label: &str) -> Result<&Arc<KvBackend>, KvError> {
+        self.stores.get(label).ok_or(KvError::NoSuchStore)
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`assemble`]: from the manifest to the backend that serves it.
 //! - [`files`]: a component's `files`, staged for read-only mounting.
 //! - [`key_value`]: the app's key-value stores, in one database file.
+//! - [`key_value_redis`]: a key-value store in Redis, shared by replicas.
 //! - [`llm`]: which models a component may use, and the remote backend.
 //! - [`manifest_v1`]: Spin manifest v1, converted to v2 as Spin does.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
@@ -18,6 +19,7 @@
 pub mod assemble;
 pub mod files;
 pub mod key_value;
+pub mod key_value_redis;
 pub mod llm;
 pub mod manifest;
 pub mod manifest_v1;

@@ -73,9 +73,18 @@ pub struct LlmConfig {
 
 /// One `[key_value_store.<label>]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KvStoreConfig {
-    /// The database file (absolute); `None` means the app's own file.
-    pub path: Option<PathBuf>,
+pub enum KvStoreConfig {
+    /// `type = "spin"`: a local database file (absolute); `None` means the
+    /// app's own file.
+    Spin {
+        /// `path`, resolved.
+        path: Option<PathBuf>,
+    },
+    /// `type = "redis"`: a Redis server, shared by every process using it.
+    Redis {
+        /// `url`.
+        url: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -92,6 +101,7 @@ struct RawStore {
     #[serde(rename = "type")]
     kind: String,
     path: Option<PathBuf>,
+    url: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -109,15 +119,15 @@ impl RuntimeConfig {
         for (key, value) in table {
             match key.as_str() {
                 "key_value_store" => {
-                    for (label, path) in local_files(&key, value, dir)? {
-                        config
-                            .key_value_stores
-                            .insert(label, KvStoreConfig { path });
+                    for (label, store) in stores(&key, value, dir, true)? {
+                        config.key_value_stores.insert(label, store);
                     }
                 }
                 "sqlite_database" => {
-                    for (label, path) in local_files(&key, value, dir)? {
-                        config.sqlite_databases.insert(label, SqliteConfig { path });
+                    for (label, store) in stores(&key, value, dir, false)? {
+                        if let KvStoreConfig::Spin { path } = store {
+                            config.sqlite_databases.insert(label, SqliteConfig { path });
+                        }
                     }
                 }
                 "llm_compute" => config.llm = Some(llm(value)?),
@@ -128,30 +138,44 @@ impl RuntimeConfig {
     }
 }
 
-/// The `[<section>.<label>]` tables of `type = "spin"`: each label with its
-/// optional `path`, resolved against `dir`.
-fn local_files(
+/// The `[<section>.<label>]` tables: `type = "spin"` with an optional
+/// `path` (resolved against `dir`), or, where `redis` allows it, `type =
+/// "redis"` with a `url`.
+fn stores(
     section: &str,
     value: toml::Value,
     dir: &Path,
-) -> Result<Vec<(String, Option<PathBuf>)>> {
+    redis: bool,
+) -> Result<Vec<(String, KvStoreConfig)>> {
     let toml::Value::Table(entries) = value else {
         bail!("`{section}` must be a table of labels, e.g. `[{section}.default]`");
     };
-    let mut files = Vec::new();
+    let supported = if redis {
+        "`spin` (a local database file) and `redis` (with `url`)"
+    } else {
+        "`spin` (a local database file)"
+    };
+    let mut stores = Vec::new();
     for (label, entry) in entries {
         let raw: RawStore = entry.try_into().with_context(|| {
             format!("`{section}.{label}`: expected `type` and an optional `path`")
         })?;
-        if raw.kind != "spin" {
-            bail!(
-                "`{section}.{label}`: type `{}` is not supported; wasmhost supports `spin` (a local database file)",
-                raw.kind
-            );
-        }
-        files.push((label, raw.path.map(|p| dir.join(p))));
+        let store = match raw.kind.as_str() {
+            "spin" => KvStoreConfig::Spin {
+                path: raw.path.map(|p| dir.join(p)),
+            },
+            "redis" if redis => KvStoreConfig::Redis {
+                url: raw.url.with_context(|| {
+                    format!("`{section}.{label}`: `type = \"redis\"` needs `url`")
+                })?,
+            },
+            other => bail!(
+                "`{section}.{label}`: type `{other}` is not supported; wasmhost supports {supported}"
+            ),
+        };
+        stores.push((label, store));
     }
-    Ok(files)
+    Ok(stores)
 }
 
 fn llm(value: toml::Value) -> Result<LlmConfig> {
@@ -206,10 +230,15 @@ type = "vault"
         )
         .unwrap();
         assert_eq!(
-            config.key_value_stores["cache"].path.as_deref(),
-            Some(Path::new("/etc/app/data/cache.redb"))
+            config.key_value_stores["cache"],
+            KvStoreConfig::Spin {
+                path: Some(PathBuf::from("/etc/app/data/cache.redb"))
+            }
         );
-        assert_eq!(config.key_value_stores["default"].path, None);
+        assert_eq!(
+            config.key_value_stores["default"],
+            KvStoreConfig::Spin { path: None }
+        );
         assert_eq!(config.sqlite_databases["default"].path, None);
         assert_eq!(
             config.sqlite_databases["other"].path.as_deref(),
@@ -219,16 +248,36 @@ type = "vault"
     }
 
     #[test]
-    fn other_store_types_are_refused_by_name() {
-        let err = RuntimeConfig::parse(
+    fn redis_stores_need_a_url_and_other_types_are_refused_by_name() {
+        let config = RuntimeConfig::parse(
             "[key_value_store.x]\ntype = \"redis\"\nurl = \"redis://h\"\n",
             Path::new("/"),
         )
-        .unwrap_err();
-        assert!(
-            format!("{err:#}").contains("`key_value_store.x`: type `redis` is not supported"),
-            "{err:#}"
+        .unwrap();
+        assert_eq!(
+            config.key_value_stores["x"],
+            KvStoreConfig::Redis {
+                url: "redis://h".into()
+            }
         );
+        let cases = [
+            (
+                "[key_value_store.x]\ntype = \"redis\"\n",
+                "`key_value_store.x`: `type = \"redis\"` needs `url`",
+            ),
+            (
+                "[key_value_store.x]\ntype = \"azure_cosmos\"\n",
+                "`key_value_store.x`: type `azure_cosmos` is not supported",
+            ),
+            (
+                "[sqlite_database.x]\ntype = \"libsql\"\n",
+                "`sqlite_database.x`: type `libsql` is not supported",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = RuntimeConfig::parse(text, Path::new("/")).unwrap_err();
+            assert!(format!("{err:#}").contains(expected), "{err:#}");
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ mod bindings {
         path: "src/wasm/spin_host/wit",
         world: "wasmhost:spin-p2/platform",
         imports: {
+            "fermyon:spin/key-value": async,
+            "wasi:keyvalue": async,
             "fermyon:spin/sqlite": async,
             "spin:sqlite/sqlite": async,
             "fermyon:spin/llm": async,

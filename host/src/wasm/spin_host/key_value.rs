@@ -7,7 +7,9 @@ use wasmtime::component::Resource;
 
 use super::bindings::fermyon::spin::key_value;
 use super::KvStore;
-use crate::app::key_value::{KeyValue, KvError};
+use std::sync::Arc;
+
+use crate::app::key_value::{KvBackend, KvError};
 use crate::wasm::state::GuestState;
 
 impl GuestState {
@@ -23,17 +25,22 @@ impl GuestState {
             .map_err(|e| KvError::Other(e.to_string()))
     }
 
-    /// The database and label behind an open store.
+    /// The backend and label behind an open store (owned, so the call can
+    /// be awaited without holding the instance's state).
     pub(super) fn kv_store(
         &self,
         store: &Resource<KvStore>,
-    ) -> Result<(&KeyValue, String), KvError> {
+    ) -> Result<(Arc<KvBackend>, String), KvError> {
         let label = self
             .table()
             .get(store)
             .map(|s| s.label.clone())
             .map_err(|e| KvError::Other(e.to_string()))?;
-        let db = self.key_value().ok_or(KvError::AccessDenied)?.db(&label)?;
+        let db = self
+            .key_value()
+            .ok_or(KvError::AccessDenied)?
+            .db(&label)?
+            .clone();
         Ok((db, label))
     }
 }
@@ -51,45 +58,56 @@ impl From<KvError> for key_value::Error {
 impl key_value::Host for GuestState {}
 
 impl key_value::HostStore for GuestState {
-    fn open(&mut self, label: String) -> Result<Resource<KvStore>, key_value::Error> {
+    async fn open(&mut self, label: String) -> Result<Resource<KvStore>, key_value::Error> {
         Ok(self.kv_open(label)?)
     }
 
-    fn get(
+    async fn get(
         &mut self,
         store: Resource<KvStore>,
         key: String,
     ) -> Result<Option<Vec<u8>>, key_value::Error> {
         let (db, label) = self.kv_store(&store)?;
-        Ok(db.get(&label, &key)?)
+        Ok(db.get(&label, &key).await?)
     }
 
-    fn set(
+    async fn set(
         &mut self,
         store: Resource<KvStore>,
         key: String,
         value: Vec<u8>,
     ) -> Result<(), key_value::Error> {
         let (db, label) = self.kv_store(&store)?;
-        Ok(db.set(&label, &key, &value)?)
+        Ok(db.set(&label, &key, &value).await?)
     }
 
-    fn delete(&mut self, store: Resource<KvStore>, key: String) -> Result<(), key_value::Error> {
+    async fn delete(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> Result<(), key_value::Error> {
         let (db, label) = self.kv_store(&store)?;
-        Ok(db.delete(&label, &key)?)
+        Ok(db.delete(&label, &key).await?)
     }
 
-    fn exists(&mut self, store: Resource<KvStore>, key: String) -> Result<bool, key_value::Error> {
+    async fn exists(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> Result<bool, key_value::Error> {
         let (db, label) = self.kv_store(&store)?;
-        Ok(db.get(&label, &key)?.is_some())
+        Ok(db.get(&label, &key).await?.is_some())
     }
 
-    fn get_keys(&mut self, store: Resource<KvStore>) -> Result<Vec<String>, key_value::Error> {
+    async fn get_keys(
+        &mut self,
+        store: Resource<KvStore>,
+    ) -> Result<Vec<String>, key_value::Error> {
         let (db, label) = self.kv_store(&store)?;
-        Ok(db.keys(&label)?)
+        Ok(db.keys(&label).await?)
     }
 
-    fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
         self.table_mut().delete(store)?;
         Ok(())
     }

@@ -8,6 +8,7 @@ use wasmtime::component::{Accessor, FutureReader, HasSelf, Linker, Resource, Str
 
 use super::bindings::fermyon::spin::{key_value, variables};
 use super::KvStore;
+use crate::app::key_value::KvBackend;
 use crate::wasm::state::GuestState;
 
 mod generated_v3_variables {
@@ -116,16 +117,29 @@ impl key_value_v3::HostStore for GuestState {
     }
 }
 
-// The database calls are short synchronous redb transactions, as for the
-// 2.0.0 interface; each runs inside `with` so nothing is held across an
-// await.
+// The backend is taken out of the instance's state inside `with`, and the
+// call awaited outside it, so nothing is held across an await.
+type Kv = (std::sync::Arc<KvBackend>, String);
+
+fn backend<T>(
+    accessor: &Accessor<T, HasSelf<GuestState>>,
+    store: &Resource<KvStore>,
+) -> Result<Kv, key_value_v3::Error> {
+    accessor
+        .with(|mut access| access.get().kv_store(store))
+        .map_err(|e| v3_kv_error(e.into()))
+}
+
 impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
     async fn open(
         accessor: &Accessor<T, Self>,
         label: String,
     ) -> wasmtime::Result<Result<Resource<KvStore>, key_value_v3::Error>> {
         Ok(accessor.with(|mut access| {
-            key_value::HostStore::open(access.get(), label).map_err(v3_kv_error)
+            access
+                .get()
+                .kv_open(label)
+                .map_err(|e| v3_kv_error(e.into()))
         }))
     }
 
@@ -134,9 +148,14 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, key_value_v3::Error>> {
-        Ok(accessor.with(|mut access| {
-            key_value::HostStore::get(access.get(), store, key).map_err(v3_kv_error)
-        }))
+        let (db, label) = match backend(accessor, &store) {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(db
+            .get(&label, &key)
+            .await
+            .map_err(|e| v3_kv_error(e.into())))
     }
 
     async fn set(
@@ -145,9 +164,14 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), key_value_v3::Error>> {
-        Ok(accessor.with(|mut access| {
-            key_value::HostStore::set(access.get(), store, key, value).map_err(v3_kv_error)
-        }))
+        let (db, label) = match backend(accessor, &store) {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(db
+            .set(&label, &key, &value)
+            .await
+            .map_err(|e| v3_kv_error(e.into())))
     }
 
     async fn delete(
@@ -155,9 +179,14 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), key_value_v3::Error>> {
-        Ok(accessor.with(|mut access| {
-            key_value::HostStore::delete(access.get(), store, key).map_err(v3_kv_error)
-        }))
+        let (db, label) = match backend(accessor, &store) {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(db
+            .delete(&label, &key)
+            .await
+            .map_err(|e| v3_kv_error(e.into())))
     }
 
     async fn exists(
@@ -165,9 +194,15 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, key_value_v3::Error>> {
-        Ok(accessor.with(|mut access| {
-            key_value::HostStore::exists(access.get(), store, key).map_err(v3_kv_error)
-        }))
+        let (db, label) = match backend(accessor, &store) {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(db
+            .get(&label, &key)
+            .await
+            .map(|v| v.is_some())
+            .map_err(|e| v3_kv_error(e.into())))
     }
 
     async fn get_keys(
@@ -177,11 +212,15 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         StreamReader<String>,
         FutureReader<Result<(), key_value_v3::Error>>,
     )> {
+        let listed = match backend(accessor, &store) {
+            Ok((db, label)) => db.keys(&label).await.map_err(|e| v3_kv_error(e.into())),
+            Err(e) => Err(e),
+        };
+        let (keys, result) = match listed {
+            Ok(keys) => (keys, Ok(())),
+            Err(e) => (Vec::new(), Err(e)),
+        };
         accessor.with(|mut access| {
-            let (keys, result) = match key_value::HostStore::get_keys(access.get(), store) {
-                Ok(keys) => (keys, Ok(())),
-                Err(e) => (Vec::new(), Err(v3_kv_error(e))),
-            };
             let keys = StreamReader::new(&mut access, keys)?;
             let result =
                 FutureReader::new(&mut access, async move { Ok::<_, wasmtime::Error>(result) })?;

@@ -28,73 +28,77 @@ impl From<KvError> for store::Error {
 }
 
 impl store::Host for GuestState {
-    fn open(&mut self, identifier: String) -> Result<Resource<KvStore>, store::Error> {
+    async fn open(&mut self, identifier: String) -> Result<Resource<KvStore>, store::Error> {
         Ok(self.kv_open(identifier)?)
     }
 }
 
 impl store::HostBucket for GuestState {
-    fn get(
+    async fn get(
         &mut self,
         bucket: Resource<KvStore>,
         key: String,
     ) -> Result<Option<Vec<u8>>, store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
-        Ok(db.get(&label, &key)?)
+        Ok(db.get(&label, &key).await?)
     }
 
-    fn set(
+    async fn set(
         &mut self,
         bucket: Resource<KvStore>,
         key: String,
         value: Vec<u8>,
     ) -> Result<(), store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
-        Ok(db.set(&label, &key, &value)?)
+        Ok(db.set(&label, &key, &value).await?)
     }
 
-    fn delete(&mut self, bucket: Resource<KvStore>, key: String) -> Result<(), store::Error> {
+    async fn delete(&mut self, bucket: Resource<KvStore>, key: String) -> Result<(), store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
-        Ok(db.delete(&label, &key)?)
+        Ok(db.delete(&label, &key).await?)
     }
 
-    fn exists(&mut self, bucket: Resource<KvStore>, key: String) -> Result<bool, store::Error> {
+    async fn exists(
+        &mut self,
+        bucket: Resource<KvStore>,
+        key: String,
+    ) -> Result<bool, store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
-        Ok(db.get(&label, &key)?.is_some())
+        Ok(db.get(&label, &key).await?.is_some())
     }
 
     /// Every key in one page: the stores are local files, so there is no
     /// round trip to save by paging.
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         bucket: Resource<KvStore>,
         _cursor: Option<String>,
     ) -> Result<store::KeyResponse, store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
         Ok(store::KeyResponse {
-            keys: db.keys(&label)?,
+            keys: db.keys(&label).await?,
             cursor: None,
         })
     }
 
-    fn drop(&mut self, bucket: Resource<KvStore>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, bucket: Resource<KvStore>) -> wasmtime::Result<()> {
         self.table_mut().delete(bucket)?;
         Ok(())
     }
 }
 
 impl atomics::Host for GuestState {
-    fn increment(
+    async fn increment(
         &mut self,
         bucket: Resource<KvStore>,
         key: String,
         delta: i64,
     ) -> Result<i64, store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
-        Ok(db.increment(&label, &key, delta)?)
+        Ok(db.increment(&label, &key, delta).await?)
     }
 
-    fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
+    async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
         let store_error = |e: KvError| atomics::CasError::StoreError(e.into());
         let cas = self
             .table_mut()
@@ -103,10 +107,11 @@ impl atomics::Host for GuestState {
         let db = self
             .key_value()
             .ok_or(KvError::AccessDenied)
-            .and_then(|access| access.db(&cas.label))
+            .and_then(|access| access.db(&cas.label).cloned())
             .map_err(store_error)?;
         match db
             .compare_and_swap(&cas.label, &cas.key, cas.seen.as_deref(), &value)
+            .await
             .map_err(store_error)?
         {
             Ok(()) => Ok(()),
@@ -126,66 +131,66 @@ impl atomics::Host for GuestState {
 }
 
 impl atomics::HostCas for GuestState {
-    fn new(
+    async fn new(
         &mut self,
         bucket: Resource<KvStore>,
         key: String,
     ) -> Result<Resource<Cas>, store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
-        let seen = db.get(&label, &key)?;
+        let seen = db.get(&label, &key).await?;
         self.table_mut()
             .push(Cas { label, key, seen })
             .map_err(|e| store::Error::Other(e.to_string()))
     }
 
-    fn current(&mut self, cas: Resource<Cas>) -> Result<Option<Vec<u8>>, store::Error> {
+    async fn current(&mut self, cas: Resource<Cas>) -> Result<Option<Vec<u8>>, store::Error> {
         self.table()
             .get(&cas)
             .map(|c| c.seen.clone())
             .map_err(|e| store::Error::Other(e.to_string()))
     }
 
-    fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
         self.table_mut().delete(cas)?;
         Ok(())
     }
 }
 
 impl batch::Host for GuestState {
-    fn get_many(
+    async fn get_many(
         &mut self,
         bucket: Resource<KvStore>,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
-        keys.into_iter()
-            .map(|key| {
-                let value = db.get(&label, &key)?;
-                Ok((key, value))
-            })
-            .collect()
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let value = db.get(&label, &key).await?;
+            values.push((key, value));
+        }
+        Ok(values)
     }
 
-    fn set_many(
+    async fn set_many(
         &mut self,
         bucket: Resource<KvStore>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
         for (key, value) in key_values {
-            db.set(&label, &key, &value)?;
+            db.set(&label, &key, &value).await?;
         }
         Ok(())
     }
 
-    fn delete_many(
+    async fn delete_many(
         &mut self,
         bucket: Resource<KvStore>,
         keys: Vec<String>,
     ) -> Result<(), store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
         for key in keys {
-            db.delete(&label, &key)?;
+            db.delete(&label, &key).await?;
         }
         Ok(())
     }
