@@ -585,12 +585,12 @@ route = "/sql/..."
     );
 }
 
-#[tokio::test]
-async fn two_wasmhost_processes_share_one_key_value_store_on_redis() {
-    let redis = common::services::redis();
-    let dir = tempfile::tempdir().unwrap();
+/// A Spin SDK key-value counter whose `default` store is the Redis at
+/// `port`: its manifest and runtime config in `dir`, and the flags naming
+/// the latter.
+fn redis_counter_app(dir: &Path, port: u16) -> (std::path::PathBuf, Vec<String>) {
     let manifest = write_manifest(
-        dir.path(),
+        dir,
         r#"
 spin_manifest_version = 2
 [application]
@@ -603,16 +603,29 @@ source = "{spin-sdk-kv}"
 key_value_stores = ["default"]
 "#,
     );
-    let config = dir.path().join("rc.toml");
+    let config = dir.join("rc.toml");
     std::fs::write(
         &config,
         format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{}\"\n",
-            redis.port
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\n"
         ),
     )
     .unwrap();
-    let args = ["--runtime-config-file", config.to_str().unwrap()];
+    (
+        manifest,
+        vec![
+            "--runtime-config-file".into(),
+            config.to_str().unwrap().into(),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn two_wasmhost_processes_share_one_key_value_store_on_redis() {
+    let redis = common::services::redis();
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, args) = redis_counter_app(dir.path(), redis.port);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let a = Server::serve(&manifest, &args);
     let b = Server::serve(&manifest, &args);
     let client = http1();
@@ -626,37 +639,11 @@ key_value_stores = ["default"]
 
 #[tokio::test]
 async fn a_redis_key_value_store_whose_server_is_down_fails_the_call_not_the_host() {
-    let port = {
-        let redis = common::services::redis();
-        redis.port
-    };
+    let port = common::services::redis().port;
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(
-        dir.path(),
-        r#"
-spin_manifest_version = 2
-[application]
-name = "down"
-[[trigger.http]]
-route = "/kv/..."
-component = "counter"
-[component.counter]
-source = "{spin-sdk-kv}"
-key_value_stores = ["default"]
-"#,
-    );
-    let config = dir.path().join("rc.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\n"
-        ),
-    )
-    .unwrap();
-    let server = Server::serve(
-        &manifest,
-        &["--runtime-config-file", config.to_str().unwrap()],
-    );
+    let (manifest, args) = redis_counter_app(dir.path(), port);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::serve(&manifest, &args);
     let resp = tokio::time::timeout(
         Duration::from_secs(15),
         http1().get(server.url("/kv/count")).send(),

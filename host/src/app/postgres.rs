@@ -360,32 +360,40 @@ fn query_error(e: tokio_postgres::Error) -> PgError {
     })
 }
 
+type Parameters = Vec<Box<dyn ToSql + Send + Sync>>;
+
+fn parameters(values: Vec<PgValue>) -> Result<Parameters, PgError> {
+    values.into_iter().map(parameter).collect()
+}
+
+fn borrowed(params: &Parameters) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect()
+}
+
+fn columns(columns: &[tokio_postgres::Column]) -> Vec<(String, PgType)> {
+    columns
+        .iter()
+        .map(|c| (c.name().to_owned(), column_type(c.type_())))
+        .collect()
+}
+
 /// Runs a query and collects its rows.
 pub async fn query(
     client: &Client,
     statement: &str,
     params: Vec<PgValue>,
 ) -> Result<PgRows, PgError> {
-    let params = params
-        .into_iter()
-        .map(parameter)
-        .collect::<Result<Vec<_>, _>>()?;
-    let refs: Vec<&(dyn ToSql + Sync)> =
-        params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-    let rows = client.query(statement, &refs).await.map_err(query_error)?;
+    let params = parameters(params)?;
+    let rows = client
+        .query(statement, &borrowed(&params))
+        .await
+        .map_err(query_error)?;
     let mut result = PgRows::default();
     if let Some(first) = rows.first() {
-        result.columns = first
-            .columns()
-            .iter()
-            .map(|c| (c.name().to_owned(), column_type(c.type_())))
-            .collect();
+        result.columns = columns(first.columns());
     } else if let Ok(prepared) = client.prepare(statement).await {
-        result.columns = prepared
-            .columns()
-            .iter()
-            .map(|c| (c.name().to_owned(), column_type(c.type_())))
-            .collect();
+        // No rows to read the columns from: the statement says them.
+        result.columns = columns(prepared.columns());
     }
     let mut bytes = 0;
     for row in &rows {
@@ -411,13 +419,11 @@ pub async fn execute(
     statement: &str,
     params: Vec<PgValue>,
 ) -> Result<u64, PgError> {
-    let params = params
-        .into_iter()
-        .map(parameter)
-        .collect::<Result<Vec<_>, _>>()?;
-    let refs: Vec<&(dyn ToSql + Sync)> =
-        params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-    client.execute(statement, &refs).await.map_err(query_error)
+    let params = parameters(params)?;
+    client
+        .execute(statement, &borrowed(&params))
+        .await
+        .map_err(query_error)
 }
 
 #[cfg(test)]

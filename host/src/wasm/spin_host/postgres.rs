@@ -139,56 +139,81 @@ fn unsupported_parameter(what: &str) -> PgError {
     PgError::BadParameter(format!("PostgreSQL has no {what} type"))
 }
 
+/// A guest's parameter as a [`PgValue`]: the arms every version shares,
+/// then the version's own.
+macro_rules! to_pg {
+    ($p:expr, $P:ident, { $($own:tt)* }) => {
+        match $p {
+            $P::Boolean(v) => PgValue::Bool(v),
+            $P::Int8(v) => PgValue::Int8(v),
+            $P::Int16(v) => PgValue::Int16(v),
+            $P::Int32(v) => PgValue::Int32(v),
+            $P::Int64(v) => PgValue::Int64(v),
+            $P::Floating32(v) => PgValue::Float32(v),
+            $P::Floating64(v) => PgValue::Float64(v),
+            $P::Str(v) => PgValue::Str(v),
+            $P::Binary(v) => PgValue::Binary(v),
+            $P::DbNull => PgValue::Null,
+            $($own)*
+        }
+    };
+}
+
+/// A [`PgValue`] as a version's `db-value`: the shared arms, then its own
+/// (which end with what it cannot carry).
+macro_rules! from_pg {
+    ($v:expr, $D:ident, { $($own:tt)* }) => {
+        match $v {
+            PgValue::Null => $D::DbNull,
+            PgValue::Bool(v) => $D::Boolean(v),
+            PgValue::Int8(v) => $D::Int8(v),
+            PgValue::Int16(v) => $D::Int16(v),
+            PgValue::Int32(v) => $D::Int32(v),
+            PgValue::Int64(v) => $D::Int64(v),
+            PgValue::Float32(v) => $D::Floating32(v),
+            PgValue::Float64(v) => $D::Floating64(v),
+            PgValue::Str(v) => $D::Str(v),
+            PgValue::Binary(v) => $D::Binary(v),
+            $($own)*
+        }
+    };
+}
+
+/// A [`PgType`] as a version's `db-data-type`.
+macro_rules! type_from_pg {
+    ($t:expr, $T:ident, { $($own:tt)* }) => {
+        match $t {
+            PgType::Boolean => $T::Boolean,
+            PgType::Int16 => $T::Int16,
+            PgType::Int32 => $T::Int32,
+            PgType::Int64 => $T::Int64,
+            PgType::Floating32 => $T::Floating32,
+            PgType::Floating64 => $T::Floating64,
+            PgType::Str => $T::Str,
+            PgType::Binary => $T::Binary,
+            $($own)*
+        }
+    };
+}
+
 mod spin2 {
     use super::*;
     use rdbms::{DbDataType as T, DbValue as D, ParameterValue as P};
 
     pub(super) fn param(p: P) -> Result<PgValue, PgError> {
-        Ok(match p {
-            P::Boolean(v) => PgValue::Bool(v),
-            P::Int8(v) => PgValue::Int8(v),
-            P::Int16(v) => PgValue::Int16(v),
-            P::Int32(v) => PgValue::Int32(v),
-            P::Int64(v) => PgValue::Int64(v),
+        Ok(to_pg!(p, P, {
             P::Uint8(_) | P::Uint16(_) | P::Uint32(_) | P::Uint64(_) => {
                 return Err(unsupported_parameter("unsigned integer"))
             }
-            P::Floating32(v) => PgValue::Float32(v),
-            P::Floating64(v) => PgValue::Float64(v),
-            P::Str(v) => PgValue::Str(v),
-            P::Binary(v) => PgValue::Binary(v),
-            P::DbNull => PgValue::Null,
-        })
+        }))
     }
 
     pub(super) fn data_type(t: PgType) -> T {
-        match t {
-            PgType::Boolean => T::Boolean,
-            PgType::Int16 => T::Int16,
-            PgType::Int32 => T::Int32,
-            PgType::Int64 => T::Int64,
-            PgType::Floating32 => T::Floating32,
-            PgType::Floating64 => T::Floating64,
-            PgType::Str => T::Str,
-            PgType::Binary => T::Binary,
-            _ => T::Other,
-        }
+        type_from_pg!(t, T, { _ => T::Other })
     }
 
     pub(super) fn db_value(v: PgValue) -> D {
-        match v {
-            PgValue::Null => D::DbNull,
-            PgValue::Bool(v) => D::Boolean(v),
-            PgValue::Int8(v) => D::Int8(v),
-            PgValue::Int16(v) => D::Int16(v),
-            PgValue::Int32(v) => D::Int32(v),
-            PgValue::Int64(v) => D::Int64(v),
-            PgValue::Float32(v) => D::Floating32(v),
-            PgValue::Float64(v) => D::Floating64(v),
-            PgValue::Str(v) => D::Str(v),
-            PgValue::Binary(v) => D::Binary(v),
-            _ => D::Unsupported,
-        }
+        from_pg!(v, D, { _ => D::Unsupported })
     }
 }
 
@@ -197,59 +222,31 @@ mod spin3 {
     use v3::{DbDataType as T, DbValue as D, ParameterValue as P};
 
     pub(super) fn param(p: P) -> Result<PgValue, PgError> {
-        Ok(match p {
-            P::Boolean(v) => PgValue::Bool(v),
-            P::Int8(v) => PgValue::Int8(v),
-            P::Int16(v) => PgValue::Int16(v),
-            P::Int32(v) => PgValue::Int32(v),
-            P::Int64(v) => PgValue::Int64(v),
-            P::Floating32(v) => PgValue::Float32(v),
-            P::Floating64(v) => PgValue::Float64(v),
-            P::Str(v) => PgValue::Str(v),
-            P::Binary(v) => PgValue::Binary(v),
+        Ok(to_pg!(p, P, {
             P::Date((y, m, d)) => PgValue::Date(y, m, d),
             P::Time((h, mi, s, ns)) => PgValue::Time(h, mi, s, ns),
             P::Datetime((y, m, d, h, mi, s, ns)) => PgValue::DateTime(y, m, d, h, mi, s, ns),
             P::Timestamp(v) => PgValue::Timestamp(v),
-            P::DbNull => PgValue::Null,
-        })
+        }))
     }
 
     pub(super) fn data_type(t: PgType) -> T {
-        match t {
-            PgType::Boolean => T::Boolean,
-            PgType::Int16 => T::Int16,
-            PgType::Int32 => T::Int32,
-            PgType::Int64 => T::Int64,
-            PgType::Floating32 => T::Floating32,
-            PgType::Floating64 => T::Floating64,
-            PgType::Str => T::Str,
-            PgType::Binary => T::Binary,
+        type_from_pg!(t, T, {
             PgType::Date => T::Date,
             PgType::Time => T::Time,
             PgType::Datetime => T::Datetime,
             _ => T::Other,
-        }
+        })
     }
 
     pub(super) fn db_value(v: PgValue) -> D {
-        match v {
-            PgValue::Null => D::DbNull,
-            PgValue::Bool(v) => D::Boolean(v),
-            PgValue::Int8(v) => D::Int8(v),
-            PgValue::Int16(v) => D::Int16(v),
-            PgValue::Int32(v) => D::Int32(v),
-            PgValue::Int64(v) => D::Int64(v),
-            PgValue::Float32(v) => D::Floating32(v),
-            PgValue::Float64(v) => D::Floating64(v),
-            PgValue::Str(v) => D::Str(v),
-            PgValue::Binary(v) => D::Binary(v),
+        from_pg!(v, D, {
             PgValue::Date(y, m, d) => D::Date((y, m, d)),
             PgValue::Time(h, mi, s, ns) => D::Time((h, mi, s, ns)),
             PgValue::DateTime(y, m, d, h, mi, s, ns) => D::Datetime((y, m, d, h, mi, s, ns)),
             PgValue::Timestamp(v) => D::Timestamp(v),
             _ => D::Unsupported,
-        }
+        })
     }
 }
 
@@ -258,16 +255,7 @@ mod spin4 {
     use v4::{DbDataType as T, DbValue as D, ParameterValue as P};
 
     pub(super) fn param(p: P) -> Result<PgValue, PgError> {
-        Ok(match p {
-            P::Boolean(v) => PgValue::Bool(v),
-            P::Int8(v) => PgValue::Int8(v),
-            P::Int16(v) => PgValue::Int16(v),
-            P::Int32(v) => PgValue::Int32(v),
-            P::Int64(v) => PgValue::Int64(v),
-            P::Floating32(v) => PgValue::Float32(v),
-            P::Floating64(v) => PgValue::Float64(v),
-            P::Str(v) => PgValue::Str(v),
-            P::Binary(v) => PgValue::Binary(v),
+        Ok(to_pg!(p, P, {
             P::Date((y, m, d)) => PgValue::Date(y, m, d),
             P::Time((h, mi, s, ns)) => PgValue::Time(h, mi, s, ns),
             P::Datetime((y, m, d, h, mi, s, ns)) => PgValue::DateTime(y, m, d, h, mi, s, ns),
@@ -277,7 +265,6 @@ mod spin4 {
             P::ArrayInt32(v) => PgValue::ArrayInt32(v),
             P::ArrayInt64(v) => PgValue::ArrayInt64(v),
             P::ArrayStr(v) => PgValue::ArrayStr(v),
-            P::DbNull => PgValue::Null,
             P::Decimal(_)
             | P::RangeInt32(_)
             | P::RangeInt64(_)
@@ -289,19 +276,11 @@ mod spin4 {
                         .into(),
                 ))
             }
-        })
+        }))
     }
 
     pub(super) fn data_type(t: PgType) -> T {
-        match t {
-            PgType::Boolean => T::Boolean,
-            PgType::Int16 => T::Int16,
-            PgType::Int32 => T::Int32,
-            PgType::Int64 => T::Int64,
-            PgType::Floating32 => T::Floating32,
-            PgType::Floating64 => T::Floating64,
-            PgType::Str => T::Str,
-            PgType::Binary => T::Binary,
+        type_from_pg!(t, T, {
             PgType::Date => T::Date,
             PgType::Time => T::Time,
             PgType::Datetime => T::Datetime,
@@ -311,21 +290,11 @@ mod spin4 {
             PgType::ArrayInt64 => T::ArrayInt64,
             PgType::ArrayStr => T::ArrayStr,
             PgType::Other(name) => T::Other(name),
-        }
+        })
     }
 
     pub(super) fn db_value(v: PgValue) -> D {
-        match v {
-            PgValue::Null => D::DbNull,
-            PgValue::Bool(v) => D::Boolean(v),
-            PgValue::Int8(v) => D::Int8(v),
-            PgValue::Int16(v) => D::Int16(v),
-            PgValue::Int32(v) => D::Int32(v),
-            PgValue::Int64(v) => D::Int64(v),
-            PgValue::Float32(v) => D::Floating32(v),
-            PgValue::Float64(v) => D::Floating64(v),
-            PgValue::Str(v) => D::Str(v),
-            PgValue::Binary(v) => D::Binary(v),
+        from_pg!(v, D, {
             PgValue::Date(y, m, d) => D::Date((y, m, d)),
             PgValue::Time(h, mi, s, ns) => D::Time((h, mi, s, ns)),
             PgValue::DateTime(y, m, d, h, mi, s, ns) => D::Datetime((y, m, d, h, mi, s, ns)),
@@ -336,7 +305,7 @@ mod spin4 {
             PgValue::ArrayInt64(v) => D::ArrayInt64(v),
             PgValue::ArrayStr(v) => D::ArrayStr(v),
             PgValue::Unsupported => D::Unsupported(Vec::new()),
-        }
+        })
     }
 }
 

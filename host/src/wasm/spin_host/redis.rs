@@ -107,6 +107,17 @@ impl GuestState {
         Ok((c.conn.clone(), c.address.clone()))
     }
 
+    /// Runs `cmd` and reads its reply as `T`; a reply of another type is
+    /// Spin's `type-error`.
+    async fn redis_typed<T: redis::FromRedisValue>(
+        &mut self,
+        conn: &Resource<RedisConnection>,
+        cmd: redis::Cmd,
+    ) -> Result<T, v2::Error> {
+        let value = self.redis_query(conn, cmd).await?;
+        redis::from_redis_value(&value).map_err(|_| v2::Error::TypeError)
+    }
+
     /// Runs `cmd` on the guest's connection; a connection that broke is
     /// evicted from the app's pool.
     async fn redis_query(
@@ -125,10 +136,6 @@ impl GuestState {
             }
         }
     }
-}
-
-fn type_error<T>(_: T) -> v2::Error {
-    v2::Error::TypeError
 }
 
 /// One reply as Spin's results: arrays flattened, maps refused.
@@ -198,12 +205,11 @@ impl v2::HostConnection for GuestState {
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), v2::Error> {
-        self.redis_query(
+        self.redis_typed(
             &conn,
             redis::cmd("PUBLISH").arg(channel).arg(payload).clone(),
         )
         .await
-        .map(|_| ())
     }
 
     async fn get(
@@ -211,10 +217,8 @@ impl v2::HostConnection for GuestState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> Result<Option<Vec<u8>>, v2::Error> {
-        let value = self
-            .redis_query(&conn, redis::cmd("GET").arg(key).clone())
-            .await?;
-        redis::from_redis_value(&value).map_err(type_error)
+        self.redis_typed(&conn, redis::cmd("GET").arg(key).clone())
+            .await
     }
 
     async fn set(
@@ -223,9 +227,8 @@ impl v2::HostConnection for GuestState {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), v2::Error> {
-        self.redis_query(&conn, redis::cmd("SET").arg(key).arg(value).clone())
+        self.redis_typed(&conn, redis::cmd("SET").arg(key).arg(value).clone())
             .await
-            .map(|_| ())
     }
 
     async fn incr(
@@ -233,10 +236,8 @@ impl v2::HostConnection for GuestState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> Result<i64, v2::Error> {
-        let value = self
-            .redis_query(&conn, redis::cmd("INCR").arg(key).clone())
-            .await?;
-        redis::from_redis_value(&value).map_err(type_error)
+        self.redis_typed(&conn, redis::cmd("INCR").arg(key).clone())
+            .await
     }
 
     async fn del(
@@ -244,10 +245,8 @@ impl v2::HostConnection for GuestState {
         conn: Resource<RedisConnection>,
         keys: Vec<String>,
     ) -> Result<u32, v2::Error> {
-        let value = self
-            .redis_query(&conn, redis::cmd("DEL").arg(keys).clone())
-            .await?;
-        redis::from_redis_value(&value).map_err(type_error)
+        self.redis_typed(&conn, redis::cmd("DEL").arg(keys).clone())
+            .await
     }
 
     async fn sadd(
@@ -256,10 +255,8 @@ impl v2::HostConnection for GuestState {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, v2::Error> {
-        let value = self
-            .redis_query(&conn, redis::cmd("SADD").arg(key).arg(values).clone())
-            .await?;
-        redis::from_redis_value(&value).map_err(type_error)
+        self.redis_typed(&conn, redis::cmd("SADD").arg(key).arg(values).clone())
+            .await
     }
 
     async fn smembers(
@@ -267,10 +264,8 @@ impl v2::HostConnection for GuestState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> Result<Vec<String>, v2::Error> {
-        let value = self
-            .redis_query(&conn, redis::cmd("SMEMBERS").arg(key).clone())
-            .await?;
-        redis::from_redis_value(&value).map_err(type_error)
+        self.redis_typed(&conn, redis::cmd("SMEMBERS").arg(key).clone())
+            .await
     }
 
     async fn srem(
@@ -279,10 +274,8 @@ impl v2::HostConnection for GuestState {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, v2::Error> {
-        let value = self
-            .redis_query(&conn, redis::cmd("SREM").arg(key).arg(values).clone())
-            .await?;
-        redis::from_redis_value(&value).map_err(type_error)
+        self.redis_typed(&conn, redis::cmd("SREM").arg(key).arg(values).clone())
+            .await
     }
 
     async fn execute(
