@@ -325,7 +325,8 @@ source = "{hello}"
 "#;
 
 #[tokio::test]
-async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_http_redis_and_llm() {
+async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_http_redis_llm_wasi_config_and_wasi_keyvalue(
+) {
     let upstream = upstream();
     let redis = common::services::redis();
     let port = upstream.addr.rsplit(':').next().unwrap().to_string();
@@ -370,6 +371,16 @@ async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_ht
     assert_eq!(
         get_text(&client, server.url("/py/redis")).await,
         "from python"
+    );
+    // wasi:config over the same variables; a name no variable has is none.
+    assert_eq!(
+        get_text(&client, server.url("/py/config")).await,
+        "hi from the manifest|None"
+    );
+    // wasi:keyvalue over the same store; a cursor is refused as Spin does.
+    assert_eq!(
+        get_text(&client, server.url("/py/wasi-kv")).await,
+        "5|old|new|Error_Other(value='list_keys: cursor not supported')"
     );
     // Not in allowed_outbound_hosts: Spin's `invalid-address`, no connection.
     assert_eq!(

@@ -9,6 +9,10 @@ GET /py/sqlite    -> inserts a row into `default` (spin:sqlite@3.0.0),
 GET /py/outbound  -> the body of GET {{ upstream }}/ (outbound HTTP)
 GET /py/redis     -> SET then GET a key on {{ redis_address }}
 GET /py/llm       -> an inference on `llama2-chat`, or the error's text
+GET /py/config    -> wasi:config: `greeting`, then a name that is no
+                     variable's (none, as Spin answers)
+GET /py/wasi-kv   -> wasi:keyvalue on `default`: increment twice, a CAS,
+                     and a paged list-keys (refused, as in Spin)
 """
 
 from spin_sdk import http, key_value, llm, redis, variables
@@ -20,6 +24,7 @@ from spin_sdk.wit.types import Err
 # (`spin_sdk.wit.imports.sqlite`) that componentize-py 0.17 does not
 # generate (it names it `fermyon_spin_sqlite`).
 from spin_sdk.wit.imports.spin_sqlite_sqlite import Connection, Value_Integer, Value_Text
+from spin_sdk.wit.imports import atomics, wasi_config_store, wasi_keyvalue_store
 
 
 def text(status: int, body: str) -> Response:
@@ -61,6 +66,22 @@ class IncomingHandler(http.IncomingHandler):
             if path.endswith("/llm"):
                 result = llm.infer("llama2-chat", "say hi")
                 return text(200, result.text)
+            if path.endswith("/config"):
+                return text(200, f"{wasi_config_store.get('greeting')}|{wasi_config_store.get('Not-A-Name')}")
+            if path.endswith("/wasi-kv"):
+                with wasi_keyvalue_store.open("default") as bucket:
+                    atomics.increment(bucket, "hits", 2)
+                    hits = atomics.increment(bucket, "hits", 3)
+                    bucket.set("word", b"old")
+                    with atomics.Cas.new(bucket, "word") as cas:
+                        seen = cas.current()
+                    atomics.swap(atomics.Cas.new(bucket, "word"), b"new")
+                    try:
+                        bucket.list_keys("0")
+                        paged = "paged"
+                    except Err as e:
+                        paged = str(e.value)
+                    return text(200, f"{hits}|{seen.decode()}|{bucket.get('word').decode()}|{paged}")
             return text(404, "no such route")
         except Err as e:
             return text(500, f"error: {e.value}")

@@ -5,12 +5,9 @@ use super::bindings::wasi::config::store;
 use crate::wasm::state::GuestState;
 
 impl store::Host for GuestState {
+    /// A name that is not a variable name is simply not there (`none`), as
+    /// Spin answers (the guidance of wasi-runtime-config#19).
     fn get(&mut self, key: String) -> Result<Option<String>, store::Error> {
-        if !crate::app::variables::is_valid_name(&key) {
-            return Err(store::Error::Upstream(format!(
-                "`{key}` is not a variable name: use lowercase letters, digits and `_`, starting with a letter"
-            )));
-        }
         Ok(self.variables().get(&key).cloned())
     }
 

@@ -10,6 +10,12 @@ use super::KvStore;
 use crate::app::key_value::KvError;
 use crate::wasm::state::GuestState;
 
+/// The most one `get-many` may return: half the default per-instance
+/// memory cap (the guest needs room to receive it), under Spin's 128 MB, so
+/// a batch too large for the guest fails with Spin's error instead of
+/// trapping the instance.
+const MAX_BATCH_RESULT_BYTES: usize = 64 << 20;
+
 /// A compare-and-swap in progress: the value seen when it began.
 pub struct Cas {
     label: String,
@@ -67,13 +73,18 @@ impl store::HostBucket for GuestState {
         Ok(db.get(&label, &key).await?.is_some())
     }
 
-    /// Every key in one page: the stores are local files, so there is no
-    /// round trip to save by paging.
+    /// Every key in one page, as Spin answers: a cursor (for a next page
+    /// there never is) is refused with Spin's text.
     async fn list_keys(
         &mut self,
         bucket: Resource<KvStore>,
-        _cursor: Option<String>,
+        cursor: Option<String>,
     ) -> Result<store::KeyResponse, store::Error> {
+        if cursor.is_some() {
+            return Err(store::Error::Other(
+                "list_keys: cursor not supported".to_owned(),
+            ));
+        }
         let (db, label) = self.kv_store(&bucket)?;
         Ok(store::KeyResponse {
             keys: db.keys(&label).await?,
@@ -164,8 +175,15 @@ impl batch::Host for GuestState {
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, store::Error> {
         let (db, label) = self.kv_store(&bucket)?;
         let mut values = Vec::with_capacity(keys.len());
+        let mut bytes = 0;
         for key in keys {
             let value = db.get(&label, &key).await?;
+            bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+            if bytes > MAX_BATCH_RESULT_BYTES {
+                return Err(store::Error::Other(format!(
+                    "query result exceeds limit of {MAX_BATCH_RESULT_BYTES} bytes"
+                )));
+            }
             values.push((key, value));
         }
         Ok(values)
