@@ -4,7 +4,7 @@
 # (skopeo, umoci), htpasswd for the basic-auth registry and openssl for the
 # token service of the bearer-auth one, runc and busybox-static for the
 # container tests (a busybox httpd image), redis-server and postgresql for
-# outbound Redis and PostgreSQL (each test starts its own server on a free
+# outbound Redis and PostgreSQL, mosquitto for MQTT (each test starts its own server on a free
 # port, in a scratch directory), python3-venv for the Python
 # fixtures (scripts/build-fixtures.sh). Idempotent:
 # does nothing when every tool is already present. Needs root (CI runs as
@@ -21,6 +21,7 @@ need openssl openssl
 need runc runc
 need busybox busybox-static
 need redis-server redis-server
+need mosquitto mosquitto
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's
@@ -43,7 +44,7 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start system services (a registry on :5000, PostgreSQL's
 # `main` cluster on :5432, Redis on :6379); the tests run their own.
 if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now docker-registry redis-server postgresql >/dev/null 2>&1 || true
+    systemctl disable --now docker-registry redis-server postgresql mosquitto >/dev/null 2>&1 || true
 fi
 if command -v pg_lsclusters >/dev/null 2>&1; then
     pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _; do

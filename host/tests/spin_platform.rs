@@ -16,7 +16,13 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
     if text.contains("{python}") {
         text = text.replace("{python}", fixture("python/spin-py.wasm").to_str().unwrap());
     }
-    for name in ["hello", "spin-sdk-sqlite", "spin-sdk-kv", "spin-sdk-pg"] {
+    for name in [
+        "hello",
+        "spin-sdk-sqlite",
+        "spin-sdk-kv",
+        "spin-sdk-pg",
+        "spin-sdk-mqtt",
+    ] {
         text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
     }
     let path = dir.join("spin.toml");
@@ -673,5 +679,93 @@ async fn a_redis_key_value_store_whose_server_is_down_fails_the_call_not_the_hos
             .unwrap()
             .status(),
         200
+    );
+}
+
+#[tokio::test]
+async fn a_spin_sdk_component_publishes_over_mqtt_where_allowed() {
+    let broker = common::services::mosquitto();
+    // A subscriber on the same broker, to see what arrives.
+    let mut options = rumqttc::MqttOptions::new("test-subscriber", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (subscriber, mut events) = rumqttc::AsyncClient::new(options, 10);
+    subscriber
+        .subscribe("wasmhost-test", rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            match event {
+                rumqttc::Event::Incoming(rumqttc::Incoming::SubAck(_)) => {
+                    let _ = received_tx.send(None);
+                }
+                rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p)) => {
+                    let _ = received_tx.send(Some(p.payload.to_vec()));
+                }
+                _ => {}
+            }
+        }
+    });
+    // Subscribed before anything is published.
+    assert_eq!(received.recv().await, Some(None));
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "mqtt"
+[variables]
+mqtt_port = { required = true }
+[[trigger.http]]
+route = "/mqtt/..."
+component = "mqtt"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.mqtt]
+source = "{spin-sdk-mqtt}"
+allowed_outbound_hosts = ["mqtt://127.0.0.1:{{ mqtt_port }}"]
+variables = { mqtt_address = "mqtt://127.0.0.1:{{ mqtt_port }}" }
+[component.closed]
+source = "{spin-sdk-mqtt}"
+variables = { mqtt_address = "mqtt://127.0.0.1:{{ mqtt_port }}" }
+"#,
+    );
+    let server = Server::serve(
+        &manifest,
+        &["--variable", &format!("mqtt_port={}", broker.port)],
+    );
+    let client = http1();
+    let published = client
+        .post(server.url("/mqtt/wasmhost-test"))
+        .body("hello broker")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(published, "published");
+    let message = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("the message reaches the subscriber");
+    assert_eq!(message, Some(Some(b"hello broker".to_vec())));
+    let denied = client
+        .post(server.url("/closed/wasmhost-test"))
+        .body("nope")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        denied,
+        format!(
+            "Error::ConnectionFailed(\"address mqtt://127.0.0.1:{} is not permitted\")",
+            broker.port
+        )
     );
 }

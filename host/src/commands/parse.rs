@@ -90,6 +90,9 @@ mod tests {
         assert_eq!(key_value("=x"), Err("`=x` is not `KEY=VALUE`".into()));
         assert_eq!(sql("SELECT 1"), Ok("SELECT 1".into()));
         let err = sql("@/nonexistent/schema.sql").unwrap_err();
-        assert!(err.starts_with("cannot read the SQL file `/nonexistent/schema.sql`"), "{err}");
+        assert!(
+            err.starts_with("cannot read the SQL file `/nonexistent/schema.sql`"),
+            "{err}"
+        );
     }
 }

@@ -29,6 +29,7 @@ use super::state::GuestState;
 
 mod key_value;
 mod llm;
+mod mqtt;
 mod outbound_db;
 mod p3;
 mod postgres;
@@ -38,6 +39,7 @@ mod variables;
 mod wasi_config;
 mod wasi_keyvalue;
 
+pub use mqtt::MqttConnection;
 pub use p3::add_p3_to_linker;
 pub use postgres::PgConnection;
 pub use redis::{RedisConnection, RedisPool};
@@ -64,7 +66,7 @@ mod bindings {
             "fermyon:spin/sqlite.connection": crate::wasm::spin_host::SqliteConnection,
             "spin:sqlite/sqlite.connection": crate::wasm::spin_host::SqliteConnection,
             "fermyon:spin/redis.connection": crate::wasm::spin_host::RedisConnection,
-            "fermyon:spin/mqtt.connection": super::outbound_db::Unconnected,
+            "fermyon:spin/mqtt.connection": crate::wasm::spin_host::MqttConnection,
             "fermyon:spin/postgres.connection": crate::wasm::spin_host::PgConnection,
             "fermyon:spin/mysql.connection": super::outbound_db::Unconnected,
             "spin:postgres/postgres.connection": crate::wasm::spin_host::PgConnection,

@@ -199,3 +199,39 @@ pub fn postgres() -> Service {
     }
     panic!("could not start postgres on a free port");
 }
+
+/// `mosquitto`, anonymous clients allowed, persistence off.
+pub fn mosquitto() -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        let port = free_port();
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let program = ["/usr/sbin/mosquitto", "mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file() || installed(p))
+            .expect("mosquitto (scripts/install-test-deps.sh installs it)");
+        let mut child = Command::new(program)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto");
+        std::thread::sleep(Duration::from_millis(50));
+        if let Ok(Some(_)) = child.try_wait() {
+            continue;
+        }
+        wait_until_listening(&mut child, port, "mosquitto");
+        return Service {
+            child,
+            port,
+            _dir: dir,
+        };
+    }
+    panic!("could not start mosquitto on a free port");
+}

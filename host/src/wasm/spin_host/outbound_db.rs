@@ -1,4 +1,4 @@
-//! Outbound MQTT and MySQL: linked so every Spin
+//! Outbound MySQL: linked so every Spin
 //! component instantiates, checked against `allowed_outbound_hosts` with
 //! Spin's errors, and (for now) refused with an error naming what is
 //! missing once allowed: wasmhost does not yet speak these protocols. A
@@ -6,7 +6,7 @@
 
 use wasmtime::component::Resource;
 
-use super::bindings::fermyon::spin::{mqtt, mysql, rdbms_types};
+use super::bindings::fermyon::spin::{mysql, rdbms_types};
 use crate::wasm::state::GuestState;
 
 /// A connection that can never be opened (see the module doc); the
@@ -25,37 +25,6 @@ fn never() -> String {
 /// allowed, with the scheme's default port when it gives none.
 fn allowed(state: &GuestState, address: &str) -> bool {
     state.outbound_allows_address(address)
-}
-
-impl mqtt::Host for GuestState {}
-
-impl mqtt::HostConnection for GuestState {
-    async fn open(
-        &mut self,
-        address: String,
-        _username: String,
-        _password: String,
-        _keep_alive_interval_in_secs: u64,
-    ) -> Result<Resource<Unconnected>, mqtt::Error> {
-        if !allowed(self, &address) {
-            return Err(mqtt::Error::ConnectionFailed(format!(
-                "address {address} is not permitted"
-            )));
-        }
-        Err(mqtt::Error::ConnectionFailed(unsupported("MQTT")))
-    }
-    async fn publish(
-        &mut self,
-        _: Resource<Unconnected>,
-        _: String,
-        _: Vec<u8>,
-        _: mqtt::Qos,
-    ) -> Result<(), mqtt::Error> {
-        Err(mqtt::Error::Other(never()))
-    }
-    async fn drop(&mut self, _: Resource<Unconnected>) -> wasmtime::Result<()> {
-        Ok(())
-    }
 }
 
 impl rdbms_types::Host for GuestState {}
