@@ -348,51 +348,34 @@ async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_ht
         ],
     );
     let client = http1();
-    assert_eq!(
-        get_text(&client, server.url("/py/hello")).await,
-        "Hello from Python"
-    );
-    assert_eq!(
-        get_text(&client, server.url("/rust/")).await,
-        "Hello, world!\n"
-    );
-    assert_eq!(get_text(&client, server.url("/py/kv")).await, "1");
-    assert_eq!(get_text(&client, server.url("/py/kv")).await, "2");
-    assert_eq!(
-        get_text(&client, server.url("/py/vars")).await,
-        "hi from the manifest"
-    );
-    assert_eq!(
-        get_text(&client, server.url("/py/sqlite")).await,
-        "1 rows, last id 1"
-    );
-    assert_eq!(
-        get_text(&client, server.url("/py/sqlite")).await,
-        "2 rows, last id 2"
-    );
-    assert_eq!(
-        get_text(&client, server.url("/py/outbound")).await,
-        "Hello, world!\n"
-    );
-    assert_eq!(
-        get_text(&client, server.url("/py/redis")).await,
-        "from python"
-    );
-    // wasi:config over the same variables; a name no variable has is none.
-    assert_eq!(
-        get_text(&client, server.url("/py/config")).await,
-        "hi from the manifest|None"
-    );
-    // wasi:keyvalue over the same store; a cursor is refused as Spin does.
-    assert_eq!(
-        get_text(&client, server.url("/py/wasi-kv")).await,
-        "5|old|new|Error_Other(value='list_keys: cursor not supported')"
-    );
-    // Not in allowed_outbound_hosts: Spin's `invalid-address`, no connection.
-    assert_eq!(
-        get_text(&client, server.url("/closed/redis")).await,
-        "error: Error_InvalidAddress()"
-    );
+    // In order: the counters and row ids count requests.
+    let cases = [
+        ("/py/hello", "Hello from Python"),
+        ("/rust/", "Hello, world!\n"),
+        ("/py/kv", "1"),
+        ("/py/kv", "2"),
+        ("/py/vars", "hi from the manifest"),
+        ("/py/sqlite", "1 rows, last id 1"),
+        ("/py/sqlite", "2 rows, last id 2"),
+        ("/py/outbound", "Hello, world!\n"),
+        ("/py/redis", "from python"),
+        // wasi:config over the same variables; a name no variable has is none.
+        ("/py/config", "hi from the manifest|None"),
+        // wasi:keyvalue over the same store; a cursor is refused as Spin does.
+        (
+            "/py/wasi-kv",
+            "5|old|new|Error_Other(value='list_keys: cursor not supported')",
+        ),
+        // Not in allowed_outbound_hosts: Spin's `invalid-address`, no connection.
+        ("/closed/redis", "error: Error_InvalidAddress()"),
+    ];
+    for (path, expected) in cases {
+        assert_eq!(
+            get_text(&client, server.url(path)).await,
+            expected,
+            "{path}"
+        );
+    }
     // No `[llm_compute]`: Spin's own error, as a value the guest handles.
     let llm = client.get(server.url("/py/llm")).send().await.unwrap();
     assert_eq!(llm.status(), 500);
@@ -513,36 +496,60 @@ async fn llm_compute_remote_http_forwards_inference_over_spins_protocol() {
     );
 }
 
+/// Serves an app of two instances of `source`: `/<route>/...` may reach
+/// `allowed` (an `allowed_outbound_hosts` entry), `/closed/...` may reach
+/// nothing; both get the component variable `variable` (name, template).
+/// `{{ port }}` is an application variable set to `port`.
+fn serve_allowed_and_closed(
+    dir: &Path,
+    route: &str,
+    source: &str,
+    allowed: &str,
+    (name, template): (&str, &str),
+    port: u16,
+) -> Server {
+    let manifest = write_manifest(
+        dir,
+        &format!(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "{route}"
+[variables]
+port = {{ required = true }}
+[[trigger.http]]
+route = "/{route}/..."
+component = "open"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.open]
+source = "{source}"
+allowed_outbound_hosts = ["{allowed}"]
+variables = {{ {name} = "{template}" }}
+[component.closed]
+source = "{source}"
+variables = {{ {name} = "{template}" }}
+"#
+        ),
+    );
+    Server::serve(&manifest, &["--variable", &format!("port={port}")])
+}
+
 #[tokio::test]
 async fn spin_sdk_components_query_postgres_through_the_v4_and_v2_interfaces_where_allowed() {
     let postgres = common::services::postgres();
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(
+    let server = serve_allowed_and_closed(
         dir.path(),
-        r#"
-spin_manifest_version = 2
-[application]
-name = "pg"
-[variables]
-pg_port = { required = true }
-[[trigger.http]]
-route = "/pg/..."
-component = "pg"
-[[trigger.http]]
-route = "/closed/..."
-component = "closed"
-[component.pg]
-source = "{spin-sdk-pg}"
-allowed_outbound_hosts = ["postgres://127.0.0.1:{{ pg_port }}"]
-variables = { pg_address = "postgres://postgres@127.0.0.1:{{ pg_port }}/postgres" }
-[component.closed]
-source = "{spin-sdk-pg}"
-variables = { pg_address = "postgres://postgres@127.0.0.1:{{ pg_port }}/postgres" }
-"#,
-    );
-    let server = Server::serve(
-        &manifest,
-        &["--variable", &format!("pg_port={}", postgres.port)],
+        "pg",
+        "{spin-sdk-pg}",
+        "postgres://127.0.0.1:{{ port }}",
+        (
+            "pg_address",
+            "postgres://postgres@127.0.0.1:{{ port }}/postgres",
+        ),
+        postgres.port,
     );
     let client = http1();
     let v4 = get_text(&client, server.url("/pg/v4")).await;
@@ -710,32 +717,13 @@ async fn a_spin_sdk_component_publishes_over_mqtt_where_allowed() {
     // Subscribed before anything is published.
     assert_eq!(received.recv().await, Some(None));
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(
+    let server = serve_allowed_and_closed(
         dir.path(),
-        r#"
-spin_manifest_version = 2
-[application]
-name = "mqtt"
-[variables]
-mqtt_port = { required = true }
-[[trigger.http]]
-route = "/mqtt/..."
-component = "mqtt"
-[[trigger.http]]
-route = "/closed/..."
-component = "closed"
-[component.mqtt]
-source = "{spin-sdk-mqtt}"
-allowed_outbound_hosts = ["mqtt://127.0.0.1:{{ mqtt_port }}"]
-variables = { mqtt_address = "mqtt://127.0.0.1:{{ mqtt_port }}" }
-[component.closed]
-source = "{spin-sdk-mqtt}"
-variables = { mqtt_address = "mqtt://127.0.0.1:{{ mqtt_port }}" }
-"#,
-    );
-    let server = Server::serve(
-        &manifest,
-        &["--variable", &format!("mqtt_port={}", broker.port)],
+        "mqtt",
+        "{spin-sdk-mqtt}",
+        "mqtt://127.0.0.1:{{ port }}",
+        ("mqtt_address", "mqtt://127.0.0.1:{{ port }}"),
+        broker.port,
     );
     let client = http1();
     let published = client

@@ -48,34 +48,43 @@ fn wait_until_listening(child: &mut Child, port: u16, what: &str) {
     }
 }
 
-/// `redis-server` with persistence off, in a scratch directory.
-pub fn redis() -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    // Redis cannot report a port it picked (port 0 turns TCP off): pick
-    // one, and retry if someone takes it first.
+/// Starts the server `command(port)` makes on a free port, retrying with
+/// another port if it exits at once (someone took the port first: these
+/// servers cannot report a port they picked themselves).
+fn on_free_port(what: &str, dir: tempfile::TempDir, command: impl Fn(u16) -> Command) -> Service {
     for _ in 0..5 {
         let port = free_port();
-        let mut child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir.path())
+        let mut child = command(port)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server (scripts/install-test-deps.sh installs it)");
+            .unwrap_or_else(|e| panic!("{what} (scripts/install-test-deps.sh installs it): {e}"));
         std::thread::sleep(Duration::from_millis(50));
         if let Ok(Some(_)) = child.try_wait() {
             continue;
         }
-        wait_until_listening(&mut child, port, "redis-server");
+        wait_until_listening(&mut child, port, what);
         return Service {
             child,
             port,
             _dir: dir,
         };
     }
-    panic!("could not start redis-server on a free port");
+    panic!("could not start {what} on a free port");
+}
+
+/// `redis-server` with persistence off, in a scratch directory.
+pub fn redis() -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_owned();
+    on_free_port("redis-server", dir, |port| {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&data);
+        cmd
+    })
 }
 
 /// Whether `program` is on PATH.
@@ -203,35 +212,20 @@ pub fn postgres() -> Service {
 /// `mosquitto`, anonymous clients allowed, persistence off.
 pub fn mosquitto() -> Service {
     let dir = tempfile::tempdir().unwrap();
-    for _ in 0..5 {
-        let port = free_port();
-        let config = dir.path().join("mosquitto.conf");
+    let config_dir = dir.path().to_owned();
+    let program = ["/usr/sbin/mosquitto", "mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file() || installed(p))
+        .expect("mosquitto (scripts/install-test-deps.sh installs it)");
+    on_free_port("mosquitto", dir, |port| {
+        let config = config_dir.join(format!("mosquitto-{port}.conf"));
         std::fs::write(
             &config,
             format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
         )
         .unwrap();
-        let program = ["/usr/sbin/mosquitto", "mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).is_file() || installed(p))
-            .expect("mosquitto (scripts/install-test-deps.sh installs it)");
-        let mut child = Command::new(program)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto");
-        std::thread::sleep(Duration::from_millis(50));
-        if let Ok(Some(_)) = child.try_wait() {
-            continue;
-        }
-        wait_until_listening(&mut child, port, "mosquitto");
-        return Service {
-            child,
-            port,
-            _dir: dir,
-        };
-    }
-    panic!("could not start mosquitto on a free port");
+        let mut cmd = Command::new(program);
+        cmd.arg("-c").arg(config);
+        cmd
+    })
 }
