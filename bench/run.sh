@@ -9,6 +9,7 @@
 #   bench/run.sh oci [ARGS]   pull vs skopeo, pinned start vs local file (oci_bench.py)
 #   bench/run.sh frontdoor [ARGS]  fairness, floods, TLS vs nginx, overhead vs a
 #                             baseline binary (frontdoor_bench.py --baseline PATH)
+#   bench/run.sh platform [ARGS]  SQLite per request vs native, Python hello vs wasmtime (platform_bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ if ! command -v wasmtime >/dev/null || ! wasmtime --version | grep -q '^wasmtime
 fi
 
 bash scripts/build-guests.sh >/dev/null
+bash scripts/build-fixtures.sh >/dev/null
 cargo build --release --locked -p wasmhost
 
 if [ "$what" = all ] || [ "$what" = criterion ]; then
@@ -44,4 +46,7 @@ if [ "$what" = all ] || [ "$what" = frontdoor ]; then
         apt-get update -qq && apt-get install -y -qq nginx-light
     fi
     env -u RUST_BACKTRACE python3 bench/frontdoor_bench.py "$@"
+fi
+if [ "$what" = all ] || [ "$what" = platform ]; then
+    env -u RUST_BACKTRACE python3 bench/platform_bench.py "$@"
 fi

@@ -4,9 +4,12 @@
 # (skopeo, umoci, zstd: the reference encoder of zstd layers), htpasswd for
 # the basic-auth registry and openssl for the token service of the
 # bearer-auth one, runc and busybox-static for the container tests (a
-# busybox httpd image), and ab for bench/compare-vs-ab.sh. A tool missing
-# here fails its tests; none is skipped. Idempotent: does nothing when
-# every tool is already present. Needs root (CI runs as root) and the
+# busybox httpd image), ab for bench/compare-vs-ab.sh, redis-server and
+# postgresql for outbound Redis and PostgreSQL, mosquitto for MQTT (each
+# test starts its own server on a free port, in a scratch directory), and
+# python3-venv for the Python fixtures (scripts/build-fixtures.sh). A tool
+# missing here fails its tests; none is skipped. Idempotent: does nothing
+# when every tool is already present. Needs root (CI runs as root) and the
 # Debian package mirrors.
 set -euo pipefail
 
@@ -21,6 +24,15 @@ need runc runc
 need busybox busybox-static
 need zstd zstd
 need ab apache2-utils
+need redis-server redis-server
+need mosquitto mosquitto
+# PostgreSQL's server binaries live outside PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's
+# python3.
+if ! /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -33,7 +45,13 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The package starts a system registry on :5000; the tests run their own.
+# The packages start system services (a registry on :5000, PostgreSQL's
+# `main` cluster on :5432, Redis on :6379); the tests run their own.
 if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    systemctl disable --now docker-registry redis-server postgresql mosquitto >/dev/null 2>&1 || true
+fi
+if command -v pg_lsclusters >/dev/null 2>&1; then
+    pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _; do
+        pg_ctlcluster "$version" "$cluster" stop >/dev/null 2>&1 || true
+    done
 fi

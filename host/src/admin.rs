@@ -41,7 +41,11 @@ impl Admin {
             "/metrics" => (200, "text/plain; version=0.0.4", self.render()),
             "/healthz" => (200, "text/plain", "ok\n".to_owned()),
             "/readyz" => self.readiness(),
-            _ => (404, "text/plain", "try /metrics, /healthz or /readyz\n".to_owned()),
+            _ => (
+                404,
+                "text/plain",
+                "try /metrics, /healthz or /readyz\n".to_owned(),
+            ),
         }
     }
 
@@ -88,7 +92,9 @@ impl Admin {
 
 fn describe(status: &ComponentStatus) -> String {
     match &status.kind {
-        StatusKind::Container { state, .. } => format!("container `{}` is {state}", status.component),
+        StatusKind::Container { state, .. } => {
+            format!("container `{}` is {state}", status.component)
+        }
         StatusKind::Wasm { .. } => format!("component `{}`", status.component),
     }
 }
@@ -113,7 +119,9 @@ fn render_status(statuses: &[ComponentStatus], out: &mut String) {
     out.push_str("# TYPE wasmhost_instance_slots gauge\n");
     let _ = writeln!(out, "wasmhost_instance_slots{{state=\"in_use\"}} {in_use}");
     let _ = writeln!(out, "wasmhost_instance_slots{{state=\"total\"}} {total}");
-    out.push_str("# HELP wasmhost_container_state 1 for each container's current lifecycle state.\n");
+    out.push_str(
+        "# HELP wasmhost_container_state 1 for each container's current lifecycle state.\n",
+    );
     out.push_str("# TYPE wasmhost_container_state gauge\n");
     for status in statuses {
         if let StatusKind::Container { state, .. } = status.kind {
@@ -222,8 +230,14 @@ mod tests {
             },
         };
         let text = admin(vec![wasm("a"), wasm("b"), container("running", true)]).render();
-        assert!(text.contains("wasmhost_instance_slots{state=\"in_use\"} 3\n"), "{text}");
-        assert!(text.contains("wasmhost_instance_slots{state=\"total\"} 256\n"), "{text}");
+        assert!(
+            text.contains("wasmhost_instance_slots{state=\"in_use\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wasmhost_instance_slots{state=\"total\"} 256\n"),
+            "{text}"
+        );
         assert!(
             text.contains("wasmhost_container_state{component=\"legacy\",state=\"running\"} 1"),
             "{text}"

@@ -148,9 +148,8 @@ where
                         unreachable!("matched as Here above");
                     };
                     let span = tracing::Span::current();
-                    this.state = State::Away(pool().spawn(tracing::Instrument::instrument(
-                        future, span,
-                    )));
+                    this.state =
+                        State::Away(pool().spawn(tracing::Instrument::instrument(future, span)));
                 }
             }
         }
@@ -265,7 +264,10 @@ mod tests {
         drop(overrun);
         // The sender is dropped when the task is cancelled.
         let closed = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
-        assert!(matches!(closed, Ok(Err(_))), "the moved task was not cancelled");
+        assert!(
+            matches!(closed, Ok(Err(_))),
+            "the moved task was not cancelled"
+        );
     }
 
     #[test]

@@ -87,9 +87,7 @@ fn protocol(signal: &str) -> Result<Protocol> {
     match value.trim() {
         "grpc" => Ok(Protocol::Grpc),
         "http/protobuf" => Ok(Protocol::HttpProtobuf),
-        other => bail!(
-            "{name}=`{other}` is not supported: use `grpc` or `http/protobuf`"
-        ),
+        other => bail!("{name}=`{other}` is not supported: use `grpc` or `http/protobuf`"),
     }
 }
 
@@ -372,7 +370,9 @@ mod tests {
         std::env::set_var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json");
         let error = protocol("TRACES").expect_err("http/json is not built in");
         assert!(
-            error.to_string().contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=`http/json`"),
+            error
+                .to_string()
+                .contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=`http/json`"),
             "{error}"
         );
         std::env::remove_var("OTEL_EXPORTER_OTLP_PROTOCOL");

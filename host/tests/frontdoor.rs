@@ -107,7 +107,13 @@ async fn a_client_that_closes_its_connection_cancels_its_looping_guest() {
     drop(stream);
     // Freed long before the 60 s deadline.
     wait_for_metric(&admin, SLOTS_IN_USE, 0.0, Duration::from_secs(10)).await;
-    wait_for_metric(&admin, "wasmhost_requests_in_flight", 0.0, Duration::from_secs(5)).await;
+    wait_for_metric(
+        &admin,
+        "wasmhost_requests_in_flight",
+        0.0,
+        Duration::from_secs(5),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -214,12 +220,16 @@ async fn past_the_connection_limit_idle_connections_make_room_for_new_clients() 
     }
     let evicted = admin_metric(&admin, "wasmhost_connections_evicted_total").await;
     assert!(evicted >= 5.0, "{evicted} evicted; log:\n{}", server.log());
-    assert_eq!(admin_metric(&admin, "wasmhost_connections_refused_total").await, 0.0);
+    assert_eq!(
+        admin_metric(&admin, "wasmhost_connections_refused_total").await,
+        0.0
+    );
     // The evicted connections were closed by the server.
     let mut closed = 0;
     for stream in &mut idle {
         let mut buf = [0u8; 16];
-        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await {
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await
+        {
             closed += 1;
         }
     }
@@ -248,7 +258,10 @@ async fn when_every_connection_is_busy_a_new_one_gets_503_at_once() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("connection limit"), "{answer}");
-    assert_eq!(admin_metric(&admin, "wasmhost_connections_refused_total").await, 1.0);
+    assert_eq!(
+        admin_metric(&admin, "wasmhost_connections_refused_total").await,
+        1.0
+    );
     drop(busy);
     // Once the busy connections are gone, new clients are served again.
     wait_for_metric(&admin, SLOTS_IN_USE, 0.0, Duration::from_secs(10)).await;
@@ -265,7 +278,10 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
         .await
         .expect("closed by the server");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    assert_eq!(admin_metric(&admin, "wasmhost_connections_slow_head_total").await, 1.0);
+    assert_eq!(
+        admin_metric(&admin, "wasmhost_connections_slow_head_total").await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -276,7 +292,9 @@ async fn slowloris_is_cut_at_the_header_timeout_while_a_slow_upload_finishes() {
     // A complete head, then a body trickled over three seconds.
     let mut upload = TcpStream::connect(&server.addr).await.unwrap();
     upload
-        .write_all(b"POST /buffered HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 6\r\n\r\n")
+        .write_all(
+            b"POST /buffered HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 6\r\n\r\n",
+        )
         .await
         .unwrap();
     slowloris
@@ -314,7 +332,9 @@ async fn slowloris_is_cut_at_the_header_timeout_while_a_slow_upload_finishes() {
 async fn http2_settings_advertise_the_stream_limit() {
     let server = Server::serve(&guest("hello"), &["--h2-max-concurrent-streams", "7"]);
     let mut conn = h2raw::Conn::open(&server.addr).await;
-    let settings = conn.read_until(h2raw::SETTINGS, Duration::from_secs(5)).await;
+    let settings = conn
+        .read_until(h2raw::SETTINGS, Duration::from_secs(5))
+        .await;
     assert!(
         h2raw::setting(&settings, h2raw::SETTINGS_MAX_CONCURRENT_STREAMS) == Some(7),
         "{settings:?}"
@@ -338,10 +358,22 @@ async fn rapid_reset_is_stopped_and_leaves_no_guest_running() {
 /// running, and the server answering others.
 async fn calmed_down(server: &Server, admin: &str, mut conn: h2raw::Conn, burst: &[u8]) {
     let _ = conn.stream.write_all(burst).await;
-    let goaway = conn.read_until(h2raw::GOAWAY, Duration::from_secs(10)).await;
-    assert_eq!(h2raw::goaway_error(&goaway), Some(0xb), "ENHANCE_YOUR_CALM expected");
+    let goaway = conn
+        .read_until(h2raw::GOAWAY, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        h2raw::goaway_error(&goaway),
+        Some(0xb),
+        "ENHANCE_YOUR_CALM expected"
+    );
     wait_for_metric(admin, SLOTS_IN_USE, 0.0, Duration::from_secs(5)).await;
-    wait_for_metric(admin, "wasmhost_requests_in_flight", 0.0, Duration::from_secs(5)).await;
+    wait_for_metric(
+        admin,
+        "wasmhost_requests_in_flight",
+        0.0,
+        Duration::from_secs(5),
+    )
+    .await;
     let resp = http2().get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
@@ -368,7 +400,10 @@ async fn a_continuation_flood_closes_the_connection_before_it_costs_memory() {
             break;
         }
     }
-    assert!(closed, "the server took {sent} bytes of CONTINUATION frames");
+    assert!(
+        closed,
+        "the server took {sent} bytes of CONTINUATION frames"
+    );
     assert!(sent < 1 << 20, "closed only after {sent} bytes");
     let resp = http2().get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -400,7 +435,11 @@ async fn a_zero_window_update_closes_the_connection_at_once() {
     frames.extend(h2raw::window_update(1, 0));
     conn.stream.write_all(&frames).await.unwrap();
     let goaway = conn.read_until(h2raw::GOAWAY, Duration::from_secs(5)).await;
-    assert_eq!(h2raw::goaway_error(&goaway), Some(0x1), "PROTOCOL_ERROR expected");
+    assert_eq!(
+        h2raw::goaway_error(&goaway),
+        Some(0x1),
+        "PROTOCOL_ERROR expected"
+    );
 }
 
 // --------------------------------------------------------------------- TLS
@@ -477,13 +516,26 @@ async fn https_serves_http2_and_http1_to_curl() {
     let url = format!("https://{}/", server.addr);
     let cacert = pair.cert.to_str().unwrap();
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
-        let out = curl(&["-sS", "--cacert", cacert, flag, "-w", "\n%{http_version}", &url]);
+        let out = curl(&[
+            "-sS",
+            "--cacert",
+            cacert,
+            flag,
+            "-w",
+            "\n%{http_version}",
+            &url,
+        ]);
         assert!(out.ends_with(&format!("\n{version}")), "{flag}: {out}");
         assert!(out.starts_with("Hello, world!"), "{out}");
     }
     // Plain HTTP on the TLS port is refused, not served.
     let plain = Command::new("curl")
-        .args(["-sS", "--max-time", "5", &format!("http://{}/", server.addr)])
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            &format!("http://{}/", server.addr),
+        ])
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("Hello"));
@@ -498,7 +550,10 @@ async fn openssl_negotiates_h2_and_http1_by_alpn_over_tls_1_2_and_1_3() {
     for alpn in ["h2", "http/1.1"] {
         for version in ["-tls1_2", "-tls1_3"] {
             let out = s_client(&server.addr, &["-alpn", alpn, version, "-CAfile", ca]);
-            assert!(out.contains(&format!("ALPN protocol: {alpn}")), "{alpn} {version}:\n{out}");
+            assert!(
+                out.contains(&format!("ALPN protocol: {alpn}")),
+                "{alpn} {version}:\n{out}"
+            );
             assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
         }
     }
@@ -521,7 +576,10 @@ async fn a_changed_certificate_is_served_to_new_handshakes_and_a_bad_one_is_refu
         .add_root_certificate(reqwest::Certificate::from_pem(first.pem.as_bytes()).unwrap())
         .build()
         .unwrap();
-    let url = format!("https://127.0.0.1:{}/", server.addr.rsplit(':').next().unwrap());
+    let url = format!(
+        "https://127.0.0.1:{}/",
+        server.addr.rsplit(':').next().unwrap()
+    );
     assert_eq!(kept.get(&url).send().await.unwrap().status(), 200);
 
     let second = valid(dir.path(), "second");
@@ -581,7 +639,11 @@ fn a_missing_key_file_is_named_in_the_error() {
         "/nonexistent/key.pem",
     ]);
     assert_ne!(failed.code, Some(0));
-    assert!(failed.stderr.contains("/nonexistent/key.pem"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("/nonexistent/key.pem"),
+        "{}",
+        failed.stderr
+    );
 }
 
 #[tokio::test]
@@ -681,7 +743,11 @@ async fn healthz_and_readyz_answer_and_readyz_turns_503_while_draining() {
     let get = |path: &'static str| {
         let admin = admin.clone();
         async move {
-            let resp = http1().get(format!("http://{admin}{path}")).send().await.unwrap();
+            let resp = http1()
+                .get(format!("http://{admin}{path}"))
+                .send()
+                .await
+                .unwrap();
             (resp.status().as_u16(), resp.text().await.unwrap())
         }
     };
@@ -693,7 +759,10 @@ async fn healthz_and_readyz_answer_and_readyz_turns_503_while_draining() {
         async move { http1().get(url).send().await.map(|r| r.status()) }
     });
     wait_for_metric(&admin, SLOTS_IN_USE, 1.0, Duration::from_secs(5)).await;
-    assert_eq!(admin_metric(&admin, "wasmhost_requests_in_flight").await, 1.0);
+    assert_eq!(
+        admin_metric(&admin, "wasmhost_requests_in_flight").await,
+        1.0
+    );
     assert!(admin_metric(&admin, "wasmhost_connections_open").await >= 1.0);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server.pid() as i32),
@@ -707,7 +776,10 @@ async fn healthz_and_readyz_answer_and_readyz_turns_503_while_draining() {
             assert!(body.contains("draining"), "{body}");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "readyz still {status}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "readyz still {status}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(get("/healthz").await.0, 200);
@@ -720,14 +792,29 @@ struct Capture {
     addr: String,
     stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Pipes kept open and unread (`serve_unread`).
-    _unread: Option<(std::io::BufReader<std::process::ChildStdout>, std::process::ChildStderr)>,
+    _unread: Option<(
+        std::io::BufReader<std::process::ChildStdout>,
+        std::process::ChildStderr,
+    )>,
 }
 
 impl Capture {
-    fn spawn(component: &Path, extra: &[&str]) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>, String) {
+    fn spawn(
+        component: &Path,
+        extra: &[&str],
+    ) -> (
+        std::process::Child,
+        std::io::BufReader<std::process::ChildStdout>,
+        String,
+    ) {
         use std::io::BufRead as _;
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
-            .args(["serve", component.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                component.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(["--cache-dir", common::shared_cache().to_str().unwrap()])
             .args(extra)
             .env("WASMHOST_LOG", "info")
@@ -760,7 +847,12 @@ impl Capture {
         });
         let mut stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Capture { child, addr, stdout: lines, _unread: None }
+        Capture {
+            child,
+            addr,
+            stdout: lines,
+            _unread: None,
+        }
     }
 
     /// Serves with stdout and stderr never read after the address.
@@ -782,7 +874,13 @@ impl Capture {
     fn wait_for_stdout(&self, needle: &str, within: Duration) -> String {
         let start = Instant::now();
         loop {
-            if let Some(line) = self.stdout.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            if let Some(line) = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
                 return line.clone();
             }
             assert!(start.elapsed() < within, "no stdout line has {needle:?}");
@@ -836,7 +934,11 @@ async fn a_hung_container_gets_504_at_the_deadline_while_its_other_requests_are_
         assert_eq!(resp.status(), 200);
     }
     if hung.is_finished() {
-        panic!("the stalled request ended early: {:?}\n{}", hung.await, server.log());
+        panic!(
+            "the stalled request ended early: {:?}\n{}",
+            hung.await,
+            server.log()
+        );
     }
     let status = tokio::time::timeout(Duration::from_secs(20), hung)
         .await
@@ -845,15 +947,25 @@ async fn a_hung_container_gets_504_at_the_deadline_while_its_other_requests_are_
         .unwrap();
     assert_eq!(status, 504);
     assert!(started.elapsed() >= Duration::from_secs(2));
-    server.wait_for_log("did not answer before the request deadline", Duration::from_secs(5));
+    server.wait_for_log(
+        "did not answer before the request deadline",
+        Duration::from_secs(5),
+    );
     // A container that sends its head and then stalls: the body is cut at
     // the deadline, an error for the client, not an endless wait.
-    let resp = http1().get(server.url("/cgi-bin/stall-body")).send().await.unwrap();
+    let resp = http1()
+        .get(server.url("/cgi-bin/stall-body"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body = tokio::time::timeout(Duration::from_secs(20), resp.bytes())
         .await
         .expect("the body ends by the deadline");
-    assert!(body.is_err(), "a cut-off body must not look complete: {body:?}");
+    assert!(
+        body.is_err(),
+        "a cut-off body must not look complete: {body:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -881,10 +993,17 @@ async fn container_proxying_and_cold_starts_are_traced_with_traceparent_forwarde
         .await;
     let find = |name| otlp::find(&spans, trace, name);
     let request = find("request");
-    assert_eq!(find("container.start").parent, request.span_id, "the cold start is a child");
+    assert_eq!(
+        find("container.start").parent,
+        request.span_id,
+        "the cold start is a child"
+    );
     let proxy = find("outbound");
     assert_eq!(proxy.parent, request.span_id);
-    assert_eq!(proxy.attributes.get("wasmhost.call").map(String::as_str), Some("container"));
+    assert_eq!(
+        proxy.attributes.get("wasmhost.call").map(String::as_str),
+        Some("container")
+    );
     assert_eq!(
         seen.trim(),
         format!("traceparent=00-{trace}-{}-01", proxy.span_id),
@@ -1019,7 +1138,9 @@ mod h2raw {
                 match self.next(left).await {
                     Some(frame) if frame.kind == kind => return frame,
                     Some(_) => continue,
-                    None => panic!("no frame of type {kind} before the connection ended or {within:?}"),
+                    None => {
+                        panic!("no frame of type {kind} before the connection ended or {within:?}")
+                    }
                 }
             }
         }
@@ -1034,7 +1155,11 @@ mod h2raw {
                     None => {
                         let mut probe = [0u8; 1];
                         return matches!(
-                            tokio::time::timeout(Duration::from_millis(1), self.stream.peek(&mut probe)).await,
+                            tokio::time::timeout(
+                                Duration::from_millis(1),
+                                self.stream.peek(&mut probe)
+                            )
+                            .await,
                             Ok(Ok(0)) | Ok(Err(_))
                         );
                     }

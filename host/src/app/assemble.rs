@@ -21,10 +21,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use super::files;
-use super::key_value::{KeyValue, KvAccess, DEFAULT_STORE, STATE_DIR};
+use super::key_value::{KeyValue, KvAccess, KvBackend, DEFAULT_STORE, STATE_DIR};
+use super::key_value_redis::RedisStore;
+use super::llm::{LlmAccess, RemoteLlm};
 use super::manifest::{Component, Executor, LoadedManifest, Source, WAGI_DEFAULT_ENTRYPOINT};
 use super::outbound::AllowList;
-use super::runtime_config::{KvStoreConfig, RuntimeConfig};
+use super::runtime_config::{KvStoreConfig, RuntimeConfig, SqliteConfig};
+use super::sqlite::{Database, SqliteAccess, DEFAULT_DATABASE, DEFAULT_FILE};
 use super::variables::{self, Provided};
 use crate::backend::Backend;
 use crate::container::backend::{
@@ -63,7 +66,31 @@ pub async fn assemble(
         app_dir: &loaded.dir,
         config: runtime_config,
         open: BTreeMap::new(),
+        files: BTreeMap::new(),
     };
+    let mut sqlite = SqliteDatabases {
+        app_dir: &loaded.dir,
+        config: runtime_config,
+        open: BTreeMap::new(),
+    };
+    if !runtime_config.key_value_seeds.is_empty() {
+        let db = key_value.database("--key-value", DEFAULT_STORE)?;
+        for (key, value) in &runtime_config.key_value_seeds {
+            db.set(DEFAULT_STORE, key, value.as_bytes())
+                .await
+                .map_err(|e| anyhow::anyhow!("--key-value `{key}`: {e:?}"))?;
+        }
+    }
+    if !runtime_config.sqlite_statements.is_empty() {
+        sqlite.run_statements(&runtime_config.sqlite_statements)?;
+    }
+    // One pool of outbound connections for the whole app.
+    let redis = Arc::new(crate::wasm::spin_host::RedisPool::default());
+    let postgres = Arc::new(super::postgres::PgPool::default());
+    let llm_remote = runtime_config
+        .llm
+        .as_ref()
+        .map(|config| Arc::new(RemoteLlm::new(config)));
     // First read and check every routed component, so the runtime can be
     // built once with what they all need.
     let mut prepared: BTreeMap<&str, (PathBuf, ComponentBytes, ComponentOptions)> = BTreeMap::new();
@@ -96,7 +123,14 @@ pub async fn assemble(
             options,
             &app_variables,
             &mut key_value,
+            &mut sqlite,
         )?;
+        component_options.instance.redis = redis.clone();
+        component_options.instance.postgres = postgres.clone();
+        component_options.instance.llm = LlmAccess {
+            models: Arc::new(component.ai_models.clone()),
+            remote: llm_remote.clone(),
+        };
         component_options.instance.app = Some(app_handle.clone());
         if let Executor::Wagi { argv, entrypoint } = &trigger.executor {
             if entrypoint
@@ -244,6 +278,7 @@ fn plan(
     options: &ComponentOptions,
     app_variables: &BTreeMap<String, String>,
     key_value: &mut KvStores<'_>,
+    sqlite: &mut SqliteDatabases<'_>,
 ) -> Result<(PathBuf, ComponentOptions)> {
     let Source::Local(path) = &component.source else {
         bail!(
@@ -289,6 +324,15 @@ fn plan(
             allowed: Arc::new(component.key_value_stores.clone()),
         });
     }
+    if !component.sqlite_databases.is_empty() {
+        let mut databases = BTreeMap::new();
+        for label in &component.sqlite_databases {
+            databases.insert(label.clone(), sqlite.database(id, label)?);
+        }
+        options.instance.sqlite = Some(SqliteAccess {
+            databases: Arc::new(databases),
+        });
+    }
     if !component.files.is_empty() {
         let staging = tempfile::Builder::new()
             .prefix(&format!("wasmhost-files-{id}-"))
@@ -312,11 +356,17 @@ fn plan(
 struct KvStores<'a> {
     app_dir: &'a Path,
     config: &'a RuntimeConfig,
-    open: BTreeMap<PathBuf, Arc<KeyValue>>,
+    /// By label: every component naming a store shares its backend.
+    open: BTreeMap<String, Arc<KvBackend>>,
+    /// By file: stores sharing a file share the open database.
+    files: BTreeMap<PathBuf, Arc<KeyValue>>,
 }
 
 impl KvStores<'_> {
-    fn database(&mut self, component: &str, label: &str) -> Result<Arc<KeyValue>> {
+    fn database(&mut self, component: &str, label: &str) -> Result<Arc<KvBackend>> {
+        if let Some(db) = self.open.get(label) {
+            return Ok(db.clone());
+        }
         let own_file = || {
             let dir = match &self.config.state_dir {
                 Some(dir) => dir.clone(),
@@ -325,8 +375,16 @@ impl KvStores<'_> {
             dir.join("key_value.redb")
         };
         let path = match self.config.key_value_stores.get(label) {
-            Some(KvStoreConfig { path: Some(path) }) => path.clone(),
-            Some(KvStoreConfig { path: None }) => own_file(),
+            Some(KvStoreConfig::Redis { url }) => {
+                let store = RedisStore::new(url).with_context(|| {
+                    format!("component `{component}`: key-value store `{label}`")
+                })?;
+                let backend = Arc::new(KvBackend::Redis(store));
+                self.open.insert(label.to_owned(), backend.clone());
+                return Ok(backend);
+            }
+            Some(KvStoreConfig::Spin { path: Some(path) }) => path.clone(),
+            Some(KvStoreConfig::Spin { path: None }) => own_file(),
             None if label == DEFAULT_STORE => own_file(),
             None => bail!(
                 "component `{component}`: key-value store `{label}` is not defined; define it in a \
@@ -334,13 +392,78 @@ impl KvStores<'_> {
                  `type = \"spin\"`"
             ),
         };
-        if let Some(db) = self.open.get(&path) {
+        let db = match self.files.get(&path) {
+            Some(db) => db.clone(),
+            None => {
+                let db = KeyValue::open_file(&path).with_context(|| {
+                    format!("component `{component}`: key-value store `{label}`")
+                })?;
+                self.files.insert(path, db.clone());
+                db
+            }
+        };
+        let backend = Arc::new(KvBackend::Local(db));
+        self.open.insert(label.to_owned(), backend.clone());
+        Ok(backend)
+    }
+}
+
+/// The app's SQLite databases: opened on first use, `default` as
+/// `sqlite_db.db` in the state directory (as Spin), others where the
+/// runtime config says.
+struct SqliteDatabases<'a> {
+    app_dir: &'a Path,
+    config: &'a RuntimeConfig,
+    open: BTreeMap<String, Arc<Database>>,
+}
+
+impl SqliteDatabases<'_> {
+    fn state_dir(&self) -> PathBuf {
+        match &self.config.state_dir {
+            Some(dir) => dir.clone(),
+            None => self.app_dir.join(STATE_DIR),
+        }
+    }
+
+    fn database(&mut self, component: &str, label: &str) -> Result<Arc<Database>> {
+        if let Some(db) = self.open.get(label) {
             return Ok(db.clone());
         }
-        let db = KeyValue::open_file(&path)
-            .with_context(|| format!("component `{component}`: key-value store `{label}`"))?;
-        self.open.insert(path, db.clone());
+        let path = match self.config.sqlite_databases.get(label) {
+            Some(SqliteConfig { path: Some(path) }) => path.clone(),
+            _ if label == DEFAULT_DATABASE => self.state_dir().join(DEFAULT_FILE),
+            Some(_)
+                if label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+            {
+                self.state_dir().join(format!("{label}.db"))
+            }
+            Some(_) => bail!(
+                "component `{component}`: SQLite database `{label}` needs a `path` in \
+                 `[sqlite_database.{label}]` (its label is not usable as a file name)"
+            ),
+            None => bail!(
+                "component `{component}`: SQLite database `{label}` is not defined; define it in a \
+                 runtime config file (`--runtime-config-file`) as `[sqlite_database.{label}]` with \
+                 `type = \"spin\"`"
+            ),
+        };
+        let db = Database::open(&path)
+            .with_context(|| format!("component `{component}`: SQLite database `{label}`"))?;
+        self.open.insert(label.to_owned(), db.clone());
         Ok(db)
+    }
+
+    /// `--sqlite`: each statement (or `@file`'s contents, already read)
+    /// run against `default` before anything is served.
+    fn run_statements(&mut self, statements: &[String]) -> Result<()> {
+        let db = self.database("--sqlite", DEFAULT_DATABASE)?;
+        for sql in statements {
+            db.execute_batch(sql)
+                .with_context(|| format!("--sqlite `{sql}` failed"))?;
+        }
+        Ok(())
     }
 }
 

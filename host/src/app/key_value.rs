@@ -6,7 +6,8 @@
 //! `key_value_stores`; opening any other fails with Spin's
 //! `access-denied`. Only the `default` store exists without runtime
 //! configuration, as in Spin; `--runtime-config-file` defines others (a
-//! table in the app's file, or a file of their own).
+//! table in the app's file, a file of their own, or a Redis server:
+//! [`super::key_value_redis`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,17 +38,22 @@ pub enum KvError {
     Other(String),
 }
 
-/// A span for one key-value call (exported when OpenTelemetry is on).
-fn kv_span(operation: &'static str, label: &str) -> tracing::span::EnteredSpan {
-    tracing::info_span!(
+/// `call` inside a span for one key-value operation on store `label`,
+/// whichever backend serves it (exported when OpenTelemetry is on).
+fn traced<F: std::future::Future>(
+    operation: &'static str,
+    label: &str,
+    call: F,
+) -> tracing::instrument::Instrumented<F> {
+    use tracing::Instrument as _;
+    call.instrument(tracing::info_span!(
         target: crate::telemetry::TARGET,
         "key_value",
         otel.name = %format_args!("key_value.{operation}"),
         otel.kind = "client",
         db.operation.name = operation,
         db.namespace = label,
-    )
-    .entered()
+    ))
 }
 
 fn other(e: impl std::fmt::Display) -> KvError {
@@ -96,7 +102,6 @@ impl KeyValue {
 
     /// The value of `key` in store `label`.
     pub fn get(&self, label: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let _span = kv_span("get", label);
         let tx = self.db.begin_read().map_err(other)?;
         let table = match tx.open_table(table(label)) {
             Ok(table) => table,
@@ -109,7 +114,6 @@ impl KeyValue {
 
     /// Sets `key` in store `label`, durably.
     pub fn set(&self, label: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        let _span = kv_span("set", label);
         let tx = self.db.begin_write().map_err(other)?;
         tx.open_table(table(label))
             .map_err(other)?
@@ -120,7 +124,6 @@ impl KeyValue {
 
     /// Removes `key` from store `label`.
     pub fn delete(&self, label: &str, key: &str) -> Result<(), KvError> {
-        let _span = kv_span("delete", label);
         let tx = self.db.begin_write().map_err(other)?;
         tx.open_table(table(label))
             .map_err(other)?
@@ -129,9 +132,59 @@ impl KeyValue {
         tx.commit().map_err(other)
     }
 
+    /// Adds `delta` to the number stored at `key` (8 bytes, little-endian,
+    /// as Spin stores it; a missing key counts as 0), in one transaction.
+    pub fn increment(&self, label: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        let tx = self.db.begin_write().map_err(other)?;
+        let value = {
+            let mut table = tx.open_table(table(label)).map_err(other)?;
+            let current = match table.get(key).map_err(other)? {
+                None => 0,
+                Some(bytes) => {
+                    let bytes: [u8; 8] = bytes.value().try_into().map_err(|_| {
+                        KvError::Other(format!(
+                            "the value of `{key}` is not a number stored by increment (8 bytes)"
+                        ))
+                    })?;
+                    i64::from_le_bytes(bytes)
+                }
+            };
+            let value = current.checked_add(delta).ok_or_else(|| {
+                KvError::Other(format!("incrementing `{key}` by {delta} overflows"))
+            })?;
+            table
+                .insert(key, value.to_le_bytes().as_slice())
+                .map_err(other)?;
+            value
+        };
+        tx.commit().map_err(other)?;
+        Ok(value)
+    }
+
+    /// Sets `key` to `value` if it still holds `expected` (`None`: absent),
+    /// in one transaction; `Err(current)` if it does not.
+    pub fn compare_and_swap(
+        &self,
+        label: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Result<(), Option<Vec<u8>>>, KvError> {
+        let tx = self.db.begin_write().map_err(other)?;
+        {
+            let mut table = tx.open_table(table(label)).map_err(other)?;
+            let current = table.get(key).map_err(other)?.map(|v| v.value().to_vec());
+            if current.as_deref() != expected {
+                return Ok(Err(current));
+            }
+            table.insert(key, value).map_err(other)?;
+        }
+        tx.commit().map_err(other)?;
+        Ok(Ok(()))
+    }
+
     /// Every key in store `label`.
     pub fn keys(&self, label: &str) -> Result<Vec<String>, KvError> {
-        let _span = kv_span("keys", label);
         let tx = self.db.begin_read().map_err(other)?;
         let table = match tx.open_table(table(label)) {
             Ok(table) => table,
@@ -146,22 +199,110 @@ impl KeyValue {
     }
 }
 
-/// The stores one component may open, and the database behind each.
+/// Where one store's data lives.
+#[derive(Debug)]
+pub enum KvBackend {
+    /// A table in a local database file.
+    Local(Arc<KeyValue>),
+    /// A Redis server, shared with other processes.
+    Redis(super::key_value_redis::RedisStore),
+}
+
+impl std::fmt::Debug for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValue").finish_non_exhaustive()
+    }
+}
+
+/// The operations every key-value interface needs, on either backend; a
+/// local store's are short redb transactions run in place.
+impl KvBackend {
+    /// The value of `key` in store `label`.
+    pub async fn get(&self, label: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        traced("get", label, async {
+            match self {
+                KvBackend::Local(db) => db.get(label, key),
+                KvBackend::Redis(r) => r.get(key).await,
+            }
+        })
+        .await
+    }
+
+    /// Sets `key`.
+    pub async fn set(&self, label: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        traced("set", label, async {
+            match self {
+                KvBackend::Local(db) => db.set(label, key, value),
+                KvBackend::Redis(r) => r.set(key, value).await,
+            }
+        })
+        .await
+    }
+
+    /// Removes `key`.
+    pub async fn delete(&self, label: &str, key: &str) -> Result<(), KvError> {
+        traced("delete", label, async {
+            match self {
+                KvBackend::Local(db) => db.delete(label, key),
+                KvBackend::Redis(r) => r.delete(key).await,
+            }
+        })
+        .await
+    }
+
+    /// Every key.
+    pub async fn keys(&self, label: &str) -> Result<Vec<String>, KvError> {
+        traced("keys", label, async {
+            match self {
+                KvBackend::Local(db) => db.keys(label),
+                KvBackend::Redis(r) => r.keys().await,
+            }
+        })
+        .await
+    }
+
+    /// Adds `delta` to the number at `key`.
+    pub async fn increment(&self, label: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        traced("increment", label, async {
+            match self {
+                KvBackend::Local(db) => db.increment(label, key, delta),
+                KvBackend::Redis(r) => r.increment(key, delta).await,
+            }
+        })
+        .await
+    }
+
+    /// Sets `key` to `value` if it still holds `expected`.
+    pub async fn compare_and_swap(
+        &self,
+        label: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Result<(), Option<Vec<u8>>>, KvError> {
+        traced("compare_and_swap", label, async {
+            match self {
+                KvBackend::Local(db) => db.compare_and_swap(label, key, expected, value),
+                KvBackend::Redis(r) => r.compare_and_swap(key, expected, value).await,
+            }
+        })
+        .await
+    }
+}
+
+/// The stores one component may open, and the backend behind each.
 #[derive(Clone)]
 pub struct KvAccess {
-    /// The database of every store the component may open, by label.
-    pub stores: Arc<std::collections::BTreeMap<String, Arc<KeyValue>>>,
+    /// The backend of every store the component may open, by label.
+    pub stores: Arc<std::collections::BTreeMap<String, Arc<KvBackend>>>,
     /// The component's `key_value_stores`.
     pub allowed: Arc<Vec<String>>,
 }
 
 impl KvAccess {
-    /// The database behind store `label`.
-    pub fn db(&self, label: &str) -> Result<&KeyValue, KvError> {
-        self.stores
-            .get(label)
-            .map(|db| &**db)
-            .ok_or(KvError::NoSuchStore)
+    /// The backend behind store `label`.
+    pub fn db(&self, label: &str) -> Result<&Arc<KvBackend>, KvError> {
+        self.stores.get(label).ok_or(KvError::NoSuchStore)
     }
 }
 
@@ -191,5 +332,28 @@ mod tests {
         assert_eq!(kv.get("default", "k").unwrap(), Some(b"v1".to_vec()));
         assert_eq!(kv.keys("default").unwrap(), vec!["k".to_string()]);
         assert_eq!(kv.keys("other").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn increment_counts_from_zero_and_swap_checks_the_value_it_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = KeyValue::open(dir.path()).unwrap();
+        assert_eq!(kv.increment("s", "n", 2).unwrap(), 2);
+        assert_eq!(kv.increment("s", "n", -5).unwrap(), -3);
+        kv.set("s", "text", b"abc").unwrap();
+        assert!(matches!(
+            kv.increment("s", "text", 1),
+            Err(KvError::Other(_))
+        ));
+        assert_eq!(kv.compare_and_swap("s", "k", None, b"1").unwrap(), Ok(()));
+        assert_eq!(
+            kv.compare_and_swap("s", "k", None, b"2").unwrap(),
+            Err(Some(b"1".to_vec()))
+        );
+        assert_eq!(
+            kv.compare_and_swap("s", "k", Some(b"1"), b"2").unwrap(),
+            Ok(())
+        );
+        assert_eq!(kv.get("s", "k").unwrap(), Some(b"2".to_vec()));
     }
 }

@@ -4,7 +4,8 @@
 //! `schema/common.rs` in spinframework/spin, the HTTP trigger config in
 //! `crates/http/src/config.rs`), restated here:
 //!
-//! - `spin_manifest_version = 2` (an integer; v1 manifests said `"1"`).
+//! - `spin_manifest_version = 2` (an integer; v1 manifests said `"1"` and
+//!   are converted first, see [`super::manifest_v1`]).
 //! - `[application]`: `name`, optional `version`, `description`, `authors`.
 //! - `[variables]`: `name = { default = "..", required = true, secret = true }`.
 //! - `[[trigger.http]]`: `route` (a path, or `{ private = true }`),
@@ -13,7 +14,8 @@
 //! - `[component.<id>]`: `source` (a path relative to the manifest,
 //!   `{ url, digest }` or `{ registry, package, version }`), `files`,
 //!   `exclude_files`, `environment`, `variables`, `allowed_outbound_hosts`,
-//!   `key_value_stores`, `description`, and `build`, which is `spin build`'s
+//!   `key_value_stores`, `sqlite_databases`, `ai_models`, `description`,
+//!   and `build`, which is `spin build`'s
 //!   business, not ours.
 //!
 //! Inline components get the id Spin gives them (`normalize.rs`): a trigger
@@ -158,6 +160,10 @@ pub struct Component {
     pub allowed_outbound_hosts: Vec<String>,
     /// Key-value store labels the guest may open.
     pub key_value_stores: Vec<String>,
+    /// SQLite database labels the guest may open.
+    pub sqlite_databases: Vec<String>,
+    /// LLM models the guest may use.
+    pub ai_models: Vec<String>,
     /// Component variables: templates over application variables.
     pub variables: BTreeMap<String, String>,
     /// `description`.
@@ -283,10 +289,18 @@ pub enum ManifestError {
         /// toml's message, with line and column.
         message: String,
     },
-    /// Valid TOML, but not a v2 manifest.
+    /// A v1 manifest that does not convert to v2.
+    #[error("`{}` (a Spin manifest v1): {message}", .path.display())]
+    V1 {
+        /// The manifest.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Valid TOML, but not a v2 (or v1) manifest.
     #[error(
         "`{}`: `spin_manifest_version` is {}; wasmhost reads Spin manifest v2, \
-         which starts with `spin_manifest_version = 2`",
+         which starts with `spin_manifest_version = 2` (and v1, `\"1\"`)",
         .path.display(),
         .found.as_deref().map_or("missing".to_owned(), |v| format!("`{v}`"))
     )]
@@ -530,6 +544,16 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
     let table: toml::Table = toml::from_str(text).map_err(syntax)?;
     match table.get("spin_manifest_version") {
         Some(toml::Value::Integer(2)) => {}
+        _ if super::manifest_v1::is_v1(&table) => {
+            // Read as Spin reads it: converted to v2, then checked as v2.
+            let v1_error = |message: String| ManifestError::V1 {
+                path: path.to_owned(),
+                message,
+            };
+            let v2 = super::manifest_v1::to_v2(table).map_err(|e| v1_error(e.to_string()))?;
+            let text = toml::to_string(&v2).map_err(|e| v1_error(e.to_string()))?;
+            return parse(&text, path);
+        }
         other => {
             return Err(ManifestError::Version {
                 path: path.to_owned(),
@@ -796,6 +820,8 @@ impl Cx<'_> {
             environment: raw.environment,
             allowed_outbound_hosts: raw.allowed_outbound_hosts,
             key_value_stores: raw.key_value_stores,
+            sqlite_databases: raw.sqlite_databases,
+            ai_models: raw.ai_models,
             variables: raw.variables,
             description: raw.description,
             volumes,
@@ -1020,13 +1046,11 @@ fn key_path(path: &serde_ignored::Path<'_>) -> String {
 /// Spin keys this host does not implement: named as such in the warning,
 /// so nobody hunts for a typo.
 const UNSUPPORTED_SPIN_KEYS: &[&str] = &[
-    "ai_models",
     "allowed_http_hosts",
     "components",
     "dependencies",
     "dependencies_inherit_configuration",
     "profile",
-    "sqlite_databases",
     "static_response",
 ];
 
@@ -1143,6 +1167,10 @@ struct RawComponent {
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     key_value_stores: Vec<String>,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
+    #[serde(default)]
+    ai_models: Vec<String>,
     build: Option<toml::Value>,
     #[allow(dead_code)] // Spin ignores it too; named so it is not "unknown".
     tool: Option<toml::Value>,
@@ -1347,6 +1375,8 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
             environment: BTreeMap::new(),
             allowed_outbound_hosts: vec![],
             key_value_stores: vec![],
+            sqlite_databases: vec![],
+            ai_models: vec![],
             variables: BTreeMap::new(),
             description: None,
             volumes: vec![],
@@ -1450,6 +1480,8 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                         environment: map(&[("RUST_LOG", "info")]),
                         allowed_outbound_hosts: strings(&["https://{{ api_host }}"]),
                         key_value_stores: strings(&["default"]),
+                        sqlite_databases: vec![],
+                        ai_models: vec![],
                         variables: map(&[("key", "{{ api_key }}")]),
                         description: Some("The cart".into()),
                         volumes: vec![],
@@ -1569,7 +1601,7 @@ component = "a"
 [component.a]
 source = "a.wasm"
 colour = "red"
-sqlite_databases = ["default"]
+static_response = { status_code = 200 }
 [component.a.tool.lint]
 level = 3
 "#,
@@ -1580,7 +1612,7 @@ level = 3
             strings(&[
                 "`application.colour` ignored: not a Spin manifest v2 key",
                 "`component.a.colour` ignored: not a Spin manifest v2 key",
-                "`component.a.sqlite_databases` ignored: wasmhost does not support it yet",
+                "`component.a.static_response` ignored: wasmhost does not support it yet",
                 "`trigger.http[0].colour` ignored: not a Spin manifest v2 key",
                 "`trigger.redis` ignored: wasmhost runs only `[[trigger.http]]`",
             ])
@@ -1615,16 +1647,35 @@ watch = ["src/**/*.rs"]
     }
 
     #[test]
-    fn a_v1_manifest_is_refused_naming_the_version_found() {
+    fn an_unknown_manifest_version_is_refused_naming_the_version_found() {
         assert_eq!(
-            load_err("spin_manifest_version = \"1\"\nname = \"x\"\n", &[]),
-            "`$DIR/spin.toml`: `spin_manifest_version` is `\"1\"`; wasmhost reads \
-             Spin manifest v2, which starts with `spin_manifest_version = 2`"
+            load_err("spin_manifest_version = \"3\"\nname = \"x\"\n", &[]),
+            "`$DIR/spin.toml`: `spin_manifest_version` is `\"3\"`; wasmhost reads \
+             Spin manifest v2, which starts with `spin_manifest_version = 2` (and v1, `\"1\"`)"
         );
         assert_eq!(
             load_err("[application]\nname = \"x\"\n", &[]),
             "`$DIR/spin.toml`: `spin_manifest_version` is missing; wasmhost reads \
-             Spin manifest v2, which starts with `spin_manifest_version = 2`"
+             Spin manifest v2, which starts with `spin_manifest_version = 2` (and v1, `\"1\"`)"
+        );
+    }
+
+    #[test]
+    fn a_v1_manifest_is_read_as_its_v2_equivalent() {
+        let loaded = load_ok(
+            "spin_manifest_version = \"1\"\nname = \"old\"\ntrigger = { type = \"http\", base = \"/\" }\n\
+             [[component]]\nid = \"hello\"\nsource = \"a.wasm\"\n[component.trigger]\nroute = \"/hello\"\n",
+            &["a.wasm"],
+        );
+        assert_eq!(loaded.manifest.application.name, "old");
+        assert_eq!(loaded.manifest.http_triggers[0].component, "hello");
+        assert_eq!(
+            loaded.manifest.components["hello"].allowed_outbound_hosts,
+            strings(&["redis://*:*", "mysql://*:*", "postgres://*:*"])
+        );
+        assert_eq!(
+            load_err("spin_manifest_version = \"1\"\nname = \"x\"\ntrigger = { type = \"redis\" }\n", &[]),
+            "`$DIR/spin.toml` (a Spin manifest v1): `trigger.type` is `redis`; wasmhost runs only HTTP triggers"
         );
     }
 

@@ -4,7 +4,9 @@
 //! Entries follow Spin: `scheme://host[:port]` where the scheme may be `*`,
 //! the host `*` or `*.domain` (any subdomain, not the domain itself), and
 //! the port `*`, a number or a range `lo-hi`. A missing port means the
-//! scheme's default (80, 443); with a `*` scheme the port must be given. `insecure:allow-all` allows everything.
+//! scheme's well-known one (http 80, https 443, postgres 5432, mysql 3306,
+//! redis 6379, mqtt 1883, as in Spin); with a `*` scheme or another scheme
+//! the port must be given. `insecure:allow-all` allows everything.
 //! An empty list allows nothing. `{{ variable }}` templates are rendered
 //! over the application variables before parsing (see
 //! `app::assemble`), so one left here is an error. `http://self` (or
@@ -171,10 +173,9 @@ fn parse_entry(entry: &str) -> Result<Rule, InvalidEntry> {
                 PortRule::Range(p, p)
             }
         },
-        None => match scheme {
-            "http" => PortRule::Range(80, 80),
-            "https" => PortRule::Range(443, 443),
-            _ => return Err(bad("give a port (or `*`): this scheme has no default")),
+        None => match well_known_port(scheme) {
+            Some(port) => PortRule::Range(port, port),
+            None => return Err(bad("give a port (or `*`): this scheme has no default")),
         },
     };
     let scheme = match scheme {
@@ -188,6 +189,19 @@ fn parse_entry(entry: &str) -> Result<Rule, InvalidEntry> {
         _ => return Err(bad("invalid scheme")),
     };
     Ok(Rule::Host { scheme, host, port })
+}
+
+/// The port a scheme's URLs mean when they name none (Spin's list).
+pub fn well_known_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        _ => None,
+    }
 }
 
 /// `host:port` → (host, port); IPv6 literals keep their brackets.
@@ -270,6 +284,15 @@ mod tests {
             (&["https://*"], "https", "anything.org", 443, true),
             (&["http://[::1]:3000"], "http", "[::1]", 3000, true),
             (&["insecure:allow-all"], "ftp", "x", 21, true),
+            (&["redis://127.0.0.1"], "redis", "127.0.0.1", 6379, true),
+            (
+                &["postgres://db.internal"],
+                "postgres",
+                "db.internal",
+                5432,
+                true,
+            ),
+            (&["mysql://db:3307"], "mysql", "db", 3306, false),
             (
                 &["https://a.com", "http://b.com:81"],
                 "http",

@@ -1,4 +1,5 @@
-//! Parsers for flag values: sizes (`128MiB`) and durations (`30s`).
+//! Parsers for flag values: sizes (`128MiB`), durations (`30s`), SQL
+//! (`--sqlite`) and key-value pairs (`--key-value`).
 
 use std::time::Duration;
 
@@ -93,6 +94,24 @@ impl std::fmt::Display for SizeArg {
     }
 }
 
+/// `--sqlite`: SQL as given, or `@file` read now (so a missing file stops
+/// the start before anything listens), as `spin up --sqlite` takes it.
+pub fn sql(text: &str) -> Result<String, String> {
+    match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the SQL file `{path}`: {e}")),
+        None => Ok(text.to_owned()),
+    }
+}
+
+/// `--key-value KEY=VALUE`: split at the first `=`.
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not `KEY=VALUE`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +144,17 @@ mod tests {
             };
             assert_eq!(shown, text);
         }
+    }
+
+    #[test]
+    fn key_values_split_at_the_first_equals_sign_and_sql_files_are_read() {
+        assert_eq!(key_value("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(key_value("=x"), Err("`=x` is not `KEY=VALUE`".into()));
+        assert_eq!(sql("SELECT 1"), Ok("SELECT 1".into()));
+        let err = sql("@/nonexistent/schema.sql").unwrap_err();
+        assert!(
+            err.starts_with("cannot read the SQL file `/nonexistent/schema.sql`"),
+            "{err}"
+        );
     }
 }

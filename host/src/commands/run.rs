@@ -156,7 +156,8 @@ impl RunCommand {
             .await?;
         println!("serving `{}` on {}", self.image, bound.url()?);
         let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
-        let stopped = frontdoor::serve(bound.listener, backend.clone(), bound.front, shutdown).await;
+        let stopped =
+            frontdoor::serve(bound.listener, backend.clone(), bound.front, shutdown).await;
         backend.shutdown().await;
         Ok(stopped)
     }

@@ -7,14 +7,14 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 
+use super::front_door::FrontDoorArgs;
+use crate::admin::Admin;
 use crate::app::assemble::assemble;
 use crate::app::manifest;
 use crate::app::runtime_config::RuntimeConfig;
 use crate::app::sources;
 use crate::app::variables::Provided;
 use crate::backend::Backend;
-use super::front_door::FrontDoorArgs;
-use crate::admin::Admin;
 use crate::frontdoor::{self, Stopped};
 use crate::metrics::Metrics;
 use crate::oci::media::Kind;
@@ -86,6 +86,17 @@ pub struct ServeCommand {
     #[arg(long, value_name = "FILE")]
     pub runtime_config_file: Option<PathBuf>,
 
+    /// Run SQL against the `default` SQLite database before serving (as
+    /// `spin up --sqlite`): a statement, or `@FILE` for a file of them.
+    /// Repeatable, run in order.
+    #[arg(long = "sqlite", value_name = "SQL|@FILE", value_parser = super::parse::sql)]
+    pub sqlite: Vec<String>,
+
+    /// Set a key in the `default` key-value store before serving (as
+    /// `spin up --key-value`). Repeatable.
+    #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = super::parse::key_value)]
+    pub key_value: Vec<(String, String)>,
+
     /// Mount a host directory into every component, read-write unless
     /// `:ro`: `HOST:PATH[:ro]` (a relative `HOST` is relative to the
     /// current directory). Repeatable.
@@ -133,7 +144,9 @@ impl ServeCommand {
             (None, None) => unreachable!("a scratch store exists whenever no cache does"),
         };
         let (backend, metrics) = self.load(&app, &store).await?;
-        let lone_component = metrics.is_none().then(|| Arc::from(component_id(&app).as_str()));
+        let lone_component = metrics
+            .is_none()
+            .then(|| Arc::from(component_id(&app).as_str()));
         let backend: Arc<dyn Backend> = if metrics.is_some() {
             // A manifest's app: reloadable.
             let swappable = Arc::new(Swappable::new(backend));
@@ -155,7 +168,8 @@ impl ServeCommand {
         // Printed, not logged: scripts and tests read the bound port here.
         println!("serving `{}` on {}", app.display(), bound.url()?);
         let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
-        let stopped = frontdoor::serve(bound.listener, backend.clone(), bound.front, shutdown).await;
+        let stopped =
+            frontdoor::serve(bound.listener, backend.clone(), bound.front, shutdown).await;
         backend.shutdown().await;
         Ok(stopped)
     }
@@ -284,6 +298,8 @@ impl ServeCommand {
                 None => RuntimeConfig::default(),
             };
             runtime_config.state_dir = self.state_dir.clone();
+            runtime_config.sqlite_statements = self.sqlite.clone();
+            runtime_config.key_value_seeds = self.key_value.clone();
             for section in &runtime_config.ignored {
                 tracing::warn!("runtime config: `[{section}]` is not supported and is ignored");
             }
@@ -352,7 +368,6 @@ impl ServeCommand {
         }
         super::cache_root(self.cache_dir.as_ref())
     }
-
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {

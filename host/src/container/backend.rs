@@ -36,10 +36,10 @@ use crate::backend::{
     text_response, Backend, BoxError, BoxFuture, ComponentStatus, RequestBody, RequestContext,
     ResponseBody, StatusKind,
 };
-use crate::telemetry;
-use tracing::Instrument as _;
 use crate::oci::media::Descriptor;
 use crate::oci::store::ContentStore;
+use crate::telemetry;
+use tracing::Instrument as _;
 
 /// Where container roots and bundles live: under `/run` (a tmpfs cleared
 /// at boot), so nothing outlives a reboot.
@@ -366,8 +366,7 @@ impl Inner {
                 State::Running(running) if running.exited.borrow().is_none() => ("running", true),
                 State::Running(_) => ("exited", false),
                 State::Stopped {
-                    retry_at: Some(at),
-                    ..
+                    retry_at: Some(at), ..
                 } if Instant::now() < *at => ("restarting", false),
                 // Stopped (never started, or idle): the next request starts it.
                 State::Stopped { .. } => ("stopped", true),

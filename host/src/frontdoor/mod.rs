@@ -150,11 +150,10 @@ pub async fn serve(
         stats: front.stats,
         component: front.component,
     });
-    let sweeper = tokio::spawn(
-        connections
-            .clone()
-            .sweep_forever(shared.limits.header_timeout, shared.limits.keep_alive_timeout),
-    );
+    let sweeper = tokio::spawn(connections.clone().sweep_forever(
+        shared.limits.header_timeout,
+        shared.limits.keep_alive_timeout,
+    ));
     let mut spare = SpareFd::open();
     loop {
         tokio::select! {
@@ -223,7 +222,12 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// Takes an accepted connection in, or refuses it at the limit.
-fn admit(shared: &Arc<Shared>, connections: &Arc<Connections>, stream: TcpStream, peer: SocketAddr) {
+fn admit(
+    shared: &Arc<Shared>,
+    connections: &Arc<Connections>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
     match connections.admit() {
         Admission::Refused => {
             tracing::debug!("refused {peer}: at the connection limit, every connection busy");

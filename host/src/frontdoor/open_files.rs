@@ -102,7 +102,10 @@ mod tests {
 
     #[test]
     fn the_default_connection_limit_keeps_a_reserve_for_instances() {
-        assert_eq!(default_max_connections(1_048_576, 256), 1_048_576 - 256 - 1024);
+        assert_eq!(
+            default_max_connections(1_048_576, 256),
+            1_048_576 - 256 - 1024
+        );
         assert_eq!(default_max_connections(20_000, 256), 20_000 - 1280);
     }
 

@@ -22,7 +22,8 @@ use super::access_log::Entry;
 use super::connections::ConnState;
 use super::Shared;
 use crate::backend::{
-    text_response, BodyDeadline, BodyError, BoxError, RequestContext, RequestId, ResponseBody, Served,
+    text_response, BodyDeadline, BodyError, BoxError, RequestContext, RequestId, ResponseBody,
+    Served,
 };
 use crate::telemetry;
 

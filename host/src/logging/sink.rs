@@ -78,14 +78,12 @@ impl Sink {
         while !line.is_empty() {
             let written = match &self.target {
                 Target::File(file) => (&*file).write(line),
-                Target::Socket(fd) => {
-                    send(
-                        fd.as_raw_fd(),
-                        line,
-                        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-                    )
-                    .map_err(io::Error::from)
-                }
+                Target::Socket(fd) => send(
+                    fd.as_raw_fd(),
+                    line,
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                )
+                .map_err(io::Error::from),
             };
             match written {
                 Ok(0) => break,

@@ -206,8 +206,14 @@ pub fn pack(loaded: &LoadedManifest) -> Result<Packed> {
                 json!(component.allowed_outbound_hosts),
             );
         }
-        if !component.key_value_stores.is_empty() {
-            metadata.insert("key_value_stores".into(), json!(component.key_value_stores));
+        for (key, labels) in [
+            ("key_value_stores", &component.key_value_stores),
+            ("sqlite_databases", &component.sqlite_databases),
+            ("ai_models", &component.ai_models),
+        ] {
+            if !labels.is_empty() {
+                metadata.insert(key.into(), json!(labels));
+            }
         }
         components.push(LockedComponent {
             id: id.clone(),
@@ -549,7 +555,13 @@ fn write_app(
         if !component.config.is_empty() {
             t.insert("variables".into(), to_table(&component.config).into());
         }
-        for key in ["allowed_outbound_hosts", "key_value_stores", "description"] {
+        for key in [
+            "allowed_outbound_hosts",
+            "key_value_stores",
+            "sqlite_databases",
+            "ai_models",
+            "description",
+        ] {
             if let Some(value) = component.metadata.get(key) {
                 let value: toml::Value = serde_json::from_value(value.clone())
                     .with_context(|| format!("component `{id}`: `{key}` is not valid"))?;

@@ -40,12 +40,12 @@ use super::guest_log::CurrentRequest;
 use super::load::{self, ComponentBytes, HandlerKind};
 use super::p3::P3Handler;
 use super::state::{new_store, GuestState, InstancePolicy};
-use crate::overrun::Overrun;
-use tracing::Instrument as _;
 use crate::backend::{
     text_response, Backend, BodyDeadline, BodyError, BoxError, BoxFuture, ComponentStatus,
     RequestBody, RequestContext, RequestId, ResponseBody, StatusKind,
 };
+use crate::overrun::Overrun;
+use tracing::Instrument as _;
 
 /// How to load and run a component.
 #[derive(Debug, Clone)]
@@ -263,7 +263,11 @@ pub(crate) fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Lin
 }
 
 /// The status of a component drawing on the `admission` pool of `slots`.
-pub(crate) fn pool_status(id: &Arc<str>, admission: &Arc<Semaphore>, slots: u32) -> ComponentStatus {
+pub(crate) fn pool_status(
+    id: &Arc<str>,
+    admission: &Arc<Semaphore>,
+    slots: u32,
+) -> ComponentStatus {
     let slots = slots as usize;
     ComponentStatus {
         component: id.clone(),
@@ -278,7 +282,9 @@ pub(crate) fn pool_status(id: &Arc<str>, admission: &Arc<Semaphore>, slots: u32)
 impl Backend for ComponentBackend {
     fn status(&self) -> Vec<ComponentStatus> {
         vec![match &self.serve {
-            Serve::P2(inner) => pool_status(&inner.id, &inner.admission, inner.options.max_concurrency),
+            Serve::P2(inner) => {
+                pool_status(&inner.id, &inner.admission, inner.options.max_concurrency)
+            }
             Serve::P3(handler) => handler.status(),
         }]
     }
@@ -469,7 +475,8 @@ impl Inner {
     ) -> http::Response<ResponseBody> {
         match result {
             Ok(resp) => {
-                resp.map(|body| GuardedBody::new(body, done, guest, deadline).boxed_unsync())
+                let who = (ctx.id, self.id.clone());
+                resp.map(|body| GuardedBody::new(body, done, guest, deadline, who).boxed_unsync())
             }
             Err(code) => {
                 tracing::warn!(request = %ctx.id, component = %self.id, "guest answered with error code {code:?}");
@@ -522,6 +529,8 @@ struct GuardedBody {
     /// The guest's task, when it outlived the response head.
     guest: Option<AbortHandle>,
     deadline: BodyDeadline,
+    /// The request and component, for the log line when it is cut.
+    who: (RequestId, Arc<str>),
 }
 
 impl GuardedBody {
@@ -530,12 +539,14 @@ impl GuardedBody {
         done: oneshot::Receiver<bool>,
         guest: Option<AbortHandle>,
         deadline: tokio::time::Instant,
+        who: (RequestId, Arc<str>),
     ) -> Self {
         Self {
             inner,
             done: Some(done),
             guest,
             deadline: BodyDeadline::at(deadline),
+            who,
         }
     }
 }
@@ -571,9 +582,13 @@ impl http_body::Body for GuardedBody {
                     Poll::Pending => Poll::Pending,
                 }
             }
-            Poll::Pending if this.deadline.passed(cx) => Poll::Ready(Some(Err(
-                "the request deadline passed while the response body was streaming".into(),
-            ))),
+            Poll::Pending if this.deadline.passed(cx) => {
+                let (request, component) = &this.who;
+                tracing::warn!(request = %request, component = %component, "request deadline passed while the response body was streaming: instance stopped");
+                Poll::Ready(Some(Err(
+                    "the request deadline passed while the response body was streaming".into(),
+                )))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -590,6 +605,10 @@ impl http_body::Body for GuardedBody {
 impl Drop for GuardedBody {
     fn drop(&mut self) {
         if let (Some(_), Some(guest)) = (&self.done, &self.guest) {
+            if !guest.is_finished() {
+                let (request, component) = &self.who;
+                tracing::info!(request = %request, component = %component, "response dropped before the guest finished (client gone, or the body cut off): instance stopped");
+            }
             guest.abort();
         }
     }

@@ -26,10 +26,10 @@ use super::component::ComponentOptions;
 use super::engine::Runtime;
 use super::guest_log::CurrentRequest;
 use super::state::{new_store, GuestState, InstancePolicy};
-use crate::overrun::OnPool;
 use crate::backend::{
     text_response, BoxError, RequestBody, RequestContext, RequestId, ResponseBody,
 };
+use crate::overrun::OnPool;
 
 /// How long a reused p3 instance may sit idle before it is dropped.
 const IDLE_INSTANCE_TTL: Duration = Duration::from_secs(10);

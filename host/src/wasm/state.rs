@@ -17,9 +17,12 @@ use wasmtime_wasi_http::{
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
-use super::spin_host::Variables;
+use super::spin_host::{RedisPool, Variables};
 use crate::app::key_value::KvAccess;
+use crate::app::llm::LlmAccess;
 use crate::app::outbound::AllowList;
+use crate::app::postgres::PgPool;
+use crate::app::sqlite::SqliteAccess;
 use crate::backend::BodyError;
 use crate::dispatch::{AppHandle, SPIN_INTERNAL};
 use crate::telemetry;
@@ -49,6 +52,14 @@ pub struct InstancePolicy {
     pub variables: Variables,
     /// The key-value stores the component may open, if it may open any.
     pub key_value: Option<KvAccess>,
+    /// The SQLite databases the component may open, if it may open any.
+    pub sqlite: Option<SqliteAccess>,
+    /// The LLM models the component may use and who serves them.
+    pub llm: LlmAccess,
+    /// Outbound Redis connections, shared by every component of the app.
+    pub redis: Arc<RedisPool>,
+    /// Outbound PostgreSQL clients, shared by every component of the app.
+    pub postgres: Arc<PgPool>,
     /// The app the component belongs to, for `self` and `*.spin.internal`
     /// requests (Spin apps only).
     pub app: Option<AppHandle>,
@@ -64,6 +75,10 @@ impl Default for InstancePolicy {
             volumes: Vec::new(),
             variables: Variables::default(),
             key_value: None,
+            sqlite: None,
+            llm: LlmAccess::default(),
+            redis: Arc::default(),
+            postgres: Arc::default(),
             app: None,
         }
     }
@@ -77,6 +92,10 @@ pub struct GuestState {
     hooks: Hooks,
     variables: Variables,
     key_value: Option<KvAccess>,
+    sqlite: Option<SqliteAccess>,
+    llm: LlmAccess,
+    redis: Arc<RedisPool>,
+    postgres: Arc<PgPool>,
     /// Enforces the memory cap and remembers a refused growth, so a trap
     /// that follows can be explained.
     pub limiter: MemoryLimiter,
@@ -138,6 +157,10 @@ impl GuestState {
             },
             variables: policy.variables.clone(),
             key_value: policy.key_value.clone(),
+            sqlite: policy.sqlite.clone(),
+            llm: policy.llm.clone(),
+            redis: policy.redis.clone(),
+            postgres: policy.postgres.clone(),
             limiter: MemoryLimiter {
                 limit: policy.memory_limit,
                 refused: None,
@@ -183,6 +206,53 @@ impl GuestState {
     /// The key-value stores the component may open.
     pub fn key_value(&self) -> Option<&KvAccess> {
         self.key_value.as_ref()
+    }
+
+    /// The SQLite databases the component may open.
+    pub fn sqlite(&self) -> Option<&SqliteAccess> {
+        self.sqlite.as_ref()
+    }
+
+    /// The app's outbound Redis connections.
+    pub fn redis_pool(&self) -> &RedisPool {
+        &self.redis
+    }
+
+    /// The app's outbound PostgreSQL clients.
+    pub fn postgres_pool(&self) -> &PgPool {
+        &self.postgres
+    }
+
+    /// The LLM models the component may use.
+    pub fn llm(&self) -> &LlmAccess {
+        &self.llm
+    }
+
+    /// Whether the component may connect to `address`
+    /// (`scheme://[user[:password]@]host[:port][/...]`, as Redis, MQTT,
+    /// PostgreSQL and MySQL addresses are written), by the same
+    /// `allowed_outbound_hosts` as its HTTP requests; a missing port is the
+    /// scheme's well-known one.
+    pub fn outbound_allows_address(&self, address: &str) -> bool {
+        let Ok(uri) = address.parse::<http::Uri>() else {
+            return false;
+        };
+        match &self.hooks.outbound {
+            Outbound::Anywhere => true,
+            Outbound::Nowhere => false,
+            Outbound::AllowList(list) => {
+                let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+                    return false;
+                };
+                let Some(port) = uri
+                    .port_u16()
+                    .or_else(|| crate::app::outbound::well_known_port(scheme))
+                else {
+                    return false;
+                };
+                list.allows(scheme, host, port)
+            }
+        }
     }
 
     /// The instance's resource table (for host interfaces' resources).

@@ -8,6 +8,7 @@
 pub mod images;
 pub mod registry;
 pub mod runtime;
+pub mod services;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,25 @@ pub fn guest_for(target: &str, name: &str) -> PathBuf {
         .join("release")
         .join(format!("{}.wasm", name.replace('-', "_")));
     assert!(path.exists(), "guest `{}` was not built", path.display());
+    path
+}
+
+/// A fixture built by `scripts/build-fixtures.sh` from the language
+/// registries' packages (Python: componentize-py and spin-sdk), e.g.
+/// `python/spin-py.wasm`; the script caches what it built under
+/// `target/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/build-fixtures.sh"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/build-fixtures.sh");
+        assert!(status.success(), "building the fixtures failed");
+    });
+    let path = repo_root().join("target/fixtures").join(name);
+    assert!(path.exists(), "fixture `{}` was not built", path.display());
     path
 }
 

@@ -64,7 +64,9 @@ fn text(value: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> Str
 }
 
 fn attributes(list: &[KeyValue]) -> HashMap<String, String> {
-    list.iter().map(|kv| (kv.key.clone(), text(&kv.value))).collect()
+    list.iter()
+        .map(|kv| (kv.key.clone(), text(&kv.value)))
+        .collect()
 }
 
 impl Sink {
@@ -171,27 +173,37 @@ pub async fn receiver(transport: Transport, sink: Sink) -> String {
                     };
                     let sink = sink.clone();
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                            let sink = sink.clone();
-                            async move {
-                                let path = req.uri().path().to_owned();
-                                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                                match path.as_str() {
-                                    "/v1/traces" => {
-                                        if let Ok(r) = ExportTraceServiceRequest::decode(body) {
-                                            sink.take_traces(r);
+                        let service = hyper::service::service_fn(
+                            move |req: http::Request<hyper::body::Incoming>| {
+                                let sink = sink.clone();
+                                async move {
+                                    let path = req.uri().path().to_owned();
+                                    let body = req
+                                        .into_body()
+                                        .collect()
+                                        .await
+                                        .map(|b| b.to_bytes())
+                                        .unwrap_or_default();
+                                    match path.as_str() {
+                                        "/v1/traces" => {
+                                            if let Ok(r) = ExportTraceServiceRequest::decode(body) {
+                                                sink.take_traces(r);
+                                            }
                                         }
-                                    }
-                                    "/v1/metrics" => {
-                                        if let Ok(r) = ExportMetricsServiceRequest::decode(body) {
-                                            sink.take_metrics(r);
+                                        "/v1/metrics" => {
+                                            if let Ok(r) = ExportMetricsServiceRequest::decode(body)
+                                            {
+                                                sink.take_metrics(r);
+                                            }
                                         }
+                                        _ => {}
                                     }
-                                    _ => {}
+                                    Ok::<_, Infallible>(http::Response::new(
+                                        Full::new(Bytes::new()),
+                                    ))
                                 }
-                                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
-                            }
-                        });
+                            },
+                        );
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                             .await;
@@ -214,15 +226,17 @@ async fn traceparent_echo() -> String {
                 continue;
             };
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                    let seen = req
-                        .headers()
-                        .get("traceparent")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("none")
-                        .to_owned();
-                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(seen))))
-                });
+                let service = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let seen = req
+                            .headers()
+                            .get("traceparent")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("none")
+                            .to_owned();
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(seen))))
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
@@ -290,16 +304,38 @@ pub async fn check_trace(transport: Transport) {
         .await;
     let find = |name| find(&spans, TRACE_ID, name);
     let request = find("request");
-    assert_eq!(request.parent, PARENT_ID, "the incoming traceparent is continued");
+    assert_eq!(
+        request.parent, PARENT_ID,
+        "the incoming traceparent is continued"
+    );
     assert_eq!(request.service, "frontdoor-test");
-    assert_eq!(request.attributes.get("http.response.status_code").map(String::as_str), Some("200"));
-    assert_eq!(request.attributes.get("wasmhost.component").map(String::as_str), Some("outbound"));
-    assert!(request.attributes.contains_key("wasmhost.instance_us"), "{request:?}");
+    assert_eq!(
+        request
+            .attributes
+            .get("http.response.status_code")
+            .map(String::as_str),
+        Some("200")
+    );
+    assert_eq!(
+        request
+            .attributes
+            .get("wasmhost.component")
+            .map(String::as_str),
+        Some("outbound")
+    );
+    assert!(
+        request.attributes.contains_key("wasmhost.instance_us"),
+        "{request:?}"
+    );
     let instantiate = find("instantiate");
     assert_eq!(instantiate.parent, request.span_id);
     let outbound = find("outbound");
     assert_eq!(outbound.parent, request.span_id);
-    assert_eq!(seen, format!("00-{TRACE_ID}-{}-01", outbound.span_id), "traceparent injected");
+    assert_eq!(
+        seen,
+        format!("00-{TRACE_ID}-{}-01", outbound.span_id),
+        "traceparent injected"
+    );
 }
 
 /// The span of `trace` of kind `name`.

@@ -1,0 +1,759 @@
+//! The Spin platform beyond HTTP, variables and key-value: SQLite, LLM,
+//! wasi:keyvalue, wasi:config, the outbound database interfaces, and
+//! components written in Python, end to end through the real binary.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{fixture, get_text, guest, http1, Server};
+
+/// Writes `spin.toml` into `dir`, `{name}` standing for guest `name`
+/// (wasm32-wasip2) and `{python}` for the Python fixture.
+fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
+    let mut text = body.to_owned();
+    if text.contains("{python}") {
+        text = text.replace("{python}", fixture("python/spin-py.wasm").to_str().unwrap());
+    }
+    for name in [
+        "hello",
+        "spin-sdk-sqlite",
+        "spin-sdk-kv",
+        "spin-sdk-pg",
+        "spin-sdk-mqtt",
+    ] {
+        text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
+    }
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const SQLITE_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "sqlite"
+[[trigger.http]]
+route = "/sql/..."
+component = "db"
+[[trigger.http]]
+route = "/nodb/..."
+component = "nodb"
+[component.db]
+source = "{spin-sdk-sqlite}"
+sqlite_databases = ["default"]
+[component.nodb]
+source = "{spin-sdk-sqlite}"
+"#;
+
+async fn sql(
+    client: &reqwest::Client,
+    server: &Server,
+    db: &str,
+    params: &str,
+    statement: &str,
+) -> String {
+    client
+        .post(server.url(&format!("/sql/{db}?{params}")))
+        .body(statement.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_spin_sdk_component_runs_sqlite_statements_with_every_value_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), SQLITE_APP);
+    let server = Server::serve(
+        &manifest,
+        &[
+            "--sqlite",
+            "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)",
+        ],
+    );
+    let client = http1();
+    let inserted = sql(
+        &client,
+        &server,
+        "default",
+        "p=i:-7&p=r:2.5&p=t:hello&p=b:00ff&p=n:",
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+    )
+    .await;
+    assert_eq!(inserted, "columns=[] rows=[] rowid=1 changes=1");
+    let selected = sql(
+        &client,
+        &server,
+        "default",
+        "p=i:-7",
+        "SELECT * FROM t WHERE i = ?",
+    )
+    .await;
+    assert_eq!(
+        selected,
+        r#"columns=["i", "r", "s", "b", "n"] rows=[[Value::Integer(-7), Value::Real(2.5), Value::Text("hello"), Value::Blob([0, 255]), Value::Null]] rowid=1 changes=1"#
+    );
+    // SQLite's own message comes back as Spin's `io` error.
+    let bad = sql(&client, &server, "default", "", "SELEKT 1").await;
+    assert!(
+        bad.starts_with("Error::Io(") && bad.contains("syntax error"),
+        "{bad}"
+    );
+    // The database is `sqlite_db.db` in the state directory, as in Spin.
+    assert!(dir.path().join(".wasmhost/sqlite_db.db").exists());
+}
+
+#[tokio::test]
+async fn databases_not_granted_by_sqlite_databases_are_access_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), SQLITE_APP);
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/sql/open/default")).await,
+        "opened"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/sql/open/other")).await,
+        "Error::AccessDenied"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/nodb/sql/open/default")).await,
+        "Error::AccessDenied"
+    );
+}
+
+#[test]
+fn a_database_named_but_not_defined_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &SQLITE_APP.replace(
+            r#"sqlite_databases = ["default"]"#,
+            r#"sqlite_databases = ["default", "orders"]"#,
+        ),
+    );
+    let failed = Server::start_failing(&[
+        "serve",
+        manifest.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(
+        failed.stderr.contains(
+            "component `db`: SQLite database `orders` is not defined; define it in a runtime config file (`--runtime-config-file`) as `[sqlite_database.orders]` with `type = \"spin\"`"
+        ),
+        "{}",
+        failed.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_runtime_config_places_databases_and_sqlite_flags_run_a_file_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &SQLITE_APP.replace(
+            r#"sqlite_databases = ["default"]"#,
+            r#"sqlite_databases = ["default", "orders"]"#,
+        ),
+    );
+    let config = dir.path().join("rc.toml");
+    std::fs::write(
+        &config,
+        "[sqlite_database.orders]\ntype = \"spin\"\npath = \"data/orders.db\"\n",
+    )
+    .unwrap();
+    let schema = dir.path().join("schema.sql");
+    std::fs::write(
+        &schema,
+        "CREATE TABLE o (id INTEGER); INSERT INTO o VALUES (41);",
+    )
+    .unwrap();
+    let server = Server::serve(
+        &manifest,
+        &[
+            "--runtime-config-file",
+            config.to_str().unwrap(),
+            "--sqlite",
+            &format!("@{}", schema.display()),
+            "--sqlite",
+            "INSERT INTO o VALUES (42)",
+        ],
+    );
+    let client = http1();
+    // `--sqlite` runs against `default`.
+    let rows = sql(
+        &client,
+        &server,
+        "default",
+        "",
+        "SELECT id FROM o ORDER BY id",
+    )
+    .await;
+    assert!(
+        rows.contains("rows=[[Value::Integer(41)], [Value::Integer(42)]]"),
+        "{rows}"
+    );
+    let created = sql(&client, &server, "orders", "", "CREATE TABLE x (a)").await;
+    assert!(created.starts_with("columns=[]"), "{created}");
+    assert!(dir.path().join("data/orders.db").exists());
+}
+
+#[tokio::test]
+async fn every_write_a_guest_saw_succeed_survives_a_sigkill_under_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), SQLITE_APP);
+    let mut server = Server::serve(
+        &manifest,
+        &[
+            "--sqlite",
+            "CREATE TABLE IF NOT EXISTS w (id INTEGER PRIMARY KEY)",
+        ],
+    );
+    let client = http1();
+    // Writers keep inserting until the host is killed under them; each
+    // remembers the ids whose insert answered success.
+    const WRITERS: u64 = 8;
+    let url = server.url("/sql/default");
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let client = client.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for n in 0..10_000u64 {
+                    let id = n * WRITERS + w;
+                    let sent = client
+                        .post(format!("{url}?p=i:{id}"))
+                        .body("INSERT INTO w (id) VALUES (?)")
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else { break };
+                    match resp.text().await {
+                        Ok(text) if text.ends_with("changes=1") => acknowledged.push(id),
+                        _ => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 20,
+        "only {} writes went through",
+        acknowledged.len()
+    );
+    let restarted = Server::serve(&manifest, &[]);
+    let count = sql(&client, &restarted, "default", "", "SELECT COUNT(*) FROM w").await;
+    let stored: usize = count
+        .split("Value::Integer(")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{count}"));
+    assert!(
+        stored >= acknowledged.len(),
+        "{stored} rows stored, {} acknowledged",
+        acknowledged.len()
+    );
+    for id in acknowledged.iter().step_by(17) {
+        let row = sql(
+            &client,
+            &restarted,
+            "default",
+            &format!("p=i:{id}"),
+            "SELECT id FROM w WHERE id = ?",
+        )
+        .await;
+        assert!(
+            row.contains(&format!("Value::Integer({id})")),
+            "acknowledged id {id} lost: {row}"
+        );
+    }
+}
+
+/// A local HTTP server answering `GET /` with `Hello, world!`, for the
+/// Python component's outbound request.
+fn upstream() -> Server {
+    Server::serve(&guest("hello"), &[])
+}
+
+const PYTHON_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "python"
+[variables]
+upstream_port = { required = true }
+redis_port = { required = true }
+greeting = { default = "hi from the manifest" }
+[[trigger.http]]
+route = "/py/..."
+component = "python"
+[[trigger.http]]
+route = "/rust/..."
+component = "rust"
+[component.python]
+source = "{python}"
+key_value_stores = ["default"]
+sqlite_databases = ["default"]
+ai_models = ["llama2-chat"]
+allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}", "redis://127.0.0.1:{{ redis_port }}"]
+[component.python.variables]
+greeting = "{{ greeting }}"
+upstream = "http://127.0.0.1:{{ upstream_port }}"
+redis_address = "redis://127.0.0.1:{{ redis_port }}"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.closed]
+source = "{python}"
+allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}"]
+[component.closed.variables]
+upstream = "http://127.0.0.1:{{ upstream_port }}"
+redis_address = "redis://127.0.0.1:{{ redis_port }}"
+[component.rust]
+source = "{hello}"
+"#;
+
+#[tokio::test]
+async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_http_redis_llm_wasi_config_and_wasi_keyvalue(
+) {
+    let upstream = upstream();
+    let redis = common::services::redis();
+    let port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), PYTHON_APP);
+    let server = Server::serve(
+        &manifest,
+        &[
+            "--variable",
+            &format!("upstream_port={port}"),
+            "--variable",
+            &format!("redis_port={}", redis.port),
+        ],
+    );
+    let client = http1();
+    // In order: the counters and row ids count requests.
+    let cases = [
+        ("/py/hello", "Hello from Python"),
+        ("/rust/", "Hello, world!\n"),
+        ("/py/kv", "1"),
+        ("/py/kv", "2"),
+        ("/py/vars", "hi from the manifest"),
+        ("/py/sqlite", "1 rows, last id 1"),
+        ("/py/sqlite", "2 rows, last id 2"),
+        ("/py/outbound", "Hello, world!\n"),
+        ("/py/redis", "from python"),
+        // wasi:config over the same variables; a name no variable has is none.
+        ("/py/config", "hi from the manifest|None"),
+        // wasi:keyvalue over the same store; a cursor is refused as Spin does.
+        (
+            "/py/wasi-kv",
+            "5|old|new|Error_Other(value='list_keys: cursor not supported')",
+        ),
+        // Not in allowed_outbound_hosts: Spin's `invalid-address`, no connection.
+        ("/closed/redis", "error: Error_InvalidAddress()"),
+    ];
+    for (path, expected) in cases {
+        assert_eq!(
+            get_text(&client, server.url(path)).await,
+            expected,
+            "{path}"
+        );
+    }
+    // No `[llm_compute]`: Spin's own error, as a value the guest handles.
+    let llm = client.get(server.url("/py/llm")).send().await.unwrap();
+    assert_eq!(llm.status(), 500);
+    assert_eq!(
+        llm.text().await.unwrap(),
+        "error: Error_RuntimeError(value='Local LLM operations are not supported in this version of Spin.')"
+    );
+}
+
+/// A server speaking Spin's remote LLM protocol: `POST /infer` answers
+/// `{"text": "remote says hi", ...}`; every request is recorded
+/// (request line, authorization, body).
+async fn llm_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Head, then as much body as content-length says.
+            let request = loop {
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some((head.to_owned(), body.to_owned()));
+                    }
+                }
+            };
+            let Some((head, body)) = request else {
+                continue;
+            };
+            let auth = head
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                .unwrap_or_default()
+                .to_owned();
+            record.lock().unwrap().push(format!(
+                "{} | {auth} | {body}",
+                head.lines().next().unwrap_or_default()
+            ));
+            let answer = r#"{"text":"remote says hi","usage":{"promptTokenCount":2,"generatedTokenCount":3}}"#;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn llm_compute_remote_http_forwards_inference_over_spins_protocol() {
+    let (llm_port, seen) = llm_server().await;
+    let upstream = upstream();
+    let port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), PYTHON_APP);
+    let config = dir.path().join("rc.toml");
+    std::fs::write(
+        &config,
+        format!("[llm_compute]\ntype = \"remote_http\"\nurl = \"http://127.0.0.1:{llm_port}/\"\nauth_token = \"secret\"\n"),
+    )
+    .unwrap();
+    let server = Server::serve(
+        &manifest,
+        &[
+            "--variable",
+            &format!("upstream_port={port}"),
+            "--variable",
+            "redis_port=1",
+            "--runtime-config-file",
+            config.to_str().unwrap(),
+        ],
+    );
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/py/llm")).await,
+        "remote says hi"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("POST /infer HTTP/1.1 | authorization: bearer secret | "),
+        "{seen:?}"
+    );
+    assert!(seen[0].contains(r#""model":"llama2-chat""#), "{seen:?}");
+    assert!(seen[0].contains(r#""prompt":"say hi""#), "{seen:?}");
+    assert!(seen[0].contains(r#""maxTokens":100"#), "{seen:?}");
+    // A model the component's `ai_models` does not name never leaves the host.
+    let denied = client
+        .get(server.url("/closed/llm"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        denied.contains("The component does not have access to use 'llama2-chat'"),
+        "{denied}"
+    );
+}
+
+/// Serves an app of two instances of `source`: `/<route>/...` may reach
+/// `allowed` (an `allowed_outbound_hosts` entry), `/closed/...` may reach
+/// nothing; both get the component variable `variable` (name, template).
+/// `{{ port }}` is an application variable set to `port`.
+fn serve_allowed_and_closed(
+    dir: &Path,
+    route: &str,
+    source: &str,
+    allowed: &str,
+    (name, template): (&str, &str),
+    port: u16,
+) -> Server {
+    let manifest = write_manifest(
+        dir,
+        &format!(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "{route}"
+[variables]
+port = {{ required = true }}
+[[trigger.http]]
+route = "/{route}/..."
+component = "open"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.open]
+source = "{source}"
+allowed_outbound_hosts = ["{allowed}"]
+variables = {{ {name} = "{template}" }}
+[component.closed]
+source = "{source}"
+variables = {{ {name} = "{template}" }}
+"#
+        ),
+    );
+    Server::serve(&manifest, &["--variable", &format!("port={port}")])
+}
+
+#[tokio::test]
+async fn spin_sdk_components_query_postgres_through_the_v4_and_v2_interfaces_where_allowed() {
+    let postgres = common::services::postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_allowed_and_closed(
+        dir.path(),
+        "pg",
+        "{spin-sdk-pg}",
+        "postgres://127.0.0.1:{{ port }}",
+        (
+            "pg_address",
+            "postgres://postgres@127.0.0.1:{{ port }}/postgres",
+        ),
+        postgres.port,
+    );
+    let client = http1();
+    let v4 = get_text(&client, server.url("/pg/v4")).await;
+    assert!(v4.starts_with("inserted=1 columns=["), "{v4}");
+    assert!(
+        v4.contains(r#"rows=[[DbValue::Int32(7), DbValue::Str("seven"), DbValue::Date((2024, 2, 29)), DbValue::Uuid("67e55044-10b1-426f-9247-bb680e5fe0c8"), DbValue::Floating64(2.5), DbValue::Boolean(true)]]"#),
+        "{v4}"
+    );
+    assert!(v4.contains(r#"("tag", DbDataType::Uuid)"#), "{v4}");
+    let v2 = get_text(&client, server.url("/pg/v2")).await;
+    assert_eq!(v2, r#"rows=[[DbValue::Str("seven")]]"#);
+    // Not in allowed_outbound_hosts: Spin's error text, no connection.
+    let denied = get_text(&client, server.url("/closed/v4")).await;
+    assert_eq!(
+        denied,
+        format!(
+            "Error::ConnectionFailed(\"address postgres://127.0.0.1:{} is not permitted\")",
+            postgres.port
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_v1_manifest_is_served_with_its_base_route_and_its_sqlite_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = "1"
+name = "old-app"
+version = "1.0.0"
+trigger = { type = "http", base = "/v1" }
+
+[[component]]
+id = "hello_world"
+source = "{hello}"
+[component.trigger]
+route = "/hello"
+
+[[component]]
+id = "db"
+source = "{spin-sdk-sqlite}"
+sqlite_databases = ["default"]
+[component.trigger]
+route = "/sql/..."
+"#,
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/v1/hello")).await,
+        "Hello, world!\n"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/v1/sql/open/default")).await,
+        "opened"
+    );
+}
+
+/// A Spin SDK key-value counter whose `default` store is the Redis at
+/// `port`: its manifest and runtime config in `dir`, and the flags naming
+/// the latter.
+fn redis_counter_app(dir: &Path, port: u16) -> (std::path::PathBuf, Vec<String>) {
+    let manifest = write_manifest(
+        dir,
+        r#"
+spin_manifest_version = 2
+[application]
+name = "replicas"
+[[trigger.http]]
+route = "/kv/..."
+component = "counter"
+[component.counter]
+source = "{spin-sdk-kv}"
+key_value_stores = ["default"]
+"#,
+    );
+    let config = dir.join("rc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    (
+        manifest,
+        vec![
+            "--runtime-config-file".into(),
+            config.to_str().unwrap().into(),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn two_wasmhost_processes_share_one_key_value_store_on_redis() {
+    let redis = common::services::redis();
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, args) = redis_counter_app(dir.path(), redis.port);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = Server::serve(&manifest, &args);
+    let b = Server::serve(&manifest, &args);
+    let client = http1();
+    // One counter, whichever replica answers.
+    assert_eq!(get_text(&client, a.url("/kv/count")).await, "1");
+    assert_eq!(get_text(&client, b.url("/kv/count")).await, "2");
+    assert_eq!(get_text(&client, a.url("/kv/count")).await, "3");
+    // Nothing was written locally.
+    assert!(!dir.path().join(".wasmhost/key_value.redb").exists());
+}
+
+#[tokio::test]
+async fn a_redis_key_value_store_whose_server_is_down_fails_the_call_not_the_host() {
+    let port = common::services::redis().port;
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, args) = redis_counter_app(dir.path(), port);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::serve(&manifest, &args);
+    let resp = tokio::time::timeout(
+        Duration::from_secs(15),
+        http1().get(server.url("/kv/count")).send(),
+    )
+    .await
+    .expect("a store that is down must not hang the request")
+    .unwrap();
+    // The SDK turns the store's error into a failed handler: 500, and the
+    // host keeps serving.
+    assert_eq!(resp.status(), 500);
+    assert_eq!(
+        http1()
+            .get(server.url("/.well-known/spin/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_spin_sdk_component_publishes_over_mqtt_where_allowed() {
+    let broker = common::services::mosquitto();
+    // A subscriber on the same broker, to see what arrives.
+    let mut options = rumqttc::MqttOptions::new("test-subscriber", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (subscriber, mut events) = rumqttc::AsyncClient::new(options, 10);
+    subscriber
+        .subscribe("wasmhost-test", rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            match event {
+                rumqttc::Event::Incoming(rumqttc::Incoming::SubAck(_)) => {
+                    let _ = received_tx.send(None);
+                }
+                rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p)) => {
+                    let _ = received_tx.send(Some(p.payload.to_vec()));
+                }
+                _ => {}
+            }
+        }
+    });
+    // Subscribed before anything is published.
+    assert_eq!(received.recv().await, Some(None));
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_allowed_and_closed(
+        dir.path(),
+        "mqtt",
+        "{spin-sdk-mqtt}",
+        "mqtt://127.0.0.1:{{ port }}",
+        ("mqtt_address", "mqtt://127.0.0.1:{{ port }}"),
+        broker.port,
+    );
+    let client = http1();
+    let published = client
+        .post(server.url("/mqtt/wasmhost-test"))
+        .body("hello broker")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(published, "published");
+    let message = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("the message reaches the subscriber");
+    assert_eq!(message, Some(Some(b"hello broker".to_vec())));
+    let denied = client
+        .post(server.url("/closed/wasmhost-test"))
+        .body("nope")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        denied,
+        format!(
+            "Error::ConnectionFailed(\"address mqtt://127.0.0.1:{} is not permitted\")",
+            broker.port
+        )
+    );
+}
