@@ -24,6 +24,9 @@
 //!   artifact formats (Wasm components, Spin apps, container images).
 //! - [`reload`]: swapping a running app for its reloaded manifest.
 //! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure.
+//! - [`services`]: what the host gives guests beyond WASI (key-value
+//!   stores, the outbound allow-list, service chaining).
+//! - [`parse`]: sizes and durations as users write them.
 //! - [`shutdown`]: shutdown as a value handed to the server.
 //! - [`limits`]: every default limit, with why.
 //! - [`logging`]: the host log and access log writers (non-blocking), and
@@ -48,8 +51,10 @@ pub mod metrics;
 pub mod mirror;
 pub mod oci;
 pub mod overrun;
+pub mod parse;
 pub mod reload;
 pub mod router;
+pub mod services;
 pub mod shutdown;
 pub mod telemetry;
 pub mod volume;

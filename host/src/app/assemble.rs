@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use super::files;
-use super::key_value::{KeyValue, KvAccess, DEFAULT_STORE, STATE_DIR};
 use super::manifest::{Component, Executor, LoadedManifest, Source, WAGI_DEFAULT_ENTRYPOINT};
-use super::outbound::AllowList;
 use super::runtime_config::{KvStoreConfig, RuntimeConfig};
 use super::variables::{self, Provided};
 use crate::backend::Backend;
@@ -32,10 +30,13 @@ use crate::container::backend::{
 };
 use crate::container::rootfs::LayerCache;
 use crate::container::runtime::OciRuntime;
-use crate::dispatch::{AppHandle, Choice, Dispatch, Split, Target};
+use crate::dispatch::{Choice, Dispatch, Split, Target};
 use crate::mirror::Mirror;
 use crate::oci::store::ContentStore;
 use crate::router::Route;
+use crate::services::chaining::AppHandle;
+use crate::services::key_value::{KeyValue, KvAccess, DEFAULT_STORE, STATE_DIR};
+use crate::services::outbound::AllowList;
 use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::state::Outbound;
@@ -213,7 +214,8 @@ pub async fn assemble(
         Dispatch::new(routes, metrics)
             .context("the manifest's routes do not form a route table")?,
     );
-    app_handle.bind(&dispatch, timeout);
+    let app: Arc<dyn crate::services::chaining::App> = dispatch.clone();
+    app_handle.bind(Arc::downgrade(&app), timeout);
     tracing::info!(
         "app `{}` ready in {:?}",
         manifest.application.name,

@@ -857,21 +857,21 @@ impl Cx<'_> {
         let idle_timeout = raw
             .idle_timeout
             .map(|t| {
-                crate::commands::parse::duration(&t)
+                crate::parse::duration(&t)
                     .map_err(|_| bad("idle_timeout", t, "a duration such as `5m`"))
             })
             .transpose()?;
         let stop_grace = raw
             .stop_grace
             .map(|t| {
-                crate::commands::parse::duration(&t)
+                crate::parse::duration(&t)
                     .map_err(|_| bad("stop_grace", t, "a duration such as `10s`"))
             })
             .transpose()?;
         let memory_limit = raw
             .memory_limit
             .map(|m| {
-                crate::commands::parse::size(&m)
+                crate::parse::size(&m)
                     .map_err(|_| bad("memory_limit", m, "a size such as `256MiB`"))
             })
             .transpose()?;

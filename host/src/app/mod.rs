@@ -5,17 +5,15 @@
 //!   errors that name the file and the key the user wrote.
 //! - [`assemble`]: from the manifest to the backend that serves it.
 //! - [`files`]: a component's `files`, staged for read-only mounting.
-//! - [`key_value`]: the app's key-value stores, in one database file.
-//! - [`outbound`]: a component's `allowed_outbound_hosts`.
+//! - [`pack`]: the app in Spin's registry format, to push.
 //! - [`runtime_config`]: `--runtime-config-file` (where key-value stores live).
 //! - [`sources`]: `{ url, digest }` sources, downloaded and verified once.
 //! - [`variables`]: application variables and component templates.
 
 pub mod assemble;
 pub mod files;
-pub mod key_value;
 pub mod manifest;
-pub mod outbound;
+pub mod pack;
 pub mod runtime_config;
 pub mod sources;
 pub mod variables;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 
 use crate::compare::load::RequestSpec;
-use crate::compare::server::{Common, Form};
+use crate::compare::server::Form;
 use crate::compare::{self, Plan};
 
 /// Compare a service's container and Wasm forms on the same workload.
@@ -98,10 +98,7 @@ impl CompareCommand {
         if self.cold_starts == 0 {
             bail!("--cold-starts must be at least 1");
         }
-        let common = Common {
-            cache_dir: self.registry.cache_dir.clone(),
-            insecure: self.registry.insecure,
-        };
+        let access = self.registry.access();
         let workload = if self.requests.is_empty() {
             vec![RequestSpec::parse("GET /")?]
         } else {
@@ -114,12 +111,12 @@ impl CompareCommand {
                 state_path: self.container_state,
                 environment: self.container_env,
                 runtime: self.oci_runtime,
-                common: common.clone(),
+                access: access.clone(),
             },
             wasm: Form::Wasm {
                 app: self.wasm,
                 state_path: self.wasm_state,
-                common,
+                access,
             },
             workload,
             concurrency: self.concurrency,

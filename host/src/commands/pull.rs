@@ -9,8 +9,7 @@ use crate::container::backend::PreparedImage;
 use crate::container::rootfs::LayerCache;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
-use crate::oci::registry::{self, Pulled};
-use crate::oci::{component, spin_app};
+use crate::oci::{pull, registry};
 
 /// Pull a component, a Spin app or a container image into the local store.
 #[derive(Debug, Parser)]
@@ -32,8 +31,7 @@ impl PullCommand {
         let reference = registry::parse_reference(&self.reference)?;
         let store = self.registry.store()?;
         let progress = Progress::for_terminal(self.json);
-        let pulled =
-            registry::pull(&reference, &store, &self.registry.options(), &progress).await?;
+        let pulled = pull::pull(&reference, &store, &self.registry.options(), &progress).await?;
         if pulled.kind == Kind::Image {
             // Unpacked now, as containerd does: a hostile or corrupt layer
             // fails the pull, and the first start does not pay for it.
@@ -41,7 +39,7 @@ impl PullCommand {
             PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)
                 .with_context(|| format!("cannot unpack `{}`", pulled.reference))?;
         }
-        let path = local_path(&store, &pulled)?;
+        let path = pulled.local_path(&store)?;
         if self.json {
             super::print_json(&serde_json::json!({
                 "reference": pulled.reference,
@@ -64,25 +62,4 @@ impl PullCommand {
         }
         Ok(())
     }
-}
-
-/// What `serve` would load: the component's Wasm or the app's generated
-/// manifest; none for images.
-pub fn local_path(
-    store: &crate::oci::store::ContentStore,
-    pulled: &Pulled,
-) -> Result<Option<std::path::PathBuf>> {
-    Ok(match pulled.kind {
-        Kind::Component => Some(component::wasm_path(store, &pulled.layers)?),
-        Kind::SpinApp => {
-            let locked = spin_app::locked_app(store, &pulled.config, &pulled.layers)?;
-            Some(spin_app::materialize(
-                store,
-                &pulled.manifest_digest,
-                &locked,
-                &pulled.layers,
-            )?)
-        }
-        Kind::Image => None,
-    })
 }

@@ -22,7 +22,7 @@ use crate::admin::Admin;
 use crate::frontdoor::{self, Stopped};
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
-use crate::oci::registry;
+use crate::oci::pull;
 use crate::shutdown::Shutdown;
 use crate::volume::Volume;
 
@@ -102,7 +102,7 @@ impl RunCommand {
     /// container.
     pub async fn execute(self) -> Result<Stopped> {
         let store = self.registry.store()?;
-        let pulled = registry::pull_named(
+        let pulled = pull::pull_named(
             &self.image,
             &store,
             &self.registry.options(),

@@ -17,8 +17,10 @@ use super::front_door::FrontDoorArgs;
 use crate::admin::Admin;
 use crate::frontdoor::{self, Stopped};
 use crate::metrics::Metrics;
+use crate::oci::access::Access;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
+use crate::oci::pull;
 use crate::oci::registry::{self, RegistryOptions};
 use crate::oci::store::ContentStore;
 use crate::reload::Swappable;
@@ -224,11 +226,11 @@ impl ServeCommand {
 
     /// Pulls (or finds in the store) a component or app, then serves it.
     async fn load_reference(&self, text: &str, store: &ContentStore) -> Result<Loaded> {
-        let pulled = match registry::pinned_in_store(text, store) {
+        let pulled = match pull::pinned_in_store(text, store) {
             Some(pulled) => pulled,
             None => {
                 let reference = registry::parse_reference(text)?;
-                registry::pull(
+                pull::pull(
                     &reference,
                     store,
                     &self.registry_options(),
@@ -241,7 +243,8 @@ impl ServeCommand {
             Kind::Image => anyhow::bail!(
                 "`{text}` is a container image; serve it from a manifest's container component"
             ),
-            _ => super::pull::local_path(store, &pulled)?
+            _ => pulled
+                .local_path(store)?
                 .context("a pulled component or app has a local path")?,
         };
         tracing::info!(
@@ -260,9 +263,13 @@ impl ServeCommand {
     }
 
     fn registry_options(&self) -> RegistryOptions {
-        RegistryOptions {
+        self.access().options()
+    }
+
+    fn access(&self) -> Access {
+        Access {
             insecure: self.insecure,
-            credentials: None,
+            cache_dir: self.cache_dir.clone(),
         }
     }
 
@@ -350,14 +357,14 @@ impl ServeCommand {
         if self.no_cache {
             return None;
         }
-        super::cache_root(self.cache_dir.as_ref())
+        self.access().cache_root()
     }
 
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((name, value)) if crate::app::variables::is_valid_name(name) => {
+        Some((name, value)) if crate::services::variables::is_valid_name(name) => {
             Ok((name.to_owned(), value.to_owned()))
         }
         Some((name, _)) => Err(format!(

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use super::media::{self, Descriptor, Kind, Manifest};
-use super::registry::{choose_platform, Pulled, MAX_BLOB_BYTES};
-use super::store::{digest_of, sha256_hex, ContentStore, RefRecord};
+use super::pull::{choose_platform, Pulled};
+use super::store::{digest_of, sha256_hex, ContentStore, RefRecord, MAX_BLOB_BYTES};
 
 /// The annotation that names an `index.json` entry (its tag).
 const REF_NAME: &str = "org.opencontainers.image.ref.name";

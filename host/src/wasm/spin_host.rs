@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Linker, Resource, StreamReader};
 
-use crate::app::key_value::{KvAccess, KvError};
+use crate::services::key_value::{KvAccess, KvError};
 
 use super::state::GuestState;
 
@@ -81,7 +81,7 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> anyhow::Result<()> {
 
 impl variables::Host for GuestState {
     fn get(&mut self, name: String) -> Result<String, variables::Error> {
-        if !crate::app::variables::is_valid_name(&name) {
+        if !crate::services::variables::is_valid_name(&name) {
             return Err(variables::Error::InvalidName(format!(
                 "`{name}` is not a variable name: use lowercase letters, digits and `_`, starting with a letter"
             )));

@@ -18,10 +18,10 @@ use wasmtime_wasi_http::{
 
 use super::guest_log::{CurrentRequest, GuestLog};
 use super::spin_host::Variables;
-use crate::app::key_value::KvAccess;
-use crate::app::outbound::AllowList;
 use crate::backend::BodyError;
-use crate::dispatch::{AppHandle, SPIN_INTERNAL};
+use crate::services::chaining::{AppHandle, SPIN_INTERNAL};
+use crate::services::key_value::KvAccess;
+use crate::services::outbound::AllowList;
 use crate::telemetry;
 use tracing::Instrument as _;
 

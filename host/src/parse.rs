@@ -1,4 +1,5 @@
-//! Parsers for flag values: sizes (`128MiB`) and durations (`30s`).
+//! Parsers for the values users write, in flags and manifests alike:
+//! sizes (`128MiB`) and durations (`30s`).
 
 use std::time::Duration;
 
