@@ -25,11 +25,9 @@ use super::manifest::{Component, Executor, LoadedManifest, Source, WAGI_DEFAULT_
 use super::runtime_config::{KvStoreConfig, RuntimeConfig};
 use super::variables::{self, Provided};
 use crate::backend::Backend;
-use crate::container::backend::{
-    service_port, ContainerBackend, ContainerSettings, PreparedImage, CONTAINERS_DIR,
-};
-use crate::container::rootfs::LayerCache;
-use crate::container::runtime::OciRuntime;
+use crate::container::backend::ContainerBackend;
+use crate::container::image::PreparedImage;
+use crate::container::settings::Settings;
 use crate::dispatch::{Choice, Dispatch, Split, Target};
 use crate::mirror::Mirror;
 use crate::oci::store::ContentStore;
@@ -347,7 +345,8 @@ impl KvStores<'_> {
 }
 
 /// A container component: its image unpacked (layers shared through the
-/// store's layer cache), its settings from the manifest.
+/// store's layer cache), its settings from the manifest, its environment
+/// and volumes from the component.
 async fn container_backend(
     id: &str,
     component: &Component,
@@ -360,30 +359,15 @@ async fn container_backend(
         .pulled
         .as_ref()
         .context("the image was not pulled before assembly")?;
-    let cache = LayerCache::at(store.root().join("layers"));
-    let image = PreparedImage::prepare(store, config, layers, &cache)
-        .with_context(|| format!("cannot unpack `{}`", container.image))?;
-    let settings = ContainerSettings {
-        port: service_port(&image.config, container.port)?,
-        runtime: OciRuntime::named(container.runtime.as_deref().unwrap_or("embedded"))?,
-        memory_limit: i64::try_from(container.memory_limit.unwrap_or(256 << 20))
-            .context("memory_limit is too large")?,
-        pids_limit: container.pids_limit.unwrap_or(256),
-        cpus: f64::from(container.millicpus.unwrap_or(1000)) / 1000.0,
-        start_eagerly: container.start_eagerly,
-        idle_timeout: container.idle_timeout,
-        ready_timeout: Duration::from_secs(30),
-        stop_grace: container.stop_grace.unwrap_or(Duration::from_secs(10)),
+    let image = PreparedImage::prepare(store, &container.image, config, layers)?;
+    let settings = Settings {
         environment: component
             .environment
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        state_dir: PathBuf::from(CONTAINERS_DIR),
         volumes: component.volumes.clone(),
-        user_namespace: container
-            .user_namespace
-            .then_some(crate::container::spec::IdMap::DEFAULT),
+        ..container.settings.clone()
     };
     ContainerBackend::new(id, image, settings).await
 }

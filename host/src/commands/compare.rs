@@ -11,6 +11,7 @@ use clap::Parser;
 use crate::compare::load::RequestSpec;
 use crate::compare::server::Form;
 use crate::compare::{self, Plan};
+use crate::container::settings::{Settings, Start, DEFAULT_RUNTIME};
 
 /// Compare a service's container and Wasm forms on the same workload.
 #[derive(Debug, Parser)]
@@ -35,7 +36,7 @@ pub struct CompareCommand {
     pub container_env: Vec<(String, String)>,
 
     /// The OCI runtime for the container form.
-    #[arg(long, default_value = "embedded")]
+    #[arg(long, default_value = DEFAULT_RUNTIME)]
     pub oci_runtime: String,
 
     /// The Wasm form: a component, a Spin manifest or a reference, served
@@ -107,10 +108,16 @@ impl CompareCommand {
         let plan = Plan {
             container: Form::Container {
                 image: self.container,
-                port: self.container_port,
+                settings: Settings {
+                    port: self.container_port,
+                    environment: self.container_env,
+                    runtime: self.oci_runtime,
+                    // As `wasmhost run` starts it: the cold starts measured
+                    // are whole starts.
+                    start: Start::Eager,
+                    ..Settings::default()
+                },
                 state_path: self.container_state,
-                environment: self.container_env,
-                runtime: self.oci_runtime,
                 access: access.clone(),
             },
             wasm: Form::Wasm {

@@ -1,12 +1,11 @@
 //! `wasmhost pull REF`: fetch a component, a Spin app or a container image
 //! into the content store.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Parser;
 
 use super::RegistryArgs;
-use crate::container::backend::PreparedImage;
-use crate::container::rootfs::LayerCache;
+use crate::container::image::PreparedImage;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
 use crate::oci::{pull, registry};
@@ -35,9 +34,7 @@ impl PullCommand {
         if pulled.kind == Kind::Image {
             // Unpacked now, as containerd does: a hostile or corrupt layer
             // fails the pull, and the first start does not pay for it.
-            let cache = LayerCache::at(store.root().join("layers"));
-            PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)
-                .with_context(|| format!("cannot unpack `{}`", pulled.reference))?;
+            PreparedImage::prepare(&store, &pulled.reference, &pulled.config, &pulled.layers)?;
         }
         let path = pulled.local_path(&store)?;
         if self.json {

@@ -14,8 +14,10 @@ use crate::app::sources;
 use crate::app::variables::Provided;
 use crate::backend::Backend;
 use super::front_door::FrontDoorArgs;
+use super::parse::SizeArg;
 use crate::admin::Admin;
 use crate::frontdoor::{self, Stopped};
+use crate::limits;
 use crate::metrics::Metrics;
 use crate::oci::access::Access;
 use crate::oci::media::Kind;
@@ -63,8 +65,8 @@ pub struct ServeCommand {
     pub front: FrontDoorArgs,
 
     /// Linear-memory cap per instance; a guest that needs more fails with 500.
-    #[arg(long, default_value = "128MiB", value_parser = super::parse::size)]
-    pub memory_limit: u64,
+    #[arg(long, default_value_t = SizeArg(limits::MEMORY_LIMIT as u64))]
+    pub memory_limit: SizeArg,
 
     /// Serve up to N requests with one instance before replacing it. Faster,
     /// but requests then share guest state. 1 = a fresh instance per request.
@@ -74,7 +76,7 @@ pub struct ServeCommand {
     /// Requests served at once (and instances the pool reserves); more wait
     /// for a free instance, and get 503 if none frees up before their
     /// deadline.
-    #[arg(long, default_value_t = crate::limits::MAX_CONCURRENCY, value_name = "N")]
+    #[arg(long, default_value_t = limits::MAX_CONCURRENCY, value_name = "N")]
     pub max_concurrency: u32,
 
     /// Set a Spin application variable (`name=value`); overrides
@@ -314,7 +316,7 @@ impl ServeCommand {
 
     fn component_options(&self) -> Result<ComponentOptions> {
         let memory_limit =
-            usize::try_from(self.memory_limit).context("--memory-limit is too large")?;
+            usize::try_from(self.memory_limit.0).context("--memory-limit is too large")?;
         anyhow::ensure!(self.reuse >= 1, "--reuse must be at least 1");
         anyhow::ensure!(
             self.max_concurrency >= 1,

@@ -14,8 +14,8 @@ use super::load::{Connection, RequestSpec};
 use super::process::{self, Usage};
 use super::report::SizeReport;
 use crate::app::{manifest, sources};
-use crate::container::backend::PreparedImage;
-use crate::container::rootfs::LayerCache;
+use crate::container::image::PreparedImage;
+use crate::container::settings::Settings;
 use crate::oci::access::Access;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
@@ -42,14 +42,10 @@ pub enum Form {
     Container {
         /// Registry reference or `oci:DIR:TAG`.
         image: String,
-        /// `--port`.
-        port: Option<u16>,
+        /// How it runs (as `run`'s flags give it).
+        settings: Settings,
         /// A path in the container backed by a fresh directory per start.
         state_path: Option<String>,
-        /// `--env`.
-        environment: Vec<(String, String)>,
-        /// `--oci-runtime`.
-        runtime: String,
         /// Registries and cache, shared.
         access: Access,
     },
@@ -91,26 +87,18 @@ impl Form {
         let mut args: Vec<String> = match self {
             Form::Container {
                 image,
-                port,
+                settings,
                 state_path,
-                environment,
-                runtime,
                 access,
             } => {
                 let mut args = vec!["run".to_owned(), image.clone()];
-                if let Some(port) = port {
-                    args.extend(["--port".to_owned(), port.to_string()]);
-                }
+                args.extend(settings.run_args());
                 if let Some(inside) = state_path {
                     args.extend([
                         "--volume".to_owned(),
                         format!("{}:{inside}", state.join("data").display()),
                     ]);
                 }
-                for (name, value) in environment {
-                    args.extend(["--env".to_owned(), format!("{name}={value}")]);
-                }
-                args.extend(["--oci-runtime".to_owned(), runtime.clone()]);
                 args.extend(access_args(access));
                 args
             }
@@ -160,9 +148,8 @@ impl Form {
                         pulled.kind.describe()
                     );
                 }
-                let cache = LayerCache::at(store.root().join("layers"));
                 let prepared =
-                    PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)?;
+                    PreparedImage::prepare(&store, image, &pulled.config, &pulled.layers)?;
                 Ok(SizeReport {
                     registry_bytes: pulled_bytes(&pulled),
                     disk_bytes: prepared.lower.iter().map(|dir| tree_size(dir)).sum(),

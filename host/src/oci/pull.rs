@@ -5,11 +5,13 @@
 //! it resolved to last. Uses the registry client ([`super::registry`]) and
 //! the layout reader ([`super::layout`]), which know nothing of each other.
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
 use oci_client::Reference;
 
+use super::layout;
 use super::media::{Descriptor, Kind, Manifest};
 use super::progress::Progress;
 use super::registry::{
@@ -77,10 +79,60 @@ pub async fn pull_named(
     options: &RegistryOptions,
     progress: &Progress,
 ) -> Result<Pulled> {
-    if let Some((dir, tag)) = super::layout::parse(text) {
-        return super::layout::import(&dir, tag.as_deref(), store);
+    if let Some((dir, tag)) = layout::parse(text) {
+        return import_layout(&dir, tag.as_deref(), store);
     }
     pull(&parse_reference(text)?, store, options, progress).await
+}
+
+/// Copies the image `tag` of the OCI layout at `dir` into `store`,
+/// verifying every blob's digest on the way, as a pull from a registry
+/// would. Without a tag the layout must hold exactly one entry.
+pub fn import_layout(dir: &Path, tag: Option<&str>, store: &ContentStore) -> Result<Pulled> {
+    let name = match tag {
+        Some(tag) => format!("oci:{}:{tag}", dir.display()),
+        None => format!("oci:{}", dir.display()),
+    };
+    import_layout_inner(dir, tag, store, &name).with_context(|| format!("cannot read `{name}`"))
+}
+
+fn import_layout_inner(
+    dir: &Path,
+    tag: Option<&str>,
+    store: &ContentStore,
+    name: &str,
+) -> Result<Pulled> {
+    let entry = layout::entry(dir, tag)?;
+    let top_bytes = layout::copy_blob(dir, &entry, store)?;
+    let top = Manifest::parse(&top_bytes, Some(&entry.media_type))?;
+    let (manifest_digest, manifest) = match top {
+        Manifest::Index { manifests, .. } => {
+            let chosen = choose_platform(&manifests)?;
+            let bytes = layout::copy_blob(dir, chosen, store)?;
+            (
+                chosen.digest.clone(),
+                Manifest::parse(&bytes, Some(&chosen.media_type))?,
+            )
+        }
+        image => (entry.digest.clone(), image),
+    };
+    let Manifest::Image { config, layers, .. } = manifest else {
+        bail!("index entry {manifest_digest} is itself an index");
+    };
+    for descriptor in std::iter::once(&config).chain(&layers) {
+        layout::copy_blob(dir, descriptor, store)?;
+    }
+    let pulled = Pulled {
+        reference: name.to_owned(),
+        digest: entry.digest.clone(),
+        manifest_digest,
+        kind: Kind::of(&config, &layers)?,
+        config,
+        layers,
+        offline: true,
+    };
+    record(store, name, &pulled)?;
+    Ok(pulled)
 }
 
 /// Pulls `reference` into `store`. A reference by digest whose content is
