@@ -40,16 +40,13 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import http_bench  # noqa: E402  (the same server handling as the HTTP bench)
+from http_bench import free_port  # noqa: E402
 WASMHOST = os.path.join(ROOT, "target/release/wasmhost")
 GUESTS = os.path.join(ROOT, "target/guest/wasm32-wasip2/release")
 HELLO = os.path.join(GUESTS, "hello.wasm")
 SPIN = os.path.join(GUESTS, "spin.wasm")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values, p):
@@ -60,15 +57,14 @@ def pct(values, p):
     return values[k]
 
 
-class Server:
-    """A wasmhost (or nginx) process, stopped on exit."""
+class Server(http_bench.Server):
+    """A wasmhost (or nginx) process, ready once its port accepts; stopped
+    on exit."""
 
     def __init__(self, argv, port, soft_files=None, env=None):
-        self.port = port
         if soft_files:
             argv = ["bash", "-c", f'ulimit -Sn {soft_files} && exec "$0" "$@"'] + argv
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env={**os.environ, **(env or {})})
+        super().__init__(argv, port, env)
         self.wait_ready()
 
     def wait_ready(self, limit=60.0):
@@ -83,25 +79,10 @@ class Server:
                 time.sleep(0.01)
         raise RuntimeError("server never listened")
 
-    def rss_kib(self, pid=None):
-        with open(f"/proc/{pid or self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
     def cpu_ticks(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def wasmhost(binary, component, extra=(), soft_files=None, env=None):
@@ -365,6 +346,15 @@ def overhead_rounds(baseline, rounds, seconds):
     return {"rounds": out, "median": med}
 
 
+def alternate(sides, rounds, run):
+    """`run(binary)` for each side in turn, `rounds` times: A B A B ..."""
+    results = {name: [] for name, _ in sides}
+    for _ in range(rounds):
+        for name, binary in sides:
+            results[name].append(run(binary))
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", default=os.environ.get("WASMHOST_BASELINE"))
@@ -379,10 +369,7 @@ def main():
               "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.release()}"}
     sides = [("current", WASMHOST)] + ([("baseline", args.baseline)] if args.baseline else [])
     if wanted("fairness"):
-        rounds = {name: [] for name, _ in sides}
-        for _ in range(args.rounds):
-            for name, binary in sides:
-                rounds[name].append(fairness_round(binary))
+        rounds = alternate(sides, args.rounds, fairness_round)
         report["fairness"] = rounds
         for name, rs in rounds.items():
             print(f"fairness {name}: p99 first byte "
@@ -391,10 +378,7 @@ def main():
                   f"{max(r['max_ms'] for r in rs):.1f} ms, loops {rs[0]['loop_statuses']}, "
                   f"CPU after deadline {max(r['cpu_s_per_s_after_deadline'] for r in rs):.2f} s/s")
     if wanted("floods"):
-        rounds = {name: [] for name, _ in sides}
-        for _ in range(args.rounds):
-            for name, binary in sides:
-                rounds[name].append(floods_round(binary))
+        rounds = alternate(sides, args.rounds, floods_round)
         report["floods"] = rounds
         for name, rs in rounds.items():
             print(f"floods {name}: held {rs[0]['idle_held']} idle + {rs[0]['slowloris_held']} slowloris; "

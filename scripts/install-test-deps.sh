@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive for real: a registry
 # (docker-registry), the tools whose output we must interoperate with
-# (skopeo, umoci), htpasswd for the basic-auth registry and openssl for the
-# token service of the bearer-auth one, runc and busybox-static for the
-# container tests (a busybox httpd image). Idempotent:
-# does nothing when every tool is already present. Needs root (CI runs as
-# root) and the Debian package mirrors.
+# (skopeo, umoci, zstd: the reference encoder of zstd layers), htpasswd for
+# the basic-auth registry and openssl for the token service of the
+# bearer-auth one, runc and busybox-static for the container tests (a
+# busybox httpd image), and ab for bench/compare-vs-ab.sh. A tool missing
+# here fails its tests; none is skipped. Idempotent: does nothing when
+# every tool is already present. Needs root (CI runs as root) and the
+# Debian package mirrors.
 set -euo pipefail
 
 missing=()
@@ -17,6 +19,8 @@ need htpasswd apache2-utils
 need openssl openssl
 need runc runc
 need busybox busybox-static
+need zstd zstd
+need ab apache2-utils
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

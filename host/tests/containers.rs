@@ -1,50 +1,19 @@
 //! Native containers end to end, as root: a busybox httpd image built by
 //! the harness (busybox-static, umoci, skopeo), pulled from a real
-//! registry, run with runc in its own namespaces behind the front door.
+//! registry, run by the embedded runtime (or runc) in its own namespaces
+//! behind the front door, and probed from inside through its CGI scripts.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::images::busybox_httpd;
+use common::images::BusyboxFixture;
 use common::registry::TestRegistry;
-use common::{get_text, http1, Server};
+use common::runtime::{assert_gone, containers, has_container, logged_id};
+use common::{get_text, http1, wait_for, wait_until, Server};
 
-struct Fixture {
-    _registry: TestRegistry,
-    _work: tempfile::TempDir,
-    cache: tempfile::TempDir,
-    reference: String,
-}
-
-fn fixture(repository: &str) -> Fixture {
-    let registry = TestRegistry::start();
-    let work = tempfile::tempdir().unwrap();
-    let reference = busybox_httpd(&registry, repository, work.path());
-    Fixture {
-        _registry: registry,
-        _work: work,
-        cache: tempfile::tempdir().unwrap(),
-        reference,
-    }
-}
-
-impl Fixture {
-    fn run(&self, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "run",
-            self.reference.as_str(),
-            "--listen",
-            "127.0.0.1:0",
-            "--cache-dir",
-            self.cache.path().to_str().unwrap(),
-        ];
-        if !extra.contains(&"--stop-grace") {
-            args.extend(["--stop-grace", "1s"]);
-        }
-        args.extend_from_slice(extra);
-        Server::start(&args)
-    }
+fn fixture(repository: &str) -> BusyboxFixture {
+    BusyboxFixture::new(repository)
 }
 
 /// Stops `server` as a user would (SIGTERM), so its container is stopped
@@ -63,14 +32,7 @@ fn stop(mut server: Server) {
 #[tokio::test]
 async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
     let fixture = fixture("test/httpd:1");
-    let server = fixture.run(&[
-        "--env",
-        "GREETING=hi",
-        "--memory-limit",
-        "64MiB",
-        "--pids-limit",
-        "32",
-    ]);
+    let server = fixture.run(&["--env", "GREETING=hi"]);
     let client = http1();
     let page = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -91,6 +53,40 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
     );
     assert!(pids.len() <= 5, "only the container's processes: {ps}");
     assert!(!ps.contains("wasmhost"), "{ps}");
+    // ...whose pid 1 is the image's own command, no shim before it...
+    assert_eq!(
+        get_text(&client, server.url("/cgi-bin/init")).await,
+        "/bin/busybox httpd -f -p 8080 -h /www "
+    );
+    // ...holding nothing of the host's: /dev/null, the pipes its output
+    // goes through, and its listening socket...
+    let fds = get_text(&client, server.url("/cgi-bin/fds")).await;
+    let targets: Vec<&str> = fds.lines().collect();
+    assert!(
+        targets
+            .iter()
+            .all(|t| *t == "/dev/null" || t.starts_with("pipe:[") || t.starts_with("socket:[")),
+        "{fds}"
+    );
+    // The listening socket, and at most the connection being handed to a
+    // child (httpd closes its copy just after the fork that serves it).
+    let sockets = targets.iter().filter(|t| t.starts_with("socket:[")).count();
+    assert!((1..=2).contains(&sockets), "{fds}");
+    // ...and which nothing inside can kill (the kernel drops signals to a
+    // namespace's init that it has no handler for).
+    let init = container_init_pid(&format!("wasmhost-{}-httpd", server.pid()));
+    let crash = client
+        .get(server.url("/cgi-bin/crash"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crash.status(), 200);
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    assert!(std::path::Path::new(&format!("/proc/{init}")).exists());
+    assert!(!server.log().contains("exited"), "{}", server.log());
     // ...loopback only...
     let net = get_text(&client, server.url("/cgi-bin/net")).await;
     let interfaces: Vec<&str> = net
@@ -166,6 +162,97 @@ fn two_requests_on_one_connection(server: &Server) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn seccomp_capabilities_and_the_pids_limit_hold_inside_a_running_container() {
+    let fixture = fixture("test/limits:1");
+    let server = fixture.run(&["--memory-limit", "64MiB", "--pids-limit", "32"]);
+    let client = http1();
+    // The cgroup limits, as the container's own cgroup files show them.
+    let limits = get_text(&client, server.url("/cgi-bin/limits")).await;
+    assert_eq!(limits, format!("{}\n32\n", 64 << 20), "{limits}");
+    // A seccomp filter in force, no new privileges, and only AUDIT_WRITE,
+    // KILL and NET_BIND_SERVICE in the bounding set (bits 29, 5, 10);
+    // the image's user holds none of them.
+    let status = get_text(&client, server.url("/cgi-bin/status")).await;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name}: {status}"))
+    };
+    assert_eq!(field("Seccomp"), "2", "filter mode: {status}");
+    assert_eq!(field("NoNewPrivs"), "1", "{status}");
+    let bounding = (1u64 << 29) | (1 << 5) | (1 << 10);
+    assert_eq!(field("CapBnd"), format!("{bounding:016x}"), "{status}");
+    for set in ["CapEff", "CapPrm", "CapAmb"] {
+        assert_eq!(field(set), format!("{:016x}", 0), "{set}: {status}");
+    }
+    // A call off the allowlist fails with EPERM: personality(2), which
+    // any process may make outside the filter (`linux32`).
+    let denied = get_text(&client, server.url("/cgi-bin/seccomp")).await;
+    assert!(
+        denied.contains("Operation not permitted") && !denied.contains("exit=0"),
+        "{denied}"
+    );
+    // The pids limit stops a fork loop short of 32 processes, counting
+    // httpd and the CGI's own; last, as the loop's sleepers hold their
+    // pids for two seconds.
+    let forks = get_text(&client, server.url("/cgi-bin/forks")).await;
+    let started: u32 = forks
+        .lines()
+        .filter_map(|l| l.strip_prefix("started="))
+        .filter_map(|n| n.parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!((20..32).contains(&started), "{forks}");
+    stop(server);
+}
+
+#[tokio::test]
+async fn a_container_not_listening_within_the_ready_timeout_gets_503_and_a_log_line_saying_why() {
+    let fixture = fixture("test/unready:1");
+    // httpd listens on 8080; nothing ever listens on 9999.
+    let mut server = fixture.run(&["--lazy", "--port", "9999", "--ready-timeout", "500ms"]);
+    let started = Instant::now();
+    let response = http1().get(server.url("/index.html")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let why = "did not listen on port 9999 within 500ms";
+    assert!(response.text().await.unwrap().contains(why));
+    server.wait_for_log(why, Duration::from_secs(5));
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(15)), Some(0));
+    let tag = format!("wasmhost-{}-unready", server.pid());
+    assert!(
+        !has_container("embedded", &tag),
+        "{:?}",
+        containers("embedded")
+    );
+}
+
+#[tokio::test]
+async fn a_container_the_embedded_runtime_runs_is_listed_by_it_and_not_by_runc() {
+    // Why the tests ask the runtime that ran a container: runc, under its
+    // own state directory, says "gone" about every embedded container.
+    let fixture = fixture("test/whose:1");
+    let server = fixture.run(&[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    let id = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
+    assert!(
+        has_container("embedded", &id),
+        "{:?}",
+        containers("embedded")
+    );
+    assert!(!has_container("runc", &id), "{:?}", containers("runc"));
+    stop(server);
+    assert_gone("embedded", &id);
+}
+
+#[tokio::test]
 async fn the_memory_limit_holds_under_pressure() {
     let fixture = fixture("oom");
     let server = fixture.run(&["--memory-limit", "32MiB"]);
@@ -192,63 +279,36 @@ async fn the_memory_limit_holds_under_pressure() {
     stop(server);
 }
 
-/// The containers the embedded runtime (or `runc`) knows, from its own
-/// state, as JSON.
-fn containers(runtime: &str) -> serde_json::Value {
-    let root = format!("/run/wasmhost/{runtime}");
-    let out = if runtime == "embedded" {
-        std::process::Command::new(env!("CARGO_BIN_EXE_wasmhost"))
-            .args(["runtime", "--root", &root, "list", "--format", "json"])
-            .output()
-            .unwrap()
-    } else {
-        std::process::Command::new(runtime)
-            .args(["--root", &root, "list", "--format", "json"])
-            .output()
-            .unwrap()
-    };
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
-/// Whether a container whose id contains `tag` is known to `runtime`.
-fn has_container(runtime: &str, tag: &str) -> bool {
-    containers(runtime)
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["id"].as_str().unwrap_or_default().contains(tag))
-}
-
 /// The host pid of the init process of the running container whose id
-/// contains `tag`. The runtime's `list` skips a container whose state it
-/// cannot read at that instant (another test's runtime may be writing the
-/// same state directory), so it is asked a few times.
+/// contains `tag`, from the embedded runtime. Its `list` skips a container
+/// whose state it cannot read at that instant (another test's runtime may
+/// be writing the same state directory), so it is asked until it answers.
 fn container_init_pid(tag: &str) -> u32 {
-    let mut list = serde_json::Value::Null;
-    for _ in 0..50 {
-        list = containers("embedded");
-        let pid = list
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| {
-                c["id"].as_str().unwrap_or_default().contains(tag)
-                    && c["status"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .eq_ignore_ascii_case("running")
-            })
-            .and_then(|c| c["pid"].as_u64());
-        if let Some(pid) = pid {
-            return pid as u32;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no running container with `{tag}`: {list}")
+    wait_for(
+        &format!("a running container `{tag}`"),
+        Duration::from_secs(5),
+        || {
+            containers("embedded")
+                .iter()
+                .find(|c| {
+                    c["id"].as_str().unwrap_or_default().contains(tag)
+                        && c["status"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .eq_ignore_ascii_case("running")
+                })
+                .and_then(|c| c["pid"].as_u64())
+                .and_then(|pid| u32::try_from(pid).ok())
+        },
+        || format!("{:?}", containers("embedded")),
+    )
 }
+
+/// The README's first restart backoff.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 #[tokio::test]
-async fn a_crashed_container_answers_503_then_restarts_with_backoff() {
+async fn a_crashed_container_answers_503_then_restarts_after_its_backoff() {
     let fixture = fixture("test/crashing:1");
     let server = fixture.run(&[]);
     let client = http1();
@@ -259,6 +319,7 @@ async fn a_crashed_container_answers_503_then_restarts_with_backoff() {
     // The service dies (its init process is killed from the host).
     let tag = format!("wasmhost-{}-crashing", server.pid());
     let pid = container_init_pid(&tag);
+    let killed = Instant::now();
     assert!(std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -267,23 +328,33 @@ async fn a_crashed_container_answers_503_then_restarts_with_backoff() {
     server.wait_for_log("exited", Duration::from_secs(10));
     let during = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(during.status(), 503, "no hang while it restarts");
-    assert!(during.text().await.unwrap().contains("restarts in"));
-    // The first restart waits 0.5 s; the start itself may take a while
-    // on a loaded machine.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let after = client.get(server.url("/index.html")).send().await.unwrap();
-        if after.status() == 200 {
-            break;
+    let text = during.text().await.unwrap();
+    let restarts_in: f64 = text
+        .split("restarts in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(restarts_in <= FIRST_BACKOFF.as_secs_f64(), "{text}");
+    // Back only after the backoff (counted from its exit, which came
+    // after the kill), and not long after it.
+    let back = common::wait_for_async("the restart", Duration::from_secs(10), || {
+        let request = client.get(server.url("/index.html")).send();
+        async move {
+            let response = request.await.unwrap();
+            match response.status().as_u16() {
+                200 => Some(killed.elapsed()),
+                503 => None,
+                other => panic!("only 503 until it is back, got {other}"),
+            }
         }
-        assert_eq!(after.status(), 503, "only 503 until it is back");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not restarted within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert!(back >= FIRST_BACKOFF, "restarted {back:?} after the crash");
+    assert!(
+        back < FIRST_BACKOFF + Duration::from_secs(5),
+        "restarted {back:?} after the crash"
+    );
     assert_eq!(
         server.log().matches("ready in").count(),
         2,
@@ -302,24 +373,22 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
         get_text(&client, server.url("/index.html")).await,
         "hello from busybox\n"
     );
-    server.wait_for_log("container idle", Duration::from_secs(10));
-    server.wait_for_log("stopped", Duration::from_secs(10));
-    let tag = format!("wasmhost-{}-idle", server.pid());
-    let out = std::process::Command::new("runc")
-        .args(["--root", "/run/wasmhost/runc", "list", "-q"])
-        .output()
-        .unwrap();
+    let first = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
     assert!(
-        !String::from_utf8_lossy(&out.stdout).contains(&tag),
-        "the stopped container is gone"
+        has_container("embedded", &first),
+        "{:?}",
+        containers("embedded")
     );
+    server.wait_for_log("container idle", Duration::from_secs(10));
+    let stopped = server.wait_for_log("stopped", Duration::from_secs(10));
+    assert_eq!(logged_id(&stopped), first, "{stopped}");
+    assert_gone("embedded", &first);
     // Stopped, the next container is created ahead (its init waits), so
     // that the cold start only starts the workload.
+    let tag = format!("wasmhost-{}-idle", server.pid());
     let created = |tag: &str| {
         containers("embedded")
-            .as_array()
-            .into_iter()
-            .flatten()
+            .iter()
             .filter(|c| {
                 c["id"].as_str().unwrap_or_default().contains(tag)
                     && c["status"]
@@ -330,14 +399,9 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
             .count()
     };
     let wait_until_created = || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while created(&tag) == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nothing created ahead"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until("a container created ahead", Duration::from_secs(10), || {
+            created(&tag) > 0
+        })
     };
     wait_until_created();
     let cold = client.get(server.url("/index.html")).send().await.unwrap();
@@ -354,12 +418,12 @@ async fn an_idle_container_is_stopped_and_cold_started_by_the_next_request() {
         server.log()
     );
     // Stopping wasmhost deletes the one created ahead after that start too.
-    server.wait_for_log("container idle", Duration::from_secs(10));
+    server.wait_for_log_count("container idle", 2, Duration::from_secs(10));
     wait_until_created();
     stop(server);
     assert!(
         !has_container("embedded", &tag),
-        "{}",
+        "{:?}",
         containers("embedded")
     );
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
@@ -377,37 +441,32 @@ async fn containers_a_killed_wasmhost_left_behind_are_swept_at_the_next_start() 
     );
     let tag = format!("wasmhost-{}-sweep", first.pid());
     let orphan = container_init_pid(&tag);
+    let id = logged_id(&first.wait_for_log("ready in", Duration::from_secs(5)));
     first.signal("KILL");
-    first.wait_exit(Duration::from_secs(10));
+    assert_eq!(first.wait_exit(Duration::from_secs(10)), None, "killed");
     // The container outlived the host...
     assert!(std::path::Path::new(&format!("/proc/{orphan}")).exists());
+    assert!(
+        has_container("embedded", &id),
+        "{:?}",
+        containers("embedded")
+    );
     // ...until the next start sweeps it: process, runtime state, mount.
     let second = fixture.run(&[]);
     assert_eq!(
         get_text(&client, second.url("/index.html")).await,
         "hello from busybox\n"
     );
-    let out = std::process::Command::new("runc")
-        .args(["--root", "/run/wasmhost/runc", "list", "-q"])
-        .output()
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains(&tag),
-        "swept from runc"
-    );
+    assert_gone("embedded", &id);
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&tag), "its root is unmounted");
     let helper_mount = format!("/run/wasmhost/exe/{}-", first.pid());
     assert!(!mounts.contains(&helper_mount), "its helper mount is swept");
-    let mut gone = false;
-    for _ in 0..100 {
-        if !std::path::Path::new(&format!("/proc/{orphan}")).exists() {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone, "the orphaned container process {orphan} still runs");
+    wait_until(
+        &format!("the orphaned container process {orphan} to end"),
+        Duration::from_secs(2),
+        || !std::path::Path::new(&format!("/proc/{orphan}")).exists(),
+    );
     stop(second);
 }
 
@@ -613,7 +672,7 @@ async fn the_same_image_runs_under_runc() {
     let tag = format!("wasmhost-{}-runc", server.pid());
     assert!(
         has_container("runc", &tag),
-        "run by runc: {}",
+        "run by runc: {:?}",
         containers("runc")
     );
     stop(server);
@@ -713,16 +772,14 @@ async fn the_embedded_runtime_runs_from_a_read_only_wasmhost_binary() {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(exe.to_str().unwrap()), "{mounts}");
     assert!(!exe.exists());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{}/status", waiting[0]))
-        .is_ok_and(|status| !status.contains("State:\tZ"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the waiting helper outlived wasmhost"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "the waiting helper to end with wasmhost",
+        Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(format!("/proc/{}/status", waiting[0]))
+                .map_or(true, |status| status.contains("State:\tZ"))
+        },
+    );
 }
 
 /// Children of `parent` that are runtime helpers started ahead.

@@ -22,17 +22,8 @@ fn serve_with_admin(component: &str, extra: &[&str]) -> (Server, String) {
     let mut args = vec!["--admin-listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let server = Server::serve(&guest(component), &args);
-    let admin = admin_address(&server);
+    let admin = server.admin_address();
     (server, admin)
-}
-
-fn admin_address(server: &Server) -> String {
-    let line = server.wait_for_log("admin on http://", Duration::from_secs(10));
-    line.split("admin on http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .expect("the admin line names its address")
-        .to_owned()
 }
 
 /// The value of an unlabelled (or fully labelled) series in the admin
@@ -333,18 +324,24 @@ async fn http2_settings_advertise_the_stream_limit() {
 #[tokio::test]
 async fn rapid_reset_is_stopped_and_leaves_no_guest_running() {
     let (server, admin) = serve_with_admin("hello", &[]);
-    let mut conn = h2raw::Conn::open(&server.addr).await;
+    let conn = h2raw::Conn::open(&server.addr).await;
     let mut burst = Vec::new();
     for stream in (1..4000u32).step_by(2) {
         burst.extend(h2raw::get_headers(stream, true));
         burst.extend(h2raw::rst_stream(stream, 0x8));
     }
-    // The server may close the connection mid-burst: that is the point.
-    let _ = conn.stream.write_all(&burst).await;
+    calmed_down(&server, &admin, conn, &burst).await;
+}
+
+/// Sends `burst` (the server may close the connection midway: that is the
+/// point), expects GOAWAY with ENHANCE_YOUR_CALM, no guest or request left
+/// running, and the server answering others.
+async fn calmed_down(server: &Server, admin: &str, mut conn: h2raw::Conn, burst: &[u8]) {
+    let _ = conn.stream.write_all(burst).await;
     let goaway = conn.read_until(h2raw::GOAWAY, Duration::from_secs(10)).await;
     assert_eq!(h2raw::goaway_error(&goaway), Some(0xb), "ENHANCE_YOUR_CALM expected");
-    wait_for_metric(&admin, SLOTS_IN_USE, 0.0, Duration::from_secs(5)).await;
-    wait_for_metric(&admin, "wasmhost_requests_in_flight", 0.0, Duration::from_secs(5)).await;
+    wait_for_metric(admin, SLOTS_IN_USE, 0.0, Duration::from_secs(5)).await;
+    wait_for_metric(admin, "wasmhost_requests_in_flight", 0.0, Duration::from_secs(5)).await;
     let resp = http2().get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
@@ -380,7 +377,7 @@ async fn a_continuation_flood_closes_the_connection_before_it_costs_memory() {
 #[tokio::test]
 async fn made_you_reset_stream_errors_close_the_connection() {
     let (server, admin) = serve_with_admin("hello", &[]);
-    let mut conn = h2raw::Conn::open(&server.addr).await;
+    let conn = h2raw::Conn::open(&server.addr).await;
     // Each stream is opened, then given a WINDOW_UPDATE that overflows its
     // window, a stream error the server answers with RST_STREAM: the
     // server resets it, not the client (CVE-2025-8671).
@@ -389,12 +386,7 @@ async fn made_you_reset_stream_errors_close_the_connection() {
         burst.extend(h2raw::get_headers_open(stream));
         burst.extend(h2raw::window_update(stream, 0x7fff_ffff));
     }
-    let _ = conn.stream.write_all(&burst).await;
-    let goaway = conn.read_until(h2raw::GOAWAY, Duration::from_secs(10)).await;
-    assert_eq!(h2raw::goaway_error(&goaway), Some(0xb), "ENHANCE_YOUR_CALM expected");
-    wait_for_metric(&admin, "wasmhost_requests_in_flight", 0.0, Duration::from_secs(5)).await;
-    let resp = http2().get(server.url("/")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
+    calmed_down(&server, &admin, conn, &burst).await;
 }
 
 #[tokio::test]
@@ -821,6 +813,83 @@ async fn traces_reach_an_otlp_http_protobuf_receiver() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_metrics_reach_an_otlp_receiver() {
     otlp::check_metrics().await;
+}
+
+// -------------------------------------------------------------- containers
+
+fn image() -> common::images::BusyboxFixture {
+    common::images::BusyboxFixture::new("test/frontdoor:1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_container_gets_504_at_the_deadline_while_its_other_requests_are_served() {
+    let image = image();
+    let server = Server::start(&image.args(&["--timeout", "2s"]));
+    let started = Instant::now();
+    let hung = tokio::spawn({
+        let url = server.url("/cgi-bin/stall");
+        async move { http1().get(url).send().await.map(|r| r.status()) }
+    });
+    // The same container keeps answering its other requests meanwhile.
+    for _ in 0..5 {
+        let resp = http1().get(server.url("/index.html")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    if hung.is_finished() {
+        panic!("the stalled request ended early: {:?}\n{}", hung.await, server.log());
+    }
+    let status = tokio::time::timeout(Duration::from_secs(20), hung)
+        .await
+        .expect("answered by the deadline, not left hanging")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 504);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    server.wait_for_log("did not answer before the request deadline", Duration::from_secs(5));
+    // A container that sends its head and then stalls: the body is cut at
+    // the deadline, an error for the client, not an endless wait.
+    let resp = http1().get(server.url("/cgi-bin/stall-body")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(20), resp.bytes())
+        .await
+        .expect("the body ends by the deadline");
+    assert!(body.is_err(), "a cut-off body must not look complete: {body:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_proxying_and_cold_starts_are_traced_with_traceparent_forwarded() {
+    let image = image();
+    let sink = otlp::Sink::default();
+    let endpoint = otlp::receiver(otlp::Transport::Grpc, sink.clone()).await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let server = Server::start_env(&image.args(&["--lazy"]), &env);
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let resp = http1()
+        .get(server.url("/cgi-bin/traceparent"))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = resp.text().await.unwrap();
+    let spans = sink
+        .wait_trace(trace, &["request", "container.start", "outbound"])
+        .await;
+    let find = |name| otlp::find(&spans, trace, name);
+    let request = find("request");
+    assert_eq!(find("container.start").parent, request.span_id, "the cold start is a child");
+    let proxy = find("outbound");
+    assert_eq!(proxy.parent, request.span_id);
+    assert_eq!(proxy.attributes.get("wasmhost.call").map(String::as_str), Some("container"));
+    assert_eq!(
+        seen.trim(),
+        format!("traceparent=00-{trace}-{}-01", proxy.span_id),
+        "the container sees the proxy span as its parent"
+    );
 }
 
 /// Raw HTTP/2 frames, for the attacks no well-behaved client library will

@@ -7,12 +7,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::registry::TestRegistry;
+use common::registry::{RecordingProxy, TestRegistry};
 use common::{guest, http1, run, Failed, Server};
 use serde_json::{json, Value};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// A content store of its own, so tests never see each other's pulls.
 struct Store(tempfile::TempDir);
@@ -89,6 +91,15 @@ fn pull(reference: &str, store: &Store, config: &Path) -> Value {
         config,
     ));
     serde_json::from_str(&out).expect("pull --json prints JSON")
+}
+
+/// `cache gc --json` of `store`, forgetting `forget` first if given.
+fn cache_gc(store: &Store, forget: Option<&str>, config: &Path) -> Value {
+    let mut args = vec!["cache", "gc", "--cache-dir", store.path(), "--json"];
+    if let Some(reference) = forget {
+        args.extend(["--ref", reference]);
+    }
+    serde_json::from_str(&ok(wasmhost(&args, config))).expect("gc --json prints JSON")
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -172,25 +183,9 @@ async fn a_component_is_pushed_as_a_cncf_artifact_pulled_verified_and_served_by_
     assert_eq!(listed["refs"][0]["reference"], reference);
     assert_eq!(listed["refs"][0]["digest"], pushed["digest"]);
     assert_eq!(listed["blobs"].as_array().unwrap().len(), 3);
-    let gc: Value = serde_json::from_str(&ok(wasmhost(
-        &["cache", "gc", "--cache-dir", store.path(), "--json"],
-        config.path(),
-    )))
-    .unwrap();
+    let gc = cache_gc(&store, None, config.path());
     assert_eq!(gc["removed_blobs"], 0, "a referenced component is kept");
-    let gc: Value = serde_json::from_str(&ok(wasmhost(
-        &[
-            "cache",
-            "gc",
-            "--cache-dir",
-            store.path(),
-            "--ref",
-            &reference,
-            "--json",
-        ],
-        config.path(),
-    )))
-    .unwrap();
+    let gc = cache_gc(&store, Some(&reference), config.path());
     assert_eq!(gc["removed_blobs"], 3);
     store.assert_empty();
 }
@@ -822,8 +817,9 @@ async fn corrupt_truncated_and_hostile_content_is_refused_by_reference_and_leave
     assert!(err.contains(&reference) && err.contains("404"), "{err}");
     store.assert_empty();
 
-    // No registry at all.
-    let reference = format!("127.0.0.1:{}/bad/down:1", common::registry::free_port());
+    // No registry at all: a port held by a socket that does not listen.
+    let (_held, refusing) = common::registry::refusing_address();
+    let reference = format!("{refusing}/bad/down:1");
     let err = failed(wasmhost(
         &["pull", &reference, "--cache-dir", store.path()],
         config.path(),
@@ -1020,4 +1016,225 @@ async fn a_runwasi_component_image_is_pulled_and_served() {
     );
     let response = http1().get(server.url("/")).send().await.unwrap();
     assert_eq!(response.text().await.unwrap(), "Hello, world!\n");
+}
+
+#[tokio::test]
+async fn every_manifest_request_accepts_the_oci_and_docker_manifest_and_index_types() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    push(
+        &guest("hello"),
+        &registry.reference("accept/hello:1"),
+        config.path(),
+    );
+    // The same registry through a proxy that records what wasmhost asks.
+    let proxy = RecordingProxy::start(&registry.host);
+    let store = Store::new();
+    for reference in [
+        format!("{}/accept/hello:1", proxy.host),
+        format!("{}/accept/hello:1", proxy.host),
+    ] {
+        pull(&reference, &store, config.path());
+    }
+    let heads = proxy.heads();
+    let manifest_requests: Vec<&String> = heads
+        .iter()
+        .filter(|head| {
+            head.lines()
+                .next()
+                .is_some_and(|line| line.contains("/manifests/"))
+        })
+        .collect();
+    assert!(!manifest_requests.is_empty(), "{heads:#?}");
+    for head in manifest_requests {
+        let accept: Vec<&str> = head
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(name, _)| name.eq_ignore_ascii_case("accept"))
+            .flat_map(|(_, value)| value.split(','))
+            .map(|media_type| media_type.split(';').next().unwrap_or_default().trim())
+            .collect();
+        for media_type in [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST] {
+            assert!(
+                accept.contains(&media_type),
+                "{media_type} not accepted:\n{head}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn insecure_speaks_plain_http_to_a_registry_that_is_not_on_loopback() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let pushed = push(
+        &guest("hello"),
+        &registry.reference("plain/hello:1"),
+        config.path(),
+    );
+    // `0.0.0.0` is not a loopback address by its name, so wasmhost insists
+    // on HTTPS for it; a connection to it still reaches this machine's
+    // loopback registry (Linux connects to 127.0.0.1).
+    let port = registry.host.rsplit(':').next().unwrap();
+    let reference = format!("0.0.0.0:{port}/plain/hello:1");
+    let store = Store::new();
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", store.path()],
+        config.path(),
+    ));
+    assert!(
+        err.contains(&reference) && err.contains(&format!("https://0.0.0.0:{port}/")),
+        "{err}"
+    );
+    store.assert_empty();
+    let out = ok(wasmhost(
+        &[
+            "pull",
+            &reference,
+            "--insecure",
+            "--cache-dir",
+            store.path(),
+            "--json",
+        ],
+        config.path(),
+    ));
+    let pulled: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pulled["digest"], pushed["digest"]);
+    // `serve REF --insecure` pulls the same way.
+    let fresh = Store::new();
+    let server = Server::start_env(
+        &[
+            "serve",
+            &reference,
+            "--insecure",
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            fresh.path(),
+        ],
+        &[("DOCKER_CONFIG", config.path().to_str().unwrap())],
+    );
+    let response = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "Hello, world!\n");
+}
+
+/// A `docker-credential-<name>` helper in `dir` that answers `get` with
+/// `user`/`secret` and appends each server it was asked about to
+/// `dir/asked`.
+fn credential_helper(dir: &Path, name: &str, user: &str, secret: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let helper = dir.join(format!("docker-credential-{name}"));
+    let asked = dir.join("asked");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nserver=$(cat)\necho \"$server\" >> '{}'\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{secret}\"}}' \"$server\"\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test]
+async fn credentials_come_from_docker_credential_helpers() {
+    let registry = TestRegistry::start_with_auth("carol", "from-a-helper");
+    let bin = tempfile::tempdir().unwrap();
+    credential_helper(bin.path(), "wasmhost-test", "carol", "from-a-helper");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let reference = registry.reference("helped/hello:1");
+    let hello = guest("hello");
+    // `credHelpers` names a helper per registry; `credsStore` one for all.
+    for (round, config_json) in [
+        json!({ "credHelpers": { registry.host.clone(): "wasmhost-test" } }),
+        json!({ "credsStore": "wasmhost-test" }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let config = tempfile::tempdir().unwrap();
+        std::fs::write(config.path().join("config.json"), config_json.to_string()).unwrap();
+        let env = [
+            ("DOCKER_CONFIG", config.path().to_str().unwrap()),
+            ("PATH", path.as_str()),
+        ];
+        let pushed = run(
+            &["push", hello.to_str().unwrap(), &reference, "--json"],
+            &env,
+        );
+        assert_eq!(pushed.code, Some(0), "round {round}: {}", pushed.stderr);
+        let store = Store::new();
+        let pulled = run(
+            &["pull", &reference, "--cache-dir", store.path(), "--json"],
+            &env,
+        );
+        assert_eq!(pulled.code, Some(0), "round {round}: {}", pulled.stderr);
+    }
+    let asked = std::fs::read_to_string(bin.path().join("asked")).unwrap();
+    assert!(
+        asked.lines().count() >= 4 && asked.lines().all(|server| server == registry.host),
+        "the helper was asked about: {asked:?}"
+    );
+    // Without a helper's answer the registry refuses: the credentials did
+    // come from it.
+    let config = tempfile::tempdir().unwrap();
+    let err = failed(wasmhost(
+        &["pull", &reference, "--cache-dir", Store::new().path()],
+        config.path(),
+    ));
+    assert!(err.contains("401"), "{err}");
+}
+
+#[tokio::test]
+async fn cache_gc_removes_a_forgotten_apps_directory_with_its_key_value_data() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let app = spin_app_dir();
+    let reference = registry.reference("apps/forgotten:1");
+    push(&app.path().join("spin.toml"), &reference, config.path());
+    let store = Store::new();
+    let server = serve_ref(&reference, &store, config.path());
+    let count = http1().get(server.url("/count")).send().await.unwrap();
+    assert_eq!(count.text().await.unwrap(), "1");
+    drop(server);
+    let apps = store.0.path().join("apps");
+    let pulled: Vec<PathBuf> = std::fs::read_dir(&apps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(pulled.len(), 1, "{pulled:?}");
+    let key_value = files_named(&pulled[0], "key_value.redb");
+    assert_eq!(
+        key_value.len(),
+        1,
+        "the app's key-value data is in its directory"
+    );
+
+    // Still referenced: kept.
+    cache_gc(&store, None, config.path());
+    assert!(pulled[0].is_dir() && key_value[0].is_file());
+    // Forgotten: its blobs, its directory and its data go.
+    let gc = cache_gc(&store, Some(&reference), config.path());
+    assert!(gc["removed_blobs"].as_u64().unwrap() > 0, "{gc}");
+    assert!(!pulled[0].exists(), "the forgotten app's directory is kept");
+    store.assert_empty();
+}
+
+/// Every file named `name` below `dir`.
+fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_named(&path, name));
+        } else if entry.file_name() == name {
+            found.push(path);
+        }
+    }
+    found
 }

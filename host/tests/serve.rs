@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{guest, guest_for, http1, http2, Server};
+use common::{body_channel, guest, guest_for, http1, http2, in_flight_echo, Server};
 use futures::StreamExt;
 
 #[tokio::test]
@@ -190,16 +190,25 @@ async fn a_looping_guest_gets_504_and_neither_blocks_others_nor_keeps_burning_cp
     let loops: Vec<_> = (0..4)
         .map(|_| tokio::spawn(client.get(server.url("/loop")).send()))
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // While they loop, the same process answers other requests promptly.
-    let quick_started = Instant::now();
-    let quick = client.get(server.url("/quick")).send().await.unwrap();
-    assert_eq!(quick.status(), 200);
-    assert_eq!(quick.text().await.unwrap(), "not looping\n");
+    common::wait_for_async("4 guests looping", Duration::from_secs(5), || async {
+        (server.log_count("spin: looping") >= 4).then_some(())
+    })
+    .await;
+    // While they loop, the same process answers other requests at once:
+    // the loops moved to the overrun pool at their first 10 ms tick (the
+    // README's scale), so the front door's threads are free. Best of three
+    // new connections within 50 ms, slack for a suite sharing two cores.
+    let mut quickest = Duration::MAX;
+    for _ in 0..3 {
+        let quick_started = Instant::now();
+        let quick = http1().get(server.url("/quick")).send().await.unwrap();
+        assert_eq!(quick.status(), 200);
+        assert_eq!(quick.text().await.unwrap(), "not looping\n");
+        quickest = quickest.min(quick_started.elapsed());
+    }
     assert!(
-        quick_started.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        quick_started.elapsed()
+        quickest < Duration::from_millis(50),
+        "the quickest of three took {quickest:?}"
     );
     for handle in loops {
         let resp = handle.await.unwrap().unwrap();
@@ -211,7 +220,8 @@ async fn a_looping_guest_gets_504_and_neither_blocks_others_nor_keeps_burning_cp
         started.elapsed()
     );
     server.wait_for_log("request deadline passed", Duration::from_secs(1));
-    // After the deadlines the looping instances are gone: the process idles.
+    // After the deadlines the looping instances are gone: the process idles
+    // (CPU time measured over one second: a window, not a wait).
     let before = server.cpu_ticks();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let burnt = server.cpu_ticks() - before;
@@ -289,27 +299,41 @@ async fn oversized_headers_get_431_over_http1_and_http2() {
     }
 }
 
-#[tokio::test]
-async fn a_response_cut_off_by_the_deadline_fails_instead_of_looking_complete() {
+/// The error reading a response body that `client` gets when the guest is
+/// stopped by its deadline mid-body: the echo starts streaming at once,
+/// and the upload then stalls past the deadline.
+async fn body_cut_off_by_the_deadline(client: reqwest::Client) -> reqwest::Error {
     let server = Server::serve(&guest("echo"), &["--timeout", "1s"]);
-    // The echo starts streaming at once; the upload then stalls past the
-    // deadline, so the guest is stopped mid-body.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let (tx, body) = body_channel();
     tx.send(Ok(b"partial".to_vec())).await.unwrap();
-    let resp = http1()
+    let resp = client
         .post(server.url("/"))
-        .body(reqwest::Body::wrap_stream(tokio_stream(rx)))
+        .body(body)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.bytes().await;
-    assert!(
-        body.is_err(),
-        "a body cut by the deadline read as complete: {body:?}"
-    );
     server.wait_for_log("request deadline passed", Duration::from_secs(5));
     drop(tx);
+    body.expect_err("a body cut by the deadline read as complete")
+}
+
+#[tokio::test]
+async fn a_response_cut_off_by_the_deadline_fails_instead_of_looking_complete() {
+    body_cut_off_by_the_deadline(http1()).await;
+}
+
+#[tokio::test]
+async fn over_http2_a_response_cut_off_mid_body_is_reset_not_ended() {
+    let error = body_cut_off_by_the_deadline(http2()).await;
+    // RST_STREAM from the server (h2's `Reset(stream, reason, Remote)`),
+    // not an end of stream nor the connection going away.
+    let chain = format!("{error:?}");
+    assert!(
+        chain.contains("Reset(") && chain.contains("Remote"),
+        "{chain}"
+    );
 }
 
 /// Sends `head` then `body` on a raw connection, keeps writing even if the
@@ -403,12 +427,9 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
 async fn sigterm_stops_accepting_and_drains_the_request_in_flight_then_exits_0() {
     let mut server = Server::serve(&guest("echo"), &[]);
     let addr = server.addr.clone();
-    // A request whose body arrives slowly, so it is in flight at SIGTERM.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(tokio_stream(rx));
-    let in_flight = tokio::spawn(http1().post(server.url("/slow")).body(body).send());
-    tx.send(Ok(b"first ".to_vec())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A request whose body arrives slowly, in flight once its head is back
+    // (echo answers at once and streams the body back as it comes).
+    let (tx, in_flight) = in_flight_echo(server.url("/slow"), b"first ").await;
     server.signal("TERM");
     server.wait_for_log("no longer accepting", Duration::from_secs(5));
     // New connections are refused once the listener is closed.
@@ -418,10 +439,30 @@ async fn sigterm_stops_accepting_and_drains_the_request_in_flight_then_exits_0()
     );
     tx.send(Ok(b"second".to_vec())).await.unwrap();
     drop(tx);
-    let resp = in_flight.await.unwrap().unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), "first second");
+    assert_eq!(in_flight.text().await.unwrap(), "first second");
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn a_request_still_in_flight_at_the_drain_timeout_makes_wasmhost_exit_1() {
+    let mut server = Server::serve(&guest("echo"), &["--drain-timeout", "500ms"]);
+    let (tx, in_flight) = in_flight_echo(server.url("/slow"), b"never finished").await;
+    let started = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(1));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "exited {waited:?} after SIGTERM, before the drain timeout"
+    );
+    assert!(
+        server.log().contains("drain timeout of 500ms passed"),
+        "{}",
+        server.log()
+    );
+    // The request was cut, not passed off as complete.
+    assert!(in_flight.bytes().await.is_err());
+    drop(tx);
 }
 
 #[tokio::test]
@@ -459,28 +500,18 @@ async fn sigterm_closes_idle_keep_alive_connections_without_waiting_for_the_drai
 }
 
 #[tokio::test]
-async fn a_second_signal_during_the_drain_exits_at_once() {
+async fn a_second_signal_during_the_drain_exits_1_at_once() {
     let mut server = Server::serve(&guest("echo"), &["--drain-timeout", "60s"]);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let _in_flight = tokio::spawn(
-        http1()
-            .post(server.url("/"))
-            .body(reqwest::Body::wrap_stream(tokio_stream(rx)))
-            .send(),
-    );
-    tx.send(Ok(b"never finished".to_vec())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_tx, _in_flight) = in_flight_echo(server.url("/slow"), b"never finished").await;
     server.signal("INT");
     server.wait_for_log("no longer accepting", Duration::from_secs(5));
     let started = Instant::now();
     server.signal("INT");
-    let code = server.wait_exit(Duration::from_secs(5));
-    assert_ne!(code, Some(0));
-    assert!(started.elapsed() < Duration::from_secs(3));
-}
-
-fn tokio_stream<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    // Exactly 1, as the README says: not 0, and not a death by signal.
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -17,10 +17,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use oci_spec::runtime::{
-    Arch, LinuxCpuBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder, RootBuilder, Spec,
-    UserBuilder,
+    Arch, Capabilities, Capability, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, LinuxSeccompAction,
+    LinuxSeccompBuilder, LinuxSyscallBuilder, RootBuilder, Spec, UserBuilder,
 };
 
 use super::image::ImageConfig;
@@ -107,6 +107,7 @@ pub fn runtime_spec(
     let (uid, gid) = user(image.config.user.as_deref().unwrap_or(""), passwd, group)?;
     process.set_user(UserBuilder::default().uid(uid).gid(gid).build()?);
     process.set_no_new_privileges(Some(true));
+    process.set_capabilities(Some(capabilities()?));
 
     let linux = spec
         .linux_mut()
@@ -257,6 +258,28 @@ pub fn user(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32)> {
         },
     };
     Ok((uid, gid))
+}
+
+/// runc's default capabilities: AUDIT_WRITE, KILL and NET_BIND_SERVICE
+/// in the bounding, permitted and effective sets (root inside holds them),
+/// none inheritable or ambient, so an image's non-root user holds none.
+/// oci-spec's default also fills the inheritable and ambient sets, which
+/// runc and Docker stopped doing (CVE-2022-29162, CVE-2022-24769).
+fn capabilities() -> Result<LinuxCapabilities> {
+    let three: Capabilities = [
+        Capability::AuditWrite,
+        Capability::Kill,
+        Capability::NetBindService,
+    ]
+    .into_iter()
+    .collect();
+    Ok(LinuxCapabilitiesBuilder::default()
+        .bounding(three.clone())
+        .permitted(three.clone())
+        .effective(three)
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
+        .build()?)
 }
 
 /// An allowlist in the spirit of Docker's default profile: what ordinary
@@ -618,6 +641,27 @@ mod tests {
             .unwrap()
             .contains(&"A=2".into()));
         assert_eq!(json["process"]["noNewPrivileges"], true);
+        let capabilities = &json["process"]["capabilities"];
+        for set in ["bounding", "permitted", "effective"] {
+            let mut names: Vec<&str> = capabilities[set]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "{set}"
+            );
+        }
+        for set in ["inheritable", "ambient"] {
+            assert!(
+                capabilities[set].as_array().is_none_or(Vec::is_empty),
+                "{set}: {capabilities}"
+            );
+        }
         let net = json["linux"]["namespaces"]
             .as_array()
             .unwrap()

@@ -22,8 +22,11 @@ pub fn sh(script: &str) {
 }
 
 /// A busybox httpd image serving `/www` on port 8080, with CGI scripts
-/// under `/www/cgi-bin` that report on the container from inside; pushed
-/// as `<registry>/<repository>`. Returns the reference.
+/// under `/www/cgi-bin` that report on the container from inside (its
+/// processes, network, user, mounts, init, descriptors, cgroup limits,
+/// capabilities and seccomp filter, how many processes it may fork) or
+/// try to break it (`crash` kills pid 1, `hog` eats memory); pushed as
+/// `<registry>/<repository>`. Returns the reference.
 pub fn busybox_httpd(registry: &TestRegistry, repository: &str, work: &Path) -> String {
     let layout = work.join("layout");
     let bundle = work.join("bundle");
@@ -36,7 +39,7 @@ umoci unpack --image {l}:httpd {b}
 r={b}/rootfs
 mkdir -p $r/bin $r/www/cgi-bin $r/etc $r/tmp
 cp "$(command -v busybox)" $r/bin/busybox
-for tool in sh cat ps ls kill hostname id; do ln -s busybox $r/bin/$tool; done
+for tool in sh cat ps ls kill hostname id tr tail sed grep; do ln -s busybox $r/bin/$tool; done
 echo 'root:x:0:0:root:/root:/bin/sh' > $r/etc/passwd
 echo 'www:x:33:33:www:/www:/bin/sh' >> $r/etc/passwd
 echo 'root:x:0:' > $r/etc/group
@@ -54,7 +57,11 @@ cgi limits 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/
 cgi init 'cat /proc/1/cmdline | tr "\\0" " "'
 cgi fds 'ls -l /proc/1/fd | tail -n +2 | sed "s/.*-> //"'
 cgi uidmap 'cat /proc/self/uid_map'
-cgi stall 'sleep 600'
+cgi status 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):" /proc/self/status'
+cgi seccomp '/bin/busybox linux32 /bin/busybox true 2>&1; echo "exit=$?"'
+cgi forks 'i=0; while [ $i -lt 64 ]; do /bin/busybox sleep 2 & i=$((i+1)); echo "started=$i"; done'
+printf '#!/bin/sh\n/bin/busybox sleep 600\n' > $r/www/cgi-bin/stall; chmod 755 $r/www/cgi-bin/stall
+cgi stall-body '/bin/busybox sleep 600'
 cgi traceparent 'echo "traceparent=$HTTP_TRACEPARENT"'
 cgi hog '/bin/busybox head -c 200000000 /dev/zero | /bin/busybox sort > /dev/null; echo "exit=$?"; cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null'
 umoci repack --image {l}:httpd {b}
@@ -71,6 +78,53 @@ skopeo copy --quiet --dest-tls-verify=false oci:{l}:httpd docker://{reference}
 }
 
 /// One layer's entries, built into a tar by [`tar_layer`].
+/// The busybox httpd image in a registry of its own, with a cache
+/// directory for the `wasmhost run`s of one test.
+pub struct BusyboxFixture {
+    _registry: TestRegistry,
+    _work: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+    pub reference: String,
+}
+
+impl BusyboxFixture {
+    /// Builds and pushes the image as `repository` in a fresh registry.
+    pub fn new(repository: &str) -> BusyboxFixture {
+        let registry = TestRegistry::start();
+        let work = tempfile::tempdir().unwrap();
+        let reference = busybox_httpd(&registry, repository, work.path());
+        BusyboxFixture {
+            _registry: registry,
+            _work: work,
+            cache: tempfile::tempdir().unwrap(),
+            reference,
+        }
+    }
+
+    /// `wasmhost run IMAGE --listen 127.0.0.1:0 --cache-dir … <extra>`,
+    /// with a 1 s stop grace unless `extra` sets one.
+    pub fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "run",
+            self.reference.as_str(),
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            self.cache.path().to_str().unwrap(),
+        ];
+        if !extra.contains(&"--stop-grace") {
+            args.extend(["--stop-grace", "1s"]);
+        }
+        args.extend_from_slice(extra);
+        args
+    }
+
+    /// Starts `wasmhost run` on the image.
+    pub fn run(&self, extra: &[&str]) -> super::Server {
+        super::Server::start(&self.args(extra))
+    }
+}
+
 pub enum Entry<'a> {
     /// A regular file with its bytes and mode.
     File(&'a str, &'a [u8], u32),

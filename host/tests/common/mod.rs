@@ -1,10 +1,13 @@
 //! Test harness: builds the guest components from source, starts the real
-//! `wasmhost` binary on a free port, and collects its log.
+//! `wasmhost` binary on port 0 (it prints the address it bound), collects
+//! its log, and waits for conditions (a log line, a metric, an exit) with
+//! a deadline, never for a fixed time.
 
 #![allow(dead_code)]
 
 pub mod images;
 pub mod registry;
+pub mod runtime;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -200,19 +203,31 @@ impl Server {
     /// Waits until a log line contains `needle`; panics with the log after
     /// `timeout`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "no log line contains {needle:?} after {timeout:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for(
+            &format!("a log line containing {needle:?}"),
+            timeout,
+            || {
+                let log = self.log.lock().unwrap();
+                log.iter().find(|l| l.contains(needle)).cloned()
+            },
+            || format!("log:\n{}", self.log()),
+        )
+    }
+
+    /// How many log lines contain `needle` so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until `n` log lines contain `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize, timeout: Duration) {
+        wait_for(
+            &format!("{n} log lines containing {needle:?}"),
+            timeout,
+            || (self.log_count(needle) >= n).then_some(()),
+            || format!("log:\n{}", self.log()),
+        )
     }
 
     /// Sends a signal to the server.
@@ -224,21 +239,18 @@ impl Server {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit and returns its exit code.
+    /// Waits for the process to exit and returns its exit code (`None`
+    /// when a signal ended it).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "wasmhost did not exit within {timeout:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.log.clone();
+        let child = &mut self.child;
+        let status = wait_for(
+            "wasmhost to exit",
+            timeout,
+            || child.try_wait().expect("try_wait"),
+            || format!("log:\n{}", log.lock().unwrap().join("\n")),
+        );
+        status.code()
     }
 
     /// `/proc/<pid>/status` field in kB (VmRSS, VmHWM, ...).
@@ -298,25 +310,183 @@ pub fn http2() -> reqwest::Client {
         .expect("client")
 }
 
+/// The sending side of a request body that arrives as the test says.
+pub type BodySender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
+/// A request body fed through the returned sender, chunk by chunk; it ends
+/// when the sender is dropped.
+pub fn body_channel() -> (BodySender, reqwest::Body) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (tx, reqwest::Body::wrap_stream(stream))
+}
+
+/// A POST to `url` (an echo route) whose body starts with `first` and goes
+/// on as the returned sender says; returns once the response head is back.
+/// Echo answers at once and streams the body back as it comes, so the
+/// request is then in flight, holding its instance until the body ends.
+pub async fn in_flight_echo(url: String, first: &[u8]) -> (BodySender, reqwest::Response) {
+    let (tx, body) = body_channel();
+    tx.send(Ok(first.to_vec())).await.expect("the body is open");
+    let response = http1()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .expect("the response head");
+    assert_eq!(response.status(), 200);
+    (tx, response)
+}
+
 /// GET `url` and return the body as text (panics on any failure: tests).
 pub async fn get_text(client: &reqwest::Client, url: String) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
 }
 
-/// A free address for `--admin-listen`.
-pub fn admin_address() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// How often the waits below look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `probe` until it gives a value, and returns it; panics after
+/// `timeout`, naming `what` and the last state `describe` gives. Tests
+/// wait for a condition this way, never for a fixed time.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    describe: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("{what}: not within {timeout:?}; {}", describe());
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
-/// The value of series `name{route,component}` in Prometheus text; 0 when
-/// absent.
-pub fn metric(metrics: &str, name: &str, route: &str, component: &str) -> u64 {
+/// [`wait_for`] a condition that holds or not.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    wait_for(what, timeout, || condition().then_some(()), String::new)
+}
+
+/// [`wait_for`] from an async test: the probe is a future, and the
+/// runtime keeps running the test's other tasks between looks.
+pub async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A GET of `url` (`http://host:port/path`) on a connection of its own,
+/// blocking: status and body. For the admin endpoint, from sync waits.
+pub fn get_blocking(url: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    // HTTP/1.0: the server closes the connection after a plain body.
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head from {url}: {response:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status from {url}: {head:?}"));
+    (status, body.to_owned())
+}
+
+impl Server {
+    /// The metrics URL of a server started with `--admin-listen
+    /// 127.0.0.1:0`, from the log line naming the address it bound.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.admin_address())
+    }
+
+    /// The admin listener's address, from the log line naming it (`admin
+    /// on http://ADDR/ (...)`).
+    pub fn admin_address(&self) -> String {
+        let line = self.wait_for_log("admin on http://", Duration::from_secs(10));
+        line.split("admin on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("the admin line names its address")
+            .to_owned()
+    }
+
+    /// The Prometheus text of the admin endpoint now.
+    pub fn metrics(&self) -> String {
+        let (status, body) = get_blocking(&self.metrics_url());
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until series `name{route,component}` reads `expected`, and
+    /// returns the metrics it was seen in; panics with the last metrics
+    /// after `timeout` (an absent series never matches).
+    pub fn wait_for_metric(
+        &self,
+        name: &str,
+        route: &str,
+        component: &str,
+        expected: u64,
+        timeout: Duration,
+    ) -> String {
+        let last = Mutex::new(String::new());
+        wait_for(
+            &format!("{name}{{route={route:?},component={component:?}}} == {expected}"),
+            timeout,
+            || {
+                let text = self.metrics();
+                let found = metric(&text, name, route, component) == Some(expected);
+                *last.lock().unwrap() = text.clone();
+                found.then_some(text)
+            },
+            || format!("metrics:\n{}", last.lock().unwrap()),
+        )
+    }
+}
+
+/// The value of series `name{route,component}` in Prometheus text, or
+/// `None` when the text has no such series: a counter that is never
+/// exported must not read as 0.
+pub fn metric(metrics: &str, name: &str, route: &str, component: &str) -> Option<u64> {
     let prefix = format!("{name}{{route=\"{route}\",component=\"{component}\"}} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |v| v.parse().unwrap())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("series {prefix}is not a count: {v:?}"))
+        })
+}
+
+/// Whether `count` successes of `n` draws with probability `p` are within
+/// five binomial standard deviations of the mean: a weighted split that
+/// fails this is off, not unlucky (a false alarm about once in 1.7
+/// million runs).
+pub fn within_five_sigma(count: u64, n: u64, p: f64) -> bool {
+    let mean = n as f64 * p;
+    let sigma = (n as f64 * p * (1.0 - p)).sqrt();
+    (count as f64 - mean).abs() <= 5.0 * sigma
 }

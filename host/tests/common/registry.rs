@@ -1,12 +1,14 @@
 //! A real registry for tests: Debian's `docker-registry` (the CNCF
-//! distribution server), started on 127.0.0.1 and a free port with storage
-//! in a temporary directory, optionally behind htpasswd basic auth, and
-//! stopped when dropped. `scripts/install-test-deps.sh` installs it.
+//! distribution server), started on 127.0.0.1 port 0 (it logs the address
+//! it bound) with storage in a temporary directory, optionally behind
+//! htpasswd basic auth, and stopped when dropped.
+//! `scripts/install-test-deps.sh` installs it.
 
-use std::net::TcpStream;
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A running registry.
 pub struct TestRegistry {
@@ -52,12 +54,10 @@ impl TestRegistry {
             Some((dir, config)) => (dir, config),
             None => (tempfile::tempdir().expect("tempdir"), String::new()),
         };
-        let port = free_port();
-        let host = format!("127.0.0.1:{port}");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: {host}\n",
+             http:\n  addr: 127.0.0.1:0\n",
             dir.path().join("data").display()
         );
         if let Some((user, password)) = &credentials {
@@ -76,32 +76,19 @@ impl TestRegistry {
         config.push_str(&extra_config);
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let child = Command::new("docker-registry")
+        let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config_path)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start docker-registry (run scripts/install-test-deps.sh)");
-        let registry = TestRegistry {
+        let host = listening_address(&mut child);
+        TestRegistry {
             child: Some(child),
             dir,
             host,
             credentials,
-        };
-        registry.wait_ready();
-        registry
-    }
-
-    fn wait_ready(&self) {
-        let start = Instant::now();
-        while TcpStream::connect(&self.host).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "docker-registry did not listen on {}",
-                self.host
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -246,13 +233,52 @@ impl Drop for TestRegistry {
     }
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Reads the registry's log until it says `listening on ADDR` (the address
+/// it bound, port 0 resolved), and returns ADDR; the rest of the log is
+/// drained (and dropped) so the registry never blocks on a full pipe.
+fn listening_address(child: &mut Child) -> String {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sent {
+                continue;
+            }
+            match line.split("listening on ").nth(1) {
+                Some(rest) => {
+                    let addr = rest.split(['"', ' ', ',']).next().unwrap_or_default();
+                    let _ = tx.send(Ok(addr.to_owned()));
+                    sent = true;
+                }
+                None => seen.push(line),
+            }
+        }
+        if !sent {
+            let _ = tx.send(Err(seen.join("\n")));
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(addr)) => addr,
+        Ok(Err(log)) => panic!("docker-registry exited without listening:\n{log}"),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("docker-registry did not say where it listens within 10 s")
+        }
+    }
+}
+
+/// An address on this machine that refuses connections, and stays so for
+/// as long as the returned socket lives: bound (so nothing else takes the
+/// port) but not listening.
+pub fn refusing_address() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().expect("bound address");
+    (socket, addr)
 }
 
 impl TestRegistry {
@@ -424,4 +450,77 @@ fn answer(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
+}
+
+/// A proxy in front of a registry that records the head of every request
+/// it passes on. It asks the registry to close each connection after its
+/// answer (`Connection: close`), so that every request of a client that
+/// keeps connections open still arrives on a connection of its own, and
+/// is recorded.
+pub struct RecordingProxy {
+    /// `127.0.0.1:<port>`, to use in references instead of the registry's.
+    pub host: String,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingProxy {
+    /// Starts a proxy to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> RecordingProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let host = listener.local_addr().expect("bound address").to_string();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (recorded, upstream) = (heads.clone(), upstream.to_owned());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (recorded, upstream) = (recorded.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let _ = relay(client, &upstream, &recorded);
+                });
+            }
+        });
+        RecordingProxy { host, heads }
+    }
+
+    /// The heads recorded so far, request line first, one string each.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request head from `client`, records it, and relays the
+/// exchange to `upstream` with `Connection: close`.
+fn relay(
+    client: std::net::TcpStream,
+    upstream: &str,
+    recorded: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        let name = line.split(':').next().unwrap_or_default();
+        if !name.eq_ignore_ascii_case("connection") {
+            head.push(line.trim_end().to_owned());
+        }
+    }
+    recorded.lock().unwrap().push(head.join("\n"));
+    let mut server = std::net::TcpStream::connect(upstream)?;
+    for line in &head {
+        write!(server, "{line}\r\n")?;
+    }
+    write!(server, "Connection: close\r\n\r\n")?;
+    // Whatever the client sends after the head (a body) goes on as is.
+    let buffered = reader.buffer().to_vec();
+    server.write_all(&buffered)?;
+    let (mut from_client, mut to_server) = (reader.into_inner(), server.try_clone()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_server);
+    });
+    let mut to_client = client;
+    std::io::copy(&mut server, &mut to_client)?;
+    to_client.shutdown(std::net::Shutdown::Both)
 }

@@ -101,12 +101,17 @@ impl Sink {
         }
     }
 
-    /// Waits until `done` holds for the spans received, returning them.
-    pub async fn wait_spans(&self, within: Duration, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+    /// Waits until spans of every kind in `kinds` (see [`kind`]) arrived
+    /// for `trace`, returning every span received.
+    pub async fn wait_trace(&self, trace: &str, kinds: &[&str]) -> Vec<Span> {
+        let within = Duration::from_secs(20);
         let start = Instant::now();
         loop {
             let spans = self.spans.lock().unwrap().clone();
-            if done(&spans) {
+            let done = kinds
+                .iter()
+                .all(|k| spans.iter().any(|s| s.trace_id == trace && kind(s) == *k));
+            if done {
                 return spans;
             }
             assert!(
@@ -281,18 +286,9 @@ pub async fn check_trace(transport: Transport) {
     assert_eq!(resp.status(), 200);
     let seen = resp.text().await.unwrap();
     let spans = sink
-        .wait_spans(Duration::from_secs(20), |spans| {
-            ["request", "instantiate", "outbound"]
-                .iter()
-                .all(|kind| spans.iter().any(|s| s.trace_id == TRACE_ID && span_kind(s) == *kind))
-        })
+        .wait_trace(TRACE_ID, &["request", "instantiate", "outbound"])
         .await;
-    let find = |kind: &str| {
-        spans
-            .iter()
-            .find(|s| s.trace_id == TRACE_ID && span_kind(s) == kind)
-            .unwrap_or_else(|| panic!("no {kind} span in {spans:#?}"))
-    };
+    let find = |name| find(&spans, TRACE_ID, name);
     let request = find("request");
     assert_eq!(request.parent, PARENT_ID, "the incoming traceparent is continued");
     assert_eq!(request.service, "frontdoor-test");
@@ -306,17 +302,24 @@ pub async fn check_trace(transport: Transport) {
     assert_eq!(seen, format!("00-{TRACE_ID}-{}-01", outbound.span_id), "traceparent injected");
 }
 
-/// What a span is, by the name wasmhost gives it or the name tracing
-/// gives the span (`otel.name` overrides the latter).
-fn span_kind(span: &Span) -> &'static str {
+/// The span of `trace` of kind `name`.
+pub fn find<'a>(spans: &'a [Span], trace: &str, name: &str) -> &'a Span {
+    spans
+        .iter()
+        .find(|s| s.trace_id == trace && kind(s) == name)
+        .unwrap_or_else(|| panic!("no {name} span of trace {trace} in {spans:#?}"))
+}
+
+/// What a span is: by the attributes only wasmhost's request and client
+/// spans carry, else by name (`otel.name` renames request and client
+/// spans after their method and route).
+pub fn kind(span: &Span) -> &str {
     if span.attributes.contains_key("wasmhost.request_id") {
         "request"
     } else if span.attributes.contains_key("wasmhost.call") {
         "outbound"
-    } else if span.name == "instantiate" {
-        "instantiate"
     } else {
-        "other"
+        &span.name
     }
 }
 
