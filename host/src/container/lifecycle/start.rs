@@ -36,8 +36,10 @@ impl Lifecycle {
     /// when it is ready or failed.
     pub(super) fn spawn_start(&self, ahead: Option<Ahead>) {
         let Some(me) = self.me.upgrade() else { return };
+        // Made here, in the request's context: the start is its child in a
+        // trace, though it runs on a task of its own.
+        let span = tracing::info_span!(target: telemetry::TARGET, "container.start", wasmhost.component = %me.plan.component);
         tokio::spawn(async move {
-            let span = tracing::info_span!(target: telemetry::TARGET, "container.start", wasmhost.component = %me.plan.component);
             match me.start(ahead).instrument(span).await {
                 Ok(running) => {
                     if me
