@@ -12,7 +12,8 @@
 //!   graceful drain.
 //! - [`backend`]: the one trait every kind of workload implements.
 //! - [`container`]: native containers: image layers to a root filesystem,
-//!   runtime specs, runtimes, private network namespaces, lifecycle.
+//!   runtime specs, runtimes, private network namespaces, the lifecycle as
+//!   a state machine, proxying.
 //! - [`dispatch`]: routes the requests of a multi-component app to its
 //!   components, with Spin's `spin-*` headers.
 //! - [`wasm`]: the wasmtime engine, component loading, the compile cache and
@@ -45,6 +46,8 @@ pub mod compare;
 pub mod container;
 pub mod dispatch;
 pub mod frontdoor;
+#[cfg(test)]
+mod import_rule;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

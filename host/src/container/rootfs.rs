@@ -247,40 +247,52 @@ mod tests {
         assert!(overlay_options(&[], Path::new("/u"), Path::new("/w")).is_err());
     }
 
+    /// A root at `<work>/c` over one (empty) layer, made with the fake
+    /// kernel; `overlay`: whether its overlay mount succeeds.
+    fn root(work: &Path, overlay: bool) -> (ContainerRoot, Arc<Recording>) {
+        let sys = Arc::new(Recording::default());
+        if !overlay {
+            sys.fail("mount_overlay");
+        }
+        let store = ContentStore::at(work.join("store"));
+        // No layers to copy: the copy fallback's own work is the layer
+        // tests'.
+        let root =
+            ContainerRoot::create(&work.join("c"), &[work.join("l")], &store, &[], sys.clone())
+                .unwrap();
+        (root, sys)
+    }
+
     #[test]
     fn a_root_is_an_overlay_unmounted_and_removed_when_dropped() {
         let work = tempfile::tempdir().unwrap();
-        let store = ContentStore::at(work.path().join("store"));
-        let sys = Arc::new(Recording::default());
-        let dir = work.path().join("c");
-        let root = ContainerRoot::create(&dir, &[work.path().join("l")], &store, &[], sys.clone())
-            .unwrap();
-        assert_eq!(root.path(), dir.join("rootfs"));
+        let (root, sys) = root(work.path(), true);
+        let rootfs = work.path().join("c/rootfs");
+        assert_eq!(root.path(), rootfs);
         drop(root);
         assert_eq!(
             sys.calls(),
-            [
-                Call::MountOverlay(dir.join("rootfs")),
-                Call::Unmount(dir.join("rootfs"))
-            ]
+            [Call::MountOverlay(rootfs.clone()), Call::Unmount(rootfs)]
         );
-        assert!(!dir.exists());
+        assert!(!work.path().join("c").exists());
+    }
+
+    #[test]
+    fn without_overlayfs_the_layers_are_copied_and_nothing_is_unmounted() {
+        let work = tempfile::tempdir().unwrap();
+        let (root, sys) = root(work.path(), false);
+        drop(root);
+        assert_eq!(
+            sys.calls(),
+            [Call::MountOverlay(work.path().join("c/rootfs"))]
+        );
+        assert!(!work.path().join("c").exists());
     }
 
     #[test]
     fn files_are_read_inside_the_root_even_through_a_symlink_that_points_out() {
         let work = tempfile::tempdir().unwrap();
-        let store = ContentStore::at(work.path().join("store"));
-        let sys = Arc::new(Recording::default());
-        sys.fail("mount_overlay");
-        let root = ContainerRoot::create(
-            &work.path().join("c"),
-            &[work.path().join("l")],
-            &store,
-            &[],
-            sys,
-        )
-        .unwrap();
+        let (root, _) = root(work.path(), false);
         let etc = root.path().join("etc");
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("group"), "www:x:33:\n").unwrap();
@@ -292,20 +304,5 @@ mod tests {
         assert_eq!(root.read("etc/group").as_deref(), Some("www:x:33:\n"));
         assert_eq!(root.read("etc/passwd"), None);
         assert_eq!(root.read("etc/shadow"), None);
-    }
-
-    #[test]
-    fn without_overlayfs_the_layers_are_copied_and_nothing_is_unmounted() {
-        let work = tempfile::tempdir().unwrap();
-        let store = ContentStore::at(work.path().join("store"));
-        let sys = Arc::new(Recording::default());
-        sys.fail("mount_overlay");
-        let dir = work.path().join("c");
-        // No layers to copy: the fallback's own work is the layer tests'.
-        let root = ContainerRoot::create(&dir, &[work.path().join("l")], &store, &[], sys.clone())
-            .unwrap();
-        drop(root);
-        assert_eq!(sys.calls(), [Call::MountOverlay(dir.join("rootfs"))]);
-        assert!(!dir.exists());
     }
 }

@@ -186,18 +186,21 @@ impl OciRuntime {
             .spawn()
     }
 
-    /// Runs `args` about container `id`; its output, or the typed error.
-    async fn about(&self, verb: &str, id: &str, args: &[&str]) -> Result<(), RuntimeError> {
-        let out = self
-            .command()
+    /// Runs the runtime with `args` to its end.
+    async fn output(&self, args: &[&str]) -> Result<std::process::Output, RuntimeError> {
+        self.command()
             .args(args)
-            .stdout(Stdio::null())
             .output()
             .await
             .map_err(|source| RuntimeError::Spawn {
                 program: self.binary.clone(),
                 source,
-            })?;
+            })
+    }
+
+    /// Runs `args` about container `id`: done, or the typed error.
+    async fn about(&self, verb: &str, id: &str, args: &[&str]) -> Result<(), RuntimeError> {
+        let out = self.output(args).await?;
         if out.status.success() {
             return Ok(());
         }
@@ -242,15 +245,7 @@ impl OciRuntime {
         if !self.root.exists() {
             return Ok(Vec::new());
         }
-        let out = self
-            .command()
-            .args(["list", "--format", "json"])
-            .output()
-            .await
-            .map_err(|source| RuntimeError::Spawn {
-                program: self.binary.clone(),
-                source,
-            })?;
+        let out = self.output(&["list", "--format", "json"]).await?;
         if !out.status.success() {
             return Err(RuntimeError::Failed {
                 runtime: self.name.clone(),
