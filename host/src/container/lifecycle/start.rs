@@ -4,10 +4,12 @@
 
 #![forbid(unsafe_code)]
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use futures::FutureExt as _;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Child;
 use tokio::sync::watch;
@@ -40,7 +42,13 @@ impl Lifecycle {
         // trace, though it runs on a task of its own.
         let span = tracing::info_span!(target: telemetry::TARGET, "container.start", wasmhost.component = %me.plan.component);
         tokio::spawn(async move {
-            match me.start(ahead).instrument(span).await {
+            // A start that panics is a failed start, not a component left
+            // starting for ever.
+            let started = AssertUnwindSafe(me.start(ahead).instrument(span))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the start panicked")));
+            match started {
                 Ok(running) => {
                     if me
                         .transition(|state| state.started(running.clone()))
