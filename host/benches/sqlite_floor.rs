@@ -5,7 +5,7 @@
 //! (bench/platform_bench.py) is what the component and the host add.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use wasmhost::app::sqlite::{execute, Database, Value};
+use wasmhost::services::sqlite::{execute, Database, Value};
 
 fn insert_and_select(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");

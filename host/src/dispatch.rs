@@ -4,19 +4,20 @@
 //! health check and unmatched paths itself.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::StatusCode;
 
 use crate::backend::{
-    text_response, Backend, BoxFuture, ComponentStatus, RequestBody, RequestContext, RequestId,
-    ResponseBody, Served,
+    text_response, Backend, BoxFuture, ComponentStatus, RequestBody, RequestContext, ResponseBody,
+    Served,
 };
 use crate::metrics::{Metrics, Series};
 use crate::mirror::Mirror;
 use crate::router::{self, Route, RouteError, Router};
+use crate::services::chaining::App;
 
 /// Spin's health-check path: always 200, whatever the routes say.
 pub const HEALTH_PATH: &str = "/.well-known/spin/health";
@@ -221,67 +222,9 @@ impl Backend for Dispatch {
     }
 }
 
-/// A component's way back into its own app (Spin's service chaining):
-/// `http://self/...` goes through the app's routes, `http://<id>.spin.internal/...`
-/// straight to component `<id>`, in process, without a socket. Bound after
-/// the app is assembled, since the components exist before their
-/// dispatcher; weak, so the app and its components do not keep each other
-/// alive.
-#[derive(Clone, Default)]
-pub struct AppHandle {
-    app: Arc<OnceLock<Weak<Dispatch>>>,
-    timeout: Arc<OnceLock<Duration>>,
-}
-
-impl std::fmt::Debug for AppHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AppHandle")
-    }
-}
-
-/// The host suffix of Spin's local service chaining.
-pub const SPIN_INTERNAL: &str = ".spin.internal";
-
-impl AppHandle {
-    /// Binds the handle to the assembled app; its requests get `timeout`.
-    pub fn bind(&self, app: &Arc<Dispatch>, timeout: Duration) {
-        let _ = self.app.set(Arc::downgrade(app));
-        let _ = self.timeout.set(timeout);
-    }
-
-    /// Sends `req` into the app: to component `component` directly, or
-    /// through the routes when `None`. 502 when the app is gone or has no
-    /// such component.
-    pub fn send(
-        &self,
-        req: http::Request<RequestBody>,
-        component: Option<&str>,
-    ) -> BoxFuture<http::Response<ResponseBody>> {
-        let Some(app) = self.app.get().and_then(Weak::upgrade) else {
-            return Box::pin(async {
-                text_response(StatusCode::BAD_GATEWAY, "the app is not running")
-            });
-        };
-        let ctx = RequestContext {
-            id: RequestId::next(),
-            client_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            deadline: Instant::now()
-                + self
-                    .timeout
-                    .get()
-                    .copied()
-                    .unwrap_or(Duration::from_secs(30)),
-        };
-        match component {
-            None => app.handle(req, ctx),
-            Some(id) => match app.components.get(id) {
-                Some(backend) => backend.handle(req, ctx),
-                None => {
-                    let message = format!("the app has no component `{id}`");
-                    Box::pin(async move { text_response(StatusCode::BAD_GATEWAY, message) })
-                }
-            },
-        }
+impl App for Dispatch {
+    fn component(&self, id: &str) -> Option<Arc<dyn Backend>> {
+        self.components.get(id).cloned()
     }
 }
 

@@ -12,7 +12,8 @@
 //!   graceful drain.
 //! - [`backend`]: the one trait every kind of workload implements.
 //! - [`container`]: native containers: image layers to a root filesystem,
-//!   runtime specs, runtimes, private network namespaces, lifecycle.
+//!   runtime specs, runtimes, private network namespaces, the lifecycle as
+//!   a state machine, proxying.
 //! - [`dispatch`]: routes the requests of a multi-component app to its
 //!   components, with Spin's `spin-*` headers.
 //! - [`wasm`]: the wasmtime engine, component loading, the compile cache and
@@ -24,6 +25,9 @@
 //!   artifact formats (Wasm components, Spin apps, container images).
 //! - [`reload`]: swapping a running app for its reloaded manifest.
 //! - [`router`]: Spin's HTTP route table and `spin-*` request headers, pure.
+//! - [`services`]: what the host gives guests beyond WASI (key-value
+//!   stores, the outbound allow-list, service chaining).
+//! - [`parse`]: sizes and durations as users write them.
 //! - [`shutdown`]: shutdown as a value handed to the server.
 //! - [`limits`]: every default limit, with why.
 //! - [`logging`]: the host log and access log writers (non-blocking), and
@@ -42,14 +46,18 @@ pub mod compare;
 pub mod container;
 pub mod dispatch;
 pub mod frontdoor;
+#[cfg(test)]
+mod import_rule;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod mirror;
 pub mod oci;
 pub mod overrun;
+pub mod parse;
 pub mod reload;
 pub mod router;
+pub mod services;
 pub mod shutdown;
 pub mod telemetry;
 pub mod volume;

@@ -77,3 +77,31 @@ pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// HTTP/2 ping interval and the time to wait for the answer, so dead peers
 /// do not hold connections open. 20 s is gRPC's and Envoy's common choice.
 pub const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Memory a container may use (cgroup memory limit; swap is held to the
+/// same figure, so it cannot page its way past it). Twice a Wasm
+/// instance's [`MEMORY_LIMIT`]: a container carries a whole process (libc,
+/// its allocator, often a language runtime) where an instance carries one
+/// linear memory.
+pub const CONTAINER_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// Processes and threads a container may have at once (cgroup pids
+/// limit): a fork bomb stops there, long before the host's own limit,
+/// while a threaded server (a thread per core, a pool) has room. Docker
+/// sets none by default; this bound is ours.
+pub const CONTAINER_PIDS_LIMIT: i64 = 256;
+
+/// CPU a container may use, in thousandths of a CPU (CFS quota over a
+/// 100 ms period): one core, so one busy container cannot take every core
+/// from the front door and the Wasm components beside it.
+pub const CONTAINER_MILLICPUS: u32 = 1000;
+
+/// How long a container's start may take before its port accepts
+/// connections; past it the start fails (503, and a log line saying why).
+/// The same as [`REQUEST_TIMEOUT`]: a lazy start happens inside a request.
+pub const CONTAINER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Between SIGTERM and SIGKILL when a container stops: `docker stop`'s
+/// default, and the same as [`DRAIN_TIMEOUT`], so a shutdown's two waits
+/// are of one size.
+pub const CONTAINER_STOP_GRACE: Duration = Duration::from_secs(10);

@@ -91,7 +91,7 @@ fn main() -> ExitCode {
         }
     });
     // The container runtime helper's read-only mount, if one was made.
-    wasmhost::container::runtime::release_sealed_helper();
+    wasmhost::container::runtime::sealed::release();
     // Exporters flush through the runtime: before it goes.
     if let Some(telemetry) = telemetry {
         telemetry.shutdown();

@@ -21,24 +21,23 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use super::files;
-use super::key_value::{KeyValue, KvAccess, KvBackend, DEFAULT_STORE, STATE_DIR};
-use super::key_value_redis::RedisStore;
-use super::llm::{LlmAccess, RemoteLlm};
 use super::manifest::{Component, Executor, LoadedManifest, Source, WAGI_DEFAULT_ENTRYPOINT};
-use super::outbound::AllowList;
 use super::runtime_config::{KvStoreConfig, RuntimeConfig, SqliteConfig};
-use super::sqlite::{Database, SqliteAccess, DEFAULT_DATABASE, DEFAULT_FILE};
 use super::variables::{self, Provided};
 use crate::backend::Backend;
-use crate::container::backend::{
-    service_port, ContainerBackend, ContainerSettings, PreparedImage, CONTAINERS_DIR,
-};
-use crate::container::rootfs::LayerCache;
-use crate::container::runtime::OciRuntime;
-use crate::dispatch::{AppHandle, Choice, Dispatch, Split, Target};
+use crate::container::backend::ContainerBackend;
+use crate::container::image::PreparedImage;
+use crate::container::settings::Settings;
+use crate::dispatch::{Choice, Dispatch, Split, Target};
 use crate::mirror::Mirror;
 use crate::oci::store::ContentStore;
 use crate::router::Route;
+use crate::services::chaining::AppHandle;
+use crate::services::key_value::{KeyValue, KvAccess, KvBackend, DEFAULT_STORE, STATE_DIR};
+use crate::services::key_value_redis::RedisStore;
+use crate::services::llm::{LlmAccess, RemoteLlm};
+use crate::services::outbound::AllowList;
+use crate::services::sqlite::{Database, SqliteAccess, DEFAULT_DATABASE, DEFAULT_FILE};
 use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::state::Outbound;
@@ -86,7 +85,7 @@ pub async fn assemble(
     }
     // One pool of outbound connections for the whole app.
     let redis = Arc::new(crate::wasm::spin_host::RedisPool::default());
-    let postgres = Arc::new(super::postgres::PgPool::default());
+    let postgres = Arc::new(crate::services::postgres::PgPool::default());
     let llm_remote = runtime_config
         .llm
         .as_ref()
@@ -247,7 +246,8 @@ pub async fn assemble(
         Dispatch::new(routes, metrics)
             .context("the manifest's routes do not form a route table")?,
     );
-    app_handle.bind(&dispatch, timeout);
+    let app: Arc<dyn crate::services::chaining::App> = dispatch.clone();
+    app_handle.bind(Arc::downgrade(&app), timeout);
     tracing::info!(
         "app `{}` ready in {:?}",
         manifest.application.name,
@@ -468,7 +468,8 @@ impl SqliteDatabases<'_> {
 }
 
 /// A container component: its image unpacked (layers shared through the
-/// store's layer cache), its settings from the manifest.
+/// store's layer cache), its settings from the manifest, its environment
+/// and volumes from the component.
 async fn container_backend(
     id: &str,
     component: &Component,
@@ -481,30 +482,15 @@ async fn container_backend(
         .pulled
         .as_ref()
         .context("the image was not pulled before assembly")?;
-    let cache = LayerCache::at(store.root().join("layers"));
-    let image = PreparedImage::prepare(store, config, layers, &cache)
-        .with_context(|| format!("cannot unpack `{}`", container.image))?;
-    let settings = ContainerSettings {
-        port: service_port(&image.config, container.port)?,
-        runtime: OciRuntime::named(container.runtime.as_deref().unwrap_or("embedded"))?,
-        memory_limit: i64::try_from(container.memory_limit.unwrap_or(256 << 20))
-            .context("memory_limit is too large")?,
-        pids_limit: container.pids_limit.unwrap_or(256),
-        cpus: f64::from(container.millicpus.unwrap_or(1000)) / 1000.0,
-        start_eagerly: container.start_eagerly,
-        idle_timeout: container.idle_timeout,
-        ready_timeout: Duration::from_secs(30),
-        stop_grace: container.stop_grace.unwrap_or(Duration::from_secs(10)),
+    let image = PreparedImage::prepare(store, &container.image, config, layers)?;
+    let settings = Settings {
         environment: component
             .environment
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        state_dir: PathBuf::from(CONTAINERS_DIR),
         volumes: component.volumes.clone(),
-        user_namespace: container
-            .user_namespace
-            .then_some(crate::container::spec::IdMap::DEFAULT),
+        ..container.settings.clone()
     };
     ContainerBackend::new(id, image, settings).await
 }

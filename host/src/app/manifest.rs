@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::container::settings::{Cpus, Settings, Start, RUNTIMES};
 use crate::router::{Route, RouteError, RoutePattern};
 
 /// Spin's Wagi entrypoint when `executor` names none.
@@ -208,26 +209,13 @@ pub enum Source {
 pub struct ContainerSource {
     /// The image reference.
     pub image: String,
-    /// The port the service listens on inside the container; `None`: the
-    /// image's only exposed TCP port.
-    pub port: Option<u16>,
-    /// `start = "eager"` (at serve start) rather than `"lazy"` (the
-    /// default: on the first request).
-    pub start_eagerly: bool,
-    /// `idle_timeout = "5m"`: stop after this long without requests.
-    pub idle_timeout: Option<std::time::Duration>,
-    /// `memory_limit = "256MiB"`.
-    pub memory_limit: Option<u64>,
-    /// `cpus = 0.5`, in thousandths of a CPU.
-    pub millicpus: Option<u32>,
-    /// `pids_limit = 128`.
-    pub pids_limit: Option<i64>,
-    /// `runtime = "embedded" | "runc" | "crun" | "youki"`.
-    pub runtime: Option<String>,
-    /// `stop_grace = "10s"`: between SIGTERM and SIGKILL on stop.
-    pub stop_grace: Option<std::time::Duration>,
-    /// `user_namespace = true`: root inside is an unprivileged host id.
-    pub user_namespace: bool,
+    /// The settings the table gives (`port`, `start = "eager" | "lazy"`,
+    /// `idle_timeout = "5m"`, `memory_limit = "256MiB"`, `cpus = 0.5`,
+    /// `pids_limit = 128`, `runtime = "embedded" | "runc" | "crun" |
+    /// "youki"`, `stop_grace = "10s"`, `user_namespace = true`), the
+    /// defaults for the rest; the component's `environment` and `volumes`
+    /// join them at assembly.
+    pub settings: crate::container::settings::Settings,
 
     /// What the image resolved to once pulled (set by `app::sources`): its
     /// config and layers.
@@ -869,9 +857,9 @@ impl Cx<'_> {
             written,
             expected: expected.to_owned(),
         };
-        let start_eagerly = match raw.start.as_deref() {
-            None | Some("lazy") => false,
-            Some("eager") => true,
+        let start = match raw.start.as_deref() {
+            None | Some("lazy") => Start::Lazy,
+            Some("eager") => Start::Eager,
             Some(other) => {
                 return Err(bad(
                     "start",
@@ -883,37 +871,36 @@ impl Cx<'_> {
         let idle_timeout = raw
             .idle_timeout
             .map(|t| {
-                crate::commands::parse::duration(&t)
+                crate::parse::duration(&t)
                     .map_err(|_| bad("idle_timeout", t, "a duration such as `5m`"))
             })
             .transpose()?;
         let stop_grace = raw
             .stop_grace
             .map(|t| {
-                crate::commands::parse::duration(&t)
+                crate::parse::duration(&t)
                     .map_err(|_| bad("stop_grace", t, "a duration such as `10s`"))
             })
             .transpose()?;
         let memory_limit = raw
             .memory_limit
             .map(|m| {
-                crate::commands::parse::size(&m)
+                crate::parse::size(&m)
                     .map_err(|_| bad("memory_limit", m, "a size such as `256MiB`"))
             })
             .transpose()?;
-        let millicpus = match raw.cpus {
+        let cpus = match raw.cpus {
             None => None,
-            Some(cpus) if cpus > 0.0 && cpus <= 1024.0 => Some((cpus * 1000.0).round() as u32),
-            Some(cpus) => {
-                return Err(bad(
+            Some(cpus) => Some(Cpus::from_f64(cpus).ok_or_else(|| {
+                bad(
                     "cpus",
                     cpus.to_string(),
                     "a number of CPUs above 0, such as `0.5`",
-                ))
-            }
+                )
+            })?),
         };
         if let Some(runtime) = &raw.runtime {
-            if !crate::container::runtime::RUNTIMES.contains(&runtime.as_str()) {
+            if !RUNTIMES.contains(&runtime.as_str()) {
                 return Err(bad(
                     "runtime",
                     runtime.clone(),
@@ -921,17 +908,23 @@ impl Cx<'_> {
                 ));
             }
         }
+        let default = Settings::default();
         Ok(ContainerSource {
             image: raw.image,
-            port: raw.port,
-            start_eagerly,
-            idle_timeout,
-            memory_limit,
-            millicpus,
-            pids_limit: raw.pids_limit,
-            runtime: raw.runtime,
-            stop_grace,
-            user_namespace: raw.user_namespace.unwrap_or(false),
+            settings: Settings {
+                port: raw.port,
+                runtime: raw.runtime.unwrap_or(default.runtime),
+                memory_limit: memory_limit.unwrap_or(default.memory_limit),
+                pids_limit: raw.pids_limit.unwrap_or(default.pids_limit),
+                cpus: cpus.unwrap_or(default.cpus),
+                start,
+                idle_timeout,
+                ready_timeout: default.ready_timeout,
+                stop_grace: stop_grace.unwrap_or(default.stop_grace),
+                environment: Vec::new(),
+                volumes: Vec::new(),
+                user_namespace: raw.user_namespace.unwrap_or(false),
+            },
             pulled: None,
         })
     }
@@ -1873,13 +1866,20 @@ watch = ["src/**/*.rs"]
             panic!("not a container");
         };
         assert_eq!(c.image, "example.com/legacy:1");
+        let s = &c.settings;
         assert_eq!(
-            (c.port, c.start_eagerly, c.millicpus),
-            (Some(8080), true, Some(500))
+            (s.port, s.start, s.cpus),
+            (Some(8080), Start::Eager, Cpus(500))
         );
-        assert_eq!(c.idle_timeout, Some(std::time::Duration::from_secs(300)));
-        assert_eq!(c.memory_limit, Some(64 << 20));
-        assert!(c.user_namespace);
+        assert_eq!(s.idle_timeout, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(s.memory_limit, 64 << 20);
+        assert!(s.user_namespace);
+        // What the table leaves out has the defaults.
+        let defaults = Settings::default();
+        assert_eq!(
+            (&s.runtime, s.pids_limit, s.stop_grace),
+            (&defaults.runtime, defaults.pids_limit, defaults.stop_grace)
+        );
 
         write(
             r#"source = "x.wasm"

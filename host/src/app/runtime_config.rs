@@ -31,6 +31,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
+use crate::services::llm::LlmConfig;
+
 /// The parsed file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -59,16 +61,6 @@ pub struct SqliteConfig {
     /// The database file (absolute); `None` means the state directory's
     /// `sqlite_db.db` for `default`, `<label>.db` beside it for others.
     pub path: Option<PathBuf>,
-}
-
-/// `[llm_compute]` with `type = "remote_http"`: inference forwarded over
-/// Spin's remote protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LlmConfig {
-    /// The server's base URL (`<url>/infer`, `<url>/embed`).
-    pub url: String,
-    /// Sent as `Authorization: bearer <token>`.
-    pub auth_token: String,
 }
 
 /// One `[key_value_store.<label>]`.

@@ -20,6 +20,7 @@ use super::manifest::{LoadedManifest, Source};
 use crate::oci::component;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
+use crate::oci::pull;
 use crate::oci::registry::{self, RegistryOptions};
 use crate::oci::store::{ContentStore, RefRecord};
 
@@ -94,7 +95,7 @@ pub async fn resolve(
                     Some(absolute) => absolute,
                     None => container.image.clone(),
                 };
-                let pulled = registry::pull_named(&image, store, options, &Progress::hidden())
+                let pulled = pull::pull_named(&image, store, options, &Progress::hidden())
                     .await
                     .with_context(|| format!("component `{id}`"))?;
                 if pulled.kind != Kind::Image {
@@ -118,7 +119,7 @@ pub async fn resolve(
                 let text = package_reference(registry.as_deref(), package, version)
                     .with_context(|| format!("component `{id}`"))?;
                 let reference = registry::parse_reference(&text)?;
-                let pulled = registry::pull(&reference, store, options, &Progress::hidden())
+                let pulled = pull::pull(&reference, store, options, &Progress::hidden())
                     .await
                     .with_context(|| format!("component `{id}`"))?;
                 if pulled.kind != Kind::Component {

@@ -1,7 +1,7 @@
 //! The embedded OCI runtime's helper, as a binary of its own.
 //!
 //! Every container start executes the helper twice (once, then again from
-//! a read-only bind mount of itself; see `wasmhost::commands::runtime`).
+//! a read-only bind mount of itself; see `wasmhost::container::runtime::helper`).
 //! Executing the whole `wasmhost` binary costs ~2.5 ms each time on the
 //! bench machine, nearly all of it the kernel faulting in and the loader
 //! relocating a binary that carries wasmtime and Cranelift; this one holds

@@ -9,8 +9,9 @@ use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 
 use crate::compare::load::RequestSpec;
-use crate::compare::server::{Common, Form};
+use crate::compare::server::Form;
 use crate::compare::{self, Plan};
+use crate::container::settings::{Settings, Start, DEFAULT_RUNTIME};
 
 /// Compare a service's container and Wasm forms on the same workload.
 #[derive(Debug, Parser)]
@@ -35,7 +36,7 @@ pub struct CompareCommand {
     pub container_env: Vec<(String, String)>,
 
     /// The OCI runtime for the container form.
-    #[arg(long, default_value = "embedded")]
+    #[arg(long, default_value = DEFAULT_RUNTIME)]
     pub oci_runtime: String,
 
     /// The Wasm form: a component, a Spin manifest or a reference, served
@@ -98,10 +99,7 @@ impl CompareCommand {
         if self.cold_starts == 0 {
             bail!("--cold-starts must be at least 1");
         }
-        let common = Common {
-            cache_dir: self.registry.cache_dir.clone(),
-            insecure: self.registry.insecure,
-        };
+        let access = self.registry.access();
         let workload = if self.requests.is_empty() {
             vec![RequestSpec::parse("GET /")?]
         } else {
@@ -110,16 +108,22 @@ impl CompareCommand {
         let plan = Plan {
             container: Form::Container {
                 image: self.container,
-                port: self.container_port,
+                settings: Settings {
+                    port: self.container_port,
+                    environment: self.container_env,
+                    runtime: self.oci_runtime,
+                    // As `wasmhost run` starts it: the cold starts measured
+                    // are whole starts.
+                    start: Start::Eager,
+                    ..Settings::default()
+                },
                 state_path: self.container_state,
-                environment: self.container_env,
-                runtime: self.oci_runtime,
-                common: common.clone(),
+                access: access.clone(),
             },
             wasm: Form::Wasm {
                 app: self.wasm,
                 state_path: self.wasm_state,
-                common,
+                access,
             },
             workload,
             concurrency: self.concurrency,

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
+use crate::oci::access::Access;
+
 pub mod cache;
 pub mod compare;
 pub mod front_door;
 pub mod image;
-pub mod parse;
 pub mod pull;
 pub mod push;
 pub mod registry;
@@ -14,19 +15,9 @@ pub mod run;
 pub mod runtime;
 pub mod serve;
 
-/// The cache root: `explicit`, else `$XDG_CACHE_HOME/wasmhost`, else
-/// `$HOME/.cache/wasmhost`. Holds `compiled/` (compiled code), `blobs/` and
-/// `refs/` (the content store) and `apps/` (pulled apps, materialised).
-pub fn cache_root(explicit: Option<&PathBuf>) -> Option<PathBuf> {
-    if let Some(dir) = explicit {
-        return Some(dir.clone());
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("wasmhost"))
-}
+/// The value parsers, for the flags (they live below, shared with the
+/// manifest).
+pub use crate::parse;
 
 /// A name for logs from a reference's last path segment, without tag or
 /// digest: `registry/team/legacy:1` → `legacy`, `oci:build/img:v1` → `img`.
@@ -58,20 +49,22 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    /// Registries and cache as these flags give them.
+    pub fn access(&self) -> Access {
+        Access {
+            insecure: self.insecure,
+            cache_dir: self.cache_dir.clone(),
+        }
+    }
+
     /// The content store.
     pub fn store(&self) -> anyhow::Result<crate::oci::store::ContentStore> {
-        let root = cache_root(self.cache_dir.as_ref()).ok_or_else(|| {
-            anyhow::anyhow!("no cache directory: set --cache-dir, XDG_CACHE_HOME or HOME")
-        })?;
-        Ok(crate::oci::store::ContentStore::at(root))
+        self.access().store()
     }
 
     /// How to reach registries.
     pub fn options(&self) -> crate::oci::registry::RegistryOptions {
-        crate::oci::registry::RegistryOptions {
-            insecure: self.insecure,
-            credentials: None,
-        }
+        self.access().options()
     }
 }
 

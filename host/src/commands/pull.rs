@@ -1,16 +1,14 @@
 //! `wasmhost pull REF`: fetch a component, a Spin app or a container image
 //! into the content store.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Parser;
 
 use super::RegistryArgs;
-use crate::container::backend::PreparedImage;
-use crate::container::rootfs::LayerCache;
+use crate::container::image::PreparedImage;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
-use crate::oci::registry::{self, Pulled};
-use crate::oci::{component, spin_app};
+use crate::oci::{pull, registry};
 
 /// Pull a component, a Spin app or a container image into the local store.
 #[derive(Debug, Parser)]
@@ -32,16 +30,13 @@ impl PullCommand {
         let reference = registry::parse_reference(&self.reference)?;
         let store = self.registry.store()?;
         let progress = Progress::for_terminal(self.json);
-        let pulled =
-            registry::pull(&reference, &store, &self.registry.options(), &progress).await?;
+        let pulled = pull::pull(&reference, &store, &self.registry.options(), &progress).await?;
         if pulled.kind == Kind::Image {
             // Unpacked now, as containerd does: a hostile or corrupt layer
             // fails the pull, and the first start does not pay for it.
-            let cache = LayerCache::at(store.root().join("layers"));
-            PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)
-                .with_context(|| format!("cannot unpack `{}`", pulled.reference))?;
+            PreparedImage::prepare(&store, &pulled.reference, &pulled.config, &pulled.layers)?;
         }
-        let path = local_path(&store, &pulled)?;
+        let path = pulled.local_path(&store)?;
         if self.json {
             super::print_json(&serde_json::json!({
                 "reference": pulled.reference,
@@ -64,25 +59,4 @@ impl PullCommand {
         }
         Ok(())
     }
-}
-
-/// What `serve` would load: the component's Wasm or the app's generated
-/// manifest; none for images.
-pub fn local_path(
-    store: &crate::oci::store::ContentStore,
-    pulled: &Pulled,
-) -> Result<Option<std::path::PathBuf>> {
-    Ok(match pulled.kind {
-        Kind::Component => Some(component::wasm_path(store, &pulled.layers)?),
-        Kind::SpinApp => {
-            let locked = spin_app::locked_app(store, &pulled.config, &pulled.layers)?;
-            Some(spin_app::materialize(
-                store,
-                &pulled.manifest_digest,
-                &locked,
-                &pulled.layers,
-            )?)
-        }
-        Kind::Image => None,
-    })
 }

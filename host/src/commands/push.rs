@@ -42,7 +42,8 @@ impl PushCommand {
             }
             let store = self.registry.store()?;
             sources::resolve(&mut loaded, &store, &options).await?;
-            push::push_app(&reference, &loaded, &options, &progress).await?
+            let packed = crate::app::pack::pack(&loaded)?;
+            push::push_app(&reference, &packed, &options, &progress).await?
         } else {
             let wasm = std::fs::read(&self.source)
                 .with_context(|| format!("cannot read `{}`", self.source.display()))?;

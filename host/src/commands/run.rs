@@ -2,27 +2,26 @@
 //! door, in its own namespaces, reached through its private network
 //! namespace.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 
+use super::parse::{DurationArg, SizeArg};
 use super::RegistryArgs;
 use crate::backend::Backend;
-use crate::container::backend::{
-    service_port, ContainerBackend, ContainerSettings, PreparedImage, CONTAINERS_DIR,
-};
-use crate::container::rootfs::LayerCache;
-use crate::container::runtime::OciRuntime;
+use crate::container::backend::ContainerBackend;
+use crate::container::image::PreparedImage;
+use crate::container::settings::{Cpus, Settings, Start, DEFAULT_RUNTIME};
+use crate::limits;
 
 use super::front_door::FrontDoorArgs;
 use crate::admin::Admin;
 use crate::frontdoor::{self, Stopped};
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
-use crate::oci::registry;
+use crate::oci::pull;
 use crate::shutdown::Shutdown;
 use crate::volume::Volume;
 
@@ -45,20 +44,20 @@ pub struct RunCommand {
     /// The OCI runtime that runs the bundle: `embedded` (youki's
     /// libcontainer, in a helper process), or an installed runc, crun or
     /// youki.
-    #[arg(long, default_value = "embedded")]
+    #[arg(long, default_value = DEFAULT_RUNTIME)]
     pub oci_runtime: String,
 
     /// Memory limit of the container (cgroup).
-    #[arg(long, default_value = "256MiB", value_parser = super::parse::size)]
-    pub memory_limit: u64,
+    #[arg(long, default_value_t = SizeArg(limits::CONTAINER_MEMORY_LIMIT))]
+    pub memory_limit: SizeArg,
 
     /// Most processes and threads in the container.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = limits::CONTAINER_PIDS_LIMIT)]
     pub pids_limit: i64,
 
     /// CPUs the container may use (0.5 = half a core).
-    #[arg(long, default_value_t = 1.0)]
-    pub cpus: f64,
+    #[arg(long, default_value_t = Cpus(limits::CONTAINER_MILLICPUS))]
+    pub cpus: Cpus,
 
     /// Environment variable for the container (`NAME=value`). Repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
@@ -86,12 +85,12 @@ pub struct RunCommand {
     pub idle_timeout: Option<Duration>,
 
     /// How long a start may take to accept connections on the port.
-    #[arg(long, default_value = "30s", value_parser = super::parse::duration)]
-    pub ready_timeout: Duration,
+    #[arg(long, default_value_t = DurationArg(limits::CONTAINER_READY_TIMEOUT))]
+    pub ready_timeout: DurationArg,
 
     /// On shutdown, how long the container gets between SIGTERM and SIGKILL.
-    #[arg(long, default_value = "10s", value_parser = super::parse::duration)]
-    pub stop_grace: Duration,
+    #[arg(long, default_value_t = DurationArg(limits::CONTAINER_STOP_GRACE))]
+    pub stop_grace: DurationArg,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -101,8 +100,9 @@ impl RunCommand {
     /// Pulls, unpacks, starts, serves until SIGINT/SIGTERM, then stops the
     /// container.
     pub async fn execute(self) -> Result<Stopped> {
+        let settings = self.settings()?;
         let store = self.registry.store()?;
-        let pulled = registry::pull_named(
+        let pulled = pull::pull_named(
             &self.image,
             &store,
             &self.registry.options(),
@@ -116,32 +116,7 @@ impl RunCommand {
                 pulled.kind.describe()
             );
         }
-        let cache = LayerCache::at(store.root().join("layers"));
-        let image = PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)
-            .with_context(|| format!("cannot unpack `{}`", self.image))?;
-        let port = service_port(&image.config, self.port).context("--port")?;
-        let settings = ContainerSettings {
-            port,
-            runtime: OciRuntime::named(&self.oci_runtime)?,
-            memory_limit: i64::try_from(self.memory_limit)
-                .context("--memory-limit is too large")?,
-            pids_limit: self.pids_limit,
-            cpus: self.cpus,
-            start_eagerly: !self.lazy,
-            idle_timeout: self.idle_timeout,
-            ready_timeout: self.ready_timeout,
-            stop_grace: self.stop_grace,
-            environment: self.environment.clone(),
-            state_dir: PathBuf::from(CONTAINERS_DIR),
-            volumes: self
-                .volumes
-                .iter()
-                .map(|v| Volume::parse(v, &std::env::current_dir()?).context("--volume"))
-                .collect::<Result<_>>()?,
-            user_namespace: self
-                .user_namespace
-                .then_some(crate::container::spec::IdMap::DEFAULT),
-        };
+        let image = PreparedImage::prepare(&store, &self.image, &pulled.config, &pulled.layers)?;
         let id = super::name_of(&self.image);
         let backend: Arc<dyn Backend> =
             Arc::new(ContainerBackend::new(&id, image, settings).await?);
@@ -161,11 +136,81 @@ impl RunCommand {
         backend.shutdown().await;
         Ok(stopped)
     }
+
+    /// The container's settings as the flags give them (volumes relative
+    /// to the current directory).
+    pub fn settings(&self) -> Result<Settings> {
+        let here = std::env::current_dir().context("cannot read the current directory")?;
+        Ok(Settings {
+            port: self.port,
+            runtime: self.oci_runtime.clone(),
+            memory_limit: self.memory_limit.0,
+            pids_limit: self.pids_limit,
+            cpus: self.cpus,
+            start: if self.lazy { Start::Lazy } else { Start::Eager },
+            idle_timeout: self.idle_timeout,
+            ready_timeout: self.ready_timeout.0,
+            stop_grace: self.stop_grace.0,
+            environment: self.environment.clone(),
+            volumes: self
+                .volumes
+                .iter()
+                .map(|v| Volume::parse(v, &here).context("--volume"))
+                .collect::<Result<_>>()?,
+            user_namespace: self.user_namespace,
+        })
+    }
 }
 
 pub(crate) fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("`{text}` is not NAME=value")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        let mut line = vec!["run", "example.com/img:1"];
+        line.extend_from_slice(args);
+        RunCommand::try_parse_from(line)
+            .unwrap()
+            .settings()
+            .unwrap()
+    }
+
+    #[test]
+    fn without_flags_run_starts_eagerly_with_the_defaults() {
+        assert_eq!(
+            settings(&[]),
+            Settings {
+                start: Start::Eager,
+                ..Settings::default()
+            }
+        );
+    }
+
+    #[test]
+    fn settings_go_through_the_flags_unchanged() {
+        let chosen = Settings {
+            port: Some(8080),
+            runtime: "runc".into(),
+            memory_limit: 64 << 20,
+            pids_limit: 32,
+            cpus: Cpus(500),
+            start: Start::Lazy,
+            idle_timeout: Some(Duration::from_millis(500)),
+            ready_timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(1),
+            environment: vec![("GREETING".into(), "hi".into())],
+            volumes: vec![Volume::parse("/srv/data:/data:ro", std::path::Path::new("/")).unwrap()],
+            user_namespace: true,
+        };
+        let args = chosen.run_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(settings(&args), chosen);
     }
 }

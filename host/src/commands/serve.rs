@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 
 use super::front_door::FrontDoorArgs;
+use super::parse::SizeArg;
 use crate::admin::Admin;
 use crate::app::assemble::assemble;
 use crate::app::manifest;
@@ -16,9 +17,12 @@ use crate::app::sources;
 use crate::app::variables::Provided;
 use crate::backend::Backend;
 use crate::frontdoor::{self, Stopped};
+use crate::limits;
 use crate::metrics::Metrics;
+use crate::oci::access::Access;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
+use crate::oci::pull;
 use crate::oci::registry::{self, RegistryOptions};
 use crate::oci::store::ContentStore;
 use crate::reload::Swappable;
@@ -61,8 +65,8 @@ pub struct ServeCommand {
     pub front: FrontDoorArgs,
 
     /// Linear-memory cap per instance; a guest that needs more fails with 500.
-    #[arg(long, default_value = "128MiB", value_parser = super::parse::size)]
-    pub memory_limit: u64,
+    #[arg(long, default_value_t = SizeArg(limits::MEMORY_LIMIT as u64))]
+    pub memory_limit: SizeArg,
 
     /// Serve up to N requests with one instance before replacing it. Faster,
     /// but requests then share guest state. 1 = a fresh instance per request.
@@ -72,7 +76,7 @@ pub struct ServeCommand {
     /// Requests served at once (and instances the pool reserves); more wait
     /// for a free instance, and get 503 if none frees up before their
     /// deadline.
-    #[arg(long, default_value_t = crate::limits::MAX_CONCURRENCY, value_name = "N")]
+    #[arg(long, default_value_t = limits::MAX_CONCURRENCY, value_name = "N")]
     pub max_concurrency: u32,
 
     /// Set a Spin application variable (`name=value`); overrides
@@ -238,11 +242,11 @@ impl ServeCommand {
 
     /// Pulls (or finds in the store) a component or app, then serves it.
     async fn load_reference(&self, text: &str, store: &ContentStore) -> Result<Loaded> {
-        let pulled = match registry::pinned_in_store(text, store) {
+        let pulled = match pull::pinned_in_store(text, store) {
             Some(pulled) => pulled,
             None => {
                 let reference = registry::parse_reference(text)?;
-                registry::pull(
+                pull::pull(
                     &reference,
                     store,
                     &self.registry_options(),
@@ -255,7 +259,8 @@ impl ServeCommand {
             Kind::Image => anyhow::bail!(
                 "`{text}` is a container image; serve it from a manifest's container component"
             ),
-            _ => super::pull::local_path(store, &pulled)?
+            _ => pulled
+                .local_path(store)?
                 .context("a pulled component or app has a local path")?,
         };
         tracing::info!(
@@ -274,9 +279,13 @@ impl ServeCommand {
     }
 
     fn registry_options(&self) -> RegistryOptions {
-        RegistryOptions {
+        self.access().options()
+    }
+
+    fn access(&self) -> Access {
+        Access {
             insecure: self.insecure,
-            credentials: None,
+            cache_dir: self.cache_dir.clone(),
         }
     }
 
@@ -323,7 +332,7 @@ impl ServeCommand {
 
     fn component_options(&self) -> Result<ComponentOptions> {
         let memory_limit =
-            usize::try_from(self.memory_limit).context("--memory-limit is too large")?;
+            usize::try_from(self.memory_limit.0).context("--memory-limit is too large")?;
         anyhow::ensure!(self.reuse >= 1, "--reuse must be at least 1");
         anyhow::ensure!(
             self.max_concurrency >= 1,
@@ -366,13 +375,13 @@ impl ServeCommand {
         if self.no_cache {
             return None;
         }
-        super::cache_root(self.cache_dir.as_ref())
+        self.access().cache_root()
     }
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((name, value)) if crate::app::variables::is_valid_name(name) => {
+        Some((name, value)) if crate::services::variables::is_valid_name(name) => {
             Ok((name.to_owned(), value.to_owned()))
         }
         Some((name, _)) => Err(format!(

@@ -14,46 +14,25 @@ use super::load::{Connection, RequestSpec};
 use super::process::{self, Usage};
 use super::report::SizeReport;
 use crate::app::{manifest, sources};
-use crate::container::backend::PreparedImage;
-use crate::container::rootfs::LayerCache;
+use crate::container::image::PreparedImage;
+use crate::container::settings::Settings;
+use crate::oci::access::Access;
 use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
-use crate::oci::registry::{self, RegistryOptions};
-use crate::oci::store::{digest_of, ContentStore};
+use crate::oci::pull;
+use crate::oci::store::digest_of;
 
-/// Options both forms pass on to their `wasmhost` process.
-#[derive(Debug, Clone, Default)]
-pub struct Common {
-    /// `--cache-dir`.
-    pub cache_dir: Option<PathBuf>,
-    /// `--insecure`.
-    pub insecure: bool,
-}
-
-impl Common {
-    fn args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if let Some(dir) = &self.cache_dir {
-            args.extend(["--cache-dir".to_owned(), dir.display().to_string()]);
-        }
-        if self.insecure {
-            args.push("--insecure".to_owned());
-        }
-        args
+/// The registry and cache flags both forms pass on to their `wasmhost`
+/// process.
+fn access_args(access: &Access) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(dir) = &access.cache_dir {
+        args.extend(["--cache-dir".to_owned(), dir.display().to_string()]);
     }
-
-    fn store(&self) -> Result<ContentStore> {
-        let root = crate::commands::cache_root(self.cache_dir.as_ref())
-            .context("no cache directory: set --cache-dir, XDG_CACHE_HOME or HOME")?;
-        Ok(ContentStore::at(root))
+    if access.insecure {
+        args.push("--insecure".to_owned());
     }
-
-    fn options(&self) -> RegistryOptions {
-        RegistryOptions {
-            insecure: self.insecure,
-            credentials: None,
-        }
-    }
+    args
 }
 
 /// How one form runs.
@@ -63,16 +42,12 @@ pub enum Form {
     Container {
         /// Registry reference or `oci:DIR:TAG`.
         image: String,
-        /// `--port`.
-        port: Option<u16>,
+        /// How it runs (as `run`'s flags give it).
+        settings: Settings,
         /// A path in the container backed by a fresh directory per start.
         state_path: Option<String>,
-        /// `--env`.
-        environment: Vec<(String, String)>,
-        /// `--oci-runtime`.
-        runtime: String,
-        /// Shared options.
-        common: Common,
+        /// Registries and cache, shared.
+        access: Access,
     },
     /// `wasmhost serve APP` (a `.wasm`, a manifest or a reference).
     Wasm {
@@ -80,8 +55,8 @@ pub enum Form {
         app: String,
         /// A path every instance sees, backed by a fresh directory per start.
         state_path: Option<String>,
-        /// Shared options.
-        common: Common,
+        /// Registries and cache, shared.
+        access: Access,
     },
 }
 
@@ -112,33 +87,25 @@ impl Form {
         let mut args: Vec<String> = match self {
             Form::Container {
                 image,
-                port,
+                settings,
                 state_path,
-                environment,
-                runtime,
-                common,
+                access,
             } => {
                 let mut args = vec!["run".to_owned(), image.clone()];
-                if let Some(port) = port {
-                    args.extend(["--port".to_owned(), port.to_string()]);
-                }
+                args.extend(settings.run_args());
                 if let Some(inside) = state_path {
                     args.extend([
                         "--volume".to_owned(),
                         format!("{}:{inside}", state.join("data").display()),
                     ]);
                 }
-                for (name, value) in environment {
-                    args.extend(["--env".to_owned(), format!("{name}={value}")]);
-                }
-                args.extend(["--oci-runtime".to_owned(), runtime.clone()]);
-                args.extend(common.args());
+                args.extend(access_args(access));
                 args
             }
             Form::Wasm {
                 app,
                 state_path,
-                common,
+                access,
             } => {
                 let mut args = vec!["serve".to_owned(), app.clone()];
                 args.extend([
@@ -151,7 +118,7 @@ impl Form {
                         format!("{}:{inside}", state.join("data").display()),
                     ]);
                 }
-                args.extend(common.args());
+                args.extend(access_args(access));
                 args
             }
         };
@@ -171,37 +138,35 @@ impl Form {
     /// and what it takes on disk once unpacked.
     pub async fn size(&self) -> Result<SizeReport> {
         match self {
-            Form::Container { image, common, .. } => {
-                let store = common.store()?;
+            Form::Container { image, access, .. } => {
+                let store = access.store()?;
                 let pulled =
-                    registry::pull_named(image, &store, &common.options(), &Progress::hidden())
-                        .await?;
+                    pull::pull_named(image, &store, &access.options(), &Progress::hidden()).await?;
                 if pulled.kind != Kind::Image {
                     bail!(
                         "`{image}` is a {}, not a container image",
                         pulled.kind.describe()
                     );
                 }
-                let cache = LayerCache::at(store.root().join("layers"));
                 let prepared =
-                    PreparedImage::prepare(&store, &pulled.config, &pulled.layers, &cache)?;
+                    PreparedImage::prepare(&store, image, &pulled.config, &pulled.layers)?;
                 Ok(SizeReport {
                     registry_bytes: pulled_bytes(&pulled),
                     disk_bytes: prepared.lower.iter().map(|dir| tree_size(dir)).sum(),
                 })
             }
-            Form::Wasm { app, common, .. } => wasm_size(app, common).await,
+            Form::Wasm { app, access, .. } => wasm_size(app, access).await,
         }
     }
 }
 
-async fn wasm_size(app: &str, common: &Common) -> Result<SizeReport> {
+async fn wasm_size(app: &str, access: &Access) -> Result<SizeReport> {
     let path = Path::new(app);
     if path.extension().is_some_and(|e| e == "toml") {
         let mut loaded = manifest::load(path)?;
-        let store = common.store()?;
-        sources::resolve(&mut loaded, &store, &common.options()).await?;
-        let packed = crate::oci::spin_app::pack(&loaded)?;
+        let store = access.store()?;
+        sources::resolve(&mut loaded, &store, &access.options()).await?;
+        let packed = crate::app::pack::pack(&loaded)?;
         let disk = loaded
             .manifest
             .components
@@ -230,9 +195,10 @@ async fn wasm_size(app: &str, common: &Common) -> Result<SizeReport> {
             disk_bytes: wasm.len() as u64,
         });
     }
-    let store = common.store()?;
-    let pulled = registry::pull_named(app, &store, &common.options(), &Progress::hidden()).await?;
-    let local = crate::commands::pull::local_path(&store, &pulled)?
+    let store = access.store()?;
+    let pulled = pull::pull_named(app, &store, &access.options(), &Progress::hidden()).await?;
+    let local = pulled
+        .local_path(&store)?
         .context("a Wasm artifact has a local path")?;
     Ok(SizeReport {
         registry_bytes: pulled_bytes(&pulled),
@@ -241,7 +207,7 @@ async fn wasm_size(app: &str, common: &Common) -> Result<SizeReport> {
 }
 
 /// Config and layers, as the registry (or layout) describes them.
-fn pulled_bytes(pulled: &registry::Pulled) -> u64 {
+fn pulled_bytes(pulled: &pull::Pulled) -> u64 {
     pulled.config.size + pulled.layers.iter().map(|l| l.size).sum::<u64>()
 }
 

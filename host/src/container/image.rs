@@ -1,11 +1,56 @@
-//! What an image's config says about running it: the process (Entrypoint,
-//! Cmd, Env, WorkingDir, User), the ports it exposes, and the diff_ids its
-//! layers must unpack to.
+//! An image ready to run: what its config says about running it (the
+//! process: Entrypoint, Cmd, Env, WorkingDir, User; the ports it exposes;
+//! the diff_ids its layers must unpack to), and [`PreparedImage`], the one
+//! way from a pulled image to its unpacked layers.
+
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
+
+use super::rootfs::LayerCache;
+use crate::oci::media::Descriptor;
+use crate::oci::store::ContentStore;
+
+/// The image, unpacked, ready to start containers from.
+pub struct PreparedImage {
+    /// Its config.
+    pub config: ImageConfig,
+    /// Its layers, unpacked, lowest first.
+    pub lower: Vec<PathBuf>,
+    /// Its layer descriptors (for the copy fallback).
+    pub layers: Vec<Descriptor>,
+    /// The store holding the layer blobs.
+    pub store: ContentStore,
+}
+
+impl PreparedImage {
+    /// The pulled image `reference` (its `config` and `layers` in `store`),
+    /// its config read and checked and its layers unpacked, or found
+    /// unpacked, in the store's layer cache. `run`, `pull`, a manifest's
+    /// container and `compare` all come through here.
+    pub fn prepare(
+        store: &ContentStore,
+        reference: &str,
+        config: &Descriptor,
+        layers: &[Descriptor],
+    ) -> Result<Self> {
+        let prepare = || -> Result<Self> {
+            let config = ImageConfig::parse(&store.read(&config.digest)?)?;
+            let lower = LayerCache::of(store).unpack(store, layers, &config.rootfs.diff_ids)?;
+            Ok(Self {
+                config,
+                lower,
+                layers: layers.to_vec(),
+                store: store.clone(),
+            })
+        };
+        prepare().with_context(|| format!("cannot unpack `{reference}`"))
+    }
+}
 
 /// The parts of an OCI (or Docker) image config wasmhost uses.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -83,6 +128,19 @@ impl ImageConfig {
             bail!("the image has neither Entrypoint nor Cmd: nothing to run");
         }
         Ok(args)
+    }
+
+    /// The port to proxy to: the one given, else the image's only exposed
+    /// TCP port.
+    pub fn service_port(&self, port: Option<u16>) -> Result<u16> {
+        if let Some(port) = port {
+            return Ok(port);
+        }
+        match self.exposed_tcp_ports().as_slice() {
+            [port] => Ok(*port),
+            [] => bail!("the image exposes no TCP port: give the port"),
+            ports => bail!("the image exposes ports {ports:?}: choose one"),
+        }
     }
 
     /// The TCP ports the image exposes, sorted.

@@ -9,6 +9,8 @@
 //! set through descriptors of the new inode itself. The `tar` crate is only
 //! the parser; its `unpack` trusts the paths it is given.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, FileTimes, Permissions};
@@ -445,21 +447,8 @@ impl Applier {
             .root
             .open_subpath(at(dir), OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
             .context("open opaque directory")?;
-        let value = b"y";
-        // SAFETY: `dir` is an open descriptor for the call's duration; name
-        // is NUL-terminated and value points to `value.len()` bytes.
-        let rc = unsafe {
-            libc::fsetxattr(
-                dir.as_raw_fd(),
-                OVERLAY_OPAQUE_XATTR.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error()).context("set trusted.overlay.opaque");
-        }
+        super::sys::set_xattr(dir.as_fd(), OVERLAY_OPAQUE_XATTR, b"y")
+            .context("set trusted.overlay.opaque")?;
         Ok(())
     }
 
@@ -690,25 +679,8 @@ fn file_times(mtime: SystemTime) -> FileTimes {
 /// calls act on that very inode and follow nothing. Symlinks have no mode
 /// of their own and whiteout devices keep mode 0.
 fn set_unopenable_metadata(handle: &Handle, meta: &Meta) -> Result<()> {
-    let fd = handle.as_fd().as_raw_fd();
-    let flags = libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW;
-    // SAFETY: `fd` stays open while `handle` is borrowed; the path is a
-    // NUL-terminated empty string.
-    let rc = unsafe { libc::fchownat(fd, c"".as_ptr(), meta.uid, meta.gid, flags) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).context("set owner");
-    }
-    let time = libc::timespec {
-        tv_sec: meta.mtime_secs,
-        tv_nsec: 0,
-    };
-    let times = [time, time];
-    // SAFETY: as above; `times` holds the two timespecs utimensat reads.
-    let rc = unsafe { libc::utimensat(fd, c"".as_ptr(), times.as_ptr(), flags) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).context("set times");
-    }
-    Ok(())
+    super::sys::set_owner_and_mtime(handle.as_fd(), meta.uid, meta.gid, meta.mtime_secs)
+        .context("set owner and times")
 }
 
 /// Whether a pathrs error means "nothing there": the path or one of its
@@ -727,7 +699,6 @@ mod tests {
     //! keep host files beside the root in the same temp dir and check that
     //! none of them changed.
 
-    use std::ffi::CString;
     use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
     use std::process::Command;
 
@@ -1188,22 +1159,7 @@ mod tests {
 
     /// An xattr's value, or None when it is not set.
     fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-        let path = CString::new(path.as_os_str().as_bytes()).unwrap();
-        let name = CString::new(name).unwrap();
-        let mut value = vec![0u8; 256];
-        // SAFETY: both strings are NUL-terminated and `value` has room for
-        // the length passed.
-        let len = unsafe {
-            libc::lgetxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        let len = usize::try_from(len).ok()?;
-        value.truncate(len);
-        Some(value)
+        super::super::sys::get_xattr(path, &std::ffi::CString::new(name).unwrap())
     }
 
     #[test]

@@ -10,15 +10,23 @@
 //! no bind mount to clean up: the namespace goes when the thread and the
 //! container's processes are gone. (containerd's CRI port-forward and
 //! rootlesskit use the same trick.)
+//!
+//! The namespace calls go through [`Syscall`]: with the fake, the thread
+//! stays in the host's namespace, so unit tests reach a "container" port
+//! on the host's loopback.
+
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::{FromRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use tokio::sync::oneshot;
+
+use super::sys::Syscall;
 
 /// What the namespace thread is asked for.
 enum Request {
@@ -45,40 +53,45 @@ pub struct NetNs {
 
 impl NetNs {
     /// A new namespace with `lo` up.
-    pub fn create(name: &str) -> Result<Self> {
-        Self::held_by_thread(name, enter_new_namespace)
+    pub fn create(name: &str, sys: Arc<dyn Syscall>) -> Result<Self> {
+        Self::held_by_thread(name, sys, |sys| enter_new_namespace(sys))
     }
 
     /// The namespace process `pid` is in (one a container made for itself,
     /// owned by its user namespace), with `lo` brought up. Host root keeps
     /// its capabilities over namespaces owned by a user namespace it made.
-    pub fn adopt(name: &str, pid: u32) -> Result<Self> {
-        Self::held_by_thread(name, move || enter_namespace_of(pid))
+    pub fn adopt(name: &str, pid: u32, sys: Arc<dyn Syscall>) -> Result<Self> {
+        Self::held_by_thread(name, sys, move |sys| enter_namespace_of(sys, pid))
     }
 
     fn held_by_thread(
         name: &str,
-        enter: impl FnOnce() -> Result<libc::pid_t> + Send + 'static,
+        sys: Arc<dyn Syscall>,
+        enter: impl FnOnce(&dyn Syscall) -> Result<i32> + Send + 'static,
     ) -> Result<Self> {
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<libc::pid_t>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<i32>>();
         let (tx, rx) = mpsc::channel::<Request>();
         let pool = Arc::new(Mutex::new(Vec::new()));
         let thread_pool = pool.clone();
         std::thread::Builder::new()
             .name(format!("netns-{name}"))
             .spawn(move || {
-                let entered = enter();
+                let entered = enter(&*sys);
                 let ok = entered.is_ok();
-                let _ = ready_tx.send(entered);
-                if ok {
-                    serve(rx, &thread_pool);
+                // The creator waits for this answer; if it is gone, so is
+                // the namespace's use.
+                if ready_tx.send(entered).is_err() || !ok {
+                    return;
                 }
+                serve(rx, &thread_pool, &*sys);
             })
             .context("cannot start the network namespace thread")?;
         let tid = ready_rx
             .recv()
             .map_err(|_| anyhow!("the network namespace thread died"))??;
-        let _ = tx.send(Request::Refill(POOL));
+        // The thread serves until the sender goes, which is below.
+        tx.send(Request::Refill(POOL))
+            .map_err(|_| anyhow!("the network namespace thread died"))?;
         Ok(Self {
             path: PathBuf::from(format!("/proc/{}/task/{tid}/ns/net", std::process::id())),
             requests: Mutex::new(Some(tx)),
@@ -147,50 +160,31 @@ impl Drop for NetNs {
     }
 }
 
-fn serve(requests: mpsc::Receiver<Request>, pool: &Mutex<Vec<OwnedFd>>) {
+fn serve(requests: mpsc::Receiver<Request>, pool: &Mutex<Vec<OwnedFd>>, sys: &dyn Syscall) {
     for request in requests {
         match request {
             Request::Refill(n) => {
-                let fresh: Vec<OwnedFd> = (0..n).filter_map(|_| new_socket().ok()).collect();
+                let fresh: Vec<OwnedFd> = (0..n).filter_map(|_| sys.tcp_socket().ok()).collect();
                 if let Ok(mut pool) = pool.lock() {
                     pool.extend(fresh);
                 }
             }
             Request::Socket(reply) => {
-                let _ = reply.send(new_socket());
+                // Nobody waiting any more (the request went): nothing to do.
+                let _ = reply.send(sys.tcp_socket());
             }
         }
     }
 }
 
-/// A non-blocking TCP socket, in this thread's network namespace.
-fn new_socket() -> io::Result<OwnedFd> {
-    // SAFETY: a plain socket(2) call; the fd is owned on success.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// Moves the calling thread into a new network namespace and brings `lo`
 /// up; returns the thread id.
-fn enter_new_namespace() -> Result<libc::pid_t> {
-    // SAFETY: unshare affects only the calling thread's namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error())
-            .context("cannot create a network namespace (unshare)");
-    }
-    loopback_up().context("cannot bring `lo` up in the container's network namespace")?;
-    // SAFETY: gettid has no preconditions.
-    Ok(unsafe { libc::gettid() })
+fn enter_new_namespace(sys: &dyn Syscall) -> Result<i32> {
+    sys.unshare_network()
+        .context("cannot create a network namespace (unshare)")?;
+    sys.loopback_up()
+        .context("cannot bring `lo` up in the container's network namespace")?;
+    Ok(sys.thread_id())
 }
 
 /// Whether process `pid` is in a network namespace other than wasmhost's
@@ -213,45 +207,72 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 /// and brings `lo` up; returns the thread id. Refuses the host's own (a
 /// pid reused, or a container not yet in its namespace): proxying there
 /// would reach the host's loopback services.
-fn enter_namespace_of(pid: u32) -> Result<libc::pid_t> {
-    use std::os::fd::AsRawFd as _;
+fn enter_namespace_of(sys: &dyn Syscall, pid: u32) -> Result<i32> {
     let path = format!("/proc/{pid}/ns/net");
     let ns = std::fs::File::open(&path).with_context(|| format!("cannot open `{path}`"))?;
     let host = std::fs::metadata("/proc/self/ns/net").context("cannot stat our namespace")?;
     if same_file(&ns.metadata()?, &host) {
         bail!("process {pid} is in the host's network namespace");
     }
-    // SAFETY: setns on a namespace fd we hold; affects only this thread.
-    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("cannot enter the network namespace of {pid}"));
-    }
-    loopback_up().context("cannot bring `lo` up in the container's network namespace")?;
-    // SAFETY: gettid has no preconditions.
-    Ok(unsafe { libc::gettid() })
+    sys.join_network(ns.as_fd())
+        .with_context(|| format!("cannot enter the network namespace of {pid}"))?;
+    sys.loopback_up()
+        .context("cannot bring `lo` up in the container's network namespace")?;
+    Ok(sys.thread_id())
 }
 
-fn loopback_up() -> io::Result<()> {
-    // SAFETY: plain socket/ioctl calls on a struct we own and initialise.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-            *dst = *src as libc::c_char;
-        }
-        let mut result = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
-        if result == 0 {
-            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-            result = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
-        }
-        let error = io::Error::last_os_error();
-        libc::close(fd);
-        if result != 0 {
-            return Err(error);
-        }
+#[cfg(test)]
+mod tests {
+    use super::super::sys::fake::{Call, Recording};
+    use super::*;
+
+    /// A listener on the host's loopback: with the fake, the namespace is
+    /// the host's.
+    fn listener() -> (std::net::TcpListener, u16) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
     }
-    Ok(())
+
+    #[tokio::test]
+    async fn connections_are_made_from_sockets_of_the_namespace_thread() {
+        let sys = Arc::new(Recording::default());
+        let netns = NetNs::create("test", sys.clone()).unwrap();
+        assert_eq!(sys.calls(), [Call::UnshareNetwork, Call::LoopbackUp]);
+        assert!(netns
+            .path()
+            .to_string_lossy()
+            .starts_with(&format!("/proc/{}/task/", std::process::id())));
+        let (listener, port) = listener();
+        // More than the pool holds: the refills and the on-demand path
+        // both serve.
+        let mut streams = Vec::new();
+        for _ in 0..POOL * 2 {
+            streams.push(netns.connect(port).await.unwrap());
+            listener.accept().unwrap();
+        }
+        assert!(streams.iter().all(|s| s.nodelay().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_namespace_that_cannot_be_made_is_an_error_not_a_thread_left_waiting() {
+        let sys = Arc::new(Recording::default());
+        sys.fail("unshare_network");
+        let err = NetNs::create("test", sys).err().unwrap();
+        assert!(format!("{err:#}").contains("unshare"), "{err:#}");
+    }
+
+    #[test]
+    fn the_hosts_own_namespace_is_never_adopted() {
+        let sys = Arc::new(Recording::default());
+        let err = NetNs::adopt("test", std::process::id(), sys.clone())
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("in the host's network namespace"),
+            "{err:#}"
+        );
+        assert!(sys.calls().is_empty());
+        assert!(!is_own(std::process::id()));
+    }
 }

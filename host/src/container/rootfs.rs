@@ -7,14 +7,16 @@
 //! so nothing a container writes reaches the shared layers; where overlayfs
 //! is unavailable the layers are applied into a private copy instead.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt as _;
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use sha2::{Digest as _, Sha256};
 
 use super::layers::{self, Whiteouts};
+use super::sys::Syscall;
 use crate::oci::media::Descriptor;
 use crate::oci::store::ContentStore;
 
@@ -42,9 +44,12 @@ pub struct LayerCache {
 }
 
 impl LayerCache {
-    /// The cache under `dir`.
-    pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+    /// The cache beside the content store that holds the layer blobs
+    /// (`<cache>/layers`).
+    pub fn of(store: &ContentStore) -> Self {
+        Self {
+            dir: store.root().join("layers"),
+        }
     }
 
     /// The unpacked directories of `layers` (lowest first), unpacking the
@@ -98,7 +103,10 @@ impl LayerCache {
         }
         let staged = staging.keep();
         if let Err(e) = std::fs::rename(&staged, done) {
-            let _ = std::fs::remove_dir_all(&staged);
+            // Another unpack of the same layer may have won the race.
+            if let Err(e) = std::fs::remove_dir_all(&staged) {
+                tracing::warn!("cannot remove `{}`: {e}", staged.display());
+            }
             if !done.join("fs").is_dir() {
                 return Err(e).context("cannot move the unpacked layer into place");
             }
@@ -108,9 +116,11 @@ impl LayerCache {
 }
 
 /// A container's root: an overlay (or a private copy) at `dir/rootfs`.
+/// Dropped, it is unmounted and removed, and a failure to is logged.
 pub struct ContainerRoot {
     dir: PathBuf,
     mounted: bool,
+    sys: Arc<dyn Syscall>,
 }
 
 impl ContainerRoot {
@@ -120,19 +130,23 @@ impl ContainerRoot {
         lower: &[PathBuf],
         store: &ContentStore,
         layers: &[Descriptor],
+        sys: Arc<dyn Syscall>,
     ) -> Result<Self> {
         let rootfs = dir.join("rootfs");
         for sub in ["rootfs", "upper", "work"] {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("cannot create `{}`", dir.join(sub).display()))?;
         }
-        match mount_overlay(&rootfs, lower, &dir.join("upper"), &dir.join("work")) {
-            Ok(()) => Ok(Self {
-                dir: dir.to_owned(),
-                mounted: true,
-            }),
+        let mut root = Self {
+            dir: dir.to_owned(),
+            mounted: false,
+            sys,
+        };
+        let options = overlay_options(lower, &dir.join("upper"), &dir.join("work"))?;
+        match root.sys.mount_overlay(&rootfs, &options) {
+            Ok(()) => root.mounted = true,
             Err(e) => {
-                tracing::warn!("overlayfs unavailable ({e:#}); copying the layers instead");
+                tracing::warn!("overlayfs unavailable ({e}); copying the layers instead");
                 for layer in layers {
                     let blob = store.blob_path(&layer.digest)?;
                     layers::apply_layer(
@@ -142,12 +156,9 @@ impl ContainerRoot {
                         Whiteouts::Delete,
                     )?;
                 }
-                Ok(Self {
-                    dir: dir.to_owned(),
-                    mounted: false,
-                })
             }
         }
+        Ok(root)
     }
 
     /// The root directory.
@@ -155,72 +166,60 @@ impl ContainerRoot {
         self.dir.join("rootfs")
     }
 
-    /// Unmounts and removes everything of this container.
-    pub fn remove(mut self) {
-        self.cleanup();
-    }
-
-    fn cleanup(&mut self) {
-        if self.mounted {
-            let _ = unmount(&self.dir.join("rootfs"));
-            self.mounted = false;
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+    /// The text of file `path` inside the root (at most 1 MiB), every
+    /// component resolved inside the root as pathrs resolves the layers'
+    /// entries: an image's `/etc/passwd` may be a symlink, and must never
+    /// lead to the host's. `None` if it cannot be read.
+    pub fn read(&self, path: &str) -> Option<String> {
+        use std::io::Read as _;
+        let root = pathrs::Root::open(std::fs::canonicalize(self.path()).ok()?).ok()?;
+        let file = root
+            .open_subpath(path, pathrs::flags::OpenFlags::O_RDONLY)
+            .ok()?;
+        let mut text = String::new();
+        file.take(1 << 20).read_to_string(&mut text).ok()?;
+        Some(text)
     }
 }
 
 impl Drop for ContainerRoot {
     fn drop(&mut self) {
-        self.cleanup();
+        if self.mounted {
+            let rootfs = self.dir.join("rootfs");
+            if let Err(e) = self.sys.unmount(&rootfs) {
+                tracing::warn!("cannot unmount `{}`: {e}", rootfs.display());
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove `{}`: {e}", self.dir.display());
+            }
+        }
     }
 }
 
-fn mount_overlay(target: &Path, lower: &[PathBuf], upper: &Path, work: &Path) -> Result<()> {
+/// The overlay's mount options: the lower directories topmost first, as
+/// overlayfs lists them.
+fn overlay_options(lower: &[PathBuf], upper: &Path, work: &Path) -> Result<String> {
     if lower.is_empty() {
         bail!("an image without layers");
     }
-    // overlayfs lists the topmost lower directory first.
     let lowerdir = lower
         .iter()
         .rev()
         .map(|p| p.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(":");
-    let data = format!(
+    Ok(format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         upper.display(),
         work.display()
-    );
-    let target_c = CString::new(target.as_os_str().as_bytes())?;
-    let data_c = CString::new(data)?;
-    // SAFETY: all pointers are valid NUL-terminated strings for the call.
-    let rc = unsafe {
-        libc::mount(
-            c"overlay".as_ptr(),
-            target_c.as_ptr(),
-            c"overlay".as_ptr(),
-            0,
-            data_c.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("mount overlay");
-    }
-    Ok(())
-}
-
-/// Detaches a mount.
-pub fn unmount(target: &Path) -> Result<()> {
-    let target_c = CString::new(target.as_os_str().as_bytes())?;
-    // SAFETY: a valid NUL-terminated path.
-    if unsafe { libc::umount2(target_c.as_ptr(), libc::MNT_DETACH) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("umount");
-    }
-    Ok(())
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::sys::fake::{Call, Recording};
     use super::*;
 
     #[test]
@@ -231,5 +230,79 @@ mod tests {
         assert_eq!(chain[0], a);
         let expected = hex::encode(Sha256::digest(format!("{a} {b}").as_bytes()));
         assert_eq!(chain[1], format!("sha256:{expected}"));
+    }
+
+    #[test]
+    fn overlay_options_list_the_topmost_layer_first() {
+        let options = overlay_options(
+            &["/l/1".into(), "/l/2".into()],
+            Path::new("/c/upper"),
+            Path::new("/c/work"),
+        )
+        .unwrap();
+        assert_eq!(
+            options,
+            "lowerdir=/l/2:/l/1,upperdir=/c/upper,workdir=/c/work"
+        );
+        assert!(overlay_options(&[], Path::new("/u"), Path::new("/w")).is_err());
+    }
+
+    /// A root at `<work>/c` over one (empty) layer, made with the fake
+    /// kernel; `overlay`: whether its overlay mount succeeds.
+    fn root(work: &Path, overlay: bool) -> (ContainerRoot, Arc<Recording>) {
+        let sys = Arc::new(Recording::default());
+        if !overlay {
+            sys.fail("mount_overlay");
+        }
+        let store = ContentStore::at(work.join("store"));
+        // No layers to copy: the copy fallback's own work is the layer
+        // tests'.
+        let root =
+            ContainerRoot::create(&work.join("c"), &[work.join("l")], &store, &[], sys.clone())
+                .unwrap();
+        (root, sys)
+    }
+
+    #[test]
+    fn a_root_is_an_overlay_unmounted_and_removed_when_dropped() {
+        let work = tempfile::tempdir().unwrap();
+        let (root, sys) = root(work.path(), true);
+        let rootfs = work.path().join("c/rootfs");
+        assert_eq!(root.path(), rootfs);
+        drop(root);
+        assert_eq!(
+            sys.calls(),
+            [Call::MountOverlay(rootfs.clone()), Call::Unmount(rootfs)]
+        );
+        assert!(!work.path().join("c").exists());
+    }
+
+    #[test]
+    fn without_overlayfs_the_layers_are_copied_and_nothing_is_unmounted() {
+        let work = tempfile::tempdir().unwrap();
+        let (root, sys) = root(work.path(), false);
+        drop(root);
+        assert_eq!(
+            sys.calls(),
+            [Call::MountOverlay(work.path().join("c/rootfs"))]
+        );
+        assert!(!work.path().join("c").exists());
+    }
+
+    #[test]
+    fn files_are_read_inside_the_root_even_through_a_symlink_that_points_out() {
+        let work = tempfile::tempdir().unwrap();
+        let (root, _) = root(work.path(), false);
+        let etc = root.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("group"), "www:x:33:\n").unwrap();
+        std::fs::write(work.path().join("host-passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
+        // `etc/passwd -> ../../../host-passwd`: the host's file, were it
+        // followed on the host; inside the root, `..` stops at `/`.
+        assert!(etc.join("../../../host-passwd").exists());
+        std::os::unix::fs::symlink("../../../host-passwd", etc.join("passwd")).unwrap();
+        assert_eq!(root.read("etc/group").as_deref(), Some("www:x:33:\n"));
+        assert_eq!(root.read("etc/passwd"), None);
+        assert_eq!(root.read("etc/shadow"), None);
     }
 }

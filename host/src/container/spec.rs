@@ -11,6 +11,8 @@
 //! an open-file rlimit, and memory, pids and CPU limits in the
 //! container's own cgroup.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};

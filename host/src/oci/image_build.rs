@@ -248,7 +248,8 @@ mod tests {
         // Another tag in the same layout keeps the first.
         build(&spec, &work.path().join("a"), "v2").unwrap();
         let store = crate::oci::store::ContentStore::at(work.path().join("store"));
-        let pulled = layout::import(&work.path().join("a"), Some("v1"), &store).unwrap();
+        let pulled =
+            crate::oci::pull::import_layout(&work.path().join("a"), Some("v1"), &store).unwrap();
         assert_eq!(pulled.digest, a.digest);
         assert_eq!(pulled.kind, crate::oci::media::Kind::Image);
         let config: serde_json::Value =
@@ -260,7 +261,9 @@ mod tests {
             config["config"]["ExposedPorts"]["8080/tcp"],
             serde_json::json!({})
         );
-        assert!(layout::import(&work.path().join("a"), Some("v2"), &store).is_ok());
+        assert!(
+            crate::oci::pull::import_layout(&work.path().join("a"), Some("v2"), &store).is_ok()
+        );
     }
 
     #[test]
@@ -291,7 +294,7 @@ mod tests {
         bytes.extend_from_slice(b"more");
         std::fs::write(&path, bytes).unwrap();
         let store = crate::oci::store::ContentStore::at(work.path().join("store"));
-        let err = layout::import(&dir, None, &store).unwrap_err();
+        let err = crate::oci::pull::import_layout(&dir, None, &store).unwrap_err();
         assert!(
             format!("{err:#}").contains("its descriptor says"),
             "{err:#}"

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
-use super::media::{self, Descriptor, Kind, Manifest};
-use super::registry::{choose_platform, Pulled, MAX_BLOB_BYTES};
-use super::store::{digest_of, sha256_hex, ContentStore, RefRecord};
+use super::media::{self, Descriptor, Manifest};
+use super::store::{digest_of, sha256_hex, ContentStore, MAX_BLOB_BYTES};
 
 /// The annotation that names an `index.json` entry (its tag).
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -73,18 +72,9 @@ pub fn write(dir: &Path, tag: &str, manifest: &[u8], blobs: &[&[u8]]) -> Result<
     Ok(descriptor)
 }
 
-/// Copies the image `tag` of the layout at `dir` into `store`, verifying
-/// every blob's digest on the way, as a pull from a registry would.
-/// Without a tag the layout must hold exactly one entry.
-pub fn import(dir: &Path, tag: Option<&str>, store: &ContentStore) -> Result<Pulled> {
-    let name = match tag {
-        Some(tag) => format!("oci:{}:{tag}", dir.display()),
-        None => format!("oci:{}", dir.display()),
-    };
-    import_inner(dir, tag, store, &name).with_context(|| format!("cannot read `{name}`"))
-}
-
-fn import_inner(dir: &Path, tag: Option<&str>, store: &ContentStore, name: &str) -> Result<Pulled> {
+/// The `index.json` entry of the image `tag` of the layout at `dir`;
+/// without a tag the layout must hold exactly one entry.
+pub fn entry(dir: &Path, tag: Option<&str>) -> Result<Descriptor> {
     let entries = read_index(dir)?;
     let entry = match tag {
         Some(tag) => entries
@@ -100,50 +90,14 @@ fn import_inner(dir: &Path, tag: Option<&str>, store: &ContentStore, name: &str)
             ),
         },
     };
-    let top_bytes = copy_blob(dir, entry, store)?;
-    let top = Manifest::parse(&top_bytes, Some(&entry.media_type))?;
-    let (manifest_digest, manifest) = match top {
-        Manifest::Index { manifests, .. } => {
-            let chosen = choose_platform(&manifests)?;
-            let bytes = copy_blob(dir, chosen, store)?;
-            (
-                chosen.digest.clone(),
-                Manifest::parse(&bytes, Some(&chosen.media_type))?,
-            )
-        }
-        image => (entry.digest.clone(), image),
-    };
-    let Manifest::Image { config, layers, .. } = manifest else {
-        bail!("index entry {manifest_digest} is itself an index");
-    };
-    for descriptor in std::iter::once(&config).chain(&layers) {
-        copy_blob(dir, descriptor, store)?;
-    }
-    let kind = Kind::of(&config, &layers)?;
-    store.record_ref(&RefRecord {
-        reference: name.to_owned(),
-        digest: entry.digest.clone(),
-        media_type: kind.describe().to_owned(),
-        resolved_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    })?;
-    Ok(Pulled {
-        reference: name.to_owned(),
-        digest: entry.digest.clone(),
-        manifest_digest,
-        config,
-        layers,
-        kind,
-        offline: true,
-    })
+    Ok(entry.clone())
 }
 
 /// Reads the blob `descriptor` names from the layout into the store,
 /// checked as a pull checks it: a regular file (not a link to a device),
 /// of the size the descriptor says and at most [`MAX_BLOB_BYTES`], hashing
 /// to its digest. Returns its bytes.
-fn copy_blob(dir: &Path, descriptor: &Descriptor, store: &ContentStore) -> Result<Vec<u8>> {
+pub fn copy_blob(dir: &Path, descriptor: &Descriptor, store: &ContentStore) -> Result<Vec<u8>> {
     let digest = &descriptor.digest;
     let path = dir.join("blobs").join("sha256").join(sha256_hex(digest)?);
     let meta = std::fs::symlink_metadata(&path)

@@ -7,9 +7,8 @@ use super::component;
 use super::media::{self, Descriptor};
 use super::progress::Progress;
 use super::registry::{Registry, RegistryOptions};
-use super::spin_app;
+use super::spin_app::Packed;
 use super::store::digest_of;
-use crate::app::manifest::LoadedManifest;
 
 /// What was pushed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -55,32 +54,31 @@ pub async fn push_component(
     .await
 }
 
-/// Pushes a whole app in Spin's registry format.
+/// Pushes a whole app, packed in Spin's registry format; its name,
+/// version and description (from the locked app) become the manifest's
+/// annotations.
 pub async fn push_app(
     reference: &Reference,
-    loaded: &LoadedManifest,
+    packed: &Packed,
     options: &RegistryOptions,
     progress: &Progress,
 ) -> Result<Pushed> {
-    let packed = spin_app::pack(loaded)?;
     let (config_d, layer_ds) = descriptors(&packed.config, media::OCI_IMAGE_CONFIG, &packed.layers);
-    let app = &loaded.manifest.application;
+    let app = &packed.locked.metadata;
+    let text = |key: &str| {
+        app.get(key)
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
     let mut annotations = serde_json::Map::new();
-    annotations.insert(
-        "org.opencontainers.image.title".into(),
-        app.name.clone().into(),
-    );
-    if let Some(version) = &app.version {
-        annotations.insert(
-            "org.opencontainers.image.version".into(),
-            version.clone().into(),
-        );
-    }
-    if let Some(description) = app.description.as_ref().filter(|d| !d.is_empty()) {
-        annotations.insert(
-            "org.opencontainers.image.description".into(),
-            description.clone().into(),
-        );
+    for (annotation, key) in [
+        ("org.opencontainers.image.title", "name"),
+        ("org.opencontainers.image.version", "version"),
+        ("org.opencontainers.image.description", "description"),
+    ] {
+        if let Some(value) = text(key) {
+            annotations.insert(annotation.into(), value.into());
+        }
     }
     annotations.insert(
         "org.opencontainers.image.created".into(),

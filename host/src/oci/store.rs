@@ -21,6 +21,10 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+/// Largest blob accepted, from a registry or a layout alike. Bounds what a
+/// hostile source can make us write.
+pub const MAX_BLOB_BYTES: u64 = 8 << 30;
+
 /// Why a blob was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {

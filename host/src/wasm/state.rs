@@ -18,13 +18,13 @@ use wasmtime_wasi_http::{
 
 use super::guest_log::{CurrentRequest, GuestLog};
 use super::spin_host::{RedisPool, Variables};
-use crate::app::key_value::KvAccess;
-use crate::app::llm::LlmAccess;
-use crate::app::outbound::AllowList;
-use crate::app::postgres::PgPool;
-use crate::app::sqlite::SqliteAccess;
 use crate::backend::BodyError;
-use crate::dispatch::{AppHandle, SPIN_INTERNAL};
+use crate::services::chaining::{AppHandle, SPIN_INTERNAL};
+use crate::services::key_value::KvAccess;
+use crate::services::llm::LlmAccess;
+use crate::services::outbound::AllowList;
+use crate::services::postgres::PgPool;
+use crate::services::sqlite::SqliteAccess;
 use crate::telemetry;
 use tracing::Instrument as _;
 
@@ -246,7 +246,7 @@ impl GuestState {
                 };
                 let Some(port) = uri
                     .port_u16()
-                    .or_else(|| crate::app::outbound::well_known_port(scheme))
+                    .or_else(|| crate::services::outbound::well_known_port(scheme))
                 else {
                     return false;
                 };

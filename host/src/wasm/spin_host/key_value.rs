@@ -9,7 +9,7 @@ use super::bindings::fermyon::spin::key_value;
 use super::KvStore;
 use std::sync::Arc;
 
-use crate::app::key_value::{KvBackend, KvError};
+use crate::services::key_value::{KvBackend, KvError};
 use crate::wasm::state::GuestState;
 
 impl GuestState {

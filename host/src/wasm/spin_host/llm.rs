@@ -3,7 +3,7 @@
 //! `ai_models` does not name is `invalid-input`, as in Spin.
 
 use super::bindings::fermyon::spin::llm;
-use crate::app::llm::{InferOptions, LlmError};
+use crate::services::llm::{InferOptions, LlmError};
 use crate::wasm::state::GuestState;
 
 impl From<LlmError> for llm::Error {

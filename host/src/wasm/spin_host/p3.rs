@@ -8,7 +8,7 @@ use wasmtime::component::{Accessor, FutureReader, HasSelf, Linker, Resource, Str
 
 use super::bindings::fermyon::spin::{key_value, variables};
 use super::KvStore;
-use crate::app::key_value::KvBackend;
+use crate::services::key_value::KvBackend;
 use crate::wasm::state::GuestState;
 
 mod generated_v3_variables {

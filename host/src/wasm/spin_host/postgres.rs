@@ -1,5 +1,5 @@
 //! `fermyon:spin/postgres@2.0.0`, `spin:postgres/postgres@3.0.0` and
-//! `@4.0.0` over [`crate::app::postgres`]: allowed only by
+//! `@4.0.0` over [`crate::services::postgres`]: allowed only by
 //! `allowed_outbound_hosts` (`postgres://host[:port]`, default 5432; Spin's
 //! error text when not), one client per address per app.
 
@@ -11,7 +11,7 @@ use wasmtime::component::Resource;
 use super::bindings::fermyon::spin::{postgres as v2, rdbms_types as rdbms};
 use super::bindings::spin::postgres3_0_0::postgres as v3;
 use super::bindings::spin::postgres4_0_0::postgres as v4;
-use crate::app::postgres::{self as pg, PgError, PgRows, PgType, PgValue};
+use crate::services::postgres::{self as pg, PgError, PgRows, PgType, PgValue};
 use crate::wasm::state::GuestState;
 
 /// A guest's open connection: the app's client for its address.

@@ -1,6 +1,6 @@
 //! `fermyon:spin/sqlite@2.0.0` and `spin:sqlite/sqlite@3.0.0` (the same
 //! interface plus `last-insert-rowid` and `changes`) over the app's SQLite
-//! databases ([`crate::app::sqlite`]).
+//! databases ([`crate::services::sqlite`]).
 //!
 //! Every call that touches the database runs on tokio's blocking pool:
 //! the guest waits (its fiber is suspended), the thread that serves other
@@ -12,7 +12,7 @@ use wasmtime::component::Resource;
 
 use super::bindings::fermyon::spin::sqlite as v2;
 use super::bindings::spin::sqlite::sqlite as v3;
-use crate::app::sqlite::{self, Database, QueryResult, SqlError, Value};
+use crate::services::sqlite::{self, Database, QueryResult, SqlError, Value};
 use crate::wasm::state::GuestState;
 
 /// A guest's open connection: one SQLite connection of its own, so

@@ -6,7 +6,7 @@ use crate::wasm::state::GuestState;
 
 impl variables::Host for GuestState {
     fn get(&mut self, name: String) -> Result<String, variables::Error> {
-        if !crate::app::variables::is_valid_name(&name) {
+        if !crate::services::variables::is_valid_name(&name) {
             return Err(variables::Error::InvalidName(format!(
                 "`{name}` is not a variable name: use lowercase letters, digits and `_`, starting with a letter"
             )));

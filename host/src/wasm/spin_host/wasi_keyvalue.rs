@@ -7,7 +7,7 @@ use wasmtime::component::Resource;
 
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::KvStore;
-use crate::app::key_value::KvError;
+use crate::services::key_value::KvError;
 use crate::wasm::state::GuestState;
 
 /// The most one `get-many` may return: half the default per-instance

@@ -15,6 +15,8 @@
 //! thread hop per request for nothing. [`Driven`] catches those wakes and
 //! polls again in place instead.
 
+#![forbid(unsafe_code)]
+
 use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,7 +58,11 @@ impl Driven {
     pub fn spawn(self) {
         if let Some(connection) = self.connection {
             tokio::spawn(async move {
-                let _ = connection.await;
+                // A keep-alive connection ends when either side closes it;
+                // how is nobody's business once no request uses it.
+                if let Err(e) = connection.await {
+                    tracing::debug!("a kept connection to a container ended: {e}");
+                }
             });
         }
     }

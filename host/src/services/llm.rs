@@ -16,7 +16,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::runtime_config::LlmConfig;
+/// `[llm_compute]` with `type = "remote_http"`: inference forwarded over
+/// Spin's remote protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmConfig {
+    /// The server's base URL (`<url>/infer`, `<url>/embed`).
+    pub url: String,
+    /// Sent as `Authorization: bearer <token>`.
+    pub auth_token: String,
+}
 
 /// What Spin answers, word for word, when no LLM is configured (Spin's
 /// runtime tests check this text).

@@ -1,5 +1,6 @@
-//! Parsers for flag values: sizes (`128MiB`), durations (`30s`), SQL
-//! (`--sqlite`) and key-value pairs (`--key-value`).
+//! Parsers for the values users write, in flags and manifests alike:
+//! sizes (`128MiB`), durations (`30s`), SQL (`--sqlite`) and key-value
+//! pairs (`--key-value`).
 
 use std::time::Duration;
 
