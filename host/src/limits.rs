@@ -105,3 +105,9 @@ pub const CONTAINER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// default, and the same as [`DRAIN_TIMEOUT`], so a shutdown's two waits
 /// are of one size.
 pub const CONTAINER_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A container that crashes within this long of its start continues its
+/// failures in a row, so a crash loop's restarts back off (0.5 s, 1 s,
+/// 2 s, … at most 30 s); one that ran longer restarts after 0.5 s again.
+/// Docker's restart policy resets its delay after the same 10 s.
+pub const CONTAINER_CRASH_STREAK_RESET: Duration = Duration::from_secs(10);

@@ -51,7 +51,7 @@ impl Lifecycle {
             match started {
                 Ok(running) => {
                     if me
-                        .transition(|state| state.started(running.clone()))
+                        .transition(|state| state.started(running.clone(), Instant::now()))
                         .is_err()
                     {
                         // Shut down meanwhile: nobody else will stop it.

@@ -22,6 +22,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::limits;
+
 /// A running container, as far as the state machine asks.
 pub trait Live {
     /// Whether its process has exited (the exit may not be handled yet).
@@ -49,7 +51,7 @@ pub enum State<R, A> {
         failures: u32,
     },
     /// It runs and takes requests.
-    Running(Arc<R>),
+    Running(Arc<R>, Streak),
     /// It was asked to stop (idle); requests wait for the end, then start
     /// another.
     Stopping(Arc<R>),
@@ -63,6 +65,26 @@ impl<R, A> Default for State<R, A> {
             failures: 0,
             retry_at: None,
             why: None,
+        }
+    }
+}
+
+/// Failures in a row before a running container started, and when it
+/// started: a crash soon after the start continues the streak (so a
+/// crash loop backs off, doubling), one after a long run starts anew.
+#[derive(Clone, Copy, Debug)]
+pub struct Streak {
+    failures: u32,
+    since: Instant,
+}
+
+impl Streak {
+    /// Failures in a row counting a crash `now`.
+    fn after_crash(self, now: Instant) -> u32 {
+        if now.saturating_duration_since(self.since) < limits::CONTAINER_CRASH_STREAK_RESET {
+            self.failures + 1
+        } else {
+            1
         }
     }
 }
@@ -129,7 +151,7 @@ impl<R: Live, A> State<R, A> {
     /// A request arrives: serve, start, wait, or refuse.
     pub fn request(&mut self, now: Instant) -> Result<Next<R, A>, Refused> {
         match self {
-            State::Running(running) if !running.has_exited() => {
+            State::Running(running, _) if !running.has_exited() => {
                 return Ok(Next::Serve(running.clone()))
             }
             State::Starting { .. } | State::Stopping(_) => return Ok(Next::Wait),
@@ -145,7 +167,7 @@ impl<R: Live, A> State<R, A> {
                 })
             }
             // Exited but not handled yet: a fresh start, as from stopped.
-            State::Running(_) | State::Stopped { .. } | State::CreatedAhead(_) => {}
+            State::Running(..) | State::Stopped { .. } | State::CreatedAhead(_) => {}
         }
         let failures = match self {
             State::Stopped { failures, .. } => *failures,
@@ -172,10 +194,16 @@ impl<R: Live, A> State<R, A> {
 
     /// The start succeeded. Refused when wasmhost shut down meanwhile: the
     /// caller stops what it started.
-    pub fn started(&mut self, running: Arc<R>) -> Result<(), Refused> {
-        match self {
-            State::Starting { .. } => {
-                *self = State::Running(running);
+    pub fn started(&mut self, running: Arc<R>, now: Instant) -> Result<(), Refused> {
+        match *self {
+            State::Starting { failures } => {
+                *self = State::Running(
+                    running,
+                    Streak {
+                        failures,
+                        since: now,
+                    },
+                );
                 Ok(())
             }
             _ => Err(Refused::ShuttingDown),
@@ -197,7 +225,7 @@ impl<R: Live, A> State<R, A> {
     /// An idle stop begins: only of the running container.
     pub fn stop(&mut self, running: &Arc<R>) -> Result<(), Refused> {
         match self {
-            State::Running(current) if Arc::ptr_eq(current, running) => {
+            State::Running(current, _) if Arc::ptr_eq(current, running) => {
                 *self = State::Stopping(running.clone());
                 Ok(())
             }
@@ -212,10 +240,11 @@ impl<R: Live, A> State<R, A> {
                 *self = State::default();
                 Ended::Stopped
             }
-            State::Running(current) if Arc::ptr_eq(current, running) => {
+            State::Running(current, streak) if Arc::ptr_eq(current, running) => {
+                let failures = streak.after_crash(now);
                 *self = State::Stopped {
-                    failures: 1,
-                    retry_at: Some(now + backoff(1)),
+                    failures,
+                    retry_at: Some(now + backoff(failures)),
                     why: Some(Arc::from(format!("it exited ({how})"))),
                 };
                 Ended::Crashed
@@ -251,7 +280,7 @@ impl<R: Live, A> State<R, A> {
     /// [`Self::is_busy`].
     pub fn shut_down(&mut self) -> Leftover<R, A> {
         match std::mem::replace(self, State::ShutDown) {
-            State::Running(running) | State::Stopping(running) => Leftover::Running(running),
+            State::Running(running, _) | State::Stopping(running) => Leftover::Running(running),
             State::CreatedAhead(ahead) => Leftover::Ahead(ahead),
             _ => Leftover::Nothing,
         }
@@ -263,8 +292,8 @@ impl<R: Live, A> State<R, A> {
     pub fn status(&self, now: Instant, eager: bool) -> (&'static str, bool) {
         match self {
             State::Starting { .. } => ("starting", !eager),
-            State::Running(running) if running.has_exited() => ("exited", false),
-            State::Running(_) => ("running", true),
+            State::Running(running, _) if running.has_exited() => ("exited", false),
+            State::Running(..) => ("running", true),
             State::Stopping(_) => ("stopping", true),
             State::Stopped {
                 retry_at: Some(at), ..
@@ -305,7 +334,7 @@ mod tests {
     fn running(state: &mut Machine) -> Arc<Container> {
         let container = Arc::new(Container::default());
         assert!(matches!(state.request(Instant::now()), Ok(Next::Start(_))));
-        state.started(container.clone()).unwrap();
+        state.started(container.clone(), Instant::now()).unwrap();
         container
     }
 
@@ -327,12 +356,48 @@ mod tests {
         assert_eq!(state.status(now, false), ("starting", true));
         assert_eq!(state.status(now, true), ("starting", false));
         let container = Arc::new(Container::default());
-        state.started(container.clone()).unwrap();
+        state.started(container.clone(), Instant::now()).unwrap();
         match state.request(now) {
             Ok(Next::Serve(served)) => assert!(Arc::ptr_eq(&served, &container)),
             _ => panic!("not served"),
         }
         assert_eq!(state.status(now, true), ("running", true));
+    }
+
+    #[test]
+    fn a_crash_loop_backs_off_doubling_and_a_long_run_starts_the_streak_anew() {
+        let mut now = Instant::now();
+        let mut state = Machine::default();
+        // Three crashes in a row, each soon after its start.
+        for (crash, delay) in [(1, 500), (2, 1000), (3, 2000)] {
+            let container = running_at(&mut state, now);
+            now += Duration::from_secs(1);
+            assert!(matches!(
+                state.ended(&container, "exit status 1", now),
+                Ended::Crashed
+            ));
+            let retry_in = match state.request(now) {
+                Err(Refused::Restarting { retry_in, .. }) => retry_in,
+                _ => panic!("crash {crash}: not backing off"),
+            };
+            assert_eq!(retry_in, Duration::from_millis(delay), "crash {crash}");
+            now += retry_in;
+        }
+        // A crash after a long run: the first delay again.
+        let container = running_at(&mut state, now);
+        now += limits::CONTAINER_CRASH_STREAK_RESET;
+        state.ended(&container, "exit status 1", now);
+        assert!(matches!(
+            state.request(now),
+            Err(Refused::Restarting { retry_in, .. }) if retry_in == Duration::from_millis(500)
+        ));
+    }
+
+    fn running_at(state: &mut Machine, now: Instant) -> Arc<Container> {
+        let container = Arc::new(Container::default());
+        assert!(matches!(state.request(now), Ok(Next::Start(_))));
+        state.started(container.clone(), now).unwrap();
+        container
     }
 
     #[test]
@@ -344,7 +409,7 @@ mod tests {
         assert!(matches!(state.request(now), Ok(Next::Start(Some("ahead")))));
         // Created ahead while starting or running: refused, handed back.
         assert_eq!(state.created_ahead("late").err(), Some("late"));
-        state.started(Arc::default()).unwrap();
+        state.started(Arc::default(), Instant::now()).unwrap();
         assert_eq!(state.created_ahead("late").err(), Some("late"));
     }
 
@@ -396,7 +461,7 @@ mod tests {
         let later = now + backoff(1);
         assert!(matches!(state.request(later), Ok(Next::Start(None))));
         let second = Arc::new(Container::default());
-        state.started(second.clone()).unwrap();
+        state.started(second.clone(), Instant::now()).unwrap();
         state.stop(&second).unwrap();
         assert!(matches!(state.request(later), Ok(Next::Wait)));
         assert_eq!(state.status(later, true), ("stopping", true));
@@ -417,7 +482,7 @@ mod tests {
         // Exited but its end not handled yet: the next request starts anew.
         assert!(matches!(state.request(now), Ok(Next::Start(None))));
         let new = Arc::new(Container::default());
-        state.started(new.clone()).unwrap();
+        state.started(new.clone(), Instant::now()).unwrap();
         assert_eq!(state.ended(&old, "signal: 9", now), Ended::Stale);
         assert_eq!(state.stop(&old), Err(Refused::NotRunning));
         assert!(matches!(state.request(now), Ok(Next::Serve(_))));
@@ -443,6 +508,6 @@ mod tests {
         let mut starting = Machine::default();
         assert!(matches!(starting.request(now), Ok(Next::Start(None))));
         starting = State::ShutDown;
-        assert_eq!(starting.started(Arc::default()), Err(Refused::ShuttingDown));
+        assert_eq!(starting.started(Arc::default(), Instant::now()), Err(Refused::ShuttingDown));
     }
 }
