@@ -49,6 +49,7 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>)> {
         "telemetry.rs",
         "overrun.rs",
         "shutdown.rs",
+        "inherited_fds.rs",
     ] {
         rules.push((
             base,

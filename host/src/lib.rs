@@ -37,6 +37,7 @@
 //! - [`telemetry`]: OpenTelemetry traces and metrics over OTLP.
 //! - [`admin`]: the admin listener: metrics, liveness and readiness.
 //! - [`volume`]: host directories mounted into containers and components.
+//! - [`inherited_fds`]: descriptors wasmhost inherited are not passed on.
 
 pub mod admin;
 pub mod app;
@@ -46,6 +47,7 @@ pub mod compare;
 pub mod container;
 pub mod dispatch;
 pub mod frontdoor;
+pub mod inherited_fds;
 #[cfg(test)]
 mod import_rule;
 pub mod limits;

@@ -56,7 +56,11 @@ fn main() -> ExitCode {
                 }
             };
         }
-        other => other,
+        other => {
+            // Before any thread or child exists (see the module).
+            wasmhost::inherited_fds::keep_to_ourselves();
+            other
+        }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
