@@ -908,6 +908,22 @@ impl Cx<'_> {
                 ));
             }
         }
+        let capabilities = |field: &str, names: Vec<String>| {
+            names
+                .into_iter()
+                .map(|name| {
+                    crate::container::capabilities::canonical(&name).map_err(|_| {
+                        bad(
+                            field,
+                            name,
+                            "a Linux capability such as `NET_ADMIN` (or `ALL`)",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let cap_add = capabilities("cap_add", raw.cap_add)?;
+        let cap_drop = capabilities("cap_drop", raw.cap_drop)?;
         let default = Settings::default();
         Ok(ContainerSource {
             image: raw.image,
@@ -924,6 +940,10 @@ impl Cx<'_> {
                 environment: Vec::new(),
                 volumes: Vec::new(),
                 user_namespace: raw.user_namespace.unwrap_or(false),
+                cap_add,
+                cap_drop,
+                read_only_rootfs: raw.read_only_rootfs.unwrap_or(default.read_only_rootfs),
+                init: raw.init.unwrap_or(default.init),
             },
             pulled: None,
         })
@@ -1182,6 +1202,12 @@ struct RawContainer {
     runtime: Option<String>,
     stop_grace: Option<String>,
     user_namespace: Option<bool>,
+    #[serde(default)]
+    cap_add: Vec<String>,
+    #[serde(default)]
+    cap_drop: Vec<String>,
+    read_only_rootfs: Option<bool>,
+    init: Option<bool>,
 }
 
 #[derive(Deserialize)]

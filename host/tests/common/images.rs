@@ -58,7 +58,7 @@ cgi init 'cat /proc/1/cmdline | tr "\\0" " "'
 cgi fds 'ls -l /proc/1/fd | tail -n +2 | sed "s/.*-> //"'
 cgi uidmap 'cat /proc/self/uid_map'
 cgi status 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):" /proc/self/status'
-cgi seccomp '/bin/busybox linux32 /bin/busybox true 2>&1; echo "exit=$?"'
+cgi seccomp '/bin/busybox unshare -U /bin/busybox true 2>&1; echo "exit=$?"'
 cgi forks 'i=0; while [ $i -lt 64 ]; do /bin/busybox sleep 2 & i=$((i+1)); echo "started=$i"; done'
 printf '#!/bin/sh\n/bin/busybox sleep 600\n' > $r/www/cgi-bin/stall; chmod 755 $r/www/cgi-bin/stall
 cgi stall-body '/bin/busybox sleep 600'
@@ -235,3 +235,4 @@ pub async fn push_image(
     assert_eq!(status, 201, "{body}");
     registry.reference(&format!("{repository}:{tag}"))
 }
+
