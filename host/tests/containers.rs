@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::images::BusyboxFixture;
+use common::images::{BusyboxFixture, DebianFixture};
 use common::registry::TestRegistry;
 use common::runtime::{assert_gone, containers, has_container, logged_id};
 use common::{get_text, http1, wait_for, wait_until, Server};
@@ -845,3 +845,101 @@ fn standby_helpers(parent: u32) -> Vec<u32> {
     found
 }
 
+/// One field of `/proc/PID/status` text (`CapEff`, `Seccomp`, ...).
+fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name}: {status}"))
+}
+
+/// Every unpacked layer directory of `cache` that holds `path`.
+fn in_layer_cache(cache: &std::path::Path, path: &str) -> Vec<std::path::PathBuf> {
+    let layers = cache.join("layers");
+    std::fs::read_dir(&layers)
+        .unwrap_or_else(|e| panic!("{}: {e}", layers.display()))
+        .map(|dir| dir.unwrap().path().join("fs").join(path))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .collect()
+}
+
+/// A Debian bookworm root filesystem as mmdebstrap makes it (with its
+/// `/dev` nodes), a second layer deleting files, user `nobody`: it
+/// unpacks, runs, and has from inside what Docker gives such an image.
+#[tokio::test]
+async fn a_debian_rootfs_image_runs_as_nobody_with_dockers_defaults_and_stops_on_its_stop_signal() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let fixture = DebianFixture::new();
+    let mut server = fixture.run(&fixture.nobody, &["--stop-grace", "60s"]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/")).await,
+        "hello from debian\n"
+    );
+    // The first layer's device nodes were made, as containerd makes them
+    // (inside, the runtime's own /dev is mounted over them).
+    let consoles = in_layer_cache(fixture.cache.path(), "dev/console");
+    assert_eq!(consoles.len(), 1, "{consoles:?}");
+    let console = std::fs::symlink_metadata(&consoles[0]).unwrap();
+    assert!(console.file_type().is_char_device(), "{console:?}");
+    // The second layer's whiteouts hide the first's files; python3 and
+    // the user database come from the first.
+    assert_eq!(
+        get_text(&client, server.url("/files")).await,
+        "/etc/motd False\n/usr/share/doc/apt False\n/usr/share/doc/kept True\n/usr/bin/python3 True\n"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/whoami")).await,
+        "uid=65534 user=nobody\n"
+    );
+    // A non-root user holds no capability in any set; the bounding set is
+    // Docker's; seccomp in force, io_uring refused as in Docker's profile.
+    let status = get_text(&client, server.url("/status")).await;
+    assert_eq!(status_field(&status, "CapBnd"), DOCKER_DEFAULT_CAPABILITIES, "{status}");
+    for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+        assert_eq!(status_field(&status, set), "0000000000000000", "{set}: {status}");
+    }
+    assert_eq!(status_field(&status, "Seccomp"), "2", "{status}");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1", "{status}");
+    assert_eq!(get_text(&client, server.url("/io_uring")).await, "EPERM\n");
+    // Stopped with the image's StopSignal (SIGINT), which wasmhost's init
+    // passes to python: it ends at once, long before the 60 s grace.
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0), "{}", server.log());
+    let log = server.log();
+    assert!(log.contains("app: stopping on SIGINT"), "{log}");
+    assert!(!log.contains("SIGKILL"), "{log}");
+}
+
+/// Root in the container holds Docker's default set, changed by
+/// `--cap-drop` and `--cap-add`; CAP_MKNOD makes a device node, which the
+/// device cgroup will not let it open; `--read-only` keeps even root from
+/// writing to the image's files.
+#[tokio::test]
+async fn root_in_a_debian_image_holds_dockers_default_capabilities_as_changed_by_cap_add_and_drop() {
+    let fixture = DebianFixture::new();
+    let server = fixture.run(
+        &fixture.root,
+        &["--cap-drop", "NET_RAW", "--cap-add", "CAP_SYS_PTRACE", "--read-only"],
+    );
+    let client = http1();
+    assert_eq!(get_text(&client, server.url("/whoami")).await, "uid=0 user=root\n");
+    assert_eq!(get_text(&client, server.url("/write")).await, "EROFS\n");
+    let status = get_text(&client, server.url("/status")).await;
+    let default = u64::from_str_radix(DOCKER_DEFAULT_CAPABILITIES, 16).unwrap();
+    const NET_RAW: u64 = 1 << 13;
+    const SYS_PTRACE: u64 = 1 << 19;
+    let expected = format!("{:016x}", (default & !NET_RAW) | SYS_PTRACE);
+    for set in ["CapBnd", "CapEff", "CapPrm"] {
+        assert_eq!(status_field(&status, set), expected, "{set}: {status}");
+    }
+    for set in ["CapInh", "CapAmb"] {
+        assert_eq!(status_field(&status, set), "0000000000000000", "{set}: {status}");
+    }
+    assert_eq!(
+        get_text(&client, server.url("/mknod")).await,
+        "mknod: ok, open: EPERM\n"
+    );
+    stop(server);
+}
