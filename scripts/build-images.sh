@@ -8,7 +8,10 @@
 # Debian mirror this machine's apt uses.
 #
 #   target/fixtures/images/debian   an OCI layout, tags `bookworm-python`
-#                                   (user nobody) and `bookworm-python-root`
+#                                   (user nobody), `bookworm-python-root`, and
+#                                   `bookworm-http-server` (`python3 -m
+#                                   http.server` as nobody, no StopSignal: a
+#                                   service with no signal handler)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,8 +27,9 @@ flock 9
 #  2. the service (host/tests/images/debian/app.py) and deletions: a
 #     whiteout (/etc/motd) and an opaque /usr/share/doc that keeps only a
 #     file of this layer.
-# Two configs over the same layers: user `nobody`, and root. StopSignal
-# SIGINT (the app says which signal stopped it).
+# Three configs over the same layers: the app as user `nobody`, and as
+# root, with StopSignal SIGINT (the app says which signal stopped it); and
+# Python's own `http.server`, which has no signal handler (bench/stop_bench.py).
 debian_image() {
     local dir="$out"
     local key
@@ -61,10 +65,15 @@ debian_image() {
         base_gz="$(blob "$work/rootfs.tar.gz")"
         top_gz="$(blob "$work/top.tar.gz")"
         local manifests=""
-        for variant in nobody root; do
+        for variant in nobody root plain; do
             local user='"User":"nobody",' tag=bookworm-python
-            if [ "$variant" = root ]; then user='' tag=bookworm-python-root; fi
-            printf '%s' '{"architecture":"amd64","os":"linux","config":{'"$user"'"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["python3","/srv/app.py"],"WorkingDir":"/srv","ExposedPorts":{"8080/tcp":{}},"StopSignal":"SIGINT"},"rootfs":{"type":"layers","diff_ids":["sha256:'"$base_diff"'","sha256:'"$top_diff"'"]}}' > "$work/config"
+            local run='"Cmd":["python3","/srv/app.py"],"StopSignal":"SIGINT"'
+            case "$variant" in
+                root) user='' tag=bookworm-python-root ;;
+                plain) tag=bookworm-http-server
+                       run='"Cmd":["python3","-m","http.server","8080"]' ;;
+            esac
+            printf '%s' '{"architecture":"amd64","os":"linux","config":{'"$user"'"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],'"$run"',"WorkingDir":"/srv","ExposedPorts":{"8080/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:'"$base_diff"'","sha256:'"$top_diff"'"]}}' > "$work/config"
             local config_size config
             config_size="$(stat -c %s "$work/config")"
             config="$(blob "$work/config")"
