@@ -7,7 +7,8 @@
 # busybox httpd image), ab for bench/compare-vs-ab.sh, redis-server and
 # postgresql for outbound Redis and PostgreSQL, mosquitto for MQTT (each
 # test starts its own server on a free port, in a scratch directory), and
-# python3-venv for the Python fixtures (scripts/build-fixtures.sh). A tool
+# python3-venv for the Python fixtures (scripts/build-fixtures.sh),
+# mmdebstrap for the Debian image (scripts/build-images.sh). A tool
 # missing here fails its tests; none is skipped. Idempotent: does nothing
 # when every tool is already present. Needs root (CI runs as root) and the
 # Debian package mirrors.
@@ -26,6 +27,7 @@ need zstd zstd
 need ab apache2-utils
 need redis-server redis-server
 need mosquitto mosquitto
+need mmdebstrap mmdebstrap
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's

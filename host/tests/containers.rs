@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::images::BusyboxFixture;
+use common::images::{BusyboxFixture, DebianFixture};
 use common::registry::TestRegistry;
 use common::runtime::{assert_gone, containers, has_container, logged_id};
 use common::{get_text, http1, wait_for, wait_until, Server};
@@ -51,29 +51,28 @@ async fn a_busybox_httpd_image_is_served_in_its_own_namespaces() {
         pids.iter().any(|l| l.trim_start().starts_with("1 ")),
         "{ps}"
     );
-    assert!(pids.len() <= 5, "only the container's processes: {ps}");
-    assert!(!ps.contains("wasmhost"), "{ps}");
-    // ...whose pid 1 is the image's own command, no shim before it...
+    assert!(pids.len() <= 6, "only the container's processes: {ps}");
+    assert!(!ps.contains("wasmhost-runtime"), "{ps}");
+    // ...whose pid 1 is wasmhost's init in front of the image's command
+    // (`--init`, the default), mounted from the host...
     assert_eq!(
         get_text(&client, server.url("/cgi-bin/init")).await,
-        "/bin/busybox httpd -f -p 8080 -h /www "
+        "/.wasmhost-init /bin/busybox httpd -f -p 8080 -h /www "
     );
-    // ...holding nothing of the host's: /dev/null, the pipes its output
-    // goes through, and its listening socket...
+    // ...holding nothing of the host's: /dev/null and the pipes its
+    // output goes through (CVE-2024-21626); the listening socket is
+    // httpd's, not the init's...
     let fds = get_text(&client, server.url("/cgi-bin/fds")).await;
     let targets: Vec<&str> = fds.lines().collect();
+    assert!(!targets.is_empty(), "{fds}");
     assert!(
         targets
             .iter()
-            .all(|t| *t == "/dev/null" || t.starts_with("pipe:[") || t.starts_with("socket:[")),
+            .all(|t| *t == "/dev/null" || t.starts_with("pipe:[")),
         "{fds}"
     );
-    // The listening socket, and at most the connection being handed to a
-    // child (httpd closes its copy just after the fork that serves it).
-    let sockets = targets.iter().filter(|t| t.starts_with("socket:[")).count();
-    assert!((1..=2).contains(&sockets), "{fds}");
-    // ...and which nothing inside can kill (the kernel drops signals to a
-    // namespace's init that it has no handler for).
+    // ...and which nothing inside can kill (the kernel drops a SIGKILL
+    // from inside to a namespace's init).
     let init = container_init_pid(&format!("wasmhost-{}-httpd", server.pid()));
     let crash = client
         .get(server.url("/cgi-bin/crash"))
@@ -161,6 +160,11 @@ fn two_requests_on_one_connection(server: &Server) -> Vec<String> {
     bodies
 }
 
+/// Docker's default capabilities as `/proc/PID/status` shows them:
+/// CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
+/// NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP.
+const DOCKER_DEFAULT_CAPABILITIES: &str = "00000000a80425fb";
+
 #[tokio::test]
 async fn seccomp_capabilities_and_the_pids_limit_hold_inside_a_running_container() {
     let fixture = fixture("test/limits:1");
@@ -169,9 +173,10 @@ async fn seccomp_capabilities_and_the_pids_limit_hold_inside_a_running_container
     // The cgroup limits, as the container's own cgroup files show them.
     let limits = get_text(&client, server.url("/cgi-bin/limits")).await;
     assert_eq!(limits, format!("{}\n32\n", 64 << 20), "{limits}");
-    // A seccomp filter in force, no new privileges, and only AUDIT_WRITE,
-    // KILL and NET_BIND_SERVICE in the bounding set (bits 29, 5, 10);
-    // the image's user holds none of them.
+    // A seccomp filter in force, no new privileges, and Docker's default
+    // set in the bounding set (`CapBnd: 00000000a80425fb` under Docker
+    // too); the image's user (uid 33) holds none of them, not even
+    // inheritable (CVE-2022-24769).
     let status = get_text(&client, server.url("/cgi-bin/status")).await;
     let field = |name: &str| {
         status
@@ -182,13 +187,13 @@ async fn seccomp_capabilities_and_the_pids_limit_hold_inside_a_running_container
     };
     assert_eq!(field("Seccomp"), "2", "filter mode: {status}");
     assert_eq!(field("NoNewPrivs"), "1", "{status}");
-    let bounding = (1u64 << 29) | (1 << 5) | (1 << 10);
-    assert_eq!(field("CapBnd"), format!("{bounding:016x}"), "{status}");
-    for set in ["CapEff", "CapPrm", "CapAmb"] {
+    assert_eq!(field("CapBnd"), DOCKER_DEFAULT_CAPABILITIES, "{status}");
+    for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
         assert_eq!(field(set), format!("{:016x}", 0), "{set}: {status}");
     }
-    // A call off the allowlist fails with EPERM: personality(2), which
-    // any process may make outside the filter (`linux32`).
+    // A call Docker's profile refuses fails with EPERM: unshare(2) of a
+    // user namespace, which any process may make outside the filter
+    // (`unshare -U`), but the profile allows only with CAP_SYS_ADMIN.
     let denied = get_text(&client, server.url("/cgi-bin/seccomp")).await;
     assert!(
         denied.contains("Operation not permitted") && !denied.contains("exit=0"),
@@ -206,6 +211,39 @@ async fn seccomp_capabilities_and_the_pids_limit_hold_inside_a_running_container
         .unwrap_or(0);
     assert!((20..32).contains(&started), "{forks}");
     stop(server);
+}
+
+/// With wasmhost's init as pid 1 (the default), SIGTERM reaches busybox
+/// httpd, which has no handler and ends at once: the stop never needs
+/// SIGKILL, however long the grace. With `--no-init`, httpd is pid 1, the
+/// kernel drops the SIGTERM, and only SIGKILL after the grace ends it.
+#[tokio::test]
+async fn the_init_forwards_the_stop_signal_so_no_stop_waits_for_sigkill() {
+    let fixture = fixture("test/stopping:1");
+    for (init, grace) in [("--init", "60s"), ("--no-init", "300ms")] {
+        let mut server = fixture.run(&[init, "--stop-grace", grace]);
+        assert_eq!(
+            get_text(&http1(), server.url("/index.html")).await,
+            "hello from busybox\n"
+        );
+        server.signal("TERM");
+        assert_eq!(
+            server.wait_exit(Duration::from_secs(15)),
+            Some(0),
+            "{init}: {}",
+            server.log()
+        );
+        let log = server.log();
+        assert!(log.contains("stopped"), "{init}: {log}");
+        match init {
+            // The init exits as httpd did: killed by SIGTERM.
+            "--init" => assert!(
+                !log.contains("SIGKILL") && log.contains("stopped (exit status: 143)"),
+                "{log}"
+            ),
+            _ => assert!(log.contains("ignored SIGTERM for 300ms: SIGKILL"), "{log}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -802,4 +840,103 @@ fn standby_helpers(parent: u32) -> Vec<u32> {
         }
     }
     found
+}
+
+/// One field of `/proc/PID/status` text (`CapEff`, `Seccomp`, ...).
+fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name}: {status}"))
+}
+
+/// Every unpacked layer directory of `cache` that holds `path`.
+fn in_layer_cache(cache: &std::path::Path, path: &str) -> Vec<std::path::PathBuf> {
+    let layers = cache.join("layers");
+    std::fs::read_dir(&layers)
+        .unwrap_or_else(|e| panic!("{}: {e}", layers.display()))
+        .map(|dir| dir.unwrap().path().join("fs").join(path))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .collect()
+}
+
+/// A Debian bookworm root filesystem as mmdebstrap makes it (with its
+/// `/dev` nodes), a second layer deleting files, user `nobody`: it
+/// unpacks, runs, and has from inside what Docker gives such an image.
+#[tokio::test]
+async fn a_debian_rootfs_image_runs_as_nobody_with_dockers_defaults_and_stops_on_its_stop_signal() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let fixture = DebianFixture::new();
+    let mut server = fixture.run(&fixture.nobody, &["--stop-grace", "60s"]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/")).await,
+        "hello from debian\n"
+    );
+    // The first layer's device nodes were made, as containerd makes them
+    // (inside, the runtime's own /dev is mounted over them).
+    let consoles = in_layer_cache(fixture.cache.path(), "dev/console");
+    assert_eq!(consoles.len(), 1, "{consoles:?}");
+    let console = std::fs::symlink_metadata(&consoles[0]).unwrap();
+    assert!(console.file_type().is_char_device(), "{console:?}");
+    // The second layer's whiteouts hide the first's files; python3 and
+    // the user database come from the first.
+    assert_eq!(
+        get_text(&client, server.url("/files")).await,
+        "/etc/motd False\n/usr/share/doc/apt False\n/usr/share/doc/kept True\n/usr/bin/python3 True\n"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/whoami")).await,
+        "uid=65534 user=nobody\n"
+    );
+    // A non-root user holds no capability in any set; the bounding set is
+    // Docker's; seccomp in force, io_uring refused as in Docker's profile.
+    let status = get_text(&client, server.url("/status")).await;
+    assert_eq!(status_field(&status, "CapBnd"), DOCKER_DEFAULT_CAPABILITIES, "{status}");
+    for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+        assert_eq!(status_field(&status, set), "0000000000000000", "{set}: {status}");
+    }
+    assert_eq!(status_field(&status, "Seccomp"), "2", "{status}");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1", "{status}");
+    assert_eq!(get_text(&client, server.url("/io_uring")).await, "EPERM\n");
+    // Stopped with the image's StopSignal (SIGINT), which wasmhost's init
+    // passes to python: it ends at once, long before the 60 s grace.
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0), "{}", server.log());
+    let log = server.log();
+    assert!(log.contains("app: stopping on SIGINT"), "{log}");
+    assert!(!log.contains("SIGKILL"), "{log}");
+}
+
+/// Root in the container holds Docker's default set, changed by
+/// `--cap-drop` and `--cap-add`; CAP_MKNOD makes a device node, which the
+/// device cgroup will not let it open; `--read-only` keeps even root from
+/// writing to the image's files.
+#[tokio::test]
+async fn root_in_a_debian_image_holds_dockers_default_capabilities_as_changed_by_cap_add_and_drop() {
+    let fixture = DebianFixture::new();
+    let server = fixture.run(
+        &fixture.root,
+        &["--cap-drop", "NET_RAW", "--cap-add", "CAP_SYS_PTRACE", "--read-only"],
+    );
+    let client = http1();
+    assert_eq!(get_text(&client, server.url("/whoami")).await, "uid=0 user=root\n");
+    assert_eq!(get_text(&client, server.url("/write")).await, "EROFS\n");
+    let status = get_text(&client, server.url("/status")).await;
+    let default = u64::from_str_radix(DOCKER_DEFAULT_CAPABILITIES, 16).unwrap();
+    const NET_RAW: u64 = 1 << 13;
+    const SYS_PTRACE: u64 = 1 << 19;
+    let expected = format!("{:016x}", (default & !NET_RAW) | SYS_PTRACE);
+    for set in ["CapBnd", "CapEff", "CapPrm"] {
+        assert_eq!(status_field(&status, set), expected, "{set}: {status}");
+    }
+    for set in ["CapInh", "CapAmb"] {
+        assert_eq!(status_field(&status, set), "0000000000000000", "{set}: {status}");
+    }
+    assert_eq!(
+        get_text(&client, server.url("/mknod")).await,
+        "mknod: ok, open: EPERM\n"
+    );
+    stop(server);
 }

@@ -203,8 +203,8 @@ pub enum Source {
 }
 
 /// `container = { image, port, start, idle_timeout, memory_limit, cpus,
-/// pids_limit, runtime, stop_grace, user_namespace }`: how a container
-/// component runs.
+/// pids_limit, runtime, stop_grace, user_namespace, cap_add, cap_drop,
+/// read_only_rootfs, init }`: how a container component runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerSource {
     /// The image reference.
@@ -212,7 +212,9 @@ pub struct ContainerSource {
     /// The settings the table gives (`port`, `start = "eager" | "lazy"`,
     /// `idle_timeout = "5m"`, `memory_limit = "256MiB"`, `cpus = 0.5`,
     /// `pids_limit = 128`, `runtime = "embedded" | "runc" | "crun" |
-    /// "youki"`, `stop_grace = "10s"`, `user_namespace = true`), the
+    /// "youki"`, `stop_grace = "10s"`, `user_namespace = true`,
+    /// `cap_add = ["NET_ADMIN"]`, `cap_drop = ["ALL"]`, `read_only_rootfs
+    /// = true`, `init = false`), the
     /// defaults for the rest; the component's `environment` and `volumes`
     /// join them at assembly.
     pub settings: crate::container::settings::Settings,
@@ -908,6 +910,22 @@ impl Cx<'_> {
                 ));
             }
         }
+        let capabilities = |field: &str, names: Vec<String>| {
+            names
+                .into_iter()
+                .map(|name| {
+                    crate::container::capabilities::canonical(&name).map_err(|_| {
+                        bad(
+                            field,
+                            name,
+                            "a Linux capability such as `NET_ADMIN` (or `ALL`)",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let cap_add = capabilities("cap_add", raw.cap_add)?;
+        let cap_drop = capabilities("cap_drop", raw.cap_drop)?;
         let default = Settings::default();
         Ok(ContainerSource {
             image: raw.image,
@@ -924,6 +942,10 @@ impl Cx<'_> {
                 environment: Vec::new(),
                 volumes: Vec::new(),
                 user_namespace: raw.user_namespace.unwrap_or(false),
+                cap_add,
+                cap_drop,
+                read_only_rootfs: raw.read_only_rootfs.unwrap_or(default.read_only_rootfs),
+                init: raw.init.unwrap_or(default.init),
             },
             pulled: None,
         })
@@ -1182,6 +1204,12 @@ struct RawContainer {
     runtime: Option<String>,
     stop_grace: Option<String>,
     user_namespace: Option<bool>,
+    #[serde(default)]
+    cap_add: Vec<String>,
+    #[serde(default)]
+    cap_drop: Vec<String>,
+    read_only_rootfs: Option<bool>,
+    init: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1879,6 +1907,25 @@ watch = ["src/**/*.rs"]
         assert_eq!(
             (&s.runtime, s.pids_limit, s.stop_grace),
             (&defaults.runtime, defaults.pids_limit, defaults.stop_grace)
+        );
+        assert!(s.init && !s.read_only_rootfs && s.cap_add.is_empty() && s.cap_drop.is_empty());
+
+        // Capabilities as Docker spells them, canonical; the init off.
+        write(
+            r#"container = { image = "example.com/legacy:1", cap_add = ["cap_net_admin"], cap_drop = ["ALL"], read_only_rootfs = true, init = false }"#,
+        );
+        let loaded = load(&path).unwrap();
+        let Source::Container(c) = &loaded.manifest.components["legacy"].source else {
+            panic!("not a container");
+        };
+        let s = &c.settings;
+        assert_eq!((s.cap_add.as_slice(), s.cap_drop.as_slice()), (&["NET_ADMIN".to_owned()][..], &["ALL".to_owned()][..]));
+        assert!(s.read_only_rootfs && !s.init);
+        write(r#"container = { image = "example.com/legacy:1", cap_add = ["NET_MAGIC"] }"#);
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("`component.legacy.container.cap_add` is `NET_MAGIC`"),
+            "{err}"
         );
 
         write(

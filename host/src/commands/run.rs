@@ -12,6 +12,7 @@ use super::parse::{DurationArg, SizeArg};
 use super::RegistryArgs;
 use crate::backend::Backend;
 use crate::container::backend::ContainerBackend;
+use crate::container::capabilities;
 use crate::container::image::PreparedImage;
 use crate::container::settings::{Cpus, Settings, Start, DEFAULT_RUNTIME};
 use crate::limits;
@@ -74,6 +75,30 @@ pub struct RunCommand {
     /// readable, not writable).
     #[arg(long)]
     pub user_namespace: bool,
+
+    /// Add a capability to Docker's default set for root in the container
+    /// (`NET_ADMIN` or `CAP_NET_ADMIN`; `ALL`). Repeatable.
+    #[arg(long, value_name = "CAPABILITY", value_parser = capabilities::canonical)]
+    pub cap_add: Vec<String>,
+
+    /// Take a capability from Docker's default set (`ALL`: every one).
+    /// Repeatable.
+    #[arg(long, value_name = "CAPABILITY", value_parser = capabilities::canonical)]
+    pub cap_drop: Vec<String>,
+
+    /// Mount the image's root filesystem read-only (volumes keep their own
+    /// mode).
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Run wasmhost's init as pid 1 in front of the image's command (it
+    /// forwards signals and reaps orphans) [default].
+    #[arg(long, overrides_with = "no_init")]
+    pub init: bool,
+
+    /// Run the image's command as pid 1 itself.
+    #[arg(long, overrides_with = "init")]
+    pub no_init: bool,
 
     /// Start on the first request instead of now.
     #[arg(long)]
@@ -158,6 +183,10 @@ impl RunCommand {
                 .map(|v| Volume::parse(v, &here).context("--volume"))
                 .collect::<Result<_>>()?,
             user_namespace: self.user_namespace,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            read_only_rootfs: self.read_only,
+            init: !self.no_init,
         })
     }
 }
@@ -208,6 +237,10 @@ mod tests {
             environment: vec![("GREETING".into(), "hi".into())],
             volumes: vec![Volume::parse("/srv/data:/data:ro", std::path::Path::new("/")).unwrap()],
             user_namespace: true,
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["ALL".into()],
+            read_only_rootfs: true,
+            init: false,
         };
         let args = chosen.run_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -42,6 +42,7 @@ impl ContainerBackend {
             .config
             .service_port(settings.port)
             .context("the port to proxy to")?;
+        let stop_signal = image.config.stop_signal()?;
         let runtime = OciRuntime::named(&settings.runtime)?;
         let sys: Arc<dyn Syscall> = Arc::new(Linux);
         let state_dir = PathBuf::from(CONTAINERS_DIR);
@@ -54,6 +55,7 @@ impl ContainerBackend {
             image,
             runtime,
             port,
+            stop_signal,
             state_dir,
             sys,
         });

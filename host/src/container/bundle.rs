@@ -89,7 +89,11 @@ impl Bundle {
             None => Some(NetNs::create(&id, recipe.sys.clone())?),
             Some(_) => None,
         };
-        let policy = policy(recipe, &id, user_namespace, netns.as_ref());
+        let init = match recipe.settings.init {
+            true => Some(super::init::installed()?),
+            false => None,
+        };
+        let policy = policy(recipe, &id, user_namespace, netns.as_ref(), init);
         let passwd = root.read("etc/passwd").unwrap_or_default();
         let group = root.read("etc/group").unwrap_or_default();
         let spec = spec::runtime_spec(&image.config, &root.path(), &policy, &passwd, &group)?;
@@ -111,6 +115,7 @@ fn policy(
     id: &str,
     user_namespace: Option<IdMap>,
     netns: Option<&NetNs>,
+    init: Option<PathBuf>,
 ) -> Policy {
     let settings = recipe.settings;
     Policy {
@@ -125,6 +130,9 @@ fn policy(
         hostname: sanitize(recipe.component),
         environment: settings.environment.clone(),
         volumes: settings.volumes.clone(),
+        capabilities: super::capabilities::resolve(&settings.cap_add, &settings.cap_drop),
+        read_only_rootfs: settings.read_only_rootfs,
+        init,
     }
 }
 
@@ -189,6 +197,8 @@ mod tests {
             memory_limit: 64 << 20,
             cpus: Cpus(500),
             environment: vec![("A".into(), "1".into())],
+            cap_drop: vec!["NET_RAW".into()],
+            read_only_rootfs: true,
             ..Settings::default()
         };
         let sys: Arc<dyn Syscall> = Arc::new(super::super::sys::fake::Recording::default());
@@ -199,12 +209,15 @@ mod tests {
             state_dir: work.path(),
             sys: &sys,
         };
-        let policy = policy(&recipe, "wasmhost-1-web-1-0", None, None);
+        let policy = policy(&recipe, "wasmhost-1-web-1-0", None, None, None);
         assert_eq!(policy.memory_limit, 64 << 20);
         assert_eq!(policy.cpus, 0.5);
         assert_eq!(policy.pids_limit, settings.pids_limit);
         assert_eq!(policy.hostname, "web-1");
         assert_eq!(policy.cgroups_path, "/wasmhost/wasmhost-1-web-1-0");
         assert_eq!(policy.environment, settings.environment);
+        assert_eq!(policy.capabilities.len(), 13);
+        assert!(!policy.capabilities.contains("NET_RAW"));
+        assert!(policy.read_only_rootfs);
     }
 }

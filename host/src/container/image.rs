@@ -12,6 +12,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
 use super::rootfs::LayerCache;
+use super::runtime::protocol::Signal;
 use crate::oci::media::Descriptor;
 use crate::oci::store::ContentStore;
 
@@ -90,6 +91,10 @@ pub struct ContainerConfig {
     /// `ExposedPorts`: `"8080/tcp": {}`.
     #[serde(default)]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// `StopSignal`: what asks the image's command to stop (`SIGQUIT`
+    /// for nginx); SIGTERM when absent.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
 }
 
 /// `rootfs` of an image config.
@@ -143,6 +148,15 @@ impl ImageConfig {
         }
     }
 
+    /// The signal that stops the image's command: its `StopSignal`, else
+    /// SIGTERM.
+    pub fn stop_signal(&self) -> Result<Signal> {
+        match self.config.stop_signal.as_deref() {
+            None | Some("") => Ok(Signal::Term),
+            Some(text) => Signal::parse(text).map_err(|e| anyhow::anyhow!("the image's StopSignal: {e}")),
+        }
+    }
+
     /// The TCP ports the image exposes, sorted.
     pub fn exposed_tcp_ports(&self) -> Vec<u16> {
         let mut ports: Vec<u16> = self
@@ -169,12 +183,17 @@ mod tests {
         let config = ImageConfig::parse(
             br#"{"os":"linux","architecture":"amd64",
                 "config":{"Entrypoint":["/bin/busybox"],"Cmd":["httpd","-f"],
-                          "ExposedPorts":{"8080/tcp":{},"53/udp":{}}},
+                          "ExposedPorts":{"8080/tcp":{},"53/udp":{}},"StopSignal":"SIGQUIT"},
                 "rootfs":{"type":"layers","diff_ids":["sha256:00"]}}"#,
         )
         .unwrap();
         assert_eq!(config.args().unwrap(), ["/bin/busybox", "httpd", "-f"]);
         assert_eq!(config.exposed_tcp_ports(), [8080]);
+        assert_eq!(
+            config.stop_signal().unwrap(),
+            Signal::Other(nix::sys::signal::Signal::SIGQUIT)
+        );
+        assert_eq!(ImageConfig::default().stop_signal().unwrap(), Signal::Term);
         let err =
             ImageConfig::parse(br#"{"os":"windows","rootfs":{"type":"layers"}}"#).unwrap_err();
         assert!(err.to_string().contains("windows"), "{err}");

@@ -8,6 +8,16 @@
 //! whatever is there is removed and replaced, and modes, owners and times are
 //! set through descriptors of the new inode itself. The `tar` crate is only
 //! the parser; its `unpack` trusts the paths it is given.
+//!
+//! What an image may carry is applied as containerd's applier does it:
+//! character and block devices and FIFOs (root filesystems made by
+//! debootstrap or mmdebstrap have `/dev/console`, `/dev/null`, ...;
+//! skipped, and counted, where they cannot be made: no `CAP_MKNOD`), extended
+//! attributes from PAX `SCHILY.xattr.*` records (file capabilities such
+//! as ping's `security.capability`), setuid and setgid bits, hard links,
+//! PAX and GNU long names, GNU sparse files (holes stay holes). What
+//! devices are usable inside is the runtime's business: its own `/dev`
+//! and a device cgroup that denies every other.
 
 #![forbid(unsafe_code)]
 
@@ -45,6 +55,16 @@ const WHITEOUT_DEVICE_MODE: u32 = 0o000;
 /// Mode of parent directories a layer does not list itself; containerd and
 /// umoci use the same.
 const IMPLICIT_DIR_MODE: u32 = 0o755;
+/// PAX record prefix of an extended attribute (as GNU tar and Go's
+/// archive/tar write them).
+const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
+/// Extended attributes a layer may not set: overlayfs reads its own
+/// (`trusted.overlay.opaque`, `.redirect`, `.metacopy`) from the layer
+/// directories, and only whiteout entries decide those.
+const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
+/// Chunk in which regular files are copied; an all-zero chunk becomes a
+/// hole instead of a write.
+const COPY_CHUNK: usize = 128 << 10;
 
 /// How a layer's compression is recognised from its media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,11 +113,23 @@ pub enum Whiteouts {
     Delete,
 }
 
+/// What applying a layer gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `sha256:<hex>` of the uncompressed tar stream.
+    pub diff_id: String,
+    /// Device nodes and FIFOs that could not be made here (EPERM: no
+    /// `CAP_MKNOD`, as in a user namespace), skipped as containerd skips
+    /// them there; the first one's path, for the log line.
+    pub skipped_nodes: u64,
+    pub first_skipped: Option<String>,
+}
+
 /// Applies the layer blob at `blob` (compressed as `compression`) onto the
 /// existing directory `root`. Returns the layer's diff_id: `sha256:<hex>` of
 /// the uncompressed tar stream (computed while streaming, over every byte
-/// including padding/trailer the decoder yields). Errors name the offending
-/// tar entry path.
+/// including padding/trailer the decoder yields), and the nodes skipped.
+/// Errors name the offending tar entry path.
 ///
 /// On error the root is left part-applied: callers unpack into a directory
 /// they throw away on failure.
@@ -106,7 +138,7 @@ pub fn apply_layer(
     blob: &Path,
     compression: Compression,
     whiteouts: Whiteouts,
-) -> Result<String> {
+) -> Result<Applied> {
     let file = File::open(blob).with_context(|| format!("open layer blob `{}`", blob.display()))?;
     let mut stream = HashingReader::new(decompressed(file, compression));
     let mut applier = Applier::open(root, whiteouts)?;
@@ -117,7 +149,11 @@ pub fn apply_layer(
     // the rest of the stream too (the second zero block, record padding).
     io::copy(&mut stream, &mut io::sink())
         .with_context(|| format!("read the end of layer `{}`", blob.display()))?;
-    Ok(stream.diff_id())
+    Ok(Applied {
+        diff_id: stream.diff_id(),
+        skipped_nodes: applier.skipped_nodes,
+        first_skipped: applier.first_skipped,
+    })
 }
 
 /// The uncompressed tar stream of a layer blob.
@@ -259,6 +295,9 @@ struct Applier {
     /// Directory times, set last because creating entries inside a
     /// directory changes its mtime.
     dir_times: Vec<(PathBuf, SystemTime)>,
+    /// Device nodes and FIFOs that could not be made (see [`Applied`]).
+    skipped_nodes: u64,
+    first_skipped: Option<String>,
 }
 
 impl Applier {
@@ -274,6 +313,8 @@ impl Applier {
             whiteouts,
             ours: HashSet::new(),
             dir_times: Vec::new(),
+            skipped_nodes: 0,
+            first_skipped: None,
         })
     }
 
@@ -308,12 +349,17 @@ impl Applier {
         if path.as_os_str().is_empty() && kind != EntryType::Directory {
             bail!("the path names the root itself, which only a directory entry may");
         }
+        let xattrs = xattrs_of(entry)?;
         match kind {
-            EntryType::Regular | EntryType::Continuous => {
+            // The tar parser expands a GNU sparse entry's map: its reads
+            // give the holes as zeros, which `write_file` skips over.
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let meta = Meta::of(entry.header())?;
-                self.write_file(&path, entry, &meta)?;
+                self.write_file(&path, entry, &meta, &xattrs)?;
             }
-            EntryType::Directory => self.make_dir(&path, &Meta::of(entry.header())?)?,
+            EntryType::Directory => {
+                self.make_dir(&path, &Meta::of(entry.header())?, &xattrs)?
+            }
             EntryType::Symlink => {
                 let target = symlink_target(entry)?;
                 self.make_symlink(&path, &target, &Meta::of(entry.header())?)?;
@@ -324,10 +370,11 @@ impl Applier {
                     .context("hard link entry has no target")?;
                 self.make_hardlink(&path, &raw)?;
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => bail!(
-                "device nodes and FIFOs are refused in image layers ({kind:?}): \
-                 the runtime provides /dev"
-            ),
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                if !self.make_node(&path, kind, entry.header())? {
+                    return Ok(());
+                }
+            }
             other => bail!("tar entry type {other:?} is not supported in image layers"),
         }
         self.remember(&path);
@@ -361,7 +408,13 @@ impl Applier {
         }
     }
 
-    fn write_file(&self, path: &Path, contents: &mut impl Read, meta: &Meta) -> Result<()> {
+    fn write_file(
+        &self,
+        path: &Path,
+        contents: &mut impl Read,
+        meta: &Meta,
+        xattrs: &[Xattr],
+    ) -> Result<()> {
         self.prepare(path, false)?;
         let mut file = self
             .root
@@ -371,13 +424,57 @@ impl Applier {
                 &Permissions::from_mode(0o600),
             )
             .context("create file")?;
-        io::copy(contents, &mut file).context("write file contents")?;
+        copy_sparse(contents, &mut file).context("write file contents")?;
         set_owner_and_mode(&file, meta)?;
+        // After chown, which clears `security.capability`.
+        set_xattrs(&file, xattrs)?;
         file.set_times(file_times(meta.mtime))
             .context("set file times")
     }
 
-    fn make_dir(&mut self, path: &Path, meta: &Meta) -> Result<()> {
+    /// Makes a character or block device or a FIFO; false when it cannot
+    /// be made here (EPERM), which is counted and otherwise skipped.
+    fn make_node(&mut self, path: &Path, kind: EntryType, header: &Header) -> Result<bool> {
+        let meta = Meta::of(header)?;
+        let permissions = Permissions::from_mode(meta.mode);
+        let device = || -> Result<u64> {
+            let major = header.device_major().context("read device major")?;
+            let minor = header.device_minor().context("read device minor")?;
+            Ok(libc::makedev(major.unwrap_or(0), minor.unwrap_or(0)))
+        };
+        let inode = match kind {
+            EntryType::Char => InodeType::CharacterDevice(permissions, device()?),
+            EntryType::Block => InodeType::BlockDevice(permissions, device()?),
+            _ => InodeType::Fifo(permissions),
+        };
+        self.prepare(path, false)?;
+        match self.root.create(path, &inode) {
+            Ok(()) => {}
+            Err(err) if is_errno(&err, libc::EPERM) => {
+                self.skipped_nodes += 1;
+                self.first_skipped
+                    .get_or_insert_with(|| path.display().to_string());
+                return Ok(false);
+            }
+            Err(err) => return Err(err).context("create device node or FIFO"),
+        }
+        let node = self
+            .root
+            .resolve_nofollow(path)
+            .context("open new device node or FIFO")?;
+        set_unopenable_metadata(&node, &meta)?;
+        // mknod applied the umask. chmod through the handle's /proc link
+        // reaches this very inode and opens nothing (a FIFO would block,
+        // a device would be opened).
+        fs::set_permissions(
+            format!("/proc/self/fd/{}", node.as_fd().as_raw_fd()),
+            Permissions::from_mode(meta.mode),
+        )
+        .context("set mode")?;
+        Ok(true)
+    }
+
+    fn make_dir(&mut self, path: &Path, meta: &Meta, xattrs: &[Xattr]) -> Result<()> {
         if !self.prepare(path, true)? {
             self.root
                 .create(path, &InodeType::Directory(Permissions::from_mode(0o700)))
@@ -391,6 +488,7 @@ impl Applier {
             )
             .context("open directory")?;
         set_owner_and_mode(&dir, meta)?;
+        set_xattrs(&dir, xattrs)?;
         self.dir_times.push((path.to_path_buf(), meta.mtime));
         Ok(())
     }
@@ -662,6 +760,85 @@ impl Meta {
     }
 }
 
+/// An extended attribute an entry carries: name, value.
+type Xattr = (std::ffi::CString, Vec<u8>);
+
+/// The extended attributes of an entry's PAX records, but those of
+/// overlayfs ([`OVERLAY_XATTR_PREFIX`]).
+fn xattrs_of<R: Read>(entry: &mut Entry<'_, R>) -> Result<Vec<Xattr>> {
+    let Some(records) = entry.pax_extensions().context("read PAX records")? else {
+        return Ok(Vec::new());
+    };
+    let mut xattrs = Vec::new();
+    for record in records {
+        let record = record.context("read a PAX record")?;
+        let Ok(key) = record.key() else { continue };
+        let Some(name) = key.strip_prefix(PAX_XATTR_PREFIX) else {
+            continue;
+        };
+        if name.starts_with(OVERLAY_XATTR_PREFIX) {
+            continue;
+        }
+        let name = std::ffi::CString::new(name)
+            .with_context(|| format!("xattr name `{name}` has a NUL byte"))?;
+        xattrs.push((name, record.value_bytes().to_vec()));
+    }
+    Ok(xattrs)
+}
+
+/// Sets `xattrs` on an open file or directory. One the file system does
+/// not support (EOPNOTSUPP) is skipped, as containerd skips it; any other
+/// failure fails the layer.
+fn set_xattrs(file: &File, xattrs: &[Xattr]) -> Result<()> {
+    for (name, value) in xattrs {
+        match super::sys::set_xattr(file.as_fd(), name, value) {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                tracing::debug!("xattr `{}` not supported here: skipped", name.to_string_lossy());
+            }
+            other => other.with_context(|| format!("set xattr `{}`", name.to_string_lossy()))?,
+        }
+    }
+    Ok(())
+}
+
+/// Copies `contents` into the new, empty `file`, seeking over all-zero
+/// chunks instead of writing them: a sparse file's holes (and long zero
+/// runs of any file) take no space, as with `cp --sparse`.
+fn copy_sparse(contents: &mut impl Read, file: &mut File) -> io::Result<()> {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut length = 0u64;
+    let mut hole = false;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match contents.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        let chunk = &buf[..filled];
+        if chunk.iter().all(|&b| b == 0) {
+            file.seek(SeekFrom::Current(filled as i64))?;
+            hole = true;
+        } else {
+            file.write_all(chunk)?;
+            hole = false;
+        }
+        length += filled as u64;
+    }
+    if hole {
+        // A file ending in a hole: its length, without writing it.
+        file.set_len(length)?;
+    }
+    Ok(())
+}
+
 /// Owner, then mode: chown clears setuid and setgid bits.
 fn set_owner_and_mode(file: &File, meta: &Meta) -> Result<()> {
     fchown(file, Some(meta.uid), Some(meta.gid)).context("set owner")?;
@@ -837,7 +1014,7 @@ mod tests {
         ) -> Result<String> {
             let path = self.blobs.path().join("layer");
             fs::write(&path, blob).expect("write blob");
-            apply_layer(&self.root, &path, compression, whiteouts)
+            apply_layer(&self.root, &path, compression, whiteouts).map(|a| a.diff_id)
         }
 
         /// Everything in the temp dir outside the root, with metadata and
@@ -1384,19 +1561,117 @@ mod tests {
         assert_eq!(owner_of(&fx.sentinel), (0, 0));
     }
 
+    /// mmdebstrap's and debootstrap's root filesystems carry `/dev`
+    /// nodes; containerd makes them (the runtime's own `/dev` and device
+    /// cgroup decide what is usable).
     #[test]
-    fn device_nodes_and_fifos_are_refused() {
-        for kind in [EntryType::Char, EntryType::Block, EntryType::Fifo] {
-            let fx = Fixture::new();
-            let tar = Layer::new()
-                .dir("dev/", 0o755)
-                .entry(kind, "dev/x", "", 0o666, b"")
-                .bytes();
-            fx.assert_refused(&tar, "dev/x");
-            assert!(
-                fs::symlink_metadata(fx.root.join("dev/x")).is_err(),
-                "{kind:?}"
-            );
+    fn device_nodes_and_fifos_are_made_with_their_numbers_modes_and_owners() {
+        let fx = Fixture::new();
+        let mut layer = Layer::new().dir("dev/", 0o755);
+        for (kind, path, major, minor) in [
+            (EntryType::Char, "dev/console", 5, 1),
+            (EntryType::Block, "dev/loop0", 7, 0),
+            (EntryType::Fifo, "run/initctl", 0, 0),
+        ] {
+            let mut header = layer.header(kind, 0o620, 0);
+            header.set_device_major(major).unwrap();
+            header.set_device_minor(minor).unwrap();
+            header.set_uid(0);
+            header.set_gid(5);
+            layer.builder.append_data(&mut header, path, &b""[..]).unwrap();
         }
+        fx.apply(&layer.bytes(), Whiteouts::Overlay).unwrap();
+        let console = fs::symlink_metadata(fx.root.join("dev/console")).unwrap();
+        assert!(console.file_type().is_char_device());
+        assert_eq!(console.rdev(), libc::makedev(5, 1));
+        assert_eq!(console.mode() & 0o7777, 0o620, "the umask does not apply");
+        assert_eq!((console.uid(), console.gid()), (0, 5));
+        let disk = fs::symlink_metadata(fx.root.join("dev/loop0")).unwrap();
+        assert!(disk.file_type().is_block_device());
+        assert_eq!(disk.rdev(), libc::makedev(7, 0));
+        let fifo = fs::symlink_metadata(fx.root.join("run/initctl")).unwrap();
+        assert!(fifo.file_type().is_fifo());
+    }
+
+    /// A device entry whose path leads through a symlink out of the root
+    /// is made inside it, as every other entry.
+    #[test]
+    fn a_device_node_through_an_escaping_symlink_stays_inside() {
+        let fx = Fixture::new();
+        let mut layer = Layer::new().symlink("dev", "../../..");
+        let mut header = layer.header(EntryType::Fifo, 0o644, 0);
+        layer
+            .builder
+            .append_data(&mut header, "dev/evil-fifo", &b""[..])
+            .unwrap();
+        fx.assert_contained(&layer.bytes());
+        assert!(fs::symlink_metadata(fx.root.join("evil-fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+    }
+
+    /// File capabilities (`setcap cap_net_raw+ep`), user xattrs and
+    /// setuid bits survive; overlayfs' own xattrs are not taken from a
+    /// layer.
+    #[test]
+    fn xattrs_file_capabilities_and_setuid_bits_are_kept() {
+        let fx = Fixture::new();
+        // VFS_CAP_REVISION_2, effective, CAP_NET_RAW (bit 13) permitted.
+        let mut capability = vec![0u8; 20];
+        capability[..4].copy_from_slice(&0x0200_0001u32.to_le_bytes());
+        capability[4..8].copy_from_slice(&(1u32 << 13).to_le_bytes());
+        let mut layer = Layer::new();
+        layer
+            .builder
+            .append_pax_extensions([
+                ("SCHILY.xattr.security.capability", &capability[..]),
+                ("SCHILY.xattr.user.origin", &b"debian"[..]),
+                ("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..]),
+            ])
+            .unwrap();
+        let mut header = layer.header(EntryType::Regular, 0o4755, 4);
+        layer
+            .builder
+            .append_data(&mut header, "bin/ping", &b"ping"[..])
+            .unwrap();
+        let tar = layer.owner(0, 0).file("bin/su", 0o4755, b"su").bytes();
+        fx.apply(&tar, Whiteouts::Overlay).unwrap();
+        let ping = fx.root.join("bin/ping");
+        assert_eq!(xattr(&ping, "security.capability"), Some(capability));
+        assert_eq!(xattr(&ping, "user.origin").as_deref(), Some(&b"debian"[..]));
+        assert_eq!(xattr(&ping, "trusted.overlay.redirect"), None);
+        assert_eq!(mode_of(&ping), 0o4755);
+        assert_eq!(mode_of(&fx.root.join("bin/su")), 0o4755);
+    }
+
+    /// PAX `path` records name files past the 100 bytes of a header;
+    /// GNU sparse entries and long zero runs become holes.
+    #[test]
+    fn pax_long_names_and_sparse_files_are_unpacked() {
+        let fx = Fixture::new();
+        let long = format!("usr/share/{}/file", "d".repeat(180));
+        let mut layer = Layer::new();
+        layer
+            .builder
+            .append_pax_extensions([("path", long.as_bytes())])
+            .unwrap();
+        let mut header = layer.header(EntryType::Regular, 0o644, 5);
+        layer
+            .builder
+            .append_data(&mut header, "short-name", &b"pax!\n"[..])
+            .unwrap();
+        // 8 MiB of zeros with a byte at each end.
+        let mut big = vec![0u8; 8 << 20];
+        big[0] = 1;
+        *big.last_mut().unwrap() = 2;
+        let tar = layer.file("var/lib/sparse.img", 0o644, &big).bytes();
+        fx.apply(&tar, Whiteouts::Overlay).unwrap();
+        assert_eq!(fs::read(fx.root.join(&long)).unwrap(), b"pax!\n");
+        assert!(!fx.root.join("short-name").exists());
+        let image = fx.root.join("var/lib/sparse.img");
+        assert_eq!(fs::read(&image).unwrap(), big);
+        let blocks = fs::metadata(&image).unwrap().blocks();
+        assert!(blocks * 512 < 1 << 20, "holes are not written: {blocks} blocks");
     }
 }

@@ -23,7 +23,10 @@
 //!   never reach outside it).
 //! - [`rootfs`]: layers unpacked once by chain id, and a container's root
 //!   as an overlay of them.
-//! - [`spec`]: the OCI runtime spec under the host's policy.
+//! - [`spec`]: the OCI runtime spec under the host's policy;
+//!   [`capabilities`] (Docker's default set, `cap_add`/`cap_drop`) and
+//!   [`seccomp`] (Docker's default profile) are parts of it.
+//! - [`init`]: wasmhost's init, pid 1 in front of the image's command.
 //! - [`bundle`]: one container's id, root, namespace and `config.json`.
 //! - [`netns`]: the container's private network namespace and the way in.
 //! - [`sweep`]: what a killed wasmhost left behind.
@@ -33,13 +36,16 @@
 
 pub mod backend;
 pub mod bundle;
+pub mod capabilities;
 pub mod image;
+pub mod init;
 pub mod layers;
 pub mod lifecycle;
 pub mod netns;
 pub mod proxy;
 pub mod rootfs;
 pub mod runtime;
+pub mod seccomp;
 pub mod settings;
 pub mod spec;
 pub mod sweep;

@@ -70,15 +70,27 @@ impl LayerCache {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create `{}`", self.dir.display()))?;
         let mut dirs = Vec::new();
+        let (mut skipped, mut first_skipped) = (0, None);
         for ((layer, diff_id), chain_id) in layers.iter().zip(diff_ids).zip(chain_ids(diff_ids)) {
             let hex = crate::oci::store::sha256_hex(&chain_id)
                 .with_context(|| format!("diff_id `{diff_id}`"))?;
             let done = self.dir.join(hex);
             if !done.join("fs").is_dir() {
-                self.unpack_one(store, layer, diff_id, &done)
+                let applied = self
+                    .unpack_one(store, layer, diff_id, &done)
                     .with_context(|| format!("layer {}", layer.digest))?;
+                skipped += applied.skipped_nodes;
+                first_skipped = first_skipped.or(applied.first_skipped);
             }
             dirs.push(done.join("fs"));
+        }
+        if let Some(first) = first_skipped {
+            // One line per image: a rootfs image has a dozen in /dev.
+            tracing::warn!(
+                "{skipped} device nodes or FIFOs of the image's layers skipped \
+                 (`{first}`, ...): they cannot be made here (no CAP_MKNOD); \
+                 the runtime's own /dev is there"
+            );
         }
         Ok(dirs)
     }
@@ -89,7 +101,7 @@ impl LayerCache {
         layer: &Descriptor,
         diff_id: &str,
         done: &Path,
-    ) -> Result<()> {
+    ) -> Result<layers::Applied> {
         let staging = tempfile::Builder::new()
             .prefix(".partial-")
             .tempdir_in(&self.dir)?;
@@ -97,7 +109,8 @@ impl LayerCache {
         std::fs::create_dir(&fs)?;
         let compression = layers::compression_of(&layer.media_type)?;
         let blob = store.blob_path(&layer.digest)?;
-        let actual = layers::apply_layer(&fs, &blob, compression, Whiteouts::Overlay)?;
+        let applied = layers::apply_layer(&fs, &blob, compression, Whiteouts::Overlay)?;
+        let actual = &applied.diff_id;
         if actual != diff_id {
             bail!("the layer unpacks to {actual}, but the image config says {diff_id}");
         }
@@ -111,7 +124,7 @@ impl LayerCache {
                 return Err(e).context("cannot move the unpacked layer into place");
             }
         }
-        Ok(())
+        Ok(applied)
     }
 }
 

@@ -97,6 +97,16 @@ pub struct Settings {
     /// [`super::spec::IdMap::DEFAULT`]) rather than as host root in the
     /// other namespaces only.
     pub user_namespace: bool,
+    /// Capabilities added to Docker's default set for root (canonical
+    /// names, [`super::capabilities::canonical`]; `ALL` for every one).
+    pub cap_add: Vec<String>,
+    /// Capabilities taken from it (`ALL` for every one).
+    pub cap_drop: Vec<String>,
+    /// Mount the image's root read-only (volumes keep their own mode).
+    pub read_only_rootfs: bool,
+    /// Run wasmhost's init as pid 1 in front of the image's command, so
+    /// signals reach the command and orphans are reaped.
+    pub init: bool,
 }
 
 impl Default for Settings {
@@ -114,6 +124,10 @@ impl Default for Settings {
             environment: Vec::new(),
             volumes: Vec::new(),
             user_namespace: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            read_only_rootfs: false,
+            init: true,
         }
     }
 }
@@ -172,8 +186,20 @@ impl Settings {
             }
             flag("volume", text);
         }
+        for capability in &self.cap_add {
+            flag("cap-add", capability.clone());
+        }
+        for capability in &self.cap_drop {
+            flag("cap-drop", capability.clone());
+        }
         if self.user_namespace {
             args.push("--user-namespace".to_owned());
+        }
+        if self.read_only_rootfs {
+            args.push("--read-only".to_owned());
+        }
+        if !self.init {
+            args.push("--no-init".to_owned());
         }
         // `run` starts eagerly unless told otherwise.
         if self.start == Start::Lazy {

@@ -4,26 +4,26 @@
 //!
 //! The policy is runc's and containerd's defaults: new pid, mount, ipc,
 //! uts, cgroup and network namespaces (the network one prepared by
-//! wasmhost, loopback only), `no_new_privs`, the small capability set
-//! (AUDIT_WRITE, KILL, NET_BIND_SERVICE), masked and read-only `/proc`
-//! paths, an allowlist seccomp filter (everything else fails with EPERM;
-//! x86-64 system calls only),
-//! an open-file rlimit, and memory, pids and CPU limits in the
-//! container's own cgroup.
+//! wasmhost), `no_new_privs`, Docker's default capabilities for root
+//! ([`capabilities`]: none for a non-root user), masked and read-only
+//! `/proc` paths, Docker's seccomp profile ([`seccomp`]), an open-file
+//! rlimit, memory, pids and CPU limits in the container's own cgroup, and
+//! wasmhost's init as pid 1 unless turned off.
 
 #![forbid(unsafe_code)]
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use oci_spec::runtime::{
-    Arch, Capabilities, Capability, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, LinuxSeccompAction,
-    LinuxSeccompBuilder, LinuxSyscallBuilder, RootBuilder, Spec, UserBuilder,
+    LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    RootBuilder, Spec, UserBuilder,
 };
 
 use super::image::ImageConfig;
+use super::{capabilities, seccomp};
 
 /// Limits and placement of one container.
 #[derive(Debug, Clone)]
@@ -47,7 +47,20 @@ pub struct Policy {
     pub environment: Vec<(String, String)>,
     /// Host directories bind-mounted into the container.
     pub volumes: Vec<crate::volume::Volume>,
+    /// What root in the container holds (canonical names, from
+    /// [`capabilities::resolve`]); the seccomp filter follows it.
+    pub capabilities: BTreeSet<String>,
+    /// Mount the root filesystem read-only (volumes keep their own mode).
+    pub read_only_rootfs: bool,
+    /// wasmhost's init on the host, to run as pid 1 in front of the
+    /// image's command (mounted read-only at [`INIT_IN_CONTAINER`]);
+    /// `None`: the image's command is pid 1.
+    pub init: Option<PathBuf>,
 }
+
+/// Where wasmhost's init appears inside a container: a file at the root,
+/// so no directory of the image's is touched.
+pub const INIT_IN_CONTAINER: &str = "/.wasmhost-init";
 
 /// A user namespace's ids: container ids `0..size` are host ids
 /// `host..host + size`, for users and groups alike.
@@ -86,14 +99,18 @@ pub fn runtime_spec(
     spec.set_root(Some(
         RootBuilder::default()
             .path(rootfs)
-            .readonly(false)
+            .readonly(policy.read_only_rootfs)
             .build()?,
     ));
     let process = spec
         .process_mut()
         .as_mut()
         .context("default spec has a process")?;
-    process.set_args(Some(image.args()?));
+    let mut args = image.args()?;
+    if policy.init.is_some() {
+        args.insert(0, INIT_IN_CONTAINER.to_owned());
+    }
+    process.set_args(Some(args));
     process.set_env(Some(environment(image, &policy.environment)));
     process.set_cwd(
         image
@@ -107,7 +124,9 @@ pub fn runtime_spec(
     let (uid, gid) = user(image.config.user.as_deref().unwrap_or(""), passwd, group)?;
     process.set_user(UserBuilder::default().uid(uid).gid(gid).build()?);
     process.set_no_new_privileges(Some(true));
-    process.set_capabilities(Some(capabilities()?));
+    // Root holds the component's set; a non-root user loses it at exec
+    // (nothing inheritable or ambient).
+    process.set_capabilities(Some(capabilities::process_sets(&policy.capabilities)?));
 
     let linux = spec
         .linux_mut()
@@ -161,11 +180,44 @@ pub fn runtime_spec(
                     .quota((policy.cpus * period as f64) as i64)
                     .build()?,
             )
+            // Every device denied first, as runc's and Docker's specs do;
+            // the runtime then allows its own `/dev` (null, zero, tty,
+            // ...). Without it the cgroup inherits "allow all", and root
+            // holds CAP_MKNOD: a node made inside, or one an image's layer
+            // carries, would open the host's disks.
+            .devices(vec![LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()?])
             .build()?,
     ));
-    linux.set_seccomp(Some(seccomp()?));
+    linux.set_seccomp(Some(seccomp::filter(&policy.capabilities)?));
     add_volumes(&mut spec, &policy.volumes)?;
+    if let Some(init) = &policy.init {
+        add_init(&mut spec, init)?;
+    }
     Ok(spec)
+}
+
+/// wasmhost's init, bind-mounted read-only (and not writable through
+/// `/proc/1/exe` either: CVE-2019-5736).
+fn add_init(spec: &mut Spec, init: &Path) -> Result<()> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(
+        oci_spec::runtime::MountBuilder::default()
+            .destination(INIT_IN_CONTAINER)
+            .typ("bind")
+            .source(init)
+            .options(
+                ["bind", "ro", "nosuid", "nodev"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
+            .build()?,
+    );
+    spec.set_mounts(Some(mounts));
+    Ok(())
 }
 
 /// Bind mounts for the volumes, without setuid or device files, after the
@@ -260,336 +312,6 @@ pub fn user(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-/// runc's default capabilities: AUDIT_WRITE, KILL and NET_BIND_SERVICE
-/// in the bounding, permitted and effective sets (root inside holds them),
-/// none inheritable or ambient, so an image's non-root user holds none.
-/// oci-spec's default also fills the inheritable and ambient sets, which
-/// runc and Docker stopped doing (CVE-2022-29162, CVE-2022-24769).
-fn capabilities() -> Result<LinuxCapabilities> {
-    let three: Capabilities = [
-        Capability::AuditWrite,
-        Capability::Kill,
-        Capability::NetBindService,
-    ]
-    .into_iter()
-    .collect();
-    Ok(LinuxCapabilitiesBuilder::default()
-        .bounding(three.clone())
-        .permitted(three.clone())
-        .effective(three)
-        .inheritable(Capabilities::new())
-        .ambient(Capabilities::new())
-        .build()?)
-}
-
-/// An allowlist in the spirit of Docker's default profile: what ordinary
-/// programs (glibc, musl, Go, busybox, JVMs) call. Not on it, so failing
-/// with EPERM: kernel modules, kexec, mount and namespaces, reboot, swap,
-/// clock setting, bpf, perf, keyrings, ptrace, userfaultfd,
-/// open_by_handle_at, personality changes and the like.
-const ALLOWED_SYSCALLS: &[&str] = &[
-    "accept",
-    "accept4",
-    "access",
-    "alarm",
-    "arch_prctl",
-    "bind",
-    "brk",
-    "capget",
-    "capset",
-    "chdir",
-    "chmod",
-    "chown",
-    "clock_getres",
-    "clock_gettime",
-    "clock_nanosleep",
-    "clone",
-    "clone3",
-    "close",
-    "close_range",
-    "connect",
-    "copy_file_range",
-    "creat",
-    "dup",
-    "dup2",
-    "dup3",
-    "epoll_create",
-    "epoll_create1",
-    "epoll_ctl",
-    "epoll_pwait",
-    "epoll_pwait2",
-    "epoll_wait",
-    "eventfd",
-    "eventfd2",
-    "execve",
-    "execveat",
-    "exit",
-    "exit_group",
-    "faccessat",
-    "faccessat2",
-    "fadvise64",
-    "fallocate",
-    "fanotify_mark",
-    "fchdir",
-    "fchmod",
-    "fchmodat",
-    "fchmodat2",
-    "fchown",
-    "fchownat",
-    "fcntl",
-    "fdatasync",
-    "fgetxattr",
-    "flistxattr",
-    "flock",
-    "fork",
-    "fremovexattr",
-    "fsetxattr",
-    "fstat",
-    "fstatfs",
-    "fsync",
-    "ftruncate",
-    "futex",
-    "futex_waitv",
-    "futimesat",
-    "getcpu",
-    "getcwd",
-    "getdents",
-    "getdents64",
-    "getegid",
-    "geteuid",
-    "getgid",
-    "getgroups",
-    "getitimer",
-    "getpeername",
-    "getpgid",
-    "getpgrp",
-    "getpid",
-    "getppid",
-    "getpriority",
-    "getrandom",
-    "getresgid",
-    "getresuid",
-    "getrlimit",
-    "get_robust_list",
-    "getrusage",
-    "getsid",
-    "getsockname",
-    "getsockopt",
-    "gettid",
-    "gettimeofday",
-    "getuid",
-    "getxattr",
-    "inotify_add_watch",
-    "inotify_init",
-    "inotify_init1",
-    "inotify_rm_watch",
-    "io_cancel",
-    "ioctl",
-    "io_destroy",
-    "io_getevents",
-    "io_pgetevents",
-    "ioprio_get",
-    "ioprio_set",
-    "io_setup",
-    "io_submit",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
-    "kill",
-    "lchown",
-    "lgetxattr",
-    "link",
-    "linkat",
-    "listen",
-    "listxattr",
-    "llistxattr",
-    "lremovexattr",
-    "lseek",
-    "lsetxattr",
-    "lstat",
-    "madvise",
-    "membarrier",
-    "memfd_create",
-    "mincore",
-    "mkdir",
-    "mkdirat",
-    "mknod",
-    "mknodat",
-    "mlock",
-    "mlock2",
-    "mlockall",
-    "mmap",
-    "mprotect",
-    "mq_getsetattr",
-    "mq_notify",
-    "mq_open",
-    "mq_timedreceive",
-    "mq_timedsend",
-    "mq_unlink",
-    "mremap",
-    "msgctl",
-    "msgget",
-    "msgrcv",
-    "msgsnd",
-    "msync",
-    "munlock",
-    "munlockall",
-    "munmap",
-    "nanosleep",
-    "newfstatat",
-    "open",
-    "openat",
-    "openat2",
-    "pause",
-    "pidfd_open",
-    "pidfd_send_signal",
-    "pipe",
-    "pipe2",
-    "poll",
-    "ppoll",
-    "prctl",
-    "pread64",
-    "preadv",
-    "preadv2",
-    "prlimit64",
-    "pselect6",
-    "pwrite64",
-    "pwritev",
-    "pwritev2",
-    "read",
-    "readahead",
-    "readlink",
-    "readlinkat",
-    "readv",
-    "recvfrom",
-    "recvmmsg",
-    "recvmsg",
-    "remap_file_pages",
-    "removexattr",
-    "rename",
-    "renameat",
-    "renameat2",
-    "restart_syscall",
-    "rmdir",
-    "rseq",
-    "rt_sigaction",
-    "rt_sigpending",
-    "rt_sigprocmask",
-    "rt_sigqueueinfo",
-    "rt_sigreturn",
-    "rt_sigsuspend",
-    "rt_sigtimedwait",
-    "rt_tgsigqueueinfo",
-    "sched_getaffinity",
-    "sched_getattr",
-    "sched_getparam",
-    "sched_get_priority_max",
-    "sched_get_priority_min",
-    "sched_getscheduler",
-    "sched_rr_get_interval",
-    "sched_setaffinity",
-    "sched_setattr",
-    "sched_setparam",
-    "sched_setscheduler",
-    "sched_yield",
-    "select",
-    "semctl",
-    "semget",
-    "semop",
-    "semtimedop",
-    "sendfile",
-    "sendmmsg",
-    "sendmsg",
-    "sendto",
-    "setfsgid",
-    "setfsuid",
-    "setgid",
-    "setgroups",
-    "setitimer",
-    "setpgid",
-    "setpriority",
-    "setregid",
-    "setresgid",
-    "setresuid",
-    "setreuid",
-    "setrlimit",
-    "set_robust_list",
-    "setsid",
-    "setsockopt",
-    "set_tid_address",
-    "setuid",
-    "setxattr",
-    "shmat",
-    "shmctl",
-    "shmdt",
-    "shmget",
-    "shutdown",
-    "sigaltstack",
-    "signalfd",
-    "signalfd4",
-    "socket",
-    "socketpair",
-    "splice",
-    "stat",
-    "statfs",
-    "statx",
-    "symlink",
-    "symlinkat",
-    "sync",
-    "sync_file_range",
-    "syncfs",
-    "sysinfo",
-    "tee",
-    "tgkill",
-    "time",
-    "timer_create",
-    "timer_delete",
-    "timerfd_create",
-    "timerfd_gettime",
-    "timerfd_settime",
-    "timer_getoverrun",
-    "timer_gettime",
-    "timer_settime",
-    "times",
-    "tkill",
-    "truncate",
-    "umask",
-    "uname",
-    "unlink",
-    "unlinkat",
-    "utime",
-    "utimensat",
-    "utimes",
-    "vfork",
-    "wait4",
-    "waitid",
-    "write",
-    "writev",
-];
-
-/// The filter covers the x86-64 system call ABI only. Docker's profile
-/// also lists x86 and x32, which triples the filter libseccomp compiles in
-/// every container start: ~7.5 ms instead of ~2 ms here
-/// (`bench/RESULTS.md`). wasmhost runs linux/amd64 images; a 32-bit (i386
-/// or x32) system call from inside hits libseccomp's bad-architecture
-/// action and kills the calling thread, which refuses more, not less.
-fn seccomp() -> Result<LinuxSeccomp> {
-    Ok(LinuxSeccompBuilder::default()
-        .default_action(LinuxSeccompAction::ScmpActErrno)
-        .default_errno_ret(libc::EPERM as u32)
-        .architectures(vec![Arch::ScmpArchX86_64])
-        .syscalls(vec![LinuxSyscallBuilder::default()
-            .names(
-                ALLOWED_SYSCALLS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .action(LinuxSeccompAction::ScmpActAllow)
-            .build()?])
-        .build()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,12 +350,30 @@ mod tests {
                 container: "/data".into(),
                 read_only: true,
             }],
+            capabilities: capabilities::resolve(&[], &["CHOWN".to_owned()]),
+            read_only_rootfs: true,
+            init: Some("/run/wasmhost/exe/init".into()),
         };
         let spec = runtime_spec(&image, Path::new("/r"), &policy, "", "").unwrap();
         let json = serde_json::to_value(&spec).unwrap();
+        // wasmhost's init first, mounted read-only from the host.
         assert_eq!(
             json["process"]["args"],
-            serde_json::json!(["/bin/httpd", "-f"])
+            serde_json::json!([INIT_IN_CONTAINER, "/bin/httpd", "-f"])
+        );
+        let init = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == INIT_IN_CONTAINER)
+            .unwrap()
+            .clone();
+        assert_eq!(init["source"], "/run/wasmhost/exe/init");
+        assert!(init["options"].as_array().unwrap().contains(&"ro".into()));
+        assert_eq!(json["root"]["readonly"], true);
+        assert_eq!(
+            json["linux"]["resources"]["devices"],
+            serde_json::json!([{"allow": false, "access": "rwm"}])
         );
         assert_eq!(json["process"]["cwd"], "/www");
         assert!(json["process"]["env"]
@@ -641,20 +381,19 @@ mod tests {
             .unwrap()
             .contains(&"A=2".into()));
         assert_eq!(json["process"]["noNewPrivileges"], true);
+        // Docker's default set less the one dropped; nothing inheritable
+        // or ambient.
         let capabilities = &json["process"]["capabilities"];
         for set in ["bounding", "permitted", "effective"] {
-            let mut names: Vec<&str> = capabilities[set]
+            let names: Vec<&str> = capabilities[set]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|c| c.as_str().unwrap())
                 .collect();
-            names.sort_unstable();
-            assert_eq!(
-                names,
-                ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-                "{set}"
-            );
+            assert_eq!(names.len(), 13, "{set}: {names:?}");
+            assert!(names.contains(&"CAP_DAC_OVERRIDE"), "{set}: {names:?}");
+            assert!(!names.contains(&"CAP_CHOWN"), "{set}: {names:?}");
         }
         for set in ["inheritable", "ambient"] {
             assert!(
@@ -701,6 +440,7 @@ mod tests {
         let policy = Policy {
             network_namespace: None,
             user_namespace: Some(IdMap::DEFAULT),
+            init: None,
             ..policy
         };
         let json =
@@ -714,5 +454,10 @@ mod tests {
             serde_json::json!([{"containerID": 0, "hostID": 1_000_000_000u32, "size": 65536}]);
         assert_eq!(json["linux"]["uidMappings"], ids);
         assert_eq!(json["linux"]["gidMappings"], ids);
+        // Without the init, the image's command is pid 1.
+        assert_eq!(
+            json["process"]["args"],
+            serde_json::json!(["/bin/httpd", "-f"])
+        );
     }
 }

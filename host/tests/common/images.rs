@@ -58,7 +58,7 @@ cgi init 'cat /proc/1/cmdline | tr "\\0" " "'
 cgi fds 'ls -l /proc/1/fd | tail -n +2 | sed "s/.*-> //"'
 cgi uidmap 'cat /proc/self/uid_map'
 cgi status 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):" /proc/self/status'
-cgi seccomp '/bin/busybox linux32 /bin/busybox true 2>&1; echo "exit=$?"'
+cgi seccomp '/bin/busybox unshare -U /bin/busybox true 2>&1; echo "exit=$?"'
 cgi forks 'i=0; while [ $i -lt 64 ]; do /bin/busybox sleep 2 & i=$((i+1)); echo "started=$i"; done'
 printf '#!/bin/sh\n/bin/busybox sleep 600\n' > $r/www/cgi-bin/stall; chmod 755 $r/www/cgi-bin/stall
 cgi stall-body '/bin/busybox sleep 600'
@@ -234,4 +234,62 @@ pub async fn push_image(
         .await;
     assert_eq!(status, 201, "{body}");
     registry.reference(&format!("{repository}:{tag}"))
+}
+
+/// The Debian bookworm image `scripts/build-images.sh` builds with
+/// mmdebstrap (a root filesystem layer with `/dev` nodes and python3, and
+/// a layer with the service and whiteouts), pushed to a registry of its
+/// own as `debian:nobody` (the image's user `nobody`) and `debian:root`.
+pub struct DebianFixture {
+    _registry: TestRegistry,
+    pub cache: tempfile::TempDir,
+    pub nobody: String,
+    pub root: String,
+}
+
+impl DebianFixture {
+    pub fn new() -> DebianFixture {
+        static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        BUILT.get_or_init(|| {
+            let status = Command::new("bash")
+                .arg(super::repo_root().join("scripts/build-images.sh"))
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("run scripts/build-images.sh");
+            assert!(status.success(), "building the Debian image failed");
+        });
+        let layout = super::repo_root().join("target/fixtures/images/debian");
+        let registry = TestRegistry::start();
+        let push = |tag: &str, as_tag: &str| {
+            let reference = registry.reference(&format!("debian:{as_tag}"));
+            sh(&format!(
+                "skopeo copy --quiet --dest-tls-verify=false oci:{}:{tag} docker://{reference}",
+                layout.display()
+            ));
+            reference
+        };
+        let nobody = push("bookworm-python", "nobody");
+        let root = push("bookworm-python-root", "root");
+        DebianFixture {
+            _registry: registry,
+            cache: tempfile::tempdir().unwrap(),
+            nobody,
+            root,
+        }
+    }
+
+    /// Starts `wasmhost run REFERENCE --listen 127.0.0.1:0 --cache-dir …
+    /// <extra>`.
+    pub fn run(&self, reference: &str, extra: &[&str]) -> super::Server {
+        let mut args = vec![
+            "run",
+            reference,
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            self.cache.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        super::Server::start(&args)
+    }
 }

@@ -50,6 +50,8 @@ pub struct Plan {
     pub runtime: OciRuntime,
     /// The port proxied to.
     pub port: u16,
+    /// What asks the container to stop (the image's `StopSignal`).
+    pub stop_signal: Signal,
     /// Where its bundles go.
     pub state_dir: PathBuf,
     /// Mounts and namespaces.

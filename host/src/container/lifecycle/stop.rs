@@ -1,6 +1,7 @@
-//! Stop: SIGTERM, then SIGKILL after the grace period, and the end
-//! waited for. Used by the idle watch (after which the next container is
-//! created ahead) and by shutdown.
+//! Stop: the stop signal (the image's `StopSignal`, else SIGTERM), then
+//! SIGKILL after the grace period, and the end waited for. Used by the
+//! idle watch (after which the next container is created ahead) and by
+//! shutdown.
 
 #![forbid(unsafe_code)]
 
@@ -25,17 +26,19 @@ impl Lifecycle {
         true
     }
 
-    /// SIGTERM, then SIGKILL after the grace period; waits for the end.
+    /// The stop signal, then SIGKILL after the grace period; waits for
+    /// the end.
     pub(super) async fn terminate(&self, running: &Running) {
         let id = &running.id;
         let grace = self.plan.settings.stop_grace;
         let mut exited = running.exited.clone();
-        self.signal(id, Signal::Term).await;
+        let stop = self.plan.stop_signal;
+        self.signal(id, stop).await;
         let ended = tokio::time::timeout(grace, exited.wait_for(Option::is_some))
             .await
             .is_ok();
         if !ended {
-            tracing::warn!(component = %self.plan.component, "container `{id}` ignored SIGTERM for {grace:?}: SIGKILL");
+            tracing::warn!(component = %self.plan.component, "container `{id}` ignored {stop} for {grace:?}: SIGKILL");
             self.signal(id, Signal::Kill).await;
             // Its end, or the stop gives up (said below).
             let _ = tokio::time::timeout(KILL_WAIT, exited.wait_for(Option::is_some)).await;

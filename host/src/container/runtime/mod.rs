@@ -207,10 +207,18 @@ impl OciRuntime {
         Err(RuntimeError::from_stderr(&self.name, verb, id, &out.stderr))
     }
 
-    /// Sends `signal` to every process of container `id`.
+    /// Sends `signal` to container `id`: SIGKILL to every process in it,
+    /// any other signal to its pid 1 only (as Docker's stop does), which
+    /// is wasmhost's init, forwarding it to the image's command, unless
+    /// the init is off.
     pub async fn kill(&self, id: &str, signal: Signal) -> Result<(), RuntimeError> {
-        self.about("kill", id, &["kill", "--all", id, signal.as_arg()])
-            .await
+        match signal {
+            Signal::Kill => {
+                self.about("kill", id, &["kill", "--all", id, signal.as_arg()])
+                    .await
+            }
+            _ => self.about("kill", id, &["kill", id, signal.as_arg()]).await,
+        }
     }
 
     /// Removes container `id`, killing it if it still runs.
@@ -318,7 +326,7 @@ esac
                 format!("--root {root} list --format json"),
                 format!("--root {root} list --format json"),
                 format!("--root {root} list --format json"),
-                format!("--root {root} kill --all wasmhost-1-a-0 TERM"),
+                format!("--root {root} kill wasmhost-1-a-0 TERM"),
                 format!("--root {root} delete --force wasmhost-1-a-0"),
             ]
         );

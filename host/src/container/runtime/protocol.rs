@@ -117,10 +117,12 @@ impl ListEntry {
 /// A signal wasmhost sends a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
-    /// Asks it to stop.
+    /// Asks it to stop (the default stop signal).
     Term,
     /// Ends it.
     Kill,
+    /// Another, such as an image's `StopSignal` (nginx: SIGQUIT).
+    Other(nix::sys::signal::Signal),
 }
 
 impl Signal {
@@ -129,13 +131,42 @@ impl Signal {
         match self {
             Signal::Term => "TERM",
             Signal::Kill => "KILL",
+            Signal::Other(signal) => signal.as_str(),
+        }
+    }
+
+    /// A signal as an image config's `StopSignal` gives it: `SIGQUIT`,
+    /// `QUIT` or `3`.
+    pub fn parse(text: &str) -> Result<Signal, String> {
+        use nix::sys::signal::Signal as Nix;
+        let upper = text.trim().to_ascii_uppercase();
+        let signal = match upper.parse::<i32>() {
+            Ok(number) => Nix::try_from(number).ok(),
+            Err(_) => {
+                let name = match upper.starts_with("SIG") {
+                    true => upper.clone(),
+                    false => format!("SIG{upper}"),
+                };
+                name.parse::<Nix>().ok()
+            }
+        };
+        match signal {
+            Some(Nix::SIGTERM) => Ok(Signal::Term),
+            Some(Nix::SIGKILL) => Ok(Signal::Kill),
+            Some(other) => Ok(Signal::Other(other)),
+            None => Err(format!(
+                "`{text}` is not a signal (such as `SIGQUIT`, `QUIT` or `3`)"
+            )),
         }
     }
 }
 
 impl std::fmt::Display for Signal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SIG{}", self.as_arg())
+        match self {
+            Signal::Other(signal) => write!(f, "{}", signal.as_str()),
+            _ => write!(f, "SIG{}", self.as_arg()),
+        }
     }
 }
 
@@ -274,5 +305,18 @@ mod tests {
         assert_eq!(Signal::Term.as_arg(), "TERM");
         assert_eq!(Signal::Kill.as_arg(), "KILL");
         assert_eq!(Signal::Kill.to_string(), "SIGKILL");
+    }
+
+    #[test]
+    fn stop_signals_are_read_as_images_write_them() {
+        use nix::sys::signal::Signal as Nix;
+        assert_eq!(Signal::parse("SIGQUIT"), Ok(Signal::Other(Nix::SIGQUIT)));
+        assert_eq!(Signal::parse("quit"), Ok(Signal::Other(Nix::SIGQUIT)));
+        assert_eq!(Signal::parse("3"), Ok(Signal::Other(Nix::SIGQUIT)));
+        assert_eq!(Signal::parse("SIGTERM"), Ok(Signal::Term));
+        assert_eq!(Signal::parse("9"), Ok(Signal::Kill));
+        assert!(Signal::parse("SIGNOPE").unwrap_err().contains("`SIGNOPE`"));
+        assert_eq!(Signal::Other(Nix::SIGQUIT).to_string(), "SIGQUIT");
+        assert_eq!(Signal::Term.to_string(), "SIGTERM");
     }
 }
