@@ -5,7 +5,10 @@
 # the basic-auth registry and openssl for the token service of the
 # bearer-auth one, runc and busybox-static for the container tests (a
 # busybox httpd image), ab for bench/compare-vs-ab.sh, redis-server and
-# postgresql for outbound Redis and PostgreSQL, mosquitto for MQTT (each
+# postgresql for outbound Redis and PostgreSQL, MariaDB for MySQL (the
+# -core packages: mariadb-server's server and install script and the
+# `mariadb` client, without the system service mariadb-server would start),
+# mosquitto for MQTT (each
 # test starts its own server on a free port, in a scratch directory), and
 # python3-venv for the Python fixtures (scripts/build-fixtures.sh). A tool
 # missing here fails its tests; none is skipped. Idempotent: does nothing
@@ -26,6 +29,9 @@ need zstd zstd
 need ab apache2-utils
 need redis-server redis-server
 need mosquitto mosquitto
+need mariadbd mariadb-server-core
+need mariadb-install-db mariadb-server-core
+need mariadb mariadb-client-core
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's
@@ -44,7 +50,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# shellcheck disable=SC2046 # one package may be named by several tools
+apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 # The packages start system services (a registry on :5000, PostgreSQL's
 # `main` cluster on :5432, Redis on :6379); the tests run their own.
 if command -v systemctl >/dev/null 2>&1; then
