@@ -40,6 +40,11 @@ if ! /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     missing+=(python3-venv)
 fi
 
+# scripts/build-fixtures.sh: the JavaScript fixture builds with Node.js
+# and npm (this machine kind ships Node.js 20; Debian's is the fallback).
+need node nodejs
+need npm npm
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

@@ -10,11 +10,14 @@ use std::time::Duration;
 use common::{fixture, get_text, guest, http1, Server};
 
 /// Writes `spin.toml` into `dir`, `{name}` standing for guest `name`
-/// (wasm32-wasip2) and `{python}` for the Python fixture.
+/// (wasm32-wasip2), `{python}` and `{js}` for the Python and JavaScript
+/// fixtures.
 fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
     let mut text = body.to_owned();
-    if text.contains("{python}") {
-        text = text.replace("{python}", fixture("python/spin-py.wasm").to_str().unwrap());
+    for (name, path) in [("{python}", "python/spin-py.wasm"), ("{js}", "js/spin-js.wasm")] {
+        if text.contains(name) {
+            text = text.replace(name, fixture(path).to_str().unwrap());
+        }
     }
     for name in [
         "hello",
@@ -385,6 +388,80 @@ async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_ht
         llm.text().await.unwrap(),
         "error: Error_RuntimeError(value='Local LLM operations are not supported in this version of Spin.')"
     );
+}
+
+const JS_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "js"
+[variables]
+upstream_port = { required = true }
+[[trigger.http]]
+route = "/js/..."
+component = "js"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[[trigger.http]]
+route = "/py/..."
+component = "python"
+[[trigger.http]]
+route = "/rust/..."
+component = "rust"
+[component.js]
+source = "{js}"
+key_value_stores = ["default"]
+sqlite_databases = ["default"]
+allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}"]
+variables = { greeting = "hi from JavaScript's manifest" }
+[component.closed]
+source = "{js}"
+[component.python]
+source = "{python}"
+[component.rust]
+source = "{hello}"
+"#;
+
+#[tokio::test]
+async fn a_javascript_component_uses_key_value_variables_sqlite_and_fetch_beside_rust_and_python() {
+    let upstream = upstream();
+    let port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), JS_APP);
+    let server = Server::serve(
+        &manifest,
+        &["--variable", &format!("upstream_port={port}")],
+    );
+    let client = http1();
+    let target = format!("http://127.0.0.1:{port}/");
+    // In order: the counter and the table's rows count requests.
+    let cases = [
+        ("/js/hello".to_owned(), "Hello from JavaScript".to_owned()),
+        ("/py/hello".to_owned(), "Hello from Python".to_owned()),
+        ("/rust/".to_owned(), "Hello, world!\n".to_owned()),
+        ("/js/count".to_owned(), "1".to_owned()),
+        ("/js/count".to_owned(), "2".to_owned()),
+        ("/js/var?greeting".to_owned(), "hi from JavaScript's manifest".to_owned()),
+        (
+            "/js/sql".to_owned(),
+            "columns=n,s rows=integer:42,text:forty-two".to_owned(),
+        ),
+        (format!("/js/fetch?{target}"), "200 Hello, world!\n".to_owned()),
+        // No grant, no variable, no outbound host: Spin's errors, as values.
+        (
+            "/closed/count".to_owned(),
+            r#"error: {"tag":"access-denied"}"#.to_owned(),
+        ),
+        (
+            "/closed/var?greeting".to_owned(),
+            r#"error: {"tag":"undefined","val":"no variable `greeting` for this component"}"#.to_owned(),
+        ),
+    ];
+    for (path, expected) in cases {
+        assert_eq!(get_text(&client, server.url(&path)).await, expected, "{path}");
+    }
+    let denied = get_text(&client, server.url(&format!("/closed/fetch?{target}"))).await;
+    assert!(denied.starts_with("error: "), "{denied}");
 }
 
 /// A server speaking Spin's remote LLM protocol: `POST /infer` answers
