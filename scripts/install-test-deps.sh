@@ -5,7 +5,10 @@
 # the basic-auth registry and openssl for the token service of the
 # bearer-auth one, runc and busybox-static for the container tests (a
 # busybox httpd image), ab for bench/compare-vs-ab.sh, redis-server and
-# postgresql for outbound Redis and PostgreSQL, mosquitto for MQTT (each
+# postgresql for outbound Redis and PostgreSQL, MariaDB for MySQL (the
+# -core packages: mariadb-server's server and install script and the
+# `mariadb` client, without the system service mariadb-server would start),
+# mosquitto for MQTT (each
 # test starts its own server on a free port, in a scratch directory), and
 # python3-venv for the Python fixtures (scripts/build-fixtures.sh),
 # mmdebstrap for the Debian image (scripts/build-images.sh). A tool
@@ -28,6 +31,9 @@ need ab apache2-utils
 need redis-server redis-server
 need mosquitto mosquitto
 need mmdebstrap mmdebstrap
+need mariadbd mariadb-server-core
+need mariadb-install-db mariadb-server-core
+need mariadb mariadb-client-core
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's
@@ -35,6 +41,11 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 if ! /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     missing+=(python3-venv)
 fi
+
+# scripts/build-fixtures.sh: the JavaScript fixture builds with Node.js
+# and npm (this machine kind ships Node.js 20; Debian's is the fallback).
+need node nodejs
+need npm npm
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -46,7 +57,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# shellcheck disable=SC2046 # one package may be named by several tools
+apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 # The packages start system services (a registry on :5000, PostgreSQL's
 # `main` cluster on :5432, Redis on :6379); the tests run their own.
 if command -v systemctl >/dev/null 2>&1; then

@@ -12,7 +12,8 @@ passes on a 200, or on a 500 whose body contains its `error.txt`.
 
 Services a test names (`services`: redis, postgres, mysql, http-echo) are
 started here from Debian packages on 127.0.0.1 at free ports
-(scripts/install-test-deps.sh installs redis-server and postgresql);
+(scripts/install-test-deps.sh installs redis-server, postgresql and
+MariaDB for mysql);
 tests needing one this script cannot start are reported as skipped.
 
 Usage: scripts/spin-runtime-tests.py SPIN_CHECKOUT [--wasmhost PATH] [--only NAME...]
@@ -148,6 +149,35 @@ class Services:
             time.sleep(0.1)
         return port
 
+    def start_mysql(self):
+        """MariaDB with database `spin_dev` for user `spin` (password
+        `spin`), as Spin's MySQL tests expect."""
+        d = tempfile.mkdtemp(prefix="spin-rt-mysql-")
+        self.dirs.append(d)
+        data = os.path.join(d, "data")
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                        "--auth-root-authentication-method=normal", "--skip-test-db",
+                        "--skip-name-resolve"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port = free_port()
+        server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        p = subprocess.Popen([server, "--no-defaults", f"--datadir={data}", f"--port={port}",
+                              f"--socket={d}/mysqld.sock", f"--pid-file={d}/mysqld.pid", "--user=root",
+                              "--bind-address=127.0.0.1", "--skip-name-resolve", "--skip-log-bin",
+                              "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=16M"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        wait_port(port, p)
+        setup = ("CREATE DATABASE spin_dev; CREATE USER 'spin'@'%' IDENTIFIED BY 'spin'; "
+                 "GRANT ALL ON spin_dev.* TO 'spin'@'%';")
+        start = time.time()
+        while subprocess.run(["mariadb", "--no-defaults", "-h", "127.0.0.1", f"--port={port}", "-u", "root",
+                              "-e", setup], capture_output=True).returncode != 0:
+            if time.time() - start > READY_TIMEOUT:
+                raise RuntimeError("mariadbd never accepted the setup statements")
+            time.sleep(0.1)
+        return port
+
     def start_http_echo(self):
         class Echo(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
@@ -251,6 +281,7 @@ def main():
     ap.add_argument("--wasmhost", default=os.path.join(ROOT, "target/debug/wasmhost"))
     ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
+    args.wasmhost = os.path.abspath(args.wasmhost)
     components = build_components(os.path.abspath(args.checkout))
     tests_dir = os.path.join(args.checkout, "tests/runtime-tests/tests")
     services = Services()

@@ -10,18 +10,23 @@ use std::time::Duration;
 use common::{fixture, get_text, guest, http1, Server};
 
 /// Writes `spin.toml` into `dir`, `{name}` standing for guest `name`
-/// (wasm32-wasip2) and `{python}` for the Python fixture.
+/// (wasm32-wasip2), `{python}` and `{js}` for the Python and JavaScript
+/// fixtures.
 fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
     let mut text = body.to_owned();
-    if text.contains("{python}") {
-        text = text.replace("{python}", fixture("python/spin-py.wasm").to_str().unwrap());
+    for (name, path) in [("{python}", "python/spin-py.wasm"), ("{js}", "js/spin-js.wasm")] {
+        if text.contains(name) {
+            text = text.replace(name, fixture(path).to_str().unwrap());
+        }
     }
     for name in [
         "hello",
         "spin-sdk-sqlite",
         "spin-sdk-kv",
         "spin-sdk-pg",
+        "spin-sdk-mysql",
         "spin-sdk-mqtt",
+        "spin-sdk7",
     ] {
         text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
     }
@@ -385,6 +390,80 @@ async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_ht
     );
 }
 
+const JS_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "js"
+[variables]
+upstream_port = { required = true }
+[[trigger.http]]
+route = "/js/..."
+component = "js"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[[trigger.http]]
+route = "/py/..."
+component = "python"
+[[trigger.http]]
+route = "/rust/..."
+component = "rust"
+[component.js]
+source = "{js}"
+key_value_stores = ["default"]
+sqlite_databases = ["default"]
+allowed_outbound_hosts = ["http://127.0.0.1:{{ upstream_port }}"]
+variables = { greeting = "hi from JavaScript's manifest" }
+[component.closed]
+source = "{js}"
+[component.python]
+source = "{python}"
+[component.rust]
+source = "{hello}"
+"#;
+
+#[tokio::test]
+async fn a_javascript_component_uses_key_value_variables_sqlite_and_fetch_beside_rust_and_python() {
+    let upstream = upstream();
+    let port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), JS_APP);
+    let server = Server::serve(
+        &manifest,
+        &["--variable", &format!("upstream_port={port}")],
+    );
+    let client = http1();
+    let target = format!("http://127.0.0.1:{port}/");
+    // In order: the counter and the table's rows count requests.
+    let cases = [
+        ("/js/hello".to_owned(), "Hello from JavaScript".to_owned()),
+        ("/py/hello".to_owned(), "Hello from Python".to_owned()),
+        ("/rust/".to_owned(), "Hello, world!\n".to_owned()),
+        ("/js/count".to_owned(), "1".to_owned()),
+        ("/js/count".to_owned(), "2".to_owned()),
+        ("/js/var?greeting".to_owned(), "hi from JavaScript's manifest".to_owned()),
+        (
+            "/js/sql".to_owned(),
+            "columns=n,s rows=integer:42,text:forty-two".to_owned(),
+        ),
+        (format!("/js/fetch?{target}"), "200 Hello, world!\n".to_owned()),
+        // No grant, no variable, no outbound host: Spin's errors, as values.
+        (
+            "/closed/count".to_owned(),
+            r#"error: {"tag":"access-denied"}"#.to_owned(),
+        ),
+        (
+            "/closed/var?greeting".to_owned(),
+            r#"error: {"tag":"undefined","val":"no variable `greeting` for this component"}"#.to_owned(),
+        ),
+    ];
+    for (path, expected) in cases {
+        assert_eq!(get_text(&client, server.url(&path)).await, expected, "{path}");
+    }
+    let denied = get_text(&client, server.url(&format!("/closed/fetch?{target}"))).await;
+    assert!(denied.starts_with("error: "), "{denied}");
+}
+
 /// A server speaking Spin's remote LLM protocol: `POST /infer` answers
 /// `{"text": "remote says hi", ...}`; every request is recorded
 /// (request line, authorization, body).
@@ -499,7 +578,8 @@ async fn llm_compute_remote_http_forwards_inference_over_spins_protocol() {
 /// Serves an app of two instances of `source`: `/<route>/...` may reach
 /// `allowed` (an `allowed_outbound_hosts` entry), `/closed/...` may reach
 /// nothing; both get the component variable `variable` (name, template).
-/// `{{ port }}` is an application variable set to `port`.
+/// `{{ port }}` is an application variable set to `port`; `flags` go to
+/// `wasmhost serve` too.
 fn serve_allowed_and_closed(
     dir: &Path,
     route: &str,
@@ -507,6 +587,7 @@ fn serve_allowed_and_closed(
     allowed: &str,
     (name, template): (&str, &str),
     port: u16,
+    flags: &[&str],
 ) -> Server {
     let manifest = write_manifest(
         dir,
@@ -533,7 +614,10 @@ variables = {{ {name} = "{template}" }}
 "#
         ),
     );
-    Server::serve(&manifest, &["--variable", &format!("port={port}")])
+    let port = format!("port={port}");
+    let mut args = vec!["--variable", &port];
+    args.extend_from_slice(flags);
+    Server::serve(&manifest, &args)
 }
 
 #[tokio::test]
@@ -550,6 +634,7 @@ async fn spin_sdk_components_query_postgres_through_the_v4_and_v2_interfaces_whe
             "postgres://postgres@127.0.0.1:{{ port }}/postgres",
         ),
         postgres.port,
+        &[],
     );
     let client = http1();
     let v4 = get_text(&client, server.url("/pg/v4")).await;
@@ -568,6 +653,98 @@ async fn spin_sdk_components_query_postgres_through_the_v4_and_v2_interfaces_whe
         format!(
             "Error::ConnectionFailed(\"address postgres://127.0.0.1:{} is not permitted\")",
             postgres.port
+        )
+    );
+}
+
+#[tokio::test]
+async fn spin_sdk_components_query_mysql_where_allowed_within_the_request_deadline() {
+    let mariadb = common::services::mariadb();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_allowed_and_closed(
+        dir.path(),
+        "mysql",
+        "{spin-sdk-mysql}",
+        "mysql://127.0.0.1:{{ port }}",
+        (
+            "mysql_address",
+            "mysql://spin:spin@127.0.0.1:{{ port }}/spin_dev",
+        ),
+        mariadb.port,
+        &["--timeout", "2s"],
+    );
+    let client = http1();
+    // Every value type through typed parameters, and back with Spin's
+    // column types.
+    let written = get_text(&client, server.url("/mysql/write")).await;
+    assert_eq!(
+        written,
+        "columns=[(\"id\", DbDataType::Int32), (\"name\", DbDataType::Str), \
+         (\"small\", DbDataType::Int8), (\"big\", DbDataType::Uint64), \
+         (\"price\", DbDataType::Floating64), (\"data\", DbDataType::Binary), \
+         (\"note\", DbDataType::Str)] \
+         rows=[[DbValue::Int32(7), DbValue::Str(\"seven\"), DbValue::Int8(-3), \
+         DbValue::Uint64(18446744073709551615), DbValue::Floating64(2.5), \
+         DbValue::Binary([1, 2, 3]), DbValue::DbNull]]"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/mysql/read")).await,
+        r#"rows=[[DbValue::Str("seven")]]"#
+    );
+    let refused = get_text(&client, server.url("/mysql/bad")).await;
+    assert!(
+        refused.starts_with("Error::QueryFailed(") && refused.contains("no_such_table"),
+        "{refused}"
+    );
+    // A query outliving the request deadline ends with the request (504),
+    // and the pool still serves the next one.
+    let started = std::time::Instant::now();
+    let slow = client.get(server.url("/mysql/sleep")).send().await.unwrap();
+    assert_eq!(slow.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        get_text(&client, server.url("/mysql/read")).await,
+        r#"rows=[[DbValue::Str("seven")]]"#
+    );
+    // Not in allowed_outbound_hosts: Spin's error text, no connection.
+    let denied = get_text(&client, server.url("/closed/read")).await;
+    assert_eq!(
+        denied,
+        format!(
+            "Error::ConnectionFailed(\"address mysql://spin:spin@127.0.0.1:{}/spin_dev is not permitted\")",
+            mariadb.port
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_spin_sdk_7_component_streams_mysql_rows_through_spin_mysql_3() {
+    let mariadb = common::services::mariadb();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_allowed_and_closed(
+        dir.path(),
+        "p3",
+        "{spin-sdk7}",
+        "mysql://127.0.0.1:{{ port }}",
+        ("unused", "{{ port }}"),
+        mariadb.port,
+        &[],
+    );
+    let client = http1();
+    let address = format!("mysql://spin:spin@127.0.0.1:{}/spin_dev", mariadb.port);
+    assert_eq!(
+        get_text(&client, server.url(&format!("/p3/mysql?{address}"))).await,
+        r#"columns=["id:DbDataType::Int32", "name:DbDataType::Str"] rows=["DbValue::Int32(3) DbValue::Str(\"three\")"]"#
+    );
+    let denied = get_text(&client, server.url(&format!("/closed/mysql?{address}"))).await;
+    assert_eq!(
+        denied,
+        format!(
+            "error: MysqlError(Error::ConnectionFailed(\"address {address} is not permitted\"))"
         )
     );
 }
@@ -724,6 +901,7 @@ async fn a_spin_sdk_component_publishes_over_mqtt_where_allowed() {
         "mqtt://127.0.0.1:{{ port }}",
         ("mqtt_address", "mqtt://127.0.0.1:{{ port }}"),
         broker.port,
+        &[],
     );
     let client = http1();
     let published = client

@@ -86,6 +86,7 @@ pub async fn assemble(
     // One pool of outbound connections for the whole app.
     let redis = Arc::new(crate::wasm::spin_host::RedisPool::default());
     let postgres = Arc::new(crate::services::postgres::PgPool::default());
+    let mysql = Arc::new(crate::services::mysql::MyPool::default());
     let llm_remote = runtime_config
         .llm
         .as_ref()
@@ -126,6 +127,7 @@ pub async fn assemble(
         )?;
         component_options.instance.redis = redis.clone();
         component_options.instance.postgres = postgres.clone();
+        component_options.instance.mysql = mysql.clone();
         component_options.instance.llm = LlmAccess {
             models: Arc::new(component.ai_models.clone()),
             remote: llm_remote.clone(),

@@ -6,6 +6,7 @@
 //!   in Redis ([`key_value_redis`], shared by replicas).
 //! - [`sqlite`]: the app's SQLite databases (embedded).
 //! - [`postgres`]: outbound PostgreSQL clients and value conversions.
+//! - [`mysql`]: outbound MySQL connection pools and value conversions.
 //! - [`llm`]: which models a component may use, and the remote backend.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
 //! - [`variables`]: Spin's variable names.
@@ -16,6 +17,7 @@ pub mod chaining;
 pub mod key_value;
 pub mod key_value_redis;
 pub mod llm;
+pub mod mysql;
 pub mod outbound;
 pub mod postgres;
 pub mod sqlite;

@@ -13,8 +13,9 @@
 //!   as Spin key-value, `wasi:config/store@0.2.0-draft-2024-09-27` over the
 //!   same values as Spin variables.
 //!
-//! WASIp3 components (Spin SDK 7): `spin:variables@3.0.0` and
-//! `spin:key-value@3.0.0` (see [`p3`]).
+//! WASIp3 components (Spin SDK 7): `spin:variables@3.0.0`,
+//! `spin:key-value@3.0.0` (see [`p3`]) and `spin:mysql@3.0.0` (see
+//! [`mysql`]).
 //!
 //! One file per capability; calls that do I/O (SQLite, LLM, outbound
 //! databases) are `async` on the host so a guest waiting on them never
@@ -30,7 +31,7 @@ use super::state::GuestState;
 mod key_value;
 mod llm;
 mod mqtt;
-mod outbound_db;
+mod mysql;
 mod p3;
 mod postgres;
 mod redis;
@@ -40,6 +41,7 @@ mod wasi_config;
 mod wasi_keyvalue;
 
 pub use mqtt::MqttConnection;
+pub use mysql::MysqlConnection;
 pub use p3::add_p3_to_linker;
 pub use postgres::PgConnection;
 pub use redis::{RedisConnection, RedisPool};
@@ -68,7 +70,7 @@ mod bindings {
             "fermyon:spin/redis.connection": crate::wasm::spin_host::RedisConnection,
             "fermyon:spin/mqtt.connection": crate::wasm::spin_host::MqttConnection,
             "fermyon:spin/postgres.connection": crate::wasm::spin_host::PgConnection,
-            "fermyon:spin/mysql.connection": super::outbound_db::Unconnected,
+            "fermyon:spin/mysql.connection": crate::wasm::spin_host::MysqlConnection,
             "spin:postgres/postgres.connection": crate::wasm::spin_host::PgConnection,
             "wasi:keyvalue/store.bucket": crate::wasm::spin_host::KvStore,
             "wasi:keyvalue/atomics.cas": super::wasi_keyvalue::Cas,

@@ -22,6 +22,7 @@ use crate::backend::BodyError;
 use crate::services::chaining::{AppHandle, SPIN_INTERNAL};
 use crate::services::key_value::KvAccess;
 use crate::services::llm::LlmAccess;
+use crate::services::mysql::MyPool;
 use crate::services::outbound::AllowList;
 use crate::services::postgres::PgPool;
 use crate::services::sqlite::SqliteAccess;
@@ -60,6 +61,9 @@ pub struct InstancePolicy {
     pub redis: Arc<RedisPool>,
     /// Outbound PostgreSQL clients, shared by every component of the app.
     pub postgres: Arc<PgPool>,
+    /// Outbound MySQL connection pools, shared by every component of the
+    /// app.
+    pub mysql: Arc<MyPool>,
     /// The app the component belongs to, for `self` and `*.spin.internal`
     /// requests (Spin apps only).
     pub app: Option<AppHandle>,
@@ -79,6 +83,7 @@ impl Default for InstancePolicy {
             llm: LlmAccess::default(),
             redis: Arc::default(),
             postgres: Arc::default(),
+            mysql: Arc::default(),
             app: None,
         }
     }
@@ -96,6 +101,7 @@ pub struct GuestState {
     llm: LlmAccess,
     redis: Arc<RedisPool>,
     postgres: Arc<PgPool>,
+    mysql: Arc<MyPool>,
     /// Enforces the memory cap and remembers a refused growth, so a trap
     /// that follows can be explained.
     pub limiter: MemoryLimiter,
@@ -161,6 +167,7 @@ impl GuestState {
             llm: policy.llm.clone(),
             redis: policy.redis.clone(),
             postgres: policy.postgres.clone(),
+            mysql: policy.mysql.clone(),
             limiter: MemoryLimiter {
                 limit: policy.memory_limit,
                 refused: None,
@@ -221,6 +228,11 @@ impl GuestState {
     /// The app's outbound PostgreSQL clients.
     pub fn postgres_pool(&self) -> &PgPool {
         &self.postgres
+    }
+
+    /// The app's outbound MySQL connection pools.
+    pub fn mysql_pool(&self) -> &Arc<MyPool> {
+        &self.mysql
     }
 
     /// The LLM models the component may use.

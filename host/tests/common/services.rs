@@ -229,3 +229,70 @@ pub fn mosquitto() -> Service {
         cmd
     })
 }
+
+/// A MariaDB server (what Debian ships for MySQL) with a fresh data
+/// directory, binary log and durability off (its data is scratch), and
+/// database `spin_dev` that user `spin` (password `spin`) may use: the
+/// names Spin's own MySQL tests use.
+pub fn mariadb() -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let status = Command::new("mariadb-install-db")
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args([
+            // Runs as root (CI does): the server must be told that is meant.
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("mariadb-install-db (scripts/install-test-deps.sh installs it)");
+    assert!(status.success(), "mariadb-install-db failed");
+    let server = ["/usr/sbin/mariadbd", "mariadbd"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file() || installed(p))
+        .expect("mariadbd (scripts/install-test-deps.sh installs it)");
+    let root = dir.path().to_owned();
+    let service = on_free_port("mariadbd", dir, |port| {
+        let mut cmd = Command::new(server);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", root.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", root.join("mysqld.pid").display()))
+            .arg(format!("--port={port}"))
+            .args([
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--skip-log-bin",
+                "--innodb-flush-log-at-trx-commit=0",
+                "--innodb-buffer-pool-size=16M",
+            ]);
+        cmd
+    });
+    let setup = "CREATE DATABASE spin_dev; \
+                 CREATE USER 'spin'@'%' IDENTIFIED BY 'spin'; \
+                 GRANT ALL ON spin_dev.* TO 'spin'@'%';";
+    let started = Instant::now();
+    // Listening comes before accepting logins: retry until it takes.
+    while !Command::new("mariadb")
+        .args(["--no-defaults", "-h", "127.0.0.1", "-u", "root"])
+        .arg(format!("--port={}", service.port))
+        .args(["-e", setup])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            started.elapsed() < READY_TIMEOUT,
+            "mariadbd never accepted the setup statements"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    service
+}

@@ -79,6 +79,7 @@ use generated_v3_variables::spin::variables::variables as variables_v3;
 pub fn add_p3_to_linker(linker: &mut Linker<GuestState>) -> anyhow::Result<()> {
     variables_v3::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
     key_value_v3::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
+    super::mysql::add_v3_to_linker(linker)?;
     Ok(())
 }
 
