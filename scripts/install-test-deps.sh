@@ -7,7 +7,8 @@
 # busybox httpd image), ab for bench/compare-vs-ab.sh, redis-server and
 # postgresql for outbound Redis and PostgreSQL, mosquitto for MQTT (each
 # test starts its own server on a free port, in a scratch directory), and
-# python3-venv for the Python fixtures (scripts/build-fixtures.sh). A tool
+# python3-venv for the Python fixtures (scripts/build-fixtures.sh),
+# containerd (with ctr) for the containerd shim's tests. A tool
 # missing here fails its tests; none is skipped. Idempotent: does nothing
 # when every tool is already present. Needs root (CI runs as root) and the
 # Debian package mirrors.
@@ -26,6 +27,13 @@ need zstd zstd
 need ab apache2-utils
 need redis-server redis-server
 need mosquitto mosquitto
+# The containerd shim's tests start a private containerd and drive it with
+# ctr; they enter network namespaces (nsenter, unshare) and curl inside.
+need containerd containerd
+need ctr containerd
+need nsenter util-linux
+need ip iproute2
+need curl curl
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's
@@ -49,6 +57,11 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # `main` cluster on :5432, Redis on :6379); the tests run their own.
 if command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now docker-registry redis-server postgresql mosquitto >/dev/null 2>&1 || true
+    # containerd too, when this script installed it (the tests run their
+    # own, with its own root, state and socket).
+    if [[ " ${missing[*]} " == *" containerd "* ]]; then
+        systemctl disable --now containerd >/dev/null 2>&1 || true
+    fi
 fi
 if command -v pg_lsclusters >/dev/null 2>&1; then
     pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _; do
