@@ -333,3 +333,94 @@ fn a_killed_shim_is_cleaned_up_by_containerd() {
     assert_nothing_left(&ctd, "hello1");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// The pid and status `ctr tasks ls` gives for task `id`.
+fn task_row(ctd: &Containerd, id: &str) -> Option<(u32, String)> {
+    ctd.ctr(&["tasks", "ls"]).lines().find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.first() == Some(&id)).then(|| (cols[1].parse().unwrap_or(0), cols[2].to_owned()))
+    })
+}
+
+/// `ctr run -d` with a `file://` log in the containerd's directory.
+fn run_detached(ctd: &Containerd, flags: &[&str], image: &str, id: &str) {
+    let log_uri = format!(
+        "file://{}",
+        ctd.dir.path().join(format!("{id}.log")).display()
+    );
+    let mut args = vec!["run", "-d", "--runtime", RUNTIME, "--log-uri", &log_uri];
+    args.extend_from_slice(flags);
+    args.push(image);
+    args.push(id);
+    ctd.ctr(&args);
+}
+
+/// Kills task `id` with `signal`, waits until it stopped, deletes it;
+/// returns `ctr tasks delete`'s output (the exit status).
+fn stop_and_delete(ctd: &Containerd, id: &str, signal: &str) -> String {
+    ctd.ctr(&["tasks", "kill", "--signal", signal, id]);
+    wait_until("the task stops", WAIT, || {
+        task_row(ctd, id).is_some_and(|(_, status)| status == "STOPPED")
+    });
+    ctd.ctr(&["tasks", "delete", id])
+}
+
+#[test]
+fn a_pod_sandbox_holds_the_pods_network_namespace_for_its_app() {
+    let ctd = Containerd::start(false);
+    ctd.import_app(&guest("hello"), "docker.io/wasmhost/hello:test", &[]);
+    let netns = NetNs::create(ctd.dir.path());
+    // The sandbox as CRI creates it: CRI's annotation, the namespace CRI
+    // made. Its image is not looked into.
+    let pod_ns = format!("network:{}", netns.path.display());
+    run_detached(
+        &ctd,
+        &[
+            "--annotation",
+            "io.kubernetes.cri.container-type=sandbox",
+            "--with-ns",
+            &pod_ns,
+        ],
+        "docker.io/wasmhost/hello:test",
+        "pod1",
+    );
+    let (pid, status) = task_row(&ctd, "pod1").expect("the sandbox task");
+    assert_eq!(status, "RUNNING");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&cmdline).replace('\0', " ").trim(),
+        "containerd-shim-wasmhost-v1 pause"
+    );
+    // The pod's container joins the sandbox's namespace through its pid,
+    // as CRI's containers do.
+    let app_ns = format!("network:/proc/{pid}/ns/net");
+    run_detached(
+        &ctd,
+        &[
+            "--annotation",
+            "io.kubernetes.cri.container-type=container",
+            "--with-ns",
+            &app_ns,
+        ],
+        "docker.io/wasmhost/hello:test",
+        "app1",
+    );
+    let (status, body) = wait_for(
+        "the app answers in the pod's namespace",
+        WAIT,
+        || {
+            let (status, body) = netns.curl("http://127.0.0.1/");
+            (status == 200).then_some((status, body))
+        },
+        || std::fs::read_to_string(ctd.dir.path().join("app1.log")).unwrap_or_default(),
+    );
+    assert_eq!(status, 200, "{body}");
+    // Not on the host's port 80.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", 80)).is_err());
+    // Stopped as the kubelet stops a pod: the app, then the sandbox.
+    stop_and_delete(&ctd, "app1", "SIGTERM");
+    let deleted = stop_and_delete(&ctd, "pod1", "SIGTERM");
+    assert!(deleted.contains("app1") || deleted.is_empty() || deleted.contains("pod1"));
+    assert_nothing_left(&ctd, "app1");
+    assert_nothing_left(&ctd, "pod1");
+}

@@ -150,6 +150,19 @@ pub fn plan(
     })
 }
 
+/// The process of a pod sandbox: the shim's own `pause` (see
+/// [`super::sandbox`]), whatever the sandbox image holds.
+pub fn sandbox_plan(rootfs: &Path) -> Result<Plan> {
+    let shim = std::env::current_exe().context("cannot find the shim's own binary")?;
+    Ok(Plan {
+        app: rootfs.to_owned(),
+        program: shim,
+        argv: vec!["containerd-shim-wasmhost-v1".to_owned(), "pause".to_owned()],
+        env: Vec::new(),
+        cwd: PathBuf::from("/"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

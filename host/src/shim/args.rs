@@ -23,6 +23,9 @@ pub enum Action {
     Serve,
     /// Print the version.
     Version,
+    /// Stand in for a pod sandbox's pause process (internal: the task of
+    /// a CRI sandbox container).
+    Pause,
 }
 
 /// The flags.
@@ -67,6 +70,7 @@ impl Args {
                 parsed.action = match arg.as_str() {
                     "start" => Action::Start,
                     "delete" => Action::Delete,
+                    "pause" => Action::Pause,
                     other => bail!("unknown action `{other}` (expected `start` or `delete`)"),
                 };
                 continue;
@@ -105,7 +109,7 @@ impl Args {
                 _ => {}
             }
         }
-        if parsed.action != Action::Version {
+        if !matches!(parsed.action, Action::Version | Action::Pause) {
             if parsed.namespace.is_empty() {
                 bail!("shim namespace cannot be empty (`-namespace`)");
             }

@@ -17,6 +17,7 @@
 //! - [`service`]: the task API over the one task.
 //! - [`task`]: one task: root filesystem, cgroup, gated process.
 //! - [`app`]: what a pod runs (the `wasmhost serve` command line).
+//! - [`sandbox`]: a CRI pod sandbox, held by the shim's own pause.
 //! - [`rootfs`], [`cgroup`], [`stdio`]: the task's pieces.
 //! - [`events`]: `/tasks/*` events to containerd, in order, retried.
 //! - [`cleanup`]: the `delete` action, after a shim died.
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod events;
 pub mod log;
 pub mod rootfs;
+pub mod sandbox;
 pub mod service;
 pub mod socket;
 pub mod start;
@@ -70,6 +72,7 @@ pub fn main() -> ExitCode {
             let _ = std::io::stdout().write_all(&bytes);
         }),
         Action::Serve => daemon::serve(&args),
+        Action::Pause => sandbox::pause(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

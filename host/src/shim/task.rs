@@ -95,12 +95,16 @@ impl Task {
             rootfs: Some(rootfs.clone()),
             cgroup: None,
         };
-        rootfs::refuse_links(&rootfs)?;
-        let process = spec.process().clone().unwrap_or_default();
-        let args = process.args().clone().unwrap_or_default();
-        let env = process.env().clone().unwrap_or_default();
-        let cwd = process.cwd().display().to_string();
-        let plan = app::plan(&args, &env, &cwd, &rootfs, node)?;
+        let plan = if super::sandbox::is_sandbox(&spec) {
+            app::sandbox_plan(&rootfs)?
+        } else {
+            rootfs::refuse_links(&rootfs)?;
+            let process = spec.process().clone().unwrap_or_default();
+            let args = process.args().clone().unwrap_or_default();
+            let env = process.env().clone().unwrap_or_default();
+            let cwd = process.cwd().display().to_string();
+            app::plan(&args, &env, &cwd, &rootfs, node)?
+        };
         let linux = spec.linux().clone().unwrap_or_default();
         let cgroup_path = linux
             .cgroups_path()
