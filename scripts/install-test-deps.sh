@@ -11,7 +11,9 @@
 # mosquitto for MQTT (each
 # test starts its own server on a free port, in a scratch directory), and
 # python3-venv for the Python fixtures (scripts/build-fixtures.sh),
-# mmdebstrap for the Debian image (scripts/build-images.sh). A tool
+# mmdebstrap for the Debian image (scripts/build-images.sh), mariadb for
+# the MySQL tests, containerd (with ctr) for the containerd shim's tests.
+# A tool
 # missing here fails its tests; none is skipped. Idempotent: does nothing
 # when every tool is already present. Needs root (CI runs as root) and the
 # Debian package mirrors.
@@ -34,6 +36,13 @@ need mmdebstrap mmdebstrap
 need mariadbd mariadb-server-core
 need mariadb-install-db mariadb-server-core
 need mariadb mariadb-client-core
+# The containerd shim's tests start a private containerd and drive it with
+# ctr; they enter network namespaces (nsenter, unshare) and curl inside.
+need containerd containerd
+need ctr containerd
+need nsenter util-linux
+need ip iproute2
+need curl curl
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's
@@ -63,6 +72,11 @@ apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" |
 # `main` cluster on :5432, Redis on :6379); the tests run their own.
 if command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now docker-registry redis-server postgresql mosquitto >/dev/null 2>&1 || true
+    # containerd too, when this script installed it (the tests run their
+    # own, with its own root, state and socket).
+    if [[ " ${missing[*]} " == *" containerd "* ]]; then
+        systemctl disable --now containerd >/dev/null 2>&1 || true
+    fi
 fi
 if command -v pg_lsclusters >/dev/null 2>&1; then
     pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _; do

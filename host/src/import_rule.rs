@@ -27,6 +27,12 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>)> {
         // The front door knows the Backend trait only.
         ("frontdoor", and(&["wasm", "container", "oci", "services"])),
         ("app", vec!["commands", "compare"]),
+        // The containerd shim runs `wasmhost serve` as a process: it links
+        // no workload, no manifest, no front door (a small binary).
+        (
+            "shim",
+            and(&["wasm", "container", "services", "frontdoor", "oci"]),
+        ),
         ("compare", vec!["commands"]),
         // Routing across backends, whatever they are.
         (

@@ -60,6 +60,7 @@ pub mod parse;
 pub mod reload;
 pub mod router;
 pub mod services;
+pub mod shim;
 pub mod shutdown;
 pub mod telemetry;
 pub mod volume;

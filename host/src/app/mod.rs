@@ -5,6 +5,7 @@
 //!   errors that name the file and the key the user wrote.
 //! - [`assemble`]: from the manifest to the backend that serves it.
 //! - [`files`]: a component's `files`, staged for read-only mounting.
+//! - [`image`]: an app as a container image's files, for the containerd shim.
 //! - [`manifest_v1`]: Spin manifest v1, converted to v2 as Spin does.
 //! - [`pack`]: the app in Spin's registry format, to push.
 //! - [`runtime_config`]: `--runtime-config-file` (where key-value stores live).
@@ -13,6 +14,7 @@
 
 pub mod assemble;
 pub mod files;
+pub mod image;
 pub mod manifest;
 pub mod manifest_v1;
 pub mod pack;

@@ -49,6 +49,168 @@ fn timestamp() -> u64 {
         .unwrap_or(0)
 }
 
+/// An image of files (an app for the containerd shim): one layer.
+#[derive(Debug, Clone)]
+pub struct FilesSpec {
+    /// (path without the leading `/`, bytes); directories are implied.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Env`.
+    pub environment: Vec<(String, String)>,
+    /// `ExposedPorts`.
+    pub ports: Vec<u16>,
+}
+
+/// Builds an image of `spec`'s files (read-only, owned by root) and writes
+/// it into the layout `dir` under `tag`.
+pub fn build_files(spec: &FilesSpec, dir: &Path, tag: &str) -> Result<Built> {
+    let mut entries: Vec<(String, u32, Option<&[u8]>)> = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, _) in &spec.files {
+        let mut parent = Path::new(path).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            dirs.insert(p.display().to_string());
+            parent = p.parent();
+        }
+    }
+    for dir in &dirs {
+        entries.push((dir.clone(), 0o755, None));
+    }
+    for (path, bytes) in &spec.files {
+        entries.push((path.clone(), 0o644, Some(bytes)));
+    }
+    let tar = tar_of(&entries)?;
+    let diff_id = digest_of(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar)?;
+    let layer = gz.finish()?;
+    let created = chrono::DateTime::from_timestamp(timestamp() as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ports: serde_json::Map<String, serde_json::Value> = spec
+        .ports
+        .iter()
+        .map(|p| (format!("{p}/tcp"), serde_json::json!({})))
+        .collect();
+    let env: Vec<String> = spec
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "created": created,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Entrypoint": spec.entrypoint,
+            "Env": env,
+            "WorkingDir": "/",
+            "ExposedPorts": ports,
+        },
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        "history": [{ "created": created, "created_by": "wasmhost image app" }],
+    }))?;
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": Descriptor::of(&config, media::OCI_IMAGE_CONFIG),
+        "layers": [Descriptor::of(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+    }))?;
+    let descriptor = layout::write(dir, tag, &manifest, &[&config, &layer])?;
+    Ok(Built {
+        reference: format!("oci:{}:{tag}", dir.display()),
+        digest: descriptor.digest,
+        size: (config.len() + layer.len()) as u64,
+    })
+}
+
+/// A tar of `entries` (path, mode, contents or `None` for a directory),
+/// reproducible: root-owned, fixed timestamps.
+fn tar_of(entries: &[(String, u32, Option<&[u8]>)]) -> Result<Vec<u8>> {
+    let mtime = timestamp();
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, mode, bytes) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(mtime);
+        header.set_mode(*mode);
+        match bytes {
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                builder.append_data(&mut header, path, std::io::empty())?;
+            }
+            Some(bytes) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                builder.append_data(&mut header, path, *bytes)?;
+            }
+        }
+    }
+    Ok(builder.into_inner()?)
+}
+
+/// Writes the image `tag` of the layout `dir` as an OCI archive (a tar of
+/// a layout holding that image only), named `name` (a full reference:
+/// `ctr images import` and `docker load` take it from the index's
+/// annotations).
+pub fn write_archive(dir: &Path, tag: &str, name: &str, out: &Path) -> Result<()> {
+    let entry = layout::entry(dir, Some(tag))?;
+    let blob = |digest: &str| -> Result<Vec<u8>> {
+        let hex = super::store::sha256_hex(digest)?;
+        std::fs::read(dir.join("blobs/sha256").join(hex))
+            .with_context(|| format!("blob {digest} is missing from `{}`", dir.display()))
+    };
+    let manifest_bytes = blob(&entry.digest)?;
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes)?;
+    let mut digests = vec![entry.digest.clone()];
+    if let Some(d) = manifest["config"]["digest"].as_str() {
+        digests.push(d.to_owned());
+    }
+    for layer in manifest["layers"].as_array().into_iter().flatten() {
+        if let Some(d) = layer["digest"].as_str() {
+            digests.push(d.to_owned());
+        }
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": [{
+            "mediaType": entry.media_type,
+            "digest": entry.digest,
+            "size": entry.size,
+            "annotations": {
+                "io.containerd.image.name": name,
+                "org.opencontainers.image.ref.name": name,
+            },
+        }],
+    });
+    let index = serde_json::to_vec_pretty(&index)?;
+    let layout_file: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    let blobs = digests
+        .iter()
+        .map(|d| {
+            Ok((
+                format!("blobs/sha256/{}", super::store::sha256_hex(d)?),
+                blob(d)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut entries: Vec<(String, u32, Option<&[u8]>)> = vec![
+        ("oci-layout".into(), 0o644, Some(layout_file)),
+        ("index.json".into(), 0o644, Some(&index)),
+        ("blobs".into(), 0o755, None),
+        ("blobs/sha256".into(), 0o755, None),
+    ];
+    for (path, bytes) in &blobs {
+        entries.push((path.clone(), 0o644, Some(bytes)));
+    }
+    let tar = tar_of(&entries)?;
+    std::fs::write(out, tar).with_context(|| format!("cannot write `{}`", out.display()))
+}
+
 /// Builds the image and writes it into the layout `dir` under `tag`.
 pub fn build(spec: &ImageSpec, dir: &Path, tag: &str) -> Result<Built> {
     let binary = std::fs::read(&spec.binary)

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod images;
 pub mod registry;
 pub mod runtime;

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""The containerd shim against containerd's runc shim, same containerd, same run.
+
+1. Task start to first 200: `ctr run -d` of the hello component under
+   `io.containerd.wasmhost.v1` vs busybox httpd (a static native server)
+   under `io.containerd.runc.v2`, alternating, each task killed and deleted
+   before the next; the wasmhost runs start with the node's compile cache
+   warm (a second pod of the app).
+2. The first pod of an app on a node (empty compile cache) vs the second.
+3. N tasks of each at once: PSS per task (shim + its task's processes).
+
+Runs as root against a private containerd (Debian's package) under a
+temporary directory; needs ctr, umoci, skopeo, busybox-static. Usage:
+
+    bench/containerd_bench.py [--profile debug|release] [--rounds 20] [--tasks 100]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True, **kw).stdout
+
+
+class Containerd:
+    def __init__(self, work, bindir):
+        self.work = work
+        self.sock = os.path.join(work, "c.sock")
+        os.makedirs(os.path.join(work, "bin"))
+        for name in ("containerd-shim-wasmhost-v1",):
+            os.symlink(os.path.join(bindir, name), os.path.join(work, "bin", name))
+        with open(os.path.join(work, "config.toml"), "w") as f:
+            f.write(f"""version = 2
+root = "{work}/root"
+state = "{work}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{self.sock}"
+""")
+        env = dict(os.environ, PATH=f"{work}/bin:" + os.environ["PATH"],
+                   WASMHOST_SHIM_CACHE_DIR=f"{work}/cache")
+        self.proc = subprocess.Popen(["containerd", "--config", f"{work}/config.toml"],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if subprocess.run(["ctr", "-a", self.sock, "version"], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise SystemExit("containerd did not start")
+
+    def ctr(self, *args):
+        return subprocess.run(["ctr", "-a", self.sock, *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def first_200(port, deadline=30):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.002)
+    raise SystemExit(f"no 200 on {port}")
+
+
+def run_task(ctd, runtime, image, tid, port, args=()):
+    flags = ["run", "-d", "--runtime", runtime, "--net-host", "--log-uri", f"file://{ctd.work}/{tid}.log"]
+    if runtime.startswith("io.containerd.wasmhost"):
+        flags += ["--env", f"SPIN_HTTP_LISTEN_ADDR=127.0.0.1:{port}"]
+    t0 = time.monotonic()
+    ctd.ctr(*flags, image, tid, *args)
+    first_200(port)
+    return (time.monotonic() - t0) * 1000
+
+
+def remove(ctd, tid):
+    subprocess.run(["ctr", "-a", ctd.sock, "tasks", "kill", "-s", "SIGKILL", tid], capture_output=True)
+    for _ in range(500):
+        out = subprocess.run(["ctr", "-a", ctd.sock, "tasks", "delete", tid], capture_output=True)
+        if out.returncode == 0:
+            break
+        time.sleep(0.01)
+    subprocess.run(["ctr", "-a", ctd.sock, "containers", "rm", tid], capture_output=True)
+
+
+def pss_kb(pid):
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    except OSError:
+        pass
+    return total
+
+
+def pids_with(needle):
+    found = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                cmd = open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if needle in cmd:
+                found.append(int(p))
+    return found
+
+
+def task_pids(ctd):
+    pids = {}
+    for line in ctd.ctr("tasks", "ls").splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 2:
+            pids[cols[0]] = int(cols[1])
+    return pids
+
+
+def images(ctd, work, wasmhost):
+    hello = os.path.join(REPO, "target/guest/wasm32-wasip2/release/hello.wasm")
+    sh(f"{wasmhost} image app {hello} -o {work}/hello --archive {work}/hello.tar --name docker.io/bench/hello:1")
+    ctd.ctr("images", "import", f"{work}/hello.tar")
+    sh(f"""set -e
+cd {work}
+umoci init --layout httpd
+umoci new --image httpd:x
+umoci unpack --image httpd:x bundle
+mkdir -p bundle/rootfs/bin bundle/rootfs/www
+cp "$(command -v busybox)" bundle/rootfs/bin/busybox
+echo hello > bundle/rootfs/www/index.html
+umoci repack --image httpd:x bundle
+umoci config --image httpd:x --os linux --architecture amd64 --config.entrypoint /bin/busybox
+skopeo copy --quiet oci:httpd:x oci-archive:httpd.tar:docker.io/bench/httpd:1
+""")
+    ctd.ctr("images", "import", f"{work}/httpd.tar")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="debug")
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--tasks", type=int, default=100)
+    a = ap.parse_args()
+    bindir = os.path.join(REPO, "target", a.profile)
+    wasmhost = os.path.join(bindir, "wasmhost")
+    work = tempfile.mkdtemp(prefix="ctdb", dir="/tmp")
+    ctd = Containerd(work, bindir)
+    try:
+        images(ctd, work, wasmhost)
+        WASM, RUNC = "io.containerd.wasmhost.v1", "io.containerd.runc.v2"
+        httpd = lambda port: ("/bin/busybox", "httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www")
+        # First pod of the app on the node: empty cache; then warm.
+        first = run_task(ctd, WASM, "docker.io/bench/hello:1", "first", 18900)
+        remove(ctd, "first")
+        wasm, runc = [], []
+        for i in range(a.rounds):
+            port = 19000 + i
+            wasm.append(run_task(ctd, WASM, "docker.io/bench/hello:1", f"w{i}", port))
+            remove(ctd, f"w{i}")
+            runc.append(run_task(ctd, RUNC, "docker.io/bench/httpd:1", f"r{i}", port + 500, httpd(port + 500)))
+            remove(ctd, f"r{i}")
+        # N at once, then PSS per task.
+        for i in range(a.tasks):
+            run_task(ctd, WASM, "docker.io/bench/hello:1", f"mw{i}", 20000 + i)
+            run_task(ctd, RUNC, "docker.io/bench/httpd:1", f"mr{i}", 21000 + i, httpd(21000 + i))
+        pids = task_pids(ctd)
+        def per_task(prefix, shim):
+            totals = []
+            for i in range(a.tasks):
+                tid = f"{prefix}{i}"
+                shims = pids_with(f"{shim} -namespace default -id {tid} ")
+                totals.append(sum(pss_kb(p) for p in shims) + pss_kb(pids[tid]))
+            return statistics.mean(totals) / 1024
+        mem_wasm = per_task("mw", "containerd-shim-wasmhost-v1")
+        mem_runc = per_task("mr", "containerd-shim-runc-v2")
+        for i in range(a.tasks):
+            remove(ctd, f"mw{i}")
+            remove(ctd, f"mr{i}")
+        result = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "containerd": ctd.ctr("version").split("Server:")[1].split("\n")[1].split()[-1],
+            "profile": a.profile,
+            "rounds": a.rounds,
+            "start_to_200_ms": {
+                "wasmhost_shim_p50": statistics.median(wasm), "runc_shim_p50": statistics.median(runc),
+                "wasmhost_shim_min": min(wasm), "runc_shim_min": min(runc),
+                "ratio_p50": statistics.median(wasm) / statistics.median(runc),
+            },
+            "first_pod_cold_cache_ms": first,
+            "tasks": a.tasks,
+            "pss_mib_per_task": {"wasmhost_shim": mem_wasm, "runc_shim": mem_runc},
+        }
+        print(json.dumps(result, indent=2))
+        with open(os.path.join(REPO, "bench", "last-containerd-run.json"), "w") as f:
+            json.dump(result, f, indent=2)
+    finally:
+        ctd.stop()
+        subprocess.run(f"grep {work} /proc/self/mountinfo | cut -d' ' -f5 | xargs -r -n1 umount -l", shell=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+//! One task: its root filesystem, cgroup and process, from `Create` to
+//! `Delete`. The process is forked at `Create` (so containerd gets its
+//! pid, and it is in its cgroup and network namespace before anything
+//! runs) and held at a gate until `Start`.
+
+#![forbid(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context as _, Result};
+use containerd_shim_protos::api::CreateTaskRequest;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::app::{self, Node};
+use super::cgroup::Cgroup;
+use super::{rootfs, stdio, sys};
+
+/// Where a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Forked, waiting at the gate.
+    Created,
+    /// Started.
+    Running,
+    /// Its process has exited.
+    Stopped,
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code, or 128 + the signal that killed it.
+    pub status: u32,
+    /// When it was reaped.
+    pub at: SystemTime,
+}
+
+/// What the `delete` action finds after a shim died.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// The task's process.
+    pub pid: i32,
+    /// Its cgroup path.
+    pub cgroup: String,
+}
+
+/// The record's file in the bundle.
+pub const RECORD: &str = "wasmhost-shim.json";
+
+/// One task.
+pub struct Task {
+    /// The container id.
+    pub id: String,
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// The process.
+    pub pid: i32,
+    /// containerd's stdio paths, as given.
+    pub stdio: [String; 3],
+    /// Set once the process exited.
+    pub exit: Option<Exit>,
+    gate: Option<OwnedFd>,
+    cgroup: Cgroup,
+    rootfs: PathBuf,
+}
+
+impl Task {
+    /// Mounts the root filesystem, finds the app, makes the cgroup and
+    /// forks the process (gated). Undoes what it did when a step fails.
+    pub fn create(req: &CreateTaskRequest, namespace: &str, node: &Node) -> Result<Task> {
+        if req.terminal {
+            bail!("a terminal is not supported: an app answers HTTP, not a TTY");
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        let spec = Spec::load(bundle.join("config.json"))
+            .with_context(|| format!("cannot read `{}/config.json`", bundle.display()))?;
+        let root = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .unwrap_or_else(|| PathBuf::from("rootfs"));
+        let rootfs = if root.is_absolute() {
+            root
+        } else {
+            bundle.join(root)
+        };
+        rootfs::mount(&req.rootfs, &rootfs)?;
+        let mut undo = Undo {
+            rootfs: Some(rootfs.clone()),
+            cgroup: None,
+        };
+        let plan = if super::sandbox::is_sandbox(&spec) {
+            app::sandbox_plan(&rootfs)?
+        } else {
+            rootfs::refuse_links(&rootfs)?;
+            let process = spec.process().clone().unwrap_or_default();
+            let args = process.args().clone().unwrap_or_default();
+            let env = process.env().clone().unwrap_or_default();
+            let cwd = process.cwd().display().to_string();
+            app::plan(&args, &env, &cwd, &rootfs, node)?
+        };
+        let linux = spec.linux().clone().unwrap_or_default();
+        let cgroup_path = linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| format!("/{namespace}/{}", req.id));
+        let cgroup = undo.cgroup.insert(Cgroup::open(&cgroup_path, &req.id)?);
+        let netns = match linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .find(|ns| ns.typ() == LinuxNamespaceType::Network)
+        {
+            None => sys::NetNs::Host,
+            Some(ns) => match ns.path() {
+                None => sys::NetNs::New,
+                Some(path) => sys::NetNs::Join(
+                    std::fs::File::open(path)
+                        .with_context(|| {
+                            format!("cannot open the network namespace `{}`", path.display())
+                        })?
+                        .into(),
+                ),
+            },
+        };
+        let exec = sys::Exec {
+            program: c_string(plan.program.as_os_str().as_bytes())?,
+            argv: plan
+                .argv
+                .iter()
+                .map(|a| c_string(a.as_bytes()))
+                .collect::<Result<_>>()?,
+            envp: plan
+                .env
+                .iter()
+                .map(|e| c_string(e.as_bytes()))
+                .collect::<Result<_>>()?,
+            cwd: c_string(plan.cwd.as_os_str().as_bytes())?,
+            stdio: [
+                stdio::null_input()?,
+                stdio::open_output(&req.stdout)?,
+                stdio::open_output(&req.stderr)?,
+            ],
+            netns,
+        };
+        let (pid, gate) = sys::spawn_gated(&exec).context("cannot fork the task's process")?;
+        // In, then limited (libcgroups creates some controllers' directories
+        // only when a process joins), all before the gate opens.
+        let joined = cgroup
+            .add(pid)
+            .and_then(|()| cgroup.apply(linux.resources().as_ref()));
+        if let Err(e) = joined {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            return Err(e);
+        }
+        let record = Record {
+            pid,
+            cgroup: cgroup_path,
+        };
+        let _ = std::fs::write(
+            bundle.join(RECORD),
+            serde_json::to_vec(&record).unwrap_or_default(),
+        );
+        undo.rootfs = None;
+        let cgroup = undo.cgroup.take().expect("made above");
+        Ok(Task {
+            id: req.id.clone(),
+            bundle,
+            pid,
+            stdio: [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
+            exit: None,
+            gate: Some(gate),
+            cgroup,
+            rootfs,
+        })
+    }
+
+    /// Where the task is.
+    pub fn status(&self) -> Status {
+        match (&self.exit, &self.gate) {
+            (Some(_), _) => Status::Stopped,
+            (None, Some(_)) => Status::Created,
+            (None, None) => Status::Running,
+        }
+    }
+
+    /// Opens the gate: the process executes `wasmhost serve`.
+    pub fn start(&mut self) -> Result<()> {
+        if self.exit.is_some() {
+            bail!("the task's process has already exited");
+        }
+        let Some(gate) = self.gate.take() else {
+            bail!("the task is already started");
+        };
+        let mut gate = std::fs::File::from(gate);
+        std::io::Write::write_all(&mut gate, b"s").context("cannot start the task's process")?;
+        Ok(())
+    }
+
+    /// Sends `signal` to the process, or to every process in the cgroup.
+    pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
+        let signal = Signal::try_from(signal).context("no such signal")?;
+        let mut pids = vec![self.pid];
+        if all {
+            pids.extend(self.cgroup.pids().into_iter().filter(|p| *p != self.pid));
+        }
+        for pid in pids {
+            match kill(Pid::from_raw(pid), signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => bail!("cannot signal {pid}: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The processes in the task's cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        self.cgroup.pids()
+    }
+
+    /// The cgroup's figures.
+    pub fn metrics(&self) -> Result<containerd_shim_protos::protobuf::well_known_types::any::Any> {
+        self.cgroup.metrics()
+    }
+
+    /// Removes what the task left: processes, cgroup, mount, record.
+    pub fn clean_up(&mut self) {
+        self.gate = None;
+        self.cgroup.remove();
+        rootfs::unmount(&self.rootfs);
+        let _ = std::fs::remove_file(self.bundle.join(RECORD));
+    }
+
+    /// The root filesystem's mount point.
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+}
+
+/// What a failed `create` undoes.
+struct Undo {
+    rootfs: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.remove();
+        }
+        if let Some(rootfs) = &self.rootfs {
+            rootfs::unmount(rootfs);
+        }
+    }
+}
+
+fn c_string(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).context("an argument or variable holds a NUL byte")
+}
+
+/// The exit status containerd expects from a wait status: the code, or
+/// 128 + the signal.
+pub fn exit_status(status: nix::sys::wait::WaitStatus) -> Option<(i32, u32)> {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), code as u32)),
+        WaitStatus::Signaled(pid, signal, _) => Some((pid.as_raw(), 128 + signal as u32)),
+        _ => None,
+    }
+}
