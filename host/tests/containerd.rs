@@ -85,6 +85,9 @@ impl Drop for Run {
     }
 }
 
+/// (Task ids are unique across the tests: cgroups are the machine's, and
+/// the tests run at once.)
+///
 /// Whatever the task `id` had is gone: its shim and wasmhost processes,
 /// its mounts, its cgroup, the shim's socket.
 fn assert_nothing_left(ctd: &Containerd, id: &str) {
@@ -195,7 +198,16 @@ fn a_spin_app_image_serves_in_a_network_namespace_and_sigkill_stops_it() {
             let (status, body) = netns.curl("http://127.0.0.1/api/greet/pod");
             (status == 200).then_some((status, body))
         },
-        || run.output(),
+        || {
+            let log = ctd.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            format!(
+                "ctr run: {}\ntasks: {}\ncontainerd: {}",
+                run.output(),
+                String::from_utf8_lossy(&ctd.ctr_output(&["tasks", "ls"]).stdout),
+                tail.join("\n")
+            )
+        },
     );
     assert_eq!(status, 200);
     assert!(body.contains("Hello, pod"), "{body}");
@@ -403,7 +415,7 @@ fn a_pod_sandbox_holds_the_pods_network_namespace_for_its_app() {
             &app_ns,
         ],
         "docker.io/wasmhost/hello:test",
-        "app1",
+        "sbapp1",
     );
     let (status, body) = wait_for(
         "the app answers in the pod's namespace",
@@ -412,15 +424,14 @@ fn a_pod_sandbox_holds_the_pods_network_namespace_for_its_app() {
             let (status, body) = netns.curl("http://127.0.0.1/");
             (status == 200).then_some((status, body))
         },
-        || std::fs::read_to_string(ctd.dir.path().join("app1.log")).unwrap_or_default(),
+        || std::fs::read_to_string(ctd.dir.path().join("sbapp1.log")).unwrap_or_default(),
     );
     assert_eq!(status, 200, "{body}");
     // Not on the host's port 80.
     assert!(std::net::TcpStream::connect(("127.0.0.1", 80)).is_err());
     // Stopped as the kubelet stops a pod: the app, then the sandbox.
-    stop_and_delete(&ctd, "app1", "SIGTERM");
-    let deleted = stop_and_delete(&ctd, "pod1", "SIGTERM");
-    assert!(deleted.contains("app1") || deleted.is_empty() || deleted.contains("pod1"));
-    assert_nothing_left(&ctd, "app1");
+    stop_and_delete(&ctd, "sbapp1", "SIGTERM");
+    stop_and_delete(&ctd, "pod1", "SIGTERM");
+    assert_nothing_left(&ctd, "sbapp1");
     assert_nothing_left(&ctd, "pod1");
 }

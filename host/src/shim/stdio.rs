@@ -40,7 +40,8 @@ pub fn open_output(uri: &str) -> Result<OwnedFd> {
             .with_context(|| format!("cannot open `{uri}`"))?
             .into());
     }
-    // Opening a FIFO write-only blocks until a reader comes; read-write
+    // containerd opens its reading side before `Create`. Opening a FIFO
+    // write-only would still block until a reader comes; read-write
     // never does. Holding that, reopen it write-only through /proc (now
     // instant: a reader exists), and let the read-write one go, so that
     // the task sees EPIPE, not a full pipe, once the reader has gone.
@@ -71,22 +72,22 @@ mod tests {
     use std::io::{Read as _, Write as _};
 
     #[test]
-    fn a_fifo_opens_without_a_reader_and_delivers() {
+    fn a_fifo_opens_at_once_and_delivers() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("out");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let reader = std::thread::spawn({
-            let fifo = fifo.clone();
-            move || {
-                let mut s = String::new();
-                File::open(fifo).unwrap().read_to_string(&mut s).unwrap();
-                s
-            }
-        });
+        // containerd opens its side (read, non-blocking) before Create.
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
         let mut out = File::from(open_output(fifo.to_str().unwrap()).unwrap());
         out.write_all(b"hello\n").unwrap();
         drop(out);
-        assert_eq!(reader.join().unwrap(), "hello\n");
+        let mut s = String::new();
+        reader.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello\n");
         assert!(open_output("binary:///usr/bin/logger").is_err());
         let log = dir.path().join("log");
         let mut f = File::from(open_output(&format!("file://{}", log.display())).unwrap());
