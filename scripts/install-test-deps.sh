@@ -8,7 +8,8 @@
 # postgresql for outbound Redis and PostgreSQL, mosquitto for MQTT (each
 # test starts its own server on a free port, in a scratch directory), and
 # python3-venv for the Python fixtures (scripts/build-fixtures.sh),
-# mmdebstrap for the Debian image (scripts/build-images.sh). A tool
+# mmdebstrap for the Debian image (scripts/build-images.sh), slirp4netns
+# and iptables for containers' outbound network. A tool
 # missing here fails its tests; none is skipped. Idempotent: does nothing
 # when every tool is already present. Needs root (CI runs as root) and the
 # Debian package mirrors.
@@ -28,6 +29,8 @@ need ab apache2-utils
 need redis-server redis-server
 need mosquitto mosquitto
 need mmdebstrap mmdebstrap
+need slirp4netns slirp4netns
+need iptables-restore iptables
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's

@@ -943,3 +943,56 @@ async fn root_in_a_debian_image_holds_dockers_default_capabilities_as_changed_by
     );
     stop(server);
 }
+
+/// This host's address on its default route (not loopback: the
+/// container's `127.0.0.1` is its own). No packet is sent.
+fn host_address() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("192.0.2.1:9")
+        .expect("a default route, for the host's own address");
+    socket.local_addr().unwrap().ip()
+}
+
+/// A plain HTTP service on `ip`, answering every connection; its port.
+fn host_service(ip: std::net::IpAddr) -> u16 {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nfrom the host\n");
+        }
+    });
+    port
+}
+
+/// `--network outbound`: the container reaches the host service its
+/// `--allowed-outbound-host` names and no other (refused at once, in the
+/// namespace's filter, whatever the image does); by default it has no
+/// route out at all.
+#[tokio::test]
+async fn outbound_network_reaches_the_allowed_host_only_and_is_off_by_default() {
+    let fixture = DebianFixture::new();
+    let ip = host_address();
+    let (allowed, denied) = (host_service(ip), host_service(ip));
+    let entry = format!("http://{ip}:{allowed}");
+    let connect = |port: u16| format!("/connect?host={ip}&port={port}");
+    let server = fixture.run(
+        &fixture.nobody,
+        &["--network", "outbound", "--allowed-outbound-host", &entry],
+    );
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url(&connect(allowed))).await,
+        "connected: HTTP/1.0 200 OK\n"
+    );
+    let refused = get_text(&client, server.url(&connect(denied))).await;
+    assert!(refused.starts_with("refused: ") && refused.contains("Connection refused"), "{refused}");
+    stop(server);
+
+    let server = fixture.run(&fixture.nobody, &[]);
+    let unreachable = get_text(&client, server.url(&connect(allowed))).await;
+    assert!(unreachable.contains("Network is unreachable"), "{unreachable}");
+    stop(server);
+}

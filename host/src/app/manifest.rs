@@ -924,6 +924,17 @@ impl Cx<'_> {
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
+        let outbound = match raw.network.as_deref() {
+            None | Some("loopback") => false,
+            Some("outbound") => true,
+            Some(other) => {
+                return Err(bad(
+                    "network",
+                    other.to_owned(),
+                    "`loopback` (the default) or `outbound`",
+                ))
+            }
+        };
         let cap_add = capabilities("cap_add", raw.cap_add)?;
         let cap_drop = capabilities("cap_drop", raw.cap_drop)?;
         let default = Settings::default();
@@ -946,6 +957,10 @@ impl Cx<'_> {
                 cap_drop,
                 read_only_rootfs: raw.read_only_rootfs.unwrap_or(default.read_only_rootfs),
                 init: raw.init.unwrap_or(default.init),
+                outbound,
+                // The component's `allowed_outbound_hosts`, rendered at
+                // assembly.
+                allowed_outbound_hosts: Vec::new(),
             },
             pulled: None,
         })
@@ -1210,6 +1225,7 @@ struct RawContainer {
     cap_drop: Vec<String>,
     read_only_rootfs: Option<bool>,
     init: Option<bool>,
+    network: Option<String>,
 }
 
 #[derive(Deserialize)]

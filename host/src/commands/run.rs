@@ -100,6 +100,18 @@ pub struct RunCommand {
     #[arg(long, overrides_with = "init")]
     pub no_init: bool,
 
+    /// `outbound`: give the container a way out (slirp4netns), to the
+    /// hosts `--allowed-outbound-host` names only; `loopback`: none
+    /// [default].
+    #[arg(long, value_name = "loopback|outbound", default_value = "loopback", value_parser = ["loopback", "outbound"])]
+    pub network: String,
+
+    /// Where the container may connect, as in a manifest's
+    /// `allowed_outbound_hosts` (`postgres://db.internal`,
+    /// `http://10.0.0.5:8080`, `*://*:443`). Repeatable.
+    #[arg(long, value_name = "ENTRY")]
+    pub allowed_outbound_host: Vec<String>,
+
     /// Start on the first request instead of now.
     #[arg(long)]
     pub lazy: bool,
@@ -165,6 +177,8 @@ impl RunCommand {
     /// The container's settings as the flags give them (volumes relative
     /// to the current directory).
     pub fn settings(&self) -> Result<Settings> {
+        crate::services::outbound::AllowList::parse(&self.allowed_outbound_host)
+            .context("--allowed-outbound-host")?;
         let here = std::env::current_dir().context("cannot read the current directory")?;
         Ok(Settings {
             port: self.port,
@@ -187,6 +201,8 @@ impl RunCommand {
             cap_drop: self.cap_drop.clone(),
             read_only_rootfs: self.read_only,
             init: !self.no_init,
+            outbound: self.network == "outbound",
+            allowed_outbound_hosts: self.allowed_outbound_host.clone(),
         })
     }
 }
@@ -241,6 +257,8 @@ mod tests {
             cap_drop: vec!["ALL".into()],
             read_only_rootfs: true,
             init: false,
+            outbound: true,
+            allowed_outbound_hosts: vec!["http://10.0.0.5:8080".into()],
         };
         let args = chosen.run_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

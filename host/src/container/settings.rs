@@ -107,6 +107,12 @@ pub struct Settings {
     /// Run wasmhost's init as pid 1 in front of the image's command, so
     /// signals reach the command and orphans are reaped.
     pub init: bool,
+    /// Outbound network ([`super::outbound`]); false: loopback only.
+    pub outbound: bool,
+    /// Where outbound connections may go (Spin's `allowed_outbound_hosts`
+    /// entries, templates rendered); enforced in the container's network
+    /// namespace.
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -128,6 +134,8 @@ impl Default for Settings {
             cap_drop: Vec::new(),
             read_only_rootfs: false,
             init: true,
+            outbound: false,
+            allowed_outbound_hosts: Vec::new(),
         }
     }
 }
@@ -200,6 +208,14 @@ impl Settings {
         }
         if !self.init {
             args.push("--no-init".to_owned());
+        }
+        if self.outbound {
+            args.push("--network".to_owned());
+            args.push("outbound".to_owned());
+        }
+        for entry in &self.allowed_outbound_hosts {
+            args.push("--allowed-outbound-host".to_owned());
+            args.push(entry.clone());
         }
         // `run` starts eagerly unless told otherwise.
         if self.start == Start::Lazy {
