@@ -996,3 +996,31 @@ async fn outbound_network_reaches_the_allowed_host_only_and_is_off_by_default() 
     assert!(unreachable.contains("Network is unreachable"), "{unreachable}");
     stop(server);
 }
+
+/// `--health-path`: a container whose health check fails `retries` times
+/// in a row is restarted (its replacement is healthy again).
+#[tokio::test]
+async fn an_unhealthy_container_is_restarted() {
+    let fixture = DebianFixture::new();
+    let server = fixture.run(
+        &fixture.nobody,
+        &["--health-path", "/healthz", "--health-interval", "200ms", "--health-retries", "2"],
+    );
+    let client = http1();
+    assert_eq!(get_text(&client, server.url("/healthz")).await, "ok\n");
+    let first = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
+    assert_eq!(get_text(&client, server.url("/sicken")).await, "sick\n");
+    server.wait_for_log("is unhealthy: restarting it", Duration::from_secs(10));
+    assert!(server.log().contains("health check 2/2 of `/healthz` failed: answered 500"), "{}", server.log());
+    // 503 while it restarts (after the crash backoff), then healthy.
+    common::wait_for_async("the restart", Duration::from_secs(15), || {
+        let request = client.get(server.url("/healthz")).send();
+        async move { (request.await.unwrap().status() == 200).then_some(()) }
+    })
+    .await;
+    server.wait_for_log_count("ready in", 2, Duration::from_secs(5));
+    let log = server.log();
+    let second = logged_id(log.lines().filter(|l| l.contains("ready in")).nth(1).unwrap());
+    assert_ne!(first, second, "{log}");
+    stop(server);
+}

@@ -67,6 +67,24 @@ impl std::fmt::Display for Cpus {
     }
 }
 
+/// A container's health check (`health = { path, interval, timeout,
+/// retries }`): `GET path` every `interval`; `retries` failures in a row
+/// (no 2xx/3xx within `timeout`) make it unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+impl Health {
+    /// Docker's HEALTHCHECK defaults: every 30 s, 30 s to answer, 3 tries.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_RETRIES: u32 = 3;
+}
+
 /// How one container component runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -107,6 +125,8 @@ pub struct Settings {
     /// Run wasmhost's init as pid 1 in front of the image's command, so
     /// signals reach the command and orphans are reaped.
     pub init: bool,
+    /// Health checks; `None`: a container is healthy while it runs.
+    pub health: Option<Health>,
     /// Outbound network ([`super::outbound`]); false: loopback only.
     pub outbound: bool,
     /// Where outbound connections may go (Spin's `allowed_outbound_hosts`
@@ -136,6 +156,7 @@ impl Default for Settings {
             init: true,
             outbound: false,
             allowed_outbound_hosts: Vec::new(),
+            health: None,
         }
     }
 }
@@ -193,6 +214,18 @@ impl Settings {
                 text.push_str(":ro");
             }
             flag("volume", text);
+        }
+        if let Some(health) = &self.health {
+            flag("health-path", health.path.clone());
+            flag(
+                "health-interval",
+                crate::parse::DurationArg(health.interval).to_string(),
+            );
+            flag(
+                "health-timeout",
+                crate::parse::DurationArg(health.timeout).to_string(),
+            );
+            flag("health-retries", health.retries.to_string());
         }
         for capability in &self.cap_add {
             flag("cap-add", capability.clone());

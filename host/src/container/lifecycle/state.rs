@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 pub trait Live {
     /// Whether its process has exited (the exit may not be handled yet).
     fn has_exited(&self) -> bool;
+    /// Whether it failed its health checks (it is being restarted).
+    fn is_unhealthy(&self) -> bool {
+        false
+    }
 }
 
 /// Where a container component is.
@@ -264,6 +268,7 @@ impl<R: Live, A> State<R, A> {
         match self {
             State::Starting { .. } => ("starting", !eager),
             State::Running(running) if running.has_exited() => ("exited", false),
+            State::Running(running) if running.is_unhealthy() => ("unhealthy", false),
             State::Running(_) => ("running", true),
             State::Stopping(_) => ("stopping", true),
             State::Stopped {
@@ -292,11 +297,16 @@ mod tests {
     #[derive(Default)]
     struct Container {
         exited: AtomicBool,
+        unhealthy: AtomicBool,
     }
 
     impl Live for Container {
         fn has_exited(&self) -> bool {
             self.exited.load(Ordering::SeqCst)
+        }
+
+        fn is_unhealthy(&self) -> bool {
+            self.unhealthy.load(Ordering::SeqCst)
         }
     }
 
@@ -405,6 +415,16 @@ mod tests {
             Ended::Stopped
         );
         assert!(matches!(state.request(later), Ok(Next::Start(None))));
+    }
+
+    #[test]
+    fn an_unhealthy_container_is_not_ready() {
+        let now = Instant::now();
+        let mut state = Machine::default();
+        let container = running(&mut state);
+        assert_eq!(state.status(now, true), ("running", true));
+        container.unhealthy.store(true, Ordering::SeqCst);
+        assert_eq!(state.status(now, true), ("unhealthy", false));
     }
 
     #[test]
