@@ -11,9 +11,9 @@
 # mosquitto for MQTT (each
 # test starts its own server on a free port, in a scratch directory), and
 # python3-venv for the Python fixtures (scripts/build-fixtures.sh),
-# mmdebstrap for the Debian image (scripts/build-images.sh), mariadb for
-# the MySQL tests, containerd (with ctr) for the containerd shim's tests.
-# A tool
+# mmdebstrap for the Debian image (scripts/build-images.sh), slirp4netns
+# and iptables for containers' outbound network, containerd (with ctr)
+# for the containerd shim's tests. A tool
 # missing here fails its tests; none is skipped. Idempotent: does nothing
 # when every tool is already present. Needs root (CI runs as root) and the
 # Debian package mirrors.
@@ -43,6 +43,8 @@ need ctr containerd
 need nsenter util-linux
 need ip iproute2
 need curl curl
+need slirp4netns slirp4netns
+need iptables-restore iptables
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's

@@ -1,8 +1,21 @@
 //! Parsers for the values users write, in flags and manifests alike:
 //! sizes (`128MiB`), durations (`30s`), SQL (`--sqlite`) and key-value
-//! pairs (`--key-value`).
+//! pairs (`--key-value`), the default port of a URL scheme.
 
 use std::time::Duration;
+
+/// The port a scheme's URLs mean when they name none (Spin's list).
+pub fn well_known_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        _ => None,
+    }
+}
 
 /// Parses a byte size: a number with an optional unit (`B`, `K`/`KiB`,
 /// `M`/`MiB`, `G`/`GiB`; powers of 1024, case-insensitive).

@@ -940,3 +940,84 @@ async fn root_in_a_debian_image_holds_dockers_default_capabilities_as_changed_by
     );
     stop(server);
 }
+
+/// This host's address on its default route (not loopback: the
+/// container's `127.0.0.1` is its own). No packet is sent.
+fn host_address() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("192.0.2.1:9")
+        .expect("a default route, for the host's own address");
+    socket.local_addr().unwrap().ip()
+}
+
+/// A plain HTTP service on `ip`, answering every connection; its port.
+fn host_service(ip: std::net::IpAddr) -> u16 {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nfrom the host\n");
+        }
+    });
+    port
+}
+
+/// `--network outbound`: the container reaches the host service its
+/// `--allowed-outbound-host` names and no other (refused at once, in the
+/// namespace's filter, whatever the image does); by default it has no
+/// route out at all.
+#[tokio::test]
+async fn outbound_network_reaches_the_allowed_host_only_and_is_off_by_default() {
+    let fixture = DebianFixture::new();
+    let ip = host_address();
+    let (allowed, denied) = (host_service(ip), host_service(ip));
+    let entry = format!("http://{ip}:{allowed}");
+    let connect = |port: u16| format!("/connect?host={ip}&port={port}");
+    let server = fixture.run(
+        &fixture.nobody,
+        &["--network", "outbound", "--allowed-outbound-host", &entry],
+    );
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url(&connect(allowed))).await,
+        "connected: HTTP/1.0 200 OK\n"
+    );
+    let refused = get_text(&client, server.url(&connect(denied))).await;
+    assert!(refused.starts_with("refused: ") && refused.contains("Connection refused"), "{refused}");
+    stop(server);
+
+    let server = fixture.run(&fixture.nobody, &[]);
+    let unreachable = get_text(&client, server.url(&connect(allowed))).await;
+    assert!(unreachable.contains("Network is unreachable"), "{unreachable}");
+    stop(server);
+}
+
+/// `--health-path`: a container whose health check fails `retries` times
+/// in a row is restarted (its replacement is healthy again).
+#[tokio::test]
+async fn an_unhealthy_container_is_restarted() {
+    let fixture = DebianFixture::new();
+    let server = fixture.run(
+        &fixture.nobody,
+        &["--health-path", "/healthz", "--health-interval", "200ms", "--health-retries", "2"],
+    );
+    let client = http1();
+    assert_eq!(get_text(&client, server.url("/healthz")).await, "ok\n");
+    let first = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
+    assert_eq!(get_text(&client, server.url("/sicken")).await, "sick\n");
+    server.wait_for_log("is unhealthy: restarting it", Duration::from_secs(10));
+    assert!(server.log().contains("health check 2/2 of `/healthz` failed: answered 500"), "{}", server.log());
+    // 503 while it restarts (after the crash backoff), then healthy.
+    common::wait_for_async("the restart", Duration::from_secs(15), || {
+        let request = client.get(server.url("/healthz")).send();
+        async move { (request.await.unwrap().status() == 200).then_some(()) }
+    })
+    .await;
+    server.wait_for_log_count("ready in", 2, Duration::from_secs(5));
+    let log = server.log();
+    let second = logged_id(log.lines().filter(|l| l.contains("ready in")).nth(1).unwrap());
+    assert_ne!(first, second, "{log}");
+    stop(server);
+}

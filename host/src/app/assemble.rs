@@ -179,7 +179,7 @@ pub async fn assemble(
         backends.insert(id, Arc::new(backend));
     }
     for (id, component) in containers {
-        let backend = container_backend(id, component, store)
+        let backend = container_backend(id, component, store, &app_variables)
             .await
             .with_context(|| format!("cannot load container component `{id}`"))?;
         backends.insert(id, Arc::new(backend));
@@ -476,6 +476,7 @@ async fn container_backend(
     id: &str,
     component: &Component,
     store: &ContentStore,
+    app_variables: &BTreeMap<String, String>,
 ) -> Result<ContainerBackend> {
     let Source::Container(container) = &component.source else {
         bail!("component `{id}` is not a container");
@@ -492,7 +493,16 @@ async fn container_backend(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         volumes: component.volumes.clone(),
+        allowed_outbound_hosts: component
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| {
+                variables::render_template(id, "allowed_outbound_hosts", entry, app_variables)
+            })
+            .collect::<Result<_, _>>()?,
         ..container.settings.clone()
     };
+    AllowList::parse(&settings.allowed_outbound_hosts)
+        .with_context(|| format!("component `{id}`"))?;
     ContainerBackend::new(id, image, settings).await
 }

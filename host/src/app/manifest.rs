@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::container::settings::{Cpus, Settings, Start, RUNTIMES};
+use crate::container::settings::{Cpus, Health, Settings, Start, RUNTIMES};
 use crate::router::{Route, RouteError, RoutePattern};
 
 /// Spin's Wagi entrypoint when `executor` names none.
@@ -877,6 +877,25 @@ impl Cx<'_> {
                     .map_err(|_| bad("idle_timeout", t, "a duration such as `5m`"))
             })
             .transpose()?;
+        let health = match raw.health {
+            None => None,
+            Some(h) => {
+                let duration = |field: &str, text: Option<String>, default| match text {
+                    None => Ok(default),
+                    Some(t) => crate::parse::duration(&t)
+                        .map_err(|_| bad(field, t, "a duration such as `5s`")),
+                };
+                if !h.path.starts_with('/') {
+                    return Err(bad("health.path", h.path, "a path such as `/healthz`"));
+                }
+                Some(Health {
+                    path: h.path,
+                    interval: duration("health.interval", h.interval, Health::DEFAULT_INTERVAL)?,
+                    timeout: duration("health.timeout", h.timeout, Health::DEFAULT_TIMEOUT)?,
+                    retries: h.retries.unwrap_or(Health::DEFAULT_RETRIES).max(1),
+                })
+            }
+        };
         let stop_grace = raw
             .stop_grace
             .map(|t| {
@@ -924,6 +943,17 @@ impl Cx<'_> {
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
+        let outbound = match raw.network.as_deref() {
+            None | Some("loopback") => false,
+            Some("outbound") => true,
+            Some(other) => {
+                return Err(bad(
+                    "network",
+                    other.to_owned(),
+                    "`loopback` (the default) or `outbound`",
+                ))
+            }
+        };
         let cap_add = capabilities("cap_add", raw.cap_add)?;
         let cap_drop = capabilities("cap_drop", raw.cap_drop)?;
         let default = Settings::default();
@@ -946,6 +976,11 @@ impl Cx<'_> {
                 cap_drop,
                 read_only_rootfs: raw.read_only_rootfs.unwrap_or(default.read_only_rootfs),
                 init: raw.init.unwrap_or(default.init),
+                outbound,
+                health,
+                // The component's `allowed_outbound_hosts`, rendered at
+                // assembly.
+                allowed_outbound_hosts: Vec::new(),
             },
             pulled: None,
         })
@@ -1210,6 +1245,18 @@ struct RawContainer {
     cap_drop: Vec<String>,
     read_only_rootfs: Option<bool>,
     init: Option<bool>,
+    network: Option<String>,
+    health: Option<RawHealth>,
+}
+
+/// `health = { path, interval, timeout, retries }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    path: String,
+    interval: Option<String>,
+    timeout: Option<String>,
+    retries: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -1912,7 +1959,7 @@ watch = ["src/**/*.rs"]
 
         // Capabilities as Docker spells them, canonical; the init off.
         write(
-            r#"container = { image = "example.com/legacy:1", cap_add = ["cap_net_admin"], cap_drop = ["ALL"], read_only_rootfs = true, init = false }"#,
+            r#"container = { image = "example.com/legacy:1", cap_add = ["cap_net_admin"], cap_drop = ["ALL"], read_only_rootfs = true, init = false, health = { path = "/healthz", interval = "5s" } }"#,
         );
         let loaded = load(&path).unwrap();
         let Source::Container(c) = &loaded.manifest.components["legacy"].source else {
@@ -1921,6 +1968,15 @@ watch = ["src/**/*.rs"]
         let s = &c.settings;
         assert_eq!((s.cap_add.as_slice(), s.cap_drop.as_slice()), (&["NET_ADMIN".to_owned()][..], &["ALL".to_owned()][..]));
         assert!(s.read_only_rootfs && !s.init);
+        assert_eq!(
+            s.health,
+            Some(Health {
+                path: "/healthz".into(),
+                interval: std::time::Duration::from_secs(5),
+                timeout: Health::DEFAULT_TIMEOUT,
+                retries: Health::DEFAULT_RETRIES,
+            })
+        );
         write(r#"container = { image = "example.com/legacy:1", cap_add = ["NET_MAGIC"] }"#);
         let err = load(&path).unwrap_err().to_string();
         assert!(

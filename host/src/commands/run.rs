@@ -14,7 +14,7 @@ use crate::backend::Backend;
 use crate::container::backend::ContainerBackend;
 use crate::container::capabilities;
 use crate::container::image::PreparedImage;
-use crate::container::settings::{Cpus, Settings, Start, DEFAULT_RUNTIME};
+use crate::container::settings::{Cpus, Health, Settings, Start, DEFAULT_RUNTIME};
 use crate::limits;
 
 use super::front_door::FrontDoorArgs;
@@ -100,6 +100,36 @@ pub struct RunCommand {
     #[arg(long, overrides_with = "init")]
     pub no_init: bool,
 
+    /// `outbound`: give the container a way out (slirp4netns), to the
+    /// hosts `--allowed-outbound-host` names only; `loopback`: none
+    /// [default].
+    #[arg(long, value_name = "loopback|outbound", default_value = "loopback", value_parser = ["loopback", "outbound"])]
+    pub network: String,
+
+    /// Where the container may connect, as in a manifest's
+    /// `allowed_outbound_hosts` (`postgres://db.internal`,
+    /// `http://10.0.0.5:8080`, `*://*:443`). Repeatable.
+    #[arg(long, value_name = "ENTRY")]
+    pub allowed_outbound_host: Vec<String>,
+
+    /// Check the container's health with `GET PATH` (2xx or 3xx within
+    /// `--health-timeout` is healthy); after `--health-retries` failures
+    /// in a row it is not ready and is restarted.
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+
+    /// How often the health check runs.
+    #[arg(long, default_value_t = DurationArg(Health::DEFAULT_INTERVAL))]
+    pub health_interval: DurationArg,
+
+    /// How long a health check waits for its answer.
+    #[arg(long, default_value_t = DurationArg(Health::DEFAULT_TIMEOUT))]
+    pub health_timeout: DurationArg,
+
+    /// Failed health checks in a row that make the container unhealthy.
+    #[arg(long, default_value_t = Health::DEFAULT_RETRIES)]
+    pub health_retries: u32,
+
     /// Start on the first request instead of now.
     #[arg(long)]
     pub lazy: bool,
@@ -165,6 +195,8 @@ impl RunCommand {
     /// The container's settings as the flags give them (volumes relative
     /// to the current directory).
     pub fn settings(&self) -> Result<Settings> {
+        crate::services::outbound::AllowList::parse(&self.allowed_outbound_host)
+            .context("--allowed-outbound-host")?;
         let here = std::env::current_dir().context("cannot read the current directory")?;
         Ok(Settings {
             port: self.port,
@@ -187,6 +219,14 @@ impl RunCommand {
             cap_drop: self.cap_drop.clone(),
             read_only_rootfs: self.read_only,
             init: !self.no_init,
+            health: self.health_path.clone().map(|path| Health {
+                path,
+                interval: self.health_interval.0,
+                timeout: self.health_timeout.0,
+                retries: self.health_retries.max(1),
+            }),
+            outbound: self.network == "outbound",
+            allowed_outbound_hosts: self.allowed_outbound_host.clone(),
         })
     }
 }
@@ -241,6 +281,14 @@ mod tests {
             cap_drop: vec!["ALL".into()],
             read_only_rootfs: true,
             init: false,
+            outbound: true,
+            allowed_outbound_hosts: vec!["http://10.0.0.5:8080".into()],
+            health: Some(Health {
+                path: "/healthz".into(),
+                interval: Duration::from_millis(200),
+                timeout: Duration::from_secs(1),
+                retries: 2,
+            }),
         };
         let args = chosen.run_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -43,6 +43,14 @@ impl ContainerBackend {
             .service_port(settings.port)
             .context("the port to proxy to")?;
         let stop_signal = image.config.stop_signal()?;
+        if image.config.config.healthcheck.is_some() && settings.health.is_none() {
+            tracing::warn!(
+                component = %id,
+                "the image's HEALTHCHECK (a command run inside) is not run by wasmhost; \
+                 give the component `health = {{ path = \"/healthz\" }}` (`run --health-path`) \
+                 for an HTTP check"
+            );
+        }
         let runtime = OciRuntime::named(&settings.runtime)?;
         let sys: Arc<dyn Syscall> = Arc::new(Linux);
         let state_dir = PathBuf::from(CONTAINERS_DIR);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 use super::image::PreparedImage;
 use super::netns::NetNs;
@@ -86,7 +86,20 @@ impl Bundle {
         // (a runtime enters the user namespace first, and then may not join
         // one the host owns); wasmhost adopts it once the container runs.
         let netns = match user_namespace {
-            None => Some(NetNs::create(&id, recipe.sys.clone())?),
+            None => {
+                let mut netns = NetNs::create(&id, recipe.sys.clone())?;
+                if recipe.settings.outbound {
+                    netns
+                        .open_outbound(&recipe.settings.allowed_outbound_hosts)
+                        .context("outbound network")?;
+                }
+                Some(netns)
+            }
+            Some(_) if recipe.settings.outbound => bail!(
+                "outbound network is not available in a user namespace yet \
+                 (the container makes its namespace itself, after the filter \
+                 would have to be loaded)"
+            ),
             Some(_) => None,
         };
         let init = match recipe.settings.init {

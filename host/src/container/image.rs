@@ -95,6 +95,10 @@ pub struct ContainerConfig {
     /// for nginx); SIGTERM when absent.
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// `Healthcheck` (Docker's HEALTHCHECK): a command to run inside,
+    /// which wasmhost does not run (yet); noticed, so it can say so.
+    #[serde(default)]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 /// `rootfs` of an image config.

@@ -28,7 +28,8 @@
 //!   [`seccomp`] (Docker's default profile) are parts of it.
 //! - [`init`]: wasmhost's init, pid 1 in front of the image's command.
 //! - [`bundle`]: one container's id, root, namespace and `config.json`.
-//! - [`netns`]: the container's private network namespace and the way in.
+//! - [`netns`]: the container's private network namespace and the way in;
+//!   [`outbound`]: the way out, allow-listed (`network = "outbound"`).
 //! - [`sweep`]: what a killed wasmhost left behind.
 //! - [`sys`]: every system call std does not wrap, behind a trait with a
 //!   fake for unit tests; the only `unsafe` code here (every other file
@@ -42,6 +43,7 @@ pub mod init;
 pub mod layers;
 pub mod lifecycle;
 pub mod netns;
+pub mod outbound;
 pub mod proxy;
 pub mod rootfs;
 pub mod runtime;

@@ -49,6 +49,8 @@ pub struct NetNs {
     path: PathBuf,
     requests: Mutex<Option<mpsc::Sender<Request>>>,
     pool: Arc<Mutex<Vec<OwnedFd>>>,
+    /// The way out, when the container has one; closed with the namespace.
+    outbound: Option<super::outbound::Outbound>,
 }
 
 impl NetNs {
@@ -96,7 +98,14 @@ impl NetNs {
             path: PathBuf::from(format!("/proc/{}/task/{tid}/ns/net", std::process::id())),
             requests: Mutex::new(Some(tx)),
             pool,
+            outbound: None,
         })
+    }
+
+    /// Gives the namespace a way out (closed when it is dropped).
+    pub fn open_outbound(&mut self, allowed: &[String]) -> Result<()> {
+        self.outbound = Some(super::outbound::Outbound::open(&self.path, allowed)?);
+        Ok(())
     }
 
     /// The namespace, as a path a runtime can join.

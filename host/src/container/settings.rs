@@ -67,6 +67,24 @@ impl std::fmt::Display for Cpus {
     }
 }
 
+/// A container's health check (`health = { path, interval, timeout,
+/// retries }`): `GET path` every `interval`; `retries` failures in a row
+/// (no 2xx/3xx within `timeout`) make it unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+impl Health {
+    /// Docker's HEALTHCHECK defaults: every 30 s, 30 s to answer, 3 tries.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_RETRIES: u32 = 3;
+}
+
 /// How one container component runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -107,6 +125,14 @@ pub struct Settings {
     /// Run wasmhost's init as pid 1 in front of the image's command, so
     /// signals reach the command and orphans are reaped.
     pub init: bool,
+    /// Health checks; `None`: a container is healthy while it runs.
+    pub health: Option<Health>,
+    /// Outbound network ([`super::outbound`]); false: loopback only.
+    pub outbound: bool,
+    /// Where outbound connections may go (Spin's `allowed_outbound_hosts`
+    /// entries, templates rendered); enforced in the container's network
+    /// namespace.
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -128,6 +154,9 @@ impl Default for Settings {
             cap_drop: Vec::new(),
             read_only_rootfs: false,
             init: true,
+            outbound: false,
+            allowed_outbound_hosts: Vec::new(),
+            health: None,
         }
     }
 }
@@ -186,6 +215,18 @@ impl Settings {
             }
             flag("volume", text);
         }
+        if let Some(health) = &self.health {
+            flag("health-path", health.path.clone());
+            flag(
+                "health-interval",
+                crate::parse::DurationArg(health.interval).to_string(),
+            );
+            flag(
+                "health-timeout",
+                crate::parse::DurationArg(health.timeout).to_string(),
+            );
+            flag("health-retries", health.retries.to_string());
+        }
         for capability in &self.cap_add {
             flag("cap-add", capability.clone());
         }
@@ -200,6 +241,14 @@ impl Settings {
         }
         if !self.init {
             args.push("--no-init".to_owned());
+        }
+        if self.outbound {
+            args.push("--network".to_owned());
+            args.push("outbound".to_owned());
+        }
+        for entry in &self.allowed_outbound_hosts {
+            args.push("--allowed-outbound-host".to_owned());
+            args.push(entry.clone());
         }
         // `run` starts eagerly unless told otherwise.
         if self.start == Start::Lazy {

@@ -191,18 +191,9 @@ fn parse_entry(entry: &str) -> Result<Rule, InvalidEntry> {
     Ok(Rule::Host { scheme, host, port })
 }
 
-/// The port a scheme's URLs mean when they name none (Spin's list).
-pub fn well_known_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" => Some(80),
-        "https" => Some(443),
-        "postgres" => Some(5432),
-        "mysql" => Some(3306),
-        "redis" => Some(6379),
-        "mqtt" => Some(1883),
-        _ => None,
-    }
-}
+/// The port a scheme's URLs mean when they name none (Spin's list); on
+/// the ground floor, as containers' outbound filter reads entries too.
+pub use crate::parse::well_known_port;
 
 /// `host:port` → (host, port); IPv6 literals keep their brackets.
 fn split_port(rest: &str) -> (&str, Option<&str>) {

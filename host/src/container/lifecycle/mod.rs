@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod ahead;
+mod health;
 mod start;
 pub mod state;
 mod stop;
@@ -75,11 +76,17 @@ pub struct Running {
     exited: watch::Receiver<Option<String>>,
     /// Requests in flight and the last one's end, for the idle stop.
     activity: Mutex<Activity>,
+    /// Failed its health checks (and is being killed for it).
+    unhealthy: std::sync::atomic::AtomicBool,
 }
 
 impl Live for Running {
     fn has_exited(&self) -> bool {
         self.exited.borrow().is_some()
+    }
+
+    fn is_unhealthy(&self) -> bool {
+        self.unhealthy.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -98,7 +105,13 @@ impl Running {
                 in_flight: 0,
                 last_end: Instant::now(),
             }),
+            unhealthy: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn mark_unhealthy(&self) {
+        self.unhealthy
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts a request in until the guard goes, however the request ends

@@ -58,6 +58,9 @@ impl Lifecycle {
                         me.terminate(&running).await;
                         return;
                     }
+                    if let Some(health) = me.plan.settings.health.clone() {
+                        me.watch_health(running.clone(), health);
+                    }
                     if let Some(idle) = me.plan.settings.idle_timeout {
                         me.watch_idle(running, idle);
                     }

@@ -28,6 +28,10 @@ use crate::limits;
 pub trait Live {
     /// Whether its process has exited (the exit may not be handled yet).
     fn has_exited(&self) -> bool;
+    /// Whether it failed its health checks (it is being restarted).
+    fn is_unhealthy(&self) -> bool {
+        false
+    }
 }
 
 /// Where a container component is.
@@ -293,6 +297,7 @@ impl<R: Live, A> State<R, A> {
         match self {
             State::Starting { .. } => ("starting", !eager),
             State::Running(running, _) if running.has_exited() => ("exited", false),
+            State::Running(running, _) if running.is_unhealthy() => ("unhealthy", false),
             State::Running(..) => ("running", true),
             State::Stopping(_) => ("stopping", true),
             State::Stopped {
@@ -321,11 +326,16 @@ mod tests {
     #[derive(Default)]
     struct Container {
         exited: AtomicBool,
+        unhealthy: AtomicBool,
     }
 
     impl Live for Container {
         fn has_exited(&self) -> bool {
             self.exited.load(Ordering::SeqCst)
+        }
+
+        fn is_unhealthy(&self) -> bool {
+            self.unhealthy.load(Ordering::SeqCst)
         }
     }
 
@@ -470,6 +480,16 @@ mod tests {
             Ended::Stopped
         );
         assert!(matches!(state.request(later), Ok(Next::Start(None))));
+    }
+
+    #[test]
+    fn an_unhealthy_container_is_not_ready() {
+        let now = Instant::now();
+        let mut state = Machine::default();
+        let container = running(&mut state);
+        assert_eq!(state.status(now, true), ("running", true));
+        container.unhealthy.store(true, Ordering::SeqCst);
+        assert_eq!(state.status(now, true), ("unhealthy", false));
     }
 
     #[test]

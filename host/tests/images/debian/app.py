@@ -11,6 +11,8 @@ GET /mknod       root only: make a block device node (in the runtime's /dev,
                  writable even with a read-only root), then open it
 GET /write       write a file into the image's /srv
 GET /connect?host=H&port=P   open a TCP connection and read what it says
+GET /healthz     200, or 500 once /sicken was asked for
+GET /sicken      makes /healthz fail from now on (in this container)
 """
 
 import ctypes
@@ -94,6 +96,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = "".join(f"{p} {os.path.exists(p)}\n" for p in paths)
         elif url.path == "/mknod":
             body = mknod() + "\n"
+        elif url.path == "/healthz":
+            if os.path.exists("/dev/shm/sick"):
+                self.send_error(500)
+                return
+            body = "ok\n"
+        elif url.path == "/sicken":
+            open("/dev/shm/sick", "w").close()
+            body = "sick\n"
         elif url.path == "/write":
             body = write() + "\n"
         elif url.path == "/connect":
