@@ -30,6 +30,7 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         "spin-sdk-mysql",
         "spin-sdk-mqtt",
         "spin-sdk7",
+        "spin-v1-http",
     ] {
         text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
     }
@@ -758,6 +759,35 @@ async fn a_spin_sdk_7_component_streams_mysql_rows_through_spin_mysql_3() {
             "error: MysqlError(Error::ConnectionFailed(\"address {address} is not permitted\"))"
         )
     );
+}
+
+#[tokio::test]
+async fn spin_1s_outbound_http_sends_where_allowed_and_says_destination_not_allowed_elsewhere() {
+    let upstream = upstream();
+    let port: u16 = upstream.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_allowed_and_closed(
+        dir.path(),
+        "v1",
+        "{spin-v1-http}",
+        "http://127.0.0.1:{{ port }}",
+        ("unused", "{{ port }}"),
+        port,
+        &[],
+    );
+    let client = http1();
+    let target = format!("http://127.0.0.1:{port}/");
+    assert_eq!(
+        get_text(&client, server.url(&format!("/v1/get?{target}"))).await,
+        "200 Hello, world!\n"
+    );
+    let denied = get_text(&client, server.url(&format!("/closed/get?{target}"))).await;
+    assert!(
+        denied.contains(r#"name: "destination-not-allowed""#),
+        "{denied}"
+    );
+    let invalid = get_text(&client, server.url("/v1/get?not-a-url")).await;
+    assert!(invalid.contains(r#"name: "invalid-url""#), "{invalid}");
 }
 
 #[tokio::test]
