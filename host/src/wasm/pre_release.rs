@@ -19,7 +19,7 @@
 //! (streams, polling, all of wasi:http); it is refused by name
 //! ([`older_pre_release`]).
 
-use wasm_encoder::reencode::{Error, Reencode, ReencodeComponent, RoundtripReencoder};
+use wasm_encoder::reencode::{Error, Reencode, ReencodeComponent};
 
 /// The version this module serves as 0.2.0.
 const SERVED: &str = "@0.2.0-rc-2023-11-10";
@@ -69,7 +69,7 @@ impl ReencodeComponent for Renamer {
         for import in section {
             let import = import?;
             let ty = self.component_type_ref(import.ty)?;
-            imports.import(&self.rename(import.name.name), ty);
+            imports.import(self.rename(import.name.name), ty);
         }
         Ok(())
     }
@@ -80,13 +80,8 @@ impl ReencodeComponent for Renamer {
         export: wasmparser::ComponentExport<'_>,
     ) -> Result<(), Error<Self::Error>> {
         let ty = export.ty.map(|t| self.component_type_ref(t)).transpose()?;
-        let index = RoundtripReencoder.component_external_index(export.kind, export.index);
-        exports.export(
-            &self.rename(export.name.name),
-            export.kind.into(),
-            index,
-            ty,
-        );
+        let index = self.component_external_index(export.kind, export.index);
+        exports.export(self.rename(export.name.name), export.kind.into(), index, ty);
         Ok(())
     }
 }
