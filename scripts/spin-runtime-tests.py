@@ -300,7 +300,7 @@ def main():
     tests_dir = os.path.join(args.checkout, "tests/runtime-tests/tests")
     services = Services()
     counts = {"pass": 0, "fail": 0, "skip": 0}
-    print("| test | result | why |\n|---|---|---|")
+    print("| test | result | why |\n|---|---|---|", flush=True)
     try:
         for name in sorted(os.listdir(tests_dir)):
             if args.only and name not in args.only:
