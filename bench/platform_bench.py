@@ -7,11 +7,12 @@
    16 connections: req/s), against the floor: the same two statements from
    native Rust on a file with the same settings (criterion bench
    `sqlite_floor`, run by this script).
-2. Python hello (target/fixtures/python/spin-py.wasm, `GET /`): req/s of
-   wasmhost vs `wasmtime serve -Scli` with its best pooling flags on the
-   same file (`--trap-unknown-imports`: the Spin SDK imports the whole Spin
-   platform, which wasmtime does not provide), alternating rounds; and
-   process start to first 200 with a warm and a cold compile cache.
+2. Python hello (target/fixtures/python/spin-py.wasm, `GET /`) and
+   JavaScript hello (target/fixtures/js/spin-js.wasm, `GET /js/hello`):
+   req/s of wasmhost vs `wasmtime serve -Scli` with its best pooling flags
+   on the same file (`--trap-unknown-imports`: the Spin SDKs import Spin
+   interfaces wasmtime does not provide), alternating rounds; and process
+   start to first 200 with a warm and a cold compile cache.
 
 Usage: bench/platform_bench.py [--rounds N] [--duration S]
 (bench/run.sh platform builds everything first, release profile.)
@@ -31,6 +32,7 @@ from http_bench import (BEST_POOLING, ROOT, WASMHOST, WASMTIME, Server,  # noqa:
 
 SQLITE = os.path.join(ROOT, "target/guest/wasm32-wasip2/release/spin_sdk_sqlite.wasm")
 PYTHON = os.path.join(ROOT, "target/fixtures/python/spin-py.wasm")
+JS = os.path.join(ROOT, "target/fixtures/js/spin-js.wasm")
 
 
 def wrk(port, path, duration, connections):
@@ -75,10 +77,12 @@ def sqlite(rounds, duration):
     print(f"| wasmhost req/s at 16 connections | {median(many, 'rps'):,.0f} |\n", flush=True)
 
 
-def python(rounds, duration):
+def hello(title, wasm, path, rounds, duration):
+    """req/s and start to first 200 of `wasm` answering `path`, wasmhost
+    vs wasmtime serve."""
     def ours(extra=(), cache=None):
         port = free_port()
-        argv = [WASMHOST, "serve", PYTHON, "--listen", f"127.0.0.1:{port}"] + list(extra)
+        argv = [WASMHOST, "serve", wasm, "--listen", f"127.0.0.1:{port}"] + list(extra)
         if cache:
             argv += ["--cache-dir", cache]
         return Server(argv, port, env={"WASMHOST_LOG": "warn"})
@@ -86,45 +90,46 @@ def python(rounds, duration):
     def peer(extra=(), env=None):
         port = free_port()
         argv = [WASMTIME, "serve", "-Scli", "--trap-unknown-imports", "--addr", f"127.0.0.1:{port}"]
-        return Server(argv + list(extra) + [PYTHON], port, env=env)
+        return Server(argv + list(extra) + [wasm], port, env=env)
 
     warm = tempfile.mkdtemp(prefix="wasmhost-bench-cache-")
     s = ours(cache=warm)
-    s.wait_first_200()
+    s.wait_first_200(path=path, limit=120)
     s.stop()
     rows = {"a": [], "b": []}
     for _ in range(rounds):
         for side, make in (("a", lambda: ours(cache=warm)), ("b", lambda: peer(["-O", BEST_POOLING]))):
             server = make()
             try:
-                server.wait_first_200(limit=120)
-                wrk(server.port, "/", 1, 16)
-                rows[side].append(wrk(server.port, "/", duration, 16))
+                server.wait_first_200(path=path, limit=120)
+                wrk(server.port, path, 1, 16)
+                rows[side].append(wrk(server.port, path, duration, 16))
             finally:
                 server.stop()
     ra, rb = median(rows["a"], "rps"), median(rows["b"], "rps")
-    print("| Python hello (spin-sdk 3.4.1) | wasmhost req/s | wasmtime serve best pooling req/s | ratio |\n|---|---|---|---|")
+    print(f"| {title} | wasmhost req/s | wasmtime serve best pooling req/s | ratio |\n|---|---|---|---|")
     print(f"| fresh instance per request, 16 connections | {ra:,.0f} | {rb:,.0f} | {ra / rb:.2f}x |\n", flush=True)
     wt_cache = tempfile.mkdtemp(prefix="wasmtime-bench-cache-")
     s = peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache})
-    s.wait_first_200(limit=120)
+    s.wait_first_200(path=path, limit=120)
     s.stop()
     starts = {
         "warm compile cache": (lambda: ours(cache=warm),
                                lambda: peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache})),
         "cold (no cache)": (lambda: ours(["--no-cache"]), lambda: peer(["-C", "cache=n"])),
     }
-    print("| Python hello, start to first 200 | wasmhost ms | wasmtime serve ms |\n|---|---|---|")
+    print(f"| {title}, start to first 200 | wasmhost ms | wasmtime serve ms |\n|---|---|---|")
     for name, (a, b) in starts.items():
         times = {"a": [], "b": []}
         for _ in range(max(rounds, 3)):
             for side, make in (("a", a), ("b", b)):
                 server = make()
                 try:
-                    times[side].append(server.wait_first_200(limit=120) * 1000.0)
+                    times[side].append(server.wait_first_200(path=path, limit=120) * 1000.0)
                 finally:
                     server.stop()
         print(f"| {name} | {statistics.median(times['a']):.0f} | {statistics.median(times['b']):.0f} |", flush=True)
+    print()
 
 
 def main():
@@ -132,11 +137,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=8)
     args = ap.parse_args()
-    for path in (WASMHOST, SQLITE, PYTHON):
+    for path in (WASMHOST, SQLITE, PYTHON, JS):
         if not os.path.exists(path):
             sys.exit(f"missing {path}: run bench/run.sh platform")
     sqlite(args.rounds, args.duration)
-    python(args.rounds, args.duration)
+    hello("Python hello (spin-sdk 3.4.1)", PYTHON, "/", args.rounds, args.duration)
+    hello("JavaScript hello (build-tools 1.0.7)", JS, "/js/hello", args.rounds, args.duration)
 
 
 if __name__ == "__main__":

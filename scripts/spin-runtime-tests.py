@@ -190,7 +190,21 @@ class Services:
             do_PUT = do_POST
 
             def do_GET(self):
-                self.do_POST()
+                # Spin's echo service: `how-many-bytes: N` asks for N bytes.
+                many = self.headers.get("how-many-bytes")
+                if many is None:
+                    return self.do_POST()
+                left = int(many)
+                self.send_response(200)
+                self.send_header("content-length", str(left))
+                self.end_headers()
+                chunk = b"x" * (1 << 20)
+                try:
+                    while left > 0:
+                        self.wfile.write(chunk[:left])
+                        left -= min(left, len(chunk))
+                except OSError:
+                    pass  # the client stopped reading
 
             def log_message(self, *args):
                 pass
@@ -286,7 +300,7 @@ def main():
     tests_dir = os.path.join(args.checkout, "tests/runtime-tests/tests")
     services = Services()
     counts = {"pass": 0, "fail": 0, "skip": 0}
-    print("| test | result | why |\n|---|---|---|")
+    print("| test | result | why |\n|---|---|---|", flush=True)
     try:
         for name in sorted(os.listdir(tests_dir)):
             if args.only and name not in args.only:

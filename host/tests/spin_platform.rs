@@ -14,7 +14,10 @@ use common::{fixture, get_text, guest, http1, Server};
 /// fixtures.
 fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
     let mut text = body.to_owned();
-    for (name, path) in [("{python}", "python/spin-py.wasm"), ("{js}", "js/spin-js.wasm")] {
+    for (name, path) in [
+        ("{python}", "python/spin-py.wasm"),
+        ("{js}", "js/spin-js.wasm"),
+    ] {
         if text.contains(name) {
             text = text.replace(name, fixture(path).to_str().unwrap());
         }
@@ -27,6 +30,7 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         "spin-sdk-mysql",
         "spin-sdk-mqtt",
         "spin-sdk7",
+        "spin-v1-http",
     ] {
         text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
     }
@@ -428,10 +432,7 @@ async fn a_javascript_component_uses_key_value_variables_sqlite_and_fetch_beside
     let port = upstream.addr.rsplit(':').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), JS_APP);
-    let server = Server::serve(
-        &manifest,
-        &["--variable", &format!("upstream_port={port}")],
-    );
+    let server = Server::serve(&manifest, &["--variable", &format!("upstream_port={port}")]);
     let client = http1();
     let target = format!("http://127.0.0.1:{port}/");
     // In order: the counter and the table's rows count requests.
@@ -441,12 +442,18 @@ async fn a_javascript_component_uses_key_value_variables_sqlite_and_fetch_beside
         ("/rust/".to_owned(), "Hello, world!\n".to_owned()),
         ("/js/count".to_owned(), "1".to_owned()),
         ("/js/count".to_owned(), "2".to_owned()),
-        ("/js/var?greeting".to_owned(), "hi from JavaScript's manifest".to_owned()),
+        (
+            "/js/var?greeting".to_owned(),
+            "hi from JavaScript's manifest".to_owned(),
+        ),
         (
             "/js/sql".to_owned(),
             "columns=n,s rows=integer:42,text:forty-two".to_owned(),
         ),
-        (format!("/js/fetch?{target}"), "200 Hello, world!\n".to_owned()),
+        (
+            format!("/js/fetch?{target}"),
+            "200 Hello, world!\n".to_owned(),
+        ),
         // No grant, no variable, no outbound host: Spin's errors, as values.
         (
             "/closed/count".to_owned(),
@@ -454,11 +461,16 @@ async fn a_javascript_component_uses_key_value_variables_sqlite_and_fetch_beside
         ),
         (
             "/closed/var?greeting".to_owned(),
-            r#"error: {"tag":"undefined","val":"no variable `greeting` for this component"}"#.to_owned(),
+            r#"error: {"tag":"undefined","val":"no variable `greeting` for this component"}"#
+                .to_owned(),
         ),
     ];
     for (path, expected) in cases {
-        assert_eq!(get_text(&client, server.url(&path)).await, expected, "{path}");
+        assert_eq!(
+            get_text(&client, server.url(&path)).await,
+            expected,
+            "{path}"
+        );
     }
     let denied = get_text(&client, server.url(&format!("/closed/fetch?{target}"))).await;
     assert!(denied.starts_with("error: "), "{denied}");
@@ -747,6 +759,35 @@ async fn a_spin_sdk_7_component_streams_mysql_rows_through_spin_mysql_3() {
             "error: MysqlError(Error::ConnectionFailed(\"address {address} is not permitted\"))"
         )
     );
+}
+
+#[tokio::test]
+async fn spin_1s_outbound_http_sends_where_allowed_and_says_destination_not_allowed_elsewhere() {
+    let upstream = upstream();
+    let port: u16 = upstream.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_allowed_and_closed(
+        dir.path(),
+        "v1",
+        "{spin-v1-http}",
+        "http://127.0.0.1:{{ port }}",
+        ("unused", "{{ port }}"),
+        port,
+        &[],
+    );
+    let client = http1();
+    let target = format!("http://127.0.0.1:{port}/");
+    assert_eq!(
+        get_text(&client, server.url(&format!("/v1/get?{target}"))).await,
+        "200 Hello, world!\n"
+    );
+    let denied = get_text(&client, server.url(&format!("/closed/get?{target}"))).await;
+    assert!(
+        denied.contains(r#"name: "destination-not-allowed""#),
+        "{denied}"
+    );
+    let invalid = get_text(&client, server.url("/v1/get?not-a-url")).await;
+    assert!(invalid.contains(r#"name: "invalid-url""#), "{invalid}");
 }
 
 #[tokio::test]

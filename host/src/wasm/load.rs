@@ -69,6 +69,24 @@ pub enum LoadError {
         /// The parser's explanation.
         detail: String,
     },
+    /// Built against a WASI 0.2 pre-release this host does not serve.
+    #[error(
+        "`{}` was built against WASI 0.2.0-rc-2023-10-18, a pre-release wasmhost does not \
+         serve (it serves 0.2.0-rc-2023-11-10 and 0.2.x); rebuild it with a current SDK \
+         (Spin SDK 3 or later for Rust)", path.display()
+    )]
+    PreRelease {
+        /// The file the user named.
+        path: PathBuf,
+    },
+    /// Renaming a pre-release component's imports failed.
+    #[error("cannot adapt the WASI 0.2.0-rc-2023-11-10 component `{}`: {detail}", path.display())]
+    Adapt {
+        /// The file the user named.
+        path: PathBuf,
+        /// The encoder's explanation.
+        detail: String,
+    },
     /// The component serves no HTTP.
     #[error(
         "`{}` exports no HTTP handler: expected `wasi:http/incoming-handler@0.2.x` or \
@@ -121,11 +139,22 @@ pub fn prepare(path: &Path, bytes: Vec<u8>) -> Result<ComponentBytes, LoadError>
             path: path.to_owned(),
         });
     }
-    let (bytes, componentized) = if Parser::is_core_wasm(&bytes) {
+    let (mut bytes, componentized) = if Parser::is_core_wasm(&bytes) {
         (componentize(path, &bytes)?, true)
     } else {
         (bytes, false)
     };
+    if super::pre_release::older_pre_release(&bytes) {
+        return Err(LoadError::PreRelease {
+            path: path.to_owned(),
+        });
+    }
+    if let Some(adopted) = super::pre_release::adopt(&bytes).map_err(|detail| LoadError::Adapt {
+        path: path.to_owned(),
+        detail,
+    })? {
+        bytes = adopted;
+    }
     let exports = top_level_exports(&bytes).map_err(|e| LoadError::Invalid {
         path: path.to_owned(),
         detail: e.to_string(),

@@ -1,6 +1,7 @@
 //! Everything that runs WebAssembly: the engine and its settings
 //! ([`engine`]), turning files into components ([`load`]), the compiled-code
-//! cache ([`cache`]), per-store state ([`state`]), guest stdio
+//! cache ([`cache`]), WASI 0.2 pre-release components ([`pre_release`]),
+//! per-store state ([`state`]), guest stdio
 //! ([`guest_log`]), the backend that serves requests ([`component`]) and
 //! Spin's CGI-style executor ([`wagi`]).
 
@@ -10,6 +11,7 @@ pub mod engine;
 pub mod guest_log;
 pub mod load;
 pub mod p3;
+pub mod pre_release;
 pub mod spin_host;
 pub mod state;
 pub mod wagi;

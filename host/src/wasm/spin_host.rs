@@ -9,6 +9,7 @@
 //!   `mysql@2.0.0` (Spin 2's platform world);
 //! - `spin:sqlite/sqlite@3.0.0`, `spin:postgres/postgres@3.0.0` and
 //!   `@4.0.0`;
+//! - Spin 1's unversioned `fermyon:spin/http` (see [`http_v1`]);
 //! - `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` over the same stores
 //!   as Spin key-value, `wasi:config/store@0.2.0-draft-2024-09-27` over the
 //!   same values as Spin variables.
@@ -28,6 +29,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::state::GuestState;
 
+mod http_v1;
 mod key_value;
 mod llm;
 mod mqtt;
@@ -122,5 +124,6 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> anyhow::Result<()> {
         linker, state,
     )?;
     bindings::wasi::config::store::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, state)?;
+    http_v1::add_to_linker(linker)?;
     Ok(())
 }
