@@ -21,6 +21,11 @@ SPIN_SDK_PY=3.4.1
 
 out=target/fixtures
 mkdir -p "$out/python"
+# Tests build the fixtures on first use, and nextest runs each test in a
+# process of its own: one build at a time (two at once removed each
+# other's venv), the others wait and then find it done.
+exec 9>"$out/.build.lock"
+flock 9
 
 python_fixtures() {
     local venv="$out/python/venv-$COMPONENTIZE_PY-$SPIN_SDK_PY"
