@@ -9,11 +9,12 @@
 //! and mounted from there at `/`; every other key as written. A runtime
 //! config, when given, is `/runtime-config.toml`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
 use super::manifest::{self, Source};
+use super::pack::walk;
 
 /// The layer's files and the image's entrypoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,32 +137,6 @@ fn spin_app(path: &Path) -> Result<AppImage> {
         // containerd-shim-spin's convention: the app is /spin.toml.
         entrypoint: vec!["/".to_owned()],
     })
-}
-
-/// Every regular file under `root`: (relative path with `/`, bytes).
-fn walk(root: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut found = Vec::new();
-    let mut dirs: Vec<PathBuf> = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                dirs.push(entry.path());
-            } else if kind.is_file() {
-                let path = entry.path();
-                let relative = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                found.push((relative, std::fs::read(&path)?));
-            }
-        }
-    }
-    Ok(found)
 }
 
 #[cfg(test)]

@@ -177,8 +177,8 @@ pub fn pack(loaded: &LoadedManifest) -> Result<Packed> {
 }
 
 /// Every regular file under `root`: (path relative to it with `/`, bytes),
-/// sorted by path.
-fn walk(root: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+/// sorted by path (so an image's layer is the same for the same files).
+pub(super) fn walk(root: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
