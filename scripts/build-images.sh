@@ -11,7 +11,10 @@
 #                                   (user nobody), `bookworm-python-root`, and
 #                                   `bookworm-http-server` (`python3 -m
 #                                   http.server` as nobody, no StopSignal: a
-#                                   service with no signal handler)
+#                                   service with no signal handler), and
+#                                   `bookworm-nginx` (Debian's nginx-light
+#                                   as its package installs it, as root,
+#                                   StopSignal SIGQUIT as nginx's own image)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,9 +30,11 @@ flock 9
 #  2. the service (host/tests/images/debian/app.py) and deletions: a
 #     whiteout (/etc/motd) and an opaque /usr/share/doc that keeps only a
 #     file of this layer.
-# Three configs over the same layers: the app as user `nobody`, and as
-# root, with StopSignal SIGINT (the app says which signal stopped it); and
-# Python's own `http.server`, which has no signal handler (bench/stop_bench.py).
+# Four configs over the same layers: the app as user `nobody`, and as
+# root, with StopSignal SIGINT (the app says which signal stopped it);
+# Python's own `http.server`, which has no signal handler (bench/stop_bench.py);
+# and nginx, whose master starts as root and chowns its directories for its
+# `www-data` workers (Docker's default capabilities), on port 80.
 debian_image() {
     local dir="$out"
     local key
@@ -41,7 +46,7 @@ debian_image() {
         mkdir -p "$work/top/srv" "$work/top/etc" "$work/top/usr/share/doc" "$layout/blobs/sha256"
         # The mirror this machine's apt uses; mmdebstrap fetches the
         # packages and runs their maintainer scripts in a chroot (root).
-        mmdebstrap --quiet --variant=minbase --include=python3 \
+        mmdebstrap --quiet --variant=minbase --include=python3,nginx-light \
             --aptopt='Acquire::Retries "3"' bookworm "$work/rootfs.tar"
         cp host/tests/images/debian/app.py "$work/top/srv/app.py"
         : > "$work/top/etc/.wh.motd"
@@ -65,15 +70,17 @@ debian_image() {
         base_gz="$(blob "$work/rootfs.tar.gz")"
         top_gz="$(blob "$work/top.tar.gz")"
         local manifests=""
-        for variant in nobody root plain; do
+        for variant in nobody root plain nginx; do
             local user='"User":"nobody",' tag=bookworm-python
-            local run='"Cmd":["python3","/srv/app.py"],"StopSignal":"SIGINT"'
+            local run='"Cmd":["python3","/srv/app.py"],"StopSignal":"SIGINT"' port=8080
             case "$variant" in
                 root) user='' tag=bookworm-python-root ;;
                 plain) tag=bookworm-http-server
                        run='"Cmd":["python3","-m","http.server","8080"]' ;;
+                nginx) user='' tag=bookworm-nginx port=80
+                       run='"Cmd":["nginx","-g","daemon off;"],"StopSignal":"SIGQUIT"' ;;
             esac
-            printf '%s' '{"architecture":"amd64","os":"linux","config":{'"$user"'"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],'"$run"',"WorkingDir":"/srv","ExposedPorts":{"8080/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:'"$base_diff"'","sha256:'"$top_diff"'"]}}' > "$work/config"
+            printf '%s' '{"architecture":"amd64","os":"linux","config":{'"$user"'"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],'"$run"',"WorkingDir":"/srv","ExposedPorts":{"'"$port"'/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:'"$base_diff"'","sha256:'"$top_diff"'"]}}' > "$work/config"
             local config_size config
             config_size="$(stat -c %s "$work/config")"
             config="$(blob "$work/config")"

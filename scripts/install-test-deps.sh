@@ -13,7 +13,7 @@
 # python3-venv for the Python fixtures (scripts/build-fixtures.sh),
 # mmdebstrap for the Debian image (scripts/build-images.sh), slirp4netns
 # and iptables for containers' outbound network, containerd (with ctr)
-# for the containerd shim's tests. A tool
+# for the containerd shim's tests, CNI's plugins for its CRI test. A tool
 # missing here fails its tests; none is skipped. Idempotent: does nothing
 # when every tool is already present. Needs root (CI runs as root) and the
 # Debian package mirrors.
@@ -45,6 +45,9 @@ need ip iproute2
 need curl curl
 need slirp4netns slirp4netns
 need iptables-restore iptables
+# The CRI test: containerd's CRI plugin sets a pod's network up through CNI
+# (ptp and host-local, from a containerd in a namespace of its own).
+[ -x /usr/lib/cni/ptp ] || missing+=(containernetworking-plugins)
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's

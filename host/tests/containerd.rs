@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::containerd::{
-    free_port, mounts_under, processes_with, Containerd, Events, NetNs, RUNTIME,
+    curl_in, free_port, mounts_under, processes_with, Containerd, Events, NetNs, RUNTIME,
 };
 use common::{get_blocking, guest, in_flight_echo, wait_for, wait_until};
 
@@ -434,4 +434,210 @@ fn a_pod_sandbox_holds_the_pods_network_namespace_for_its_app() {
     stop_and_delete(&ctd, "pod1", "SIGTERM");
     assert_nothing_left(&ctd, "sbapp1");
     assert_nothing_left(&ctd, "pod1");
+}
+
+/// A CRI client on containerd's gRPC socket, as the kubelet holds one.
+async fn cri_client(
+    socket: &Path,
+) -> k8s_cri::v1::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel> {
+    let socket = socket.to_owned();
+    let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .expect("containerd's gRPC socket");
+    k8s_cri::v1::runtime_service_client::RuntimeServiceClient::new(channel)
+}
+
+/// The kubelet's path: containerd's CRI plugin, called over gRPC as the
+/// kubelet calls it, runs a pod with runtime handler `wasmhost` — its
+/// sandbox (the pause container) and its app both through the shim — in
+/// a network namespace CNI made; the app answers inside it; stopping and
+/// removing the pod leaves nothing behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cri_plugin_runs_a_pod_through_the_wasmhost_runtime_handler() {
+    use k8s_cri::v1::*;
+    let ctd = Containerd::start(true);
+    ctd.import_app_into(
+        "k8s.io",
+        &guest("hello"),
+        "docker.io/wasmhost/hello:test",
+        &[],
+    );
+    // The sandbox image containerd's config names must be present (else CRI
+    // pulls it); the shim runs a sandbox natively and never looks into its
+    // image, so a locally built image under that name is the whole pause
+    // image.
+    ctd.import_app_into(
+        "k8s.io",
+        &guest("hello"),
+        "docker.io/wasmhost/pause:test",
+        &[],
+    );
+    let mut cri = cri_client(&ctd.socket()).await;
+    let logs = ctd.dir.path().join("pods");
+    std::fs::create_dir_all(&logs).unwrap();
+    let sandbox_config = PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: "hello".into(),
+            uid: "hello-uid".into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "hello".into(),
+        log_directory: logs.display().to_string(),
+        linux: Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Pod as i32,
+                    pid: NamespaceMode::Container as i32,
+                    ipc: NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = cri
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(sandbox_config.clone()),
+            runtime_handler: "wasmhost".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", ctd.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let sandbox = cri
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: pod.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        sandbox.status.as_ref().unwrap().state,
+        PodSandboxState::SandboxReady as i32
+    );
+    let info: serde_json::Value = serde_json::from_str(&sandbox.info["info"]).unwrap();
+    let sandbox_pid = info["pid"].as_u64().expect("the sandbox's pid");
+    let cmdline = std::fs::read(format!("/proc/{sandbox_pid}/cmdline")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&cmdline).replace('\0', " ").trim(),
+        "containerd-shim-wasmhost-v1 pause",
+        "the sandbox runs natively in the shim"
+    );
+
+    let container = cri
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(ContainerConfig {
+                metadata: Some(ContainerMetadata {
+                    name: "app".into(),
+                    attempt: 0,
+                }),
+                image: Some(ImageSpec {
+                    image: "docker.io/wasmhost/hello:test".into(),
+                    ..Default::default()
+                }),
+                log_path: "app.log".into(),
+                ..Default::default()
+            }),
+            sandbox_config: Some(sandbox_config),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", ctd.log()))
+        .into_inner()
+        .container_id;
+    cri.start_container(StartContainerRequest {
+        container_id: container.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", ctd.log()));
+    let state = cri
+        .container_status(ContainerStatusRequest {
+            container_id: container.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap()
+        .state;
+    assert_eq!(state, ContainerState::ContainerRunning as i32);
+
+    // The app listens on SPIN_HTTP_LISTEN_ADDR's default, port 80, in the
+    // pod's namespace (reached through the sandbox's pid), not the host's.
+    let pod_netns = std::path::PathBuf::from(format!("/proc/{sandbox_pid}/ns/net"));
+    let (status, body) = wait_for(
+        "the app answers in the pod's network namespace",
+        WAIT,
+        || {
+            let (status, body) = curl_in(&pod_netns, "http://127.0.0.1/");
+            (status == 200).then_some((status, body))
+        },
+        || std::fs::read_to_string(logs.join("app.log")).unwrap_or_default(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", 80)).is_err());
+    // The app's output reached CRI's log file, in CRI's log format.
+    let log = std::fs::read_to_string(logs.join("app.log")).unwrap();
+    assert!(log.contains(" stdout F serving `"), "{log}");
+
+    // Stopped as the kubelet stops a pod: SIGTERM with a grace period, the
+    // exit seen, then the sandbox stopped and removed.
+    cri.stop_container(StopContainerRequest {
+        container_id: container.clone(),
+        timeout: 10,
+    })
+    .await
+    .unwrap();
+    let status = cri
+        .container_status(ContainerStatusRequest {
+            container_id: container.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(status.state, ContainerState::ContainerExited as i32);
+    assert_eq!(status.exit_code, 0, "a drained stop exits 0");
+    cri.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    cri.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    assert!(cri
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items
+        .is_empty());
+    wait_until("the shims exit", WAIT, || {
+        processes_with(&format!("-id {pod} ")).is_empty()
+            && processes_with(&format!("-id {container} ")).is_empty()
+    });
+    assert!(
+        !Path::new(&format!("/proc/{sandbox_pid}")).exists(),
+        "the sandbox's process is gone"
+    );
+    assert_eq!(ctd.shim_sockets(), Vec::<std::path::PathBuf>::new());
 }

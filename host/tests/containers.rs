@@ -941,6 +941,31 @@ async fn root_in_a_debian_image_holds_dockers_default_capabilities_as_changed_by
     stop(server);
 }
 
+/// Debian's nginx as its package installs it: the master starts as root and
+/// chowns its temporary directories for its `www-data` workers (which needs
+/// Docker's default capabilities), serves its default page on port 80, and
+/// stops gracefully on the image's StopSignal, SIGQUIT.
+#[tokio::test]
+async fn debians_nginx_image_serves_its_default_page_and_stops_on_sigquit() {
+    let fixture = DebianFixture::new();
+    let mut server = fixture.run(&fixture.nginx, &["--stop-grace", "60s"]);
+    let client = http1();
+    let response = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["server"].to_str().unwrap(),
+        "nginx/1.22.1",
+        "the answer comes from Debian's nginx"
+    );
+    // Without CAP_CHOWN nginx exits at start ("chown(\"/var/lib/nginx/body\",
+    // 33) failed"), and no page would come.
+    assert!(response.text().await.unwrap().contains("Welcome to nginx!"));
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0), "{}", server.log());
+    let log = server.log();
+    assert!(!log.contains("SIGKILL"), "nginx ignored SIGQUIT: {log}");
+}
+
 /// This host's address on its default route (not loopback: the
 /// container's `127.0.0.1` is its own). No packet is sent.
 fn host_address() -> std::net::IpAddr {

@@ -64,6 +64,10 @@ state = "{state}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{d}/cni-bin"
     conf_dir = "{d}/cni-conf"
+  # Naming any runtime replaces the default table: runc (the default
+  # handler) must be named too, or the CRI plugin does not load.
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmhost]
     runtime_type = "{RUNTIME}"
 "#,
@@ -73,13 +77,32 @@ state = "{state}"
             d = d.display(),
         );
         std::fs::write(d.join("config.toml"), config).unwrap();
+        if cri {
+            pod_network_cni(d);
+        }
         let path = format!(
             "{}:{}",
             bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut child = Command::new("containerd")
-            .arg("--config")
+        // With CRI, containerd runs in a network namespace of its own (`lo`
+        // up, for CRI's stream server): the CNI plugins it runs set pods up
+        // from there, so the host's network is never touched.
+        let mut command = if cri {
+            let mut command = Command::new("unshare");
+            command.args([
+                "--net",
+                "sh",
+                "-c",
+                r#"ip link set lo up && exec containerd --config "$0""#,
+            ]);
+            command
+        } else {
+            let mut command = Command::new("containerd");
+            command.arg("--config");
+            command
+        };
+        let mut child = command
             .arg(d.join("config.toml"))
             .env("PATH", path)
             .env("WASMHOST_SHIM_CACHE_DIR", d.join("cache"))
@@ -142,8 +165,14 @@ state = "{state}"
     }
 
     /// Builds `app` into an image named `name` (`wasmhost image app`) and
-    /// imports it (`ctr images import`).
+    /// imports it (`ctr images import`) into ctr's `default` namespace.
     pub fn import_app(&self, app: &Path, name: &str, extra: &[&str]) {
+        self.import_app_into("default", app, name, extra);
+    }
+
+    /// [`Containerd::import_app`] into containerd namespace `namespace`
+    /// (`k8s.io` is CRI's).
+    pub fn import_app_into(&self, namespace: &str, app: &Path, name: &str, extra: &[&str]) {
         let work = self
             .dir
             .path()
@@ -169,7 +198,13 @@ state = "{state}"
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        self.ctr(&["images", "import", archive.to_str().unwrap()]);
+        self.ctr(&[
+            "--namespace",
+            namespace,
+            "images",
+            "import",
+            archive.to_str().unwrap(),
+        ]);
     }
 
     /// The bundle directories containerd keeps for running tasks.
@@ -205,6 +240,32 @@ impl Drop for Containerd {
             }
         }
     }
+}
+
+/// CNI for the CRI plugin: a point-to-point link (`ptp`) from each pod's
+/// namespace (its `eth0`, which CRI requires) into containerd's own
+/// namespace, addresses from `host-local` with its state under `dir`; CNI
+/// plugins of Debian's containernetworking-plugins.
+fn pod_network_cni(dir: &Path) {
+    let bin = dir.join("cni-bin");
+    let conf = dir.join("cni-conf");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    for plugin in ["loopback", "ptp", "host-local"] {
+        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(plugin), bin.join(plugin))
+            .unwrap();
+    }
+    let ipam = dir.join("cni-ipam");
+    std::fs::write(
+        conf.join("10-pods.conflist"),
+        format!(
+            r#"{{"cniVersion": "0.4.0", "name": "pods", "plugins": [{{"type": "ptp",
+  "ipMasq": false, "ipam": {{"type": "host-local", "dataDir": "{}",
+  "ranges": [[{{"subnet": "10.88.0.0/24"}}]]}}}}]}}"#,
+            ipam.display()
+        ),
+    )
+    .unwrap();
 }
 
 /// `ctr events` running in the background: the lines it printed.
@@ -280,18 +341,24 @@ impl NetNs {
         NetNs { path }
     }
 
-    /// `curl -s -w '\n%{http_code}' URL` inside the namespace: (status,
-    /// body); status 0 when nothing answered.
+    /// `curl URL` inside the namespace: see [`curl_in`].
     pub fn curl(&self, url: &str) -> (u16, String) {
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", self.path.display()))
-            .args(["curl", "-s", "-m", "10", "-w", "\n%{http_code}", url])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_owned())
+        curl_in(&self.path, url)
     }
+}
+
+/// `curl -s -w '\n%{http_code}' URL` inside the network namespace at
+/// `netns` (a bound namespace or `/proc/<pid>/ns/net`): (status, body);
+/// status 0 when nothing answered.
+pub fn curl_in(netns: &Path, url: &str) -> (u16, String) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["curl", "-s", "-m", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
 impl Drop for NetNs {

@@ -239,12 +239,14 @@ pub async fn push_image(
 /// The Debian bookworm image `scripts/build-images.sh` builds with
 /// mmdebstrap (a root filesystem layer with `/dev` nodes and python3, and
 /// a layer with the service and whiteouts), pushed to a registry of its
-/// own as `debian:nobody` (the image's user `nobody`) and `debian:root`.
+/// own as `debian:nobody` (the image's user `nobody`), `debian:root` and
+/// `debian:nginx` (Debian's nginx-light as root, port 80, StopSignal SIGQUIT).
 pub struct DebianFixture {
     _registry: TestRegistry,
     pub cache: tempfile::TempDir,
     pub nobody: String,
     pub root: String,
+    pub nginx: String,
 }
 
 impl DebianFixture {
@@ -270,11 +272,13 @@ impl DebianFixture {
         };
         let nobody = push("bookworm-python", "nobody");
         let root = push("bookworm-python-root", "root");
+        let nginx = push("bookworm-nginx", "nginx");
         DebianFixture {
             _registry: registry,
             cache: tempfile::tempdir().unwrap(),
             nobody,
             root,
+            nginx,
         }
     }
 

@@ -297,8 +297,22 @@ impl Server {
     }
 }
 
+/// How long a dropped server gets to shut down on SIGTERM before it is
+/// killed: its drain plus its containers' stop, so a suite leaves no
+/// container behind (a SIGKILLed wasmhost leaves them to its next start).
+const DROP_GRACE: Duration = Duration::from_secs(15);
+
 impl Drop for Server {
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-s", "TERM", &self.pid().to_string()])
+                .status();
+            let deadline = Instant::now() + DROP_GRACE;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
