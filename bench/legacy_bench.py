@@ -87,16 +87,24 @@ def stop(proc):
         proc.wait()
 
 
-def run_wasmhost(wasmhost, ref, cache, path):
-    port = hb.free_port()
+def first_200(argv, port, path, stop, env=None):
+    """Milliseconds from starting `argv` to its first 200 on `port`; then
+    `stop(proc)`. A start that fails says what the process printed."""
     started = time.perf_counter()
-    proc = subprocess.Popen([wasmhost, "run", ref, "--listen", f"127.0.0.1:{port}",
-                             "--cache-dir", cache], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "WASMHOST_LOG": "warn"})
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=env)
     try:
         return wait_200(proc, started, port, path)
+    except RuntimeError as e:
+        raise RuntimeError(f"{e}: {proc.stderr.read().decode()}") from None
     finally:
         stop(proc)
+
+
+def run_wasmhost(wasmhost, ref, cache, path):
+    port = hb.free_port()
+    return first_200([wasmhost, "run", ref, "--listen", f"127.0.0.1:{port}", "--cache-dir", cache],
+                     port, path, stop, env={**os.environ, "WASMHOST_LOG": "warn"})
 
 
 def podman_argv(store):
@@ -116,18 +124,13 @@ def host_ulimits():
 
 
 def run_podman(store, image, port, path, name):
-    started = time.perf_counter()
-    proc = subprocess.Popen(podman_argv(store) + ["run", "--rm", "--name", name, "--network", "host", *host_ulimits(),
-                                                  image], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        return wait_200(proc, started, port, path)
-    except RuntimeError as e:
-        raise RuntimeError(f"{e}: {proc.stderr.read().decode()}")
-    finally:
+    def kill(proc):
         subprocess.run(podman_argv(store) + ["kill", name], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         proc.wait(30)
+    argv = podman_argv(store) + ["run", "--rm", "--name", name, "--network", "host",
+                                 *host_ulimits(), image]
+    return first_200(argv, port, path, kill)
 
 
 def runc_bundle(work, ref, name):
@@ -151,19 +154,12 @@ def runc_bundle(work, ref, name):
 
 
 def run_runc(root, bundle, port, path, cid):
-    started = time.perf_counter()
-    proc = subprocess.Popen(["runc", "--root", root, "run", "--bundle", bundle, cid],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
-    try:
-        return wait_200(proc, started, port, path)
-    except RuntimeError as e:
-        raise RuntimeError(f"{e}: {proc.stderr.read().decode()}")
-    finally:
+    def kill(proc):
         subprocess.run(["runc", "--root", root, "kill", cid, "KILL"], stderr=subprocess.DEVNULL)
         proc.wait(30)
         subprocess.run(["runc", "--root", root, "delete", "--force", cid],
                        stderr=subprocess.DEVNULL)
+    return first_200(["runc", "--root", root, "run", "--bundle", bundle, cid], port, path, kill)
 
 
 def timed(argv):

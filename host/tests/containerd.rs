@@ -456,6 +456,22 @@ async fn cri_client(
     k8s_cri::v1::runtime_service_client::RuntimeServiceClient::new(channel)
 }
 
+/// CRI's ContainerStatus of `id`.
+async fn container_status(
+    cri: &mut k8s_cri::v1::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>,
+    id: &str,
+) -> k8s_cri::v1::ContainerStatus {
+    cri.container_status(k8s_cri::v1::ContainerStatusRequest {
+        container_id: id.to_owned(),
+        verbose: false,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .status
+    .expect("a container status")
+}
+
 /// The kubelet's path: containerd's CRI plugin, called over gRPC as the
 /// kubelet calls it, runs a pod with runtime handler `wasmhost` — its
 /// sandbox (the pause container) and its app both through the shim — in
@@ -563,17 +579,7 @@ async fn the_cri_plugin_runs_a_pod_through_the_wasmhost_runtime_handler() {
     })
     .await
     .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", ctd.log()));
-    let state = cri
-        .container_status(ContainerStatusRequest {
-            container_id: container.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap()
-        .state;
+    let state = container_status(&mut cri, &container).await.state;
     assert_eq!(state, ContainerState::ContainerRunning as i32);
 
     // The app listens on SPIN_HTTP_LISTEN_ADDR's default, port 80, in the
@@ -602,16 +608,7 @@ async fn the_cri_plugin_runs_a_pod_through_the_wasmhost_runtime_handler() {
     })
     .await
     .unwrap();
-    let status = cri
-        .container_status(ContainerStatusRequest {
-            container_id: container.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let status = container_status(&mut cri, &container).await;
     assert_eq!(status.state, ContainerState::ContainerExited as i32);
     assert_eq!(status.exit_code, 0, "a drained stop exits 0");
     cri.stop_pod_sandbox(StopPodSandboxRequest {
