@@ -10,6 +10,7 @@
 #   bench/run.sh frontdoor [ARGS]  fairness, floods, TLS vs nginx, overhead vs a
 #                             baseline binary (frontdoor_bench.py --baseline PATH)
 #   bench/run.sh platform [ARGS]  SQLite per request vs native, Python hello vs wasmtime (platform_bench.py)
+#   bench/run.sh legacy [ARGS]    legacy images: start vs podman and runc, pull vs skopeo+umoci (legacy_bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,4 +50,12 @@ if [ "$what" = all ] || [ "$what" = frontdoor ]; then
 fi
 if [ "$what" = all ] || [ "$what" = platform ]; then
     env -u RUST_BACKTRACE python3 bench/platform_bench.py "$@"
+fi
+if [ "$what" = all ] || [ "$what" = legacy ]; then
+    # podman is the peer; Debian's package, installed here only (the tests
+    # do not need it).
+    if ! command -v podman >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq podman
+    fi
+    env -u RUST_BACKTRACE python3 bench/legacy_bench.py --wasmhost target/release/wasmhost "$@"
 fi
