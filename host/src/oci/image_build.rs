@@ -81,36 +81,42 @@ pub fn build_files(spec: &FilesSpec, dir: &Path, tag: &str) -> Result<Built> {
         entries.push((path.clone(), 0o644, Some(bytes)));
     }
     let tar = tar_of(&entries)?;
-    let diff_id = digest_of(&tar);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar)?;
-    let layer = gz.finish()?;
-    let created = chrono::DateTime::from_timestamp(timestamp() as i64, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let ports: serde_json::Map<String, serde_json::Value> = spec
-        .ports
-        .iter()
-        .map(|p| (format!("{p}/tcp"), serde_json::json!({})))
-        .collect();
     let env: Vec<String> = spec
         .environment
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "created": created,
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
-            "Entrypoint": spec.entrypoint,
-            "Env": env,
-            "WorkingDir": "/",
-            "ExposedPorts": ports,
-        },
-        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-        "history": [{ "created": created, "created_by": "wasmhost image app" }],
-    }))?;
+    write_image(dir, tag, &tar, |diff_id| {
+        let created = created();
+        serde_json::json!({
+            "created": created,
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Entrypoint": spec.entrypoint,
+                "Env": env,
+                "WorkingDir": "/",
+                "ExposedPorts": exposed_ports(&spec.ports),
+            },
+            "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+            "history": [{ "created": created, "created_by": "wasmhost image app" }],
+        })
+    })
+}
+
+/// Writes a one-layer image into the layout `dir` under `tag`: `tar`
+/// gzipped as its layer, the config `config_of(diff_id)` makes.
+fn write_image(
+    dir: &Path,
+    tag: &str,
+    tar: &[u8],
+    config_of: impl FnOnce(&str) -> serde_json::Value,
+) -> Result<Built> {
+    let diff_id = digest_of(tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(tar)?;
+    let layer = gz.finish()?;
+    let config = serde_json::to_vec(&config_of(&diff_id))?;
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
@@ -123,6 +129,21 @@ pub fn build_files(spec: &FilesSpec, dir: &Path, tag: &str) -> Result<Built> {
         digest: descriptor.digest,
         size: (config.len() + layer.len()) as u64,
     })
+}
+
+/// The images' `created` time, from [`timestamp`].
+fn created() -> String {
+    chrono::DateTime::from_timestamp(timestamp() as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `ExposedPorts` of `ports`: `{"8080/tcp": {}}`.
+fn exposed_ports(ports: &[u16]) -> serde_json::Map<String, serde_json::Value> {
+    ports
+        .iter()
+        .map(|p| (format!("{p}/tcp"), serde_json::json!({})))
+        .collect()
 }
 
 /// A tar of `entries` (path, mode, contents or `None` for a directory),
@@ -223,41 +244,20 @@ pub fn build(spec: &ImageSpec, dir: &Path, tag: &str) -> Result<Built> {
         .context("the binary's file name is not UTF-8")?;
     let entrypoint = format!("/usr/local/bin/{name}");
     let tar = layer_tar(&binary, &entrypoint)?;
-    let diff_id = digest_of(&tar);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar)?;
-    let layer = gz.finish()?;
-    let config = serde_json::to_vec(&config_json(spec, &entrypoint, &diff_id))?;
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
-        "config": Descriptor::of(&config, media::OCI_IMAGE_CONFIG),
-        "layers": [Descriptor::of(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
-    }))?;
-    let descriptor = layout::write(dir, tag, &manifest, &[&config, &layer])?;
-    Ok(Built {
-        reference: format!("oci:{}:{tag}", dir.display()),
-        digest: descriptor.digest,
-        size: (config.len() + layer.len()) as u64,
+    write_image(dir, tag, &tar, |diff_id| {
+        config_json(spec, &entrypoint, diff_id)
     })
 }
 
 fn config_json(spec: &ImageSpec, entrypoint: &str, diff_id: &str) -> serde_json::Value {
     let mut env = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned()];
     env.extend(spec.environment.iter().map(|(k, v)| format!("{k}={v}")));
-    let ports: serde_json::Map<String, serde_json::Value> = spec
-        .ports
-        .iter()
-        .map(|p| (format!("{p}/tcp"), serde_json::json!({})))
-        .collect();
-    let created = chrono::DateTime::from_timestamp(timestamp() as i64, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let created = created();
     let mut config = serde_json::json!({
         "Entrypoint": [entrypoint],
         "Env": env,
         "WorkingDir": "/",
-        "ExposedPorts": ports,
+        "ExposedPorts": exposed_ports(&spec.ports),
     });
     if !spec.args.is_empty() {
         config["Cmd"] = serde_json::json!(spec.args);
