@@ -80,6 +80,9 @@ pub struct Server {
     pub child: Child,
     pub addr: String,
     log: Arc<Mutex<Vec<String>>>,
+    /// The thread reading stderr into `log`: finished once wasmhost and
+    /// everything that inherited its stderr have closed it.
+    log_reader: std::thread::JoinHandle<()>,
 }
 
 /// The outcome of a start that was expected to fail.
@@ -161,7 +164,7 @@ impl Server {
     fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Server {
         cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn wasmhost");
-        let log = collect(child.stderr.take().expect("stderr piped"));
+        let (log, log_reader) = collect(child.stderr.take().expect("stderr piped"));
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read wasmhost stdout");
@@ -179,7 +182,12 @@ impl Server {
             });
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in stdout.lines() {});
-        Server { child, addr, log }
+        Server {
+            child,
+            addr,
+            log,
+            log_reader,
+        }
     }
 
     /// Starts a prepared command (a wrapper around `wasmhost`, say) and
@@ -271,6 +279,12 @@ impl Server {
             || child.try_wait().expect("try_wait"),
             || format!("log:\n{}", log.lock().unwrap().join("\n")),
         );
+        // Its last lines may still be in the pipe: read to the end (a
+        // process that inherited stderr may hold it open; not for long).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.log_reader.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         status.code()
     }
 
@@ -318,15 +332,17 @@ impl Drop for Server {
     }
 }
 
-fn collect(stderr: std::process::ChildStderr) -> Arc<Mutex<Vec<String>>> {
+fn collect(
+    stderr: std::process::ChildStderr,
+) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
         }
     });
-    log
+    (log, reader)
 }
 
 /// A plain HTTP/1.1 client.
