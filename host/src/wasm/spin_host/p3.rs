@@ -75,11 +75,18 @@ use generated_v3_key_value::spin::key_value::key_value as key_value_v3;
 use generated_v3_variables::spin::variables::variables as variables_v3;
 
 /// Adds Spin SDK 7's interfaces (`spin:variables@3.0.0`,
-/// `spin:key-value@3.0.0`) to `linker`, whose engine supports concurrency.
+/// `spin:key-value@3.0.0`, `spin:mysql@3.0.0`, `spin:sqlite@3.1.0`,
+/// `spin:postgres@4.2.0`, `spin:redis@3.0.0`, `spin:mqtt@3.0.0`) to
+/// `linker`, whose engine supports concurrency.
 pub fn add_p3_to_linker(linker: &mut Linker<GuestState>) -> anyhow::Result<()> {
     variables_v3::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
     key_value_v3::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
     super::mysql::add_v3_to_linker(linker)?;
+    use super::bindings_p3::spin::{mqtt::mqtt, postgres::postgres, redis::redis, sqlite::sqlite};
+    sqlite::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
+    postgres::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
+    redis::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
+    mqtt::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
     Ok(())
 }
 
