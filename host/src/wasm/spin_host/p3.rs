@@ -90,8 +90,9 @@ pub fn add_p3_to_linker(linker: &mut Linker<GuestState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn v3_kv_error(e: key_value::Error) -> key_value_v3::Error {
-    match e {
+/// A backend's (or 2.0.0's) error as 3.0.0's.
+fn kv_error(e: impl Into<key_value::Error>) -> key_value_v3::Error {
+    match e.into() {
         key_value::Error::StoreTableFull => key_value_v3::Error::StoreTableFull,
         key_value::Error::NoSuchStore => key_value_v3::Error::NoSuchStore,
         key_value::Error::AccessDenied => key_value_v3::Error::AccessDenied,
@@ -135,7 +136,7 @@ fn backend<T>(
 ) -> Result<Kv, key_value_v3::Error> {
     accessor
         .with(|mut access| access.get().kv_store(store))
-        .map_err(|e| v3_kv_error(e.into()))
+        .map_err(kv_error)
 }
 
 impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
@@ -143,12 +144,7 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         accessor: &Accessor<T, Self>,
         label: String,
     ) -> wasmtime::Result<Result<Resource<KvStore>, key_value_v3::Error>> {
-        Ok(accessor.with(|mut access| {
-            access
-                .get()
-                .kv_open(label)
-                .map_err(|e| v3_kv_error(e.into()))
-        }))
+        Ok(accessor.with(|mut access| access.get().kv_open(label).map_err(kv_error)))
     }
 
     async fn get(
@@ -156,14 +152,11 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, key_value_v3::Error>> {
-        let (db, label) = match backend(accessor, &store) {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(db
-            .get(&label, &key)
-            .await
-            .map_err(|e| v3_kv_error(e.into())))
+        Ok(async {
+            let (db, label) = backend(accessor, &store)?;
+            db.get(&label, &key).await.map_err(kv_error)
+        }
+        .await)
     }
 
     async fn set(
@@ -172,14 +165,11 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), key_value_v3::Error>> {
-        let (db, label) = match backend(accessor, &store) {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(db
-            .set(&label, &key, &value)
-            .await
-            .map_err(|e| v3_kv_error(e.into())))
+        Ok(async {
+            let (db, label) = backend(accessor, &store)?;
+            db.set(&label, &key, &value).await.map_err(kv_error)
+        }
+        .await)
     }
 
     async fn delete(
@@ -187,14 +177,11 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), key_value_v3::Error>> {
-        let (db, label) = match backend(accessor, &store) {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(db
-            .delete(&label, &key)
-            .await
-            .map_err(|e| v3_kv_error(e.into())))
+        Ok(async {
+            let (db, label) = backend(accessor, &store)?;
+            db.delete(&label, &key).await.map_err(kv_error)
+        }
+        .await)
     }
 
     async fn exists(
@@ -202,15 +189,14 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, key_value_v3::Error>> {
-        let (db, label) = match backend(accessor, &store) {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(db
-            .get(&label, &key)
-            .await
-            .map(|v| v.is_some())
-            .map_err(|e| v3_kv_error(e.into())))
+        Ok(async {
+            let (db, label) = backend(accessor, &store)?;
+            db.get(&label, &key)
+                .await
+                .map(|v| v.is_some())
+                .map_err(kv_error)
+        }
+        .await)
     }
 
     async fn get_keys(
@@ -221,7 +207,7 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         FutureReader<Result<(), key_value_v3::Error>>,
     )> {
         let listed = match backend(accessor, &store) {
-            Ok((db, label)) => db.keys(&label).await.map_err(|e| v3_kv_error(e.into())),
+            Ok((db, label)) => db.keys(&label).await.map_err(kv_error),
             Err(e) => Err(e),
         };
         let (keys, result) = match listed {
