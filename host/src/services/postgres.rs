@@ -230,13 +230,16 @@ fn parameter(value: PgValue) -> Result<Box<dyn ToSql + Send + Sync>, PgError> {
             chrono::NaiveDate::from_ymd_opt(y, m.into(), d.into())
                 .ok_or_else(|| PgError::BadParameter(format!("invalid date {y}-{m}-{d}")))?,
         ),
+        // PostgreSQL keeps microseconds. Nanoseconds are cut here, not by
+        // tokio-postgres, which truncates toward 2000-01-01: a datetime
+        // before it would be stored 1 µs later than the guest's.
         PgValue::Time(h, mi, s, ns) => Box::new(
-            chrono::NaiveTime::from_hms_nano_opt(h.into(), mi.into(), s.into(), ns)
+            chrono::NaiveTime::from_hms_micro_opt(h.into(), mi.into(), s.into(), ns / 1000)
                 .ok_or_else(|| PgError::BadParameter(format!("invalid time {h}:{mi}:{s}.{ns}")))?,
         ),
         PgValue::DateTime(y, m, d, h, mi, s, ns) => Box::new(
             chrono::NaiveDate::from_ymd_opt(y, m.into(), d.into())
-                .and_then(|date| date.and_hms_nano_opt(h.into(), mi.into(), s.into(), ns))
+                .and_then(|date| date.and_hms_micro_opt(h.into(), mi.into(), s.into(), ns / 1000))
                 .ok_or_else(|| PgError::BadParameter("invalid datetime".into()))?,
         ),
         PgValue::Timestamp(secs) => Box::new(
@@ -467,6 +470,28 @@ pub async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What PostgreSQL would read back for `value` sent as a `ty` parameter.
+    fn round_trip<T: for<'a> tokio_postgres::types::FromSql<'a>>(value: PgValue, ty: &Type) -> T {
+        let mut wire = bytes::BytesMut::new();
+        parameter(value)
+            .unwrap()
+            .to_sql_checked(ty, &mut wire)
+            .unwrap();
+        T::from_sql(ty, &wire).unwrap()
+    }
+
+    #[test]
+    fn sub_microsecond_times_are_cut_not_rounded_up_before_2000() {
+        let sent = PgValue::DateTime(1989, 11, 24, 1, 2, 3, 4);
+        let stored: chrono::NaiveDateTime = round_trip(sent, &Type::TIMESTAMP);
+        assert_eq!(stored.to_string(), "1989-11-24 01:02:03");
+        let sent = PgValue::DateTime(2024, 2, 29, 1, 2, 3, 5_999);
+        let stored: chrono::NaiveDateTime = round_trip(sent, &Type::TIMESTAMP);
+        assert_eq!(stored.to_string(), "2024-02-29 01:02:03.000005");
+        let stored: chrono::NaiveTime = round_trip(PgValue::Time(14, 15, 16, 17), &Type::TIME);
+        assert_eq!(stored.to_string(), "14:15:16");
+    }
 
     #[test]
     fn addresses_name_their_hosts_and_ports_in_both_forms() {
