@@ -658,6 +658,17 @@ async fn spin_sdk_components_query_postgres_through_the_v4_and_v2_interfaces_whe
     assert!(v4.contains(r#"("tag", DbDataType::Uuid)"#), "{v4}");
     let v2 = get_text(&client, server.url("/pg/v2")).await;
     assert_eq!(v2, r#"rows=[[DbValue::Str("seven")]]"#);
+    // 4.x's decimal, ranges and interval, both ways: as parameters read
+    // back, and from PostgreSQL's own literals (integer ranges come back
+    // normalized to [lower, upper), as PostgreSQL stores them).
+    assert_eq!(
+        get_text(&client, server.url("/pg/v4-types")).await,
+        concat!(
+            "types=[DbDataType::Decimal, DbDataType::RangeInt32, DbDataType::RangeInt64, DbDataType::RangeDecimal, DbDataType::ArrayDecimal, DbDataType::Interval] ",
+            r#"sent=[[DbValue::Decimal("-1234.5678"), DbValue::RangeInt32((Some((2, RangeBoundKind::Inclusive)), Some((6, RangeBoundKind::Exclusive)))), DbValue::RangeInt64((None, Some((1099511627776, RangeBoundKind::Exclusive)))), DbValue::RangeDecimal((Some(("1.5", RangeBoundKind::Inclusive)), None)), DbValue::ArrayDecimal([Some("0.1"), None]), DbValue::Interval(Interval { micros: 3000001, days: 2, months: 14 })]] "#,
+            r#"literal=[[DbValue::Decimal("12.50"), DbValue::RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((6, RangeBoundKind::Exclusive)))), DbValue::RangeInt32((None, None)), DbValue::Interval(Interval { micros: 3000000, days: 2, months: 12 })]]"#
+        )
+    );
     // Not in allowed_outbound_hosts: Spin's error text, no connection.
     let denied = get_text(&client, server.url("/closed/v4")).await;
     assert_eq!(
@@ -907,33 +918,46 @@ async fn a_redis_key_value_store_whose_server_is_down_fails_the_call_not_the_hos
     );
 }
 
-#[tokio::test]
-async fn a_spin_sdk_component_publishes_over_mqtt_where_allowed() {
-    let broker = common::services::mosquitto();
-    // A subscriber on the same broker, to see what arrives.
-    let mut options = rumqttc::MqttOptions::new("test-subscriber", "127.0.0.1", broker.port);
+/// A subscriber to `topic` on the broker at `port`, subscribed when this
+/// returns: what it receives arrives on the channel.
+async fn subscribe(port: u16, topic: &str) -> tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
+    let mut options = rumqttc::MqttOptions::new(format!("test-{topic}"), "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
     let (subscriber, mut events) = rumqttc::AsyncClient::new(options, 10);
     subscriber
-        .subscribe("wasmhost-test", rumqttc::QoS::AtLeastOnce)
+        .subscribe(topic, rumqttc::QoS::AtLeastOnce)
         .await
         .unwrap();
-    let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let (received_tx, received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
+        let mut subscribed_tx = Some(subscribed_tx);
+        // The client lives as long as its event loop is polled.
+        let _subscriber = subscriber;
         while let Ok(event) = events.poll().await {
             match event {
                 rumqttc::Event::Incoming(rumqttc::Incoming::SubAck(_)) => {
-                    let _ = received_tx.send(None);
+                    if let Some(tx) = subscribed_tx.take() {
+                        let _ = tx.send(());
+                    }
                 }
                 rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p)) => {
-                    let _ = received_tx.send(Some(p.payload.to_vec()));
+                    let _ = received_tx.send(p.payload.to_vec());
                 }
                 _ => {}
             }
         }
     });
-    // Subscribed before anything is published.
-    assert_eq!(received.recv().await, Some(None));
+    subscribed
+        .await
+        .expect("the broker acknowledges the subscription");
+    received
+}
+
+#[tokio::test]
+async fn a_spin_sdk_component_publishes_over_mqtt_where_allowed() {
+    let broker = common::services::mosquitto();
+    let mut received = subscribe(broker.port, "wasmhost-test").await;
     let dir = tempfile::tempdir().unwrap();
     let server = serve_allowed_and_closed(
         dir.path(),
@@ -958,7 +982,7 @@ async fn a_spin_sdk_component_publishes_over_mqtt_where_allowed() {
     let message = tokio::time::timeout(Duration::from_secs(10), received.recv())
         .await
         .expect("the message reaches the subscriber");
-    assert_eq!(message, Some(Some(b"hello broker".to_vec())));
+    assert_eq!(message, Some(b"hello broker".to_vec()));
     let denied = client
         .post(server.url("/closed/wasmhost-test"))
         .body("nope")
@@ -974,5 +998,99 @@ async fn a_spin_sdk_component_publishes_over_mqtt_where_allowed() {
             "Error::ConnectionFailed(\"address mqtt://127.0.0.1:{} is not permitted\")",
             broker.port
         )
+    );
+}
+
+#[tokio::test]
+async fn a_spin_sdk_7_component_uses_sqlite_3_1_postgres_4_2_redis_3_and_mqtt_3_where_granted() {
+    let (redis, postgres, broker) = (
+        common::services::redis(),
+        common::services::postgres(),
+        common::services::mosquitto(),
+    );
+    let mut received = subscribe(broker.port, "p3").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (r, p, m) = (redis.port, postgres.port, broker.port);
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "p3-platform"
+[[trigger.http]]
+route = "/p3/..."
+component = "open"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.open]
+source = "{{spin-sdk7}}"
+sqlite_databases = ["default"]
+allowed_outbound_hosts = ["redis://127.0.0.1:{r}", "postgres://127.0.0.1:{p}", "mqtt://127.0.0.1:{m}"]
+[component.closed]
+source = "{{spin-sdk7}}"
+"#
+        ),
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    let pg = format!("postgres://postgres@127.0.0.1:{p}/postgres");
+    let rd = format!("redis://127.0.0.1:{r}");
+    let mq = format!("mqtt://127.0.0.1:{m}");
+
+    // spin:sqlite@3.1.0: open-async, execute-async (rows streamed),
+    // last-insert-rowid-async, changes-async; every value type.
+    assert_eq!(
+        get_text(&client, server.url("/p3/sqlite")).await,
+        r#"rowid=1 changes=1 columns=["id", "name", "data", "score", "absent"] rows=["[Value::Integer(1), Value::Text(\"three\"), Value::Blob([1, 2, 3]), Value::Real(0.5), Value::Null]"]"#
+    );
+    assert!(get_text(&client, server.url("/p3/sqlite"))
+        .await
+        .starts_with("rowid=2 changes=1 "));
+    // spin:postgres@4.2.0: open-async, then through the connection builder's
+    // build-async; execute-async and query-async both ways.
+    let expected = r#"inserted=1 columns=["id:DbDataType::Int32", "name:DbDataType::Str"] rows=["DbValue::Int32(3) DbValue::Str(\"three\")"]"#;
+    assert_eq!(
+        get_text(&client, server.url(&format!("/p3/pg?{pg}"))).await,
+        expected
+    );
+    assert_eq!(
+        get_text(&client, server.url(&format!("/p3/pg-builder?{pg}"))).await,
+        expected
+    );
+    // spin:redis@3.0.0.
+    assert_eq!(
+        get_text(&client, server.url(&format!("/p3/redis?{rd}"))).await,
+        r#"get=Some(Ok("p3-value")) incr=1 smembers=["a", "b"] execute=[RedisResult::Binary([104, 105])]"#
+    );
+    // spin:mqtt@3.0.0: the subscriber gets what the guest published.
+    assert_eq!(
+        get_text(&client, server.url(&format!("/p3/mqtt?{mq}"))).await,
+        "published"
+    );
+    let message = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("the message reaches the subscriber");
+    assert_eq!(message, Some(b"hello from p3".to_vec()));
+
+    // Nothing granted: each capability's own refusal, as Spin words it.
+    assert_eq!(
+        get_text(&client, server.url("/closed/sqlite")).await,
+        "error: Error::AccessDenied"
+    );
+    assert_eq!(
+        get_text(&client, server.url(&format!("/closed/pg?{pg}"))).await,
+        format!(
+            "error: PgError(Error::ConnectionFailed(\"address postgres://127.0.0.1:{p} is not permitted\"))"
+        )
+    );
+    assert_eq!(
+        get_text(&client, server.url(&format!("/closed/redis?{rd}"))).await,
+        "error: Error::InvalidAddress"
+    );
+    assert_eq!(
+        get_text(&client, server.url(&format!("/closed/mqtt?{mq}"))).await,
+        format!("error: Error::ConnectionFailed(\"address {mq} is not permitted\")")
     );
 }

@@ -4,6 +4,9 @@
 //! - `GET /pg/v4`: through `spin:postgres/postgres@4.0.0` (`spin_sdk::pg4`):
 //!   creates a table, inserts a row with typed parameters, selects it back;
 //!   answers the columns and rows, or the error.
+//! - `GET /pg/v4-types`: decimal, range, numeric-array and interval
+//!   parameters sent and read back (`SELECT $1::numeric, ...`), then the
+//!   same types from PostgreSQL's own literals.
 //! - `GET /pg/v2`: the same select through `fermyon:spin/postgres@2.0.0`
 //!   (`spin_sdk::pg`).
 
@@ -16,6 +19,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let text = match req.path().rsplit('/').next() {
         Some("v4") => v4(&address),
         Some("v2") => v2(&address),
+        Some("v4-types") => v4_types(&address),
         _ => return Ok(Response::builder().status(404).body("no route").build()),
     };
     Ok(Response::builder().status(200).body(text).build())
@@ -60,6 +64,38 @@ fn v2(address: &str) -> String {
         let db = Connection::open(address)?;
         let rows = db.query("SELECT name FROM items WHERE id = $1", &[P::Int32(7)])?;
         Ok(format!("rows={:?}", rows.rows))
+    };
+    run().unwrap_or_else(|e| format!("{e:?}"))
+}
+
+fn v4_types(address: &str) -> String {
+    use spin_sdk::pg4::{Connection, Interval, ParameterValue as P, RangeBoundKind as K};
+    let run = || -> Result<String, spin_sdk::pg4::PgError> {
+        let db = Connection::open(address)?;
+        let sent = db.query(
+            "SELECT $1::numeric, $2::int4range, $3::int8range, $4::numrange, $5::numeric[], $6::interval",
+            &[
+                P::Decimal("-1234.5678".into()),
+                P::RangeInt32((Some((1, K::Exclusive)), Some((5, K::Inclusive)))),
+                P::RangeInt64((None, Some((1 << 40, K::Exclusive)))),
+                P::RangeDecimal((Some(("1.5".into(), K::Inclusive)), None)),
+                P::ArrayDecimal(vec![Some("0.1".into()), None]),
+                P::Interval(Interval {
+                    micros: 3_000_001,
+                    days: 2,
+                    months: 14,
+                }),
+            ],
+        )?;
+        let literal = db.query(
+            "SELECT '12.50'::numeric, '[1,5]'::int4range, 'empty'::int4range, '1 year 2 days 3 seconds'::interval",
+            &[],
+        )?;
+        let types: Vec<_> = sent.columns.iter().map(|c| c.data_type.clone()).collect();
+        Ok(format!(
+            "types={types:?} sent={:?} literal={:?}",
+            sent.rows, literal.rows
+        ))
     };
     run().unwrap_or_else(|e| format!("{e:?}"))
 }

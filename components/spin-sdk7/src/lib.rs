@@ -3,7 +3,12 @@
 //! `/hello`, `/var?<name>`, `/count` (key-value `default`),
 //! `/kv-other` (an undeclared store), `/keys`, `/fetch?<url>` (outbound),
 //! `/mysql?<address>` (a table written and read back through
-//! `spin:mysql@3.0.0`).
+//! `spin:mysql@3.0.0`), `/sqlite` (the `default` database through
+//! `spin:sqlite@3.1.0`'s async functions), `/pg?<address>` and
+//! `/pg-builder?<address>` (`spin:postgres@4.2.0`: `open-async` or the
+//! connection builder's `build-async`, then `execute-async` and
+//! `query-async`), `/redis?<address>` (`spin:redis@3.0.0`) and
+//! `/mqtt?<address>` (`spin:mqtt@3.0.0`, publishing the topic `p3`).
 
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{EmptyBody, IntoResponse, Request, Response, send};
@@ -61,6 +66,26 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             Ok(text) => text,
             Err(e) => format!("error: {e:?}"),
         },
+        "sqlite" => match sqlite().await {
+            Ok(text) => text,
+            Err(e) => format!("error: {e:?}"),
+        },
+        "pg" => match pg(&arg, false).await {
+            Ok(text) => text,
+            Err(e) => format!("error: {e:?}"),
+        },
+        "pg-builder" => match pg(&arg, true).await {
+            Ok(text) => text,
+            Err(e) => format!("error: {e:?}"),
+        },
+        "redis" => match redis(&arg).await {
+            Ok(text) => text,
+            Err(e) => format!("error: {e:?}"),
+        },
+        "mqtt" => match mqtt(&arg).await {
+            Ok(()) => "published".to_owned(),
+            Err(e) => format!("error: {e:?}"),
+        },
         _ => "unknown".to_owned(),
     };
     Ok(text)
@@ -91,4 +116,110 @@ async fn mysql(address: &str) -> Result<String, spin_sdk::mysql::Error> {
         .map(|row| format!("{:?} {:?}", row[0], row[1]))
         .collect();
     Ok(format!("columns={columns:?} rows={rows:?}"))
+}
+
+async fn sqlite() -> Result<String, spin_sdk::sqlite::Error> {
+    use spin_sdk::sqlite::{Connection, Value};
+    let db = Connection::open_default().await?;
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS p3 (id INTEGER PRIMARY KEY, name TEXT, data BLOB, score REAL)",
+        [],
+    )
+    .await?
+    .result()
+    .await?;
+    db.execute(
+        "INSERT INTO p3 (name, data, score) VALUES (?, ?, ?)",
+        [
+            Value::text("three"),
+            Value::blob(vec![1u8, 2, 3]),
+            Value::real(0.5),
+        ],
+    )
+    .await?
+    .result()
+    .await?;
+    let rowid = db.last_insert_rowid().await;
+    let changes = db.changes().await;
+    let result = db
+        .execute(
+            "SELECT id, name, data, score, NULL AS absent FROM p3 WHERE id = ?",
+            [Value::integer(rowid)],
+        )
+        .await?;
+    let columns = result.columns().to_vec();
+    let rows: Vec<_> = result
+        .collect()
+        .await?
+        .into_iter()
+        .map(|row| format!("{:?}", row.values))
+        .collect();
+    Ok(format!(
+        "rowid={rowid} changes={changes} columns={columns:?} rows={rows:?}"
+    ))
+}
+
+async fn pg(address: &str, builder: bool) -> Result<String, spin_sdk::pg::Error> {
+    use spin_sdk::pg::{Connection, OpenOptions, ParameterValue as P};
+    let db = if builder {
+        Connection::open_with_options(address, OpenOptions::default()).await?
+    } else {
+        Connection::open(address).await?
+    };
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS p3 (id INT, name TEXT)",
+        Vec::new(),
+    )
+    .await?;
+    let inserted = db
+        .execute(
+            "INSERT INTO p3 VALUES ($1, $2)",
+            vec![P::Int32(3), P::Str("three".into())],
+        )
+        .await?;
+    let result = db
+        .query(
+            "SELECT id, name FROM p3 WHERE id = $1 LIMIT 1",
+            vec![P::Int32(3)],
+        )
+        .await?;
+    let columns: Vec<_> = result
+        .columns()
+        .iter()
+        .map(|c| format!("{}:{:?}", c.name, c.data_type))
+        .collect();
+    let rows: Vec<_> = result
+        .collect()
+        .await?
+        .into_iter()
+        .map(|row| format!("{:?} {:?}", row[0], row[1]))
+        .collect();
+    Ok(format!(
+        "inserted={inserted} columns={columns:?} rows={rows:?}"
+    ))
+}
+
+async fn redis(address: &str) -> Result<String, spin_sdk::redis::Error> {
+    use spin_sdk::redis::{Connection, RedisParameter};
+    let db = Connection::open(address).await?;
+    db.set("p3-key", b"p3-value").await?;
+    let got = db.get("p3-key").await?.map(String::from_utf8);
+    let count = db.incr("p3-count").await?;
+    db.sadd("p3-set", ["a", "b"]).await?;
+    let mut members = db.smembers("p3-set").await?;
+    members.sort();
+    let echoed = db
+        .execute("ECHO", [RedisParameter::Binary(b"hi".to_vec())])
+        .await?;
+    Ok(format!(
+        "get={got:?} incr={count} smembers={members:?} execute={echoed:?}"
+    ))
+}
+
+async fn mqtt(address: &str) -> Result<(), spin_sdk::mqtt::Error> {
+    use spin_sdk::mqtt::{Connection, Qos};
+    let broker = Connection::open(address, "", "", 30).await?;
+    broker
+        .publish("p3", b"hello from p3".to_vec(), Qos::AtLeastOnce)
+        .await
 }

@@ -5,8 +5,11 @@
 //! - [`key_value`]: the app's key-value stores, in one database file or
 //!   in Redis ([`key_value_redis`], shared by replicas).
 //! - [`sqlite`]: the app's SQLite databases (embedded).
-//! - [`postgres`]: outbound PostgreSQL clients and value conversions.
+//! - [`postgres`]: outbound PostgreSQL clients and value conversions;
+//!   [`postgres_types`] the types tokio-postgres does not convert itself
+//!   (numeric, ranges, interval).
 //! - [`mysql`]: outbound MySQL connection pools and value conversions.
+//! - [`rdbms`]: the result and error shape both share.
 //! - [`llm`]: which models a component may use, and the remote backend.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
 //! - [`variables`]: Spin's variable names.
@@ -20,5 +23,7 @@ pub mod llm;
 pub mod mysql;
 pub mod outbound;
 pub mod postgres;
+pub mod postgres_types;
+pub mod rdbms;
 pub mod sqlite;
 pub mod variables;

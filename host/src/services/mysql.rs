@@ -15,6 +15,8 @@ use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, SslOpts};
 
+use super::rdbms::{DbError, Rows};
+
 /// How long connecting (and authenticating) may take: a server that is
 /// down fails the guest's `open`, not its whole request deadline.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,33 +112,10 @@ pub enum MyType {
 }
 
 /// A query's result.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct MyRows {
-    /// Column names and types.
-    pub columns: Vec<(String, MyType)>,
-    /// Rows, values in column order.
-    pub rows: Vec<Vec<MyValue>>,
-}
+pub type MyRows = Rows<MyType, MyValue>;
 
 /// Why a call failed, in Spin's terms.
-#[derive(Debug, thiserror::Error)]
-pub enum MyError {
-    /// `connection-failed`.
-    #[error("{0}")]
-    ConnectionFailed(String),
-    /// `bad-parameter`.
-    #[error("{0}")]
-    BadParameter(String),
-    /// `query-failed`.
-    #[error("{0}")]
-    QueryFailed(String),
-    /// `value-conversion-failed`.
-    #[error("{0}")]
-    ValueConversionFailed(String),
-    /// `other`.
-    #[error("{0}")]
-    Other(String),
-}
+pub type MyError = DbError;
 
 /// A guest's open connection: one of the pool's, returned to it when the
 /// guest drops the resource (or its instance ends). Behind an async mutex

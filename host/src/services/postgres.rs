@@ -1,6 +1,6 @@
-//! Outbound PostgreSQL for Spin's three PostgreSQL interfaces
+//! Outbound PostgreSQL for Spin's PostgreSQL interfaces
 //! (`fermyon:spin/postgres@2.0.0`, `spin:postgres/postgres@3.0.0` and
-//! `@4.0.0`): one client per address shared by every instance of an app
+//! `@4.x`): one client per address shared by every instance of an app
 //! (tokio-postgres pipelines concurrent queries on one connection), values
 //! in one vocabulary the three interfaces convert from and to.
 
@@ -12,6 +12,9 @@ use chrono::{Datelike, Timelike};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row};
 
+use super::postgres_types::{self as types, Bound, Interval, RangeDecimal};
+use super::rdbms::{DbError, Rows};
+
 /// How long connecting (and authenticating) may take: a server that is
 /// down fails the guest's `open`, not its whole request deadline.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,7 +23,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// the same way).
 const MAX_RESULT_BYTES: usize = 32 << 20;
 
-/// A value, in or out, as the richest interface (4.0.0) has it.
+/// A value, in or out, as the richest interface (4.x) has it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PgValue {
     /// `db-null`.
@@ -61,6 +64,18 @@ pub enum PgValue {
     ArrayInt64(Vec<Option<i64>>),
     /// `array-str` (4.0.0).
     ArrayStr(Vec<Option<String>>),
+    /// `decimal` (4.0.0): `numeric` as base-10 text.
+    Decimal(String),
+    /// `range-int32` (4.0.0).
+    RangeInt32(Bound<i32>, Bound<i32>),
+    /// `range-int64` (4.0.0).
+    RangeInt64(Bound<i64>, Bound<i64>),
+    /// `range-decimal` (4.0.0).
+    RangeDecimal(Bound<String>, Bound<String>),
+    /// `array-decimal` (4.0.0).
+    ArrayDecimal(Vec<Option<String>>),
+    /// `interval` (4.0.0).
+    Interval(Interval),
     /// A column of a type this host does not convert.
     Unsupported,
 }
@@ -100,35 +115,27 @@ pub enum PgType {
     ArrayInt64,
     /// `array-str`.
     ArrayStr,
+    /// `decimal`.
+    Decimal,
+    /// `range-int32`.
+    RangeInt32,
+    /// `range-int64`.
+    RangeInt64,
+    /// `range-decimal`.
+    RangeDecimal,
+    /// `array-decimal`.
+    ArrayDecimal,
+    /// `interval`.
+    Interval,
     /// Anything else, by PostgreSQL's name.
     Other(String),
 }
 
 /// A query's result.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PgRows {
-    /// Column names and types.
-    pub columns: Vec<(String, PgType)>,
-    /// Rows, values in column order.
-    pub rows: Vec<Vec<PgValue>>,
-}
+pub type PgRows = Rows<PgType, PgValue>;
 
 /// Why a call failed, in Spin's terms.
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    /// `connection-failed`.
-    #[error("{0}")]
-    ConnectionFailed(String),
-    /// `bad-parameter`.
-    #[error("{0}")]
-    BadParameter(String),
-    /// `query-failed`.
-    #[error("{0}")]
-    QueryFailed(String),
-    /// `value-conversion-failed`.
-    #[error("{0}")]
-    ValueConversionFailed(String),
-}
+pub type PgError = DbError;
 
 /// One app's PostgreSQL clients, by address.
 #[derive(Default)]
@@ -223,13 +230,16 @@ fn parameter(value: PgValue) -> Result<Box<dyn ToSql + Send + Sync>, PgError> {
             chrono::NaiveDate::from_ymd_opt(y, m.into(), d.into())
                 .ok_or_else(|| PgError::BadParameter(format!("invalid date {y}-{m}-{d}")))?,
         ),
+        // PostgreSQL keeps microseconds. Nanoseconds are cut here, not by
+        // tokio-postgres, which truncates toward 2000-01-01: a datetime
+        // before it would be stored 1 µs later than the guest's.
         PgValue::Time(h, mi, s, ns) => Box::new(
-            chrono::NaiveTime::from_hms_nano_opt(h.into(), mi.into(), s.into(), ns)
+            chrono::NaiveTime::from_hms_micro_opt(h.into(), mi.into(), s.into(), ns / 1000)
                 .ok_or_else(|| PgError::BadParameter(format!("invalid time {h}:{mi}:{s}.{ns}")))?,
         ),
         PgValue::DateTime(y, m, d, h, mi, s, ns) => Box::new(
             chrono::NaiveDate::from_ymd_opt(y, m.into(), d.into())
-                .and_then(|date| date.and_hms_nano_opt(h.into(), mi.into(), s.into(), ns))
+                .and_then(|date| date.and_hms_micro_opt(h.into(), mi.into(), s.into(), ns / 1000))
                 .ok_or_else(|| PgError::BadParameter("invalid datetime".into()))?,
         ),
         PgValue::Timestamp(secs) => Box::new(
@@ -247,6 +257,12 @@ fn parameter(value: PgValue) -> Result<Box<dyn ToSql + Send + Sync>, PgError> {
         PgValue::ArrayInt32(v) => Box::new(v),
         PgValue::ArrayInt64(v) => Box::new(v),
         PgValue::ArrayStr(v) => Box::new(v),
+        PgValue::Decimal(v) => Box::new(types::decimal(&v)?),
+        PgValue::RangeInt32(lower, upper) => Box::new(types::range(lower, upper)),
+        PgValue::RangeInt64(lower, upper) => Box::new(types::range(lower, upper)),
+        PgValue::RangeDecimal(lower, upper) => Box::new(types::decimal_range(lower, upper)?),
+        PgValue::ArrayDecimal(v) => Box::new(types::decimals(&v)?),
+        PgValue::Interval(v) => Box::new(v),
         PgValue::Unsupported => {
             return Err(PgError::BadParameter(
                 "a parameter of a type this host does not support".into(),
@@ -273,6 +289,12 @@ fn column_type(t: &Type) -> PgType {
         Type::INT4_ARRAY => PgType::ArrayInt32,
         Type::INT8_ARRAY => PgType::ArrayInt64,
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => PgType::ArrayStr,
+        Type::NUMERIC => PgType::Decimal,
+        Type::INT4_RANGE => PgType::RangeInt32,
+        Type::INT8_RANGE => PgType::RangeInt64,
+        Type::NUM_RANGE => PgType::RangeDecimal,
+        Type::NUMERIC_ARRAY => PgType::ArrayDecimal,
+        Type::INTERVAL => PgType::Interval,
         _ => PgType::Other(t.name().to_owned()),
     }
 }
@@ -333,6 +355,25 @@ fn value(row: &Row, i: usize, t: &Type) -> Result<PgValue, PgError> {
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => {
             get::<Vec<Option<String>>>(row, i)?.map(PgValue::ArrayStr)
         }
+        Type::NUMERIC => {
+            get::<rust_decimal::Decimal>(row, i)?.map(|d| PgValue::Decimal(d.to_string()))
+        }
+        Type::INT4_RANGE => get::<postgres_range::Range<i32>>(row, i)?.map(|r| {
+            let (lower, upper) = types::bounds(&r, |v| *v);
+            PgValue::RangeInt32(lower, upper)
+        }),
+        Type::INT8_RANGE => get::<postgres_range::Range<i64>>(row, i)?.map(|r| {
+            let (lower, upper) = types::bounds(&r, |v| *v);
+            PgValue::RangeInt64(lower, upper)
+        }),
+        Type::NUM_RANGE => get::<postgres_range::Range<RangeDecimal>>(row, i)?.map(|r| {
+            let (lower, upper) = types::bounds(&r, |v| v.0.to_string());
+            PgValue::RangeDecimal(lower, upper)
+        }),
+        Type::NUMERIC_ARRAY => get::<Vec<Option<rust_decimal::Decimal>>>(row, i)?.map(|a| {
+            PgValue::ArrayDecimal(a.into_iter().map(|d| d.map(|d| d.to_string())).collect())
+        }),
+        Type::INTERVAL => get::<Interval>(row, i)?.map(PgValue::Interval),
         _ => Some(PgValue::Unsupported),
     };
     Ok(v.unwrap_or(PgValue::Null))
@@ -341,11 +382,11 @@ fn value(row: &Row, i: usize, t: &Type) -> Result<PgValue, PgError> {
 fn size(v: &PgValue) -> usize {
     std::mem::size_of::<PgValue>()
         + match v {
-            PgValue::Str(s) | PgValue::Uuid(s) => s.len(),
+            PgValue::Str(s) | PgValue::Uuid(s) | PgValue::Decimal(s) => s.len(),
             PgValue::Binary(b) | PgValue::Jsonb(b) => b.len(),
             PgValue::ArrayInt32(a) => a.len() * 8,
             PgValue::ArrayInt64(a) => a.len() * 16,
-            PgValue::ArrayStr(a) => a
+            PgValue::ArrayStr(a) | PgValue::ArrayDecimal(a) => a
                 .iter()
                 .map(|s| 24 + s.as_ref().map_or(0, String::len))
                 .sum(),
@@ -429,6 +470,28 @@ pub async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What PostgreSQL would read back for `value` sent as a `ty` parameter.
+    fn round_trip<T: for<'a> tokio_postgres::types::FromSql<'a>>(value: PgValue, ty: &Type) -> T {
+        let mut wire = bytes::BytesMut::new();
+        parameter(value)
+            .unwrap()
+            .to_sql_checked(ty, &mut wire)
+            .unwrap();
+        T::from_sql(ty, &wire).unwrap()
+    }
+
+    #[test]
+    fn sub_microsecond_times_are_cut_not_rounded_up_before_2000() {
+        let sent = PgValue::DateTime(1989, 11, 24, 1, 2, 3, 4);
+        let stored: chrono::NaiveDateTime = round_trip(sent, &Type::TIMESTAMP);
+        assert_eq!(stored.to_string(), "1989-11-24 01:02:03");
+        let sent = PgValue::DateTime(2024, 2, 29, 1, 2, 3, 5_999);
+        let stored: chrono::NaiveDateTime = round_trip(sent, &Type::TIMESTAMP);
+        assert_eq!(stored.to_string(), "2024-02-29 01:02:03.000005");
+        let stored: chrono::NaiveTime = round_trip(PgValue::Time(14, 15, 16, 17), &Type::TIME);
+        assert_eq!(stored.to_string(), "14:15:16");
+    }
 
     #[test]
     fn addresses_name_their_hosts_and_ports_in_both_forms() {

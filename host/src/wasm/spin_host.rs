@@ -8,15 +8,19 @@
 //!   `llm@2.0.0`, `redis@2.0.0`, `mqtt@2.0.0`, `postgres@2.0.0`,
 //!   `mysql@2.0.0` (Spin 2's platform world);
 //! - `spin:sqlite/sqlite@3.0.0`, `spin:postgres/postgres@3.0.0` and
-//!   `@4.0.0`;
+//!   `@4.1.0` (which a component built against 4.0.0 links to: the
+//!   linker matches semver-compatible versions);
 //! - Spin 1's unversioned `fermyon:spin/http` (see [`http_v1`]);
 //! - `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` over the same stores
 //!   as Spin key-value, `wasi:config/store@0.2.0-draft-2024-09-27` over the
 //!   same values as Spin variables.
 //!
-//! WASIp3 components (Spin SDK 7): `spin:variables@3.0.0`,
-//! `spin:key-value@3.0.0` (see [`p3`]) and `spin:mysql@3.0.0` (see
-//! [`mysql`]).
+//! WASIp3 components (Spin SDK 7) get those and also `spin:variables@3.0.0`,
+//! `spin:key-value@3.0.0` (see [`p3`]), `spin:mysql@3.0.0` (see
+//! [`mysql`]), `spin:sqlite/sqlite@3.1.0`, `spin:postgres/postgres@4.2.0`,
+//! `spin:redis/redis@3.0.0` and `spin:mqtt/mqtt@3.0.0`: the same
+//! implementations as the 2.0.0 and 3.0.0 interfaces, each version a thin
+//! binding in its capability's file.
 //!
 //! One file per capability; calls that do I/O (SQLite, LLM, outbound
 //! databases) are `async` on the host so a guest waiting on them never
@@ -45,7 +49,7 @@ mod wasi_keyvalue;
 pub use mqtt::MqttConnection;
 pub use mysql::MysqlConnection;
 pub use p3::add_p3_to_linker;
-pub use postgres::PgConnection;
+pub use postgres::{PgConnection, PgConnectionBuilder};
 pub use redis::{RedisConnection, RedisPool};
 pub use sqlite::SqliteConnection;
 
@@ -64,6 +68,8 @@ mod bindings {
             "fermyon:spin/postgres": async,
             "fermyon:spin/mysql": async,
             "spin:postgres/postgres": async,
+            // A constructor cannot answer with an error: a full table traps.
+            "spin:postgres/postgres.[constructor]connection-builder": async | trappable,
         },
         with: {
             "fermyon:spin/key-value.store": crate::wasm::spin_host::KvStore,
@@ -74,8 +80,32 @@ mod bindings {
             "fermyon:spin/postgres.connection": crate::wasm::spin_host::PgConnection,
             "fermyon:spin/mysql.connection": crate::wasm::spin_host::MysqlConnection,
             "spin:postgres/postgres.connection": crate::wasm::spin_host::PgConnection,
+            "spin:postgres/postgres.connection-builder": crate::wasm::spin_host::PgConnectionBuilder,
             "wasi:keyvalue/store.bucket": crate::wasm::spin_host::KvStore,
             "wasi:keyvalue/atomics.cas": super::wasi_keyvalue::Cas,
+        },
+    });
+}
+
+/// The packages only WASIp3 components import (their functions are
+/// `async`, so they link only where the engine has concurrency support):
+/// `wit-p3/`, linked by [`add_p3_to_linker`].
+mod bindings_p3 {
+    wasmtime::component::bindgen!({
+        path: "src/wasm/spin_host/wit-p3",
+        world: "wasmhost:spin-p3/platform",
+        // Their synchronous functions run as the 2.0.0 ones do: `async` on
+        // the host, on the guest's fiber.
+        imports: {
+            default: async,
+            "spin:postgres/postgres.[constructor]connection-builder": async | trappable,
+        },
+        with: {
+            "spin:sqlite/sqlite.connection": crate::wasm::spin_host::SqliteConnection,
+            "spin:postgres/postgres.connection": crate::wasm::spin_host::PgConnection,
+            "spin:postgres/postgres.connection-builder": crate::wasm::spin_host::PgConnectionBuilder,
+            "spin:redis/redis.connection": crate::wasm::spin_host::RedisConnection,
+            "spin:mqtt/mqtt.connection": crate::wasm::spin_host::MqttConnection,
         },
     });
 }
@@ -111,7 +141,7 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> anyhow::Result<()> {
     bindings::spin::postgres3_0_0::postgres::add_to_linker::<GuestState, HasSelf<GuestState>>(
         linker, state,
     )?;
-    bindings::spin::postgres4_0_0::postgres::add_to_linker::<GuestState, HasSelf<GuestState>>(
+    bindings::spin::postgres4_1_0::postgres::add_to_linker::<GuestState, HasSelf<GuestState>>(
         linker, state,
     )?;
     bindings::wasi::keyvalue::store::add_to_linker::<GuestState, HasSelf<GuestState>>(

@@ -221,12 +221,12 @@ impl GuestState {
     }
 
     /// The app's outbound Redis connections.
-    pub fn redis_pool(&self) -> &RedisPool {
+    pub fn redis_pool(&self) -> &Arc<RedisPool> {
         &self.redis
     }
 
     /// The app's outbound PostgreSQL clients.
-    pub fn postgres_pool(&self) -> &PgPool {
+    pub fn postgres_pool(&self) -> &Arc<PgPool> {
         &self.postgres
     }
 

@@ -75,16 +75,24 @@ use generated_v3_key_value::spin::key_value::key_value as key_value_v3;
 use generated_v3_variables::spin::variables::variables as variables_v3;
 
 /// Adds Spin SDK 7's interfaces (`spin:variables@3.0.0`,
-/// `spin:key-value@3.0.0`) to `linker`, whose engine supports concurrency.
+/// `spin:key-value@3.0.0`, `spin:mysql@3.0.0`, `spin:sqlite@3.1.0`,
+/// `spin:postgres@4.2.0`, `spin:redis@3.0.0`, `spin:mqtt@3.0.0`) to
+/// `linker`, whose engine supports concurrency.
 pub fn add_p3_to_linker(linker: &mut Linker<GuestState>) -> anyhow::Result<()> {
     variables_v3::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
     key_value_v3::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
     super::mysql::add_v3_to_linker(linker)?;
+    use super::bindings_p3::spin::{mqtt::mqtt, postgres::postgres, redis::redis, sqlite::sqlite};
+    sqlite::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
+    postgres::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
+    redis::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
+    mqtt::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)?;
     Ok(())
 }
 
-fn v3_kv_error(e: key_value::Error) -> key_value_v3::Error {
-    match e {
+/// A backend's (or 2.0.0's) error as 3.0.0's.
+fn kv_error(e: impl Into<key_value::Error>) -> key_value_v3::Error {
+    match e.into() {
         key_value::Error::StoreTableFull => key_value_v3::Error::StoreTableFull,
         key_value::Error::NoSuchStore => key_value_v3::Error::NoSuchStore,
         key_value::Error::AccessDenied => key_value_v3::Error::AccessDenied,
@@ -128,7 +136,7 @@ fn backend<T>(
 ) -> Result<Kv, key_value_v3::Error> {
     accessor
         .with(|mut access| access.get().kv_store(store))
-        .map_err(|e| v3_kv_error(e.into()))
+        .map_err(kv_error)
 }
 
 impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
@@ -136,12 +144,7 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         accessor: &Accessor<T, Self>,
         label: String,
     ) -> wasmtime::Result<Result<Resource<KvStore>, key_value_v3::Error>> {
-        Ok(accessor.with(|mut access| {
-            access
-                .get()
-                .kv_open(label)
-                .map_err(|e| v3_kv_error(e.into()))
-        }))
+        Ok(accessor.with(|mut access| access.get().kv_open(label).map_err(kv_error)))
     }
 
     async fn get(
@@ -149,14 +152,11 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, key_value_v3::Error>> {
-        let (db, label) = match backend(accessor, &store) {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(db
-            .get(&label, &key)
-            .await
-            .map_err(|e| v3_kv_error(e.into())))
+        Ok(async {
+            let (db, label) = backend(accessor, &store)?;
+            db.get(&label, &key).await.map_err(kv_error)
+        }
+        .await)
     }
 
     async fn set(
@@ -165,14 +165,11 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), key_value_v3::Error>> {
-        let (db, label) = match backend(accessor, &store) {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(db
-            .set(&label, &key, &value)
-            .await
-            .map_err(|e| v3_kv_error(e.into())))
+        Ok(async {
+            let (db, label) = backend(accessor, &store)?;
+            db.set(&label, &key, &value).await.map_err(kv_error)
+        }
+        .await)
     }
 
     async fn delete(
@@ -180,14 +177,11 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), key_value_v3::Error>> {
-        let (db, label) = match backend(accessor, &store) {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(db
-            .delete(&label, &key)
-            .await
-            .map_err(|e| v3_kv_error(e.into())))
+        Ok(async {
+            let (db, label) = backend(accessor, &store)?;
+            db.delete(&label, &key).await.map_err(kv_error)
+        }
+        .await)
     }
 
     async fn exists(
@@ -195,15 +189,14 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, key_value_v3::Error>> {
-        let (db, label) = match backend(accessor, &store) {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(db
-            .get(&label, &key)
-            .await
-            .map(|v| v.is_some())
-            .map_err(|e| v3_kv_error(e.into())))
+        Ok(async {
+            let (db, label) = backend(accessor, &store)?;
+            db.get(&label, &key)
+                .await
+                .map(|v| v.is_some())
+                .map_err(kv_error)
+        }
+        .await)
     }
 
     async fn get_keys(
@@ -214,7 +207,7 @@ impl<T> key_value_v3::HostStoreWithStore<T> for HasSelf<GuestState> {
         FutureReader<Result<(), key_value_v3::Error>>,
     )> {
         let listed = match backend(accessor, &store) {
-            Ok((db, label)) => db.keys(&label).await.map_err(|e| v3_kv_error(e.into())),
+            Ok((db, label)) => db.keys(&label).await.map_err(kv_error),
             Err(e) => Err(e),
         };
         let (keys, result) = match listed {

@@ -1,4 +1,5 @@
-//! `fermyon:spin/redis@2.0.0`: outbound Redis, allowed only by the
+//! `fermyon:spin/redis@2.0.0` and `spin:redis/redis@3.0.0` (the same
+//! functions, `async`: WASIp3 components): outbound Redis, allowed only by the
 //! component's `allowed_outbound_hosts` (`redis://host[:port]`, default
 //! port 6379; an address it does not allow is `invalid-address`, as in
 //! Spin). Connections are multiplexed and shared by every instance of the
@@ -6,13 +7,14 @@
 //! runs under the request's deadline like the rest of the guest.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use wasmtime::component::Resource;
+use wasmtime::component::{Accessor, HasSelf, Resource};
 
 use super::bindings::fermyon::spin::redis as v2;
+use super::bindings_p3::spin::redis::redis as v3;
 use crate::wasm::state::GuestState;
 
 /// How long opening a connection to a Redis server may take: a server that
@@ -95,46 +97,120 @@ pub struct RedisConnection {
     conn: MultiplexedConnection,
 }
 
-impl GuestState {
-    fn redis(
-        &self,
-        conn: &Resource<RedisConnection>,
-    ) -> Result<(MultiplexedConnection, String), v2::Error> {
-        let c = self
-            .table()
-            .get(conn)
-            .map_err(|e| v2::Error::Other(e.to_string()))?;
-        Ok((c.conn.clone(), c.address.clone()))
-    }
+/// What a call needs, taken out of the instance's state so that it is
+/// awaited without borrowing that state: the shared connection, its
+/// address, and the pool that forgets it when it breaks.
+struct Handle {
+    conn: MultiplexedConnection,
+    address: String,
+    pool: Arc<RedisPool>,
+}
 
-    /// Runs `cmd` and reads its reply as `T`; a reply of another type is
-    /// Spin's `type-error`.
-    async fn redis_typed<T: redis::FromRedisValue>(
-        &mut self,
-        conn: &Resource<RedisConnection>,
-        cmd: redis::Cmd,
-    ) -> Result<T, v2::Error> {
-        let value = self.redis_query(conn, cmd).await?;
-        redis::from_redis_value(&value).map_err(|_| v2::Error::TypeError)
-    }
-
-    /// Runs `cmd` on the guest's connection; a connection that broke is
-    /// evicted from the app's pool.
-    async fn redis_query(
-        &mut self,
-        conn: &Resource<RedisConnection>,
-        cmd: redis::Cmd,
-    ) -> Result<redis::Value, v2::Error> {
-        let (mut c, address) = self.redis(conn)?;
-        match cmd.query_async::<redis::Value>(&mut c).await {
+impl Handle {
+    /// Runs `cmd`; a connection that broke is evicted from the app's pool.
+    async fn query(mut self, cmd: redis::Cmd) -> Result<redis::Value, v2::Error> {
+        match cmd.query_async::<redis::Value>(&mut self.conn).await {
             Ok(value) => Ok(value),
             Err(e) => {
                 if e.is_io_error() || e.is_connection_dropped() {
-                    self.redis_pool().evict(&address);
+                    self.pool.evict(&self.address);
                 }
                 Err(v2::Error::Other(e.to_string()))
             }
         }
+    }
+
+    /// Runs `cmd` and reads its reply as `T`; a reply of another type is
+    /// Spin's `type-error`.
+    async fn typed<T: redis::FromRedisValue>(self, cmd: redis::Cmd) -> Result<T, v2::Error> {
+        let value = self.query(cmd).await?;
+        redis::from_redis_value(&value).map_err(|_| v2::Error::TypeError)
+    }
+
+    /// Runs `execute`'s command and flattens its reply.
+    async fn results(self, cmd: redis::Cmd) -> Result<Vec<v2::RedisResult>, v2::Error> {
+        let value = self.query(cmd).await?;
+        let mut out = Vec::new();
+        results(value, &mut out, &mut 0)?;
+        Ok(out)
+    }
+}
+
+/// The commands behind the functions both versions have.
+mod command {
+    use super::v2::RedisParameter;
+    use redis::{cmd, Cmd};
+
+    pub fn publish(channel: String, payload: Vec<u8>) -> Cmd {
+        cmd("PUBLISH").arg(channel).arg(payload).clone()
+    }
+    pub fn get(key: String) -> Cmd {
+        cmd("GET").arg(key).clone()
+    }
+    pub fn set(key: String, value: Vec<u8>) -> Cmd {
+        cmd("SET").arg(key).arg(value).clone()
+    }
+    pub fn incr(key: String) -> Cmd {
+        cmd("INCR").arg(key).clone()
+    }
+    pub fn del(keys: Vec<String>) -> Cmd {
+        cmd("DEL").arg(keys).clone()
+    }
+    pub fn sadd(key: String, values: Vec<String>) -> Cmd {
+        cmd("SADD").arg(key).arg(values).clone()
+    }
+    pub fn smembers(key: String) -> Cmd {
+        cmd("SMEMBERS").arg(key).clone()
+    }
+    pub fn srem(key: String, values: Vec<String>) -> Cmd {
+        cmd("SREM").arg(key).arg(values).clone()
+    }
+    pub fn execute(command: &str, arguments: Vec<RedisParameter>) -> Cmd {
+        let mut c = cmd(command);
+        for argument in arguments {
+            match argument {
+                RedisParameter::Int64(i) => c.arg(i),
+                RedisParameter::Binary(b) => c.arg(b),
+            };
+        }
+        c
+    }
+}
+
+impl GuestState {
+    /// The app's pool, if `allowed_outbound_hosts` lets the component reach
+    /// `address` (`invalid-address` if not, as in Spin).
+    fn redis_allowed(&self, address: &str) -> Result<Arc<RedisPool>, v2::Error> {
+        if !self.outbound_allows_address(address) {
+            tracing::info!(
+                "Redis connection to `{}` denied: not in the component's allowed outbound hosts",
+                redacted(address)
+            );
+            return Err(v2::Error::InvalidAddress);
+        }
+        Ok(Arc::clone(self.redis_pool()))
+    }
+
+    fn redis_push(
+        &mut self,
+        address: String,
+        conn: MultiplexedConnection,
+    ) -> Result<Resource<RedisConnection>, v2::Error> {
+        self.table_mut()
+            .push(RedisConnection { address, conn })
+            .map_err(|e| v2::Error::Other(e.to_string()))
+    }
+
+    fn redis_handle(&self, conn: &Resource<RedisConnection>) -> Result<Handle, v2::Error> {
+        let c = self
+            .table()
+            .get(conn)
+            .map_err(|e| v2::Error::Other(e.to_string()))?;
+        Ok(Handle {
+            conn: c.conn.clone(),
+            address: c.address.clone(),
+            pool: Arc::clone(self.redis_pool()),
+        })
     }
 }
 
@@ -186,17 +262,8 @@ impl v2::Host for GuestState {}
 
 impl v2::HostConnection for GuestState {
     async fn open(&mut self, address: String) -> Result<Resource<RedisConnection>, v2::Error> {
-        if !self.outbound_allows_address(&address) {
-            tracing::info!(
-                "Redis connection to `{}` denied: not in the component's allowed outbound hosts",
-                redacted(&address)
-            );
-            return Err(v2::Error::InvalidAddress);
-        }
-        let conn = self.redis_pool().connect(&address).await?;
-        self.table_mut()
-            .push(RedisConnection { address, conn })
-            .map_err(|e| v2::Error::Other(e.to_string()))
+        let conn = self.redis_allowed(&address)?.connect(&address).await?;
+        self.redis_push(address, conn)
     }
 
     async fn publish(
@@ -205,11 +272,9 @@ impl v2::HostConnection for GuestState {
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), v2::Error> {
-        self.redis_typed(
-            &conn,
-            redis::cmd("PUBLISH").arg(channel).arg(payload).clone(),
-        )
-        .await
+        self.redis_handle(&conn)?
+            .typed(command::publish(channel, payload))
+            .await
     }
 
     async fn get(
@@ -217,8 +282,7 @@ impl v2::HostConnection for GuestState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> Result<Option<Vec<u8>>, v2::Error> {
-        self.redis_typed(&conn, redis::cmd("GET").arg(key).clone())
-            .await
+        self.redis_handle(&conn)?.typed(command::get(key)).await
     }
 
     async fn set(
@@ -227,7 +291,8 @@ impl v2::HostConnection for GuestState {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), v2::Error> {
-        self.redis_typed(&conn, redis::cmd("SET").arg(key).arg(value).clone())
+        self.redis_handle(&conn)?
+            .typed(command::set(key, value))
             .await
     }
 
@@ -236,8 +301,7 @@ impl v2::HostConnection for GuestState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> Result<i64, v2::Error> {
-        self.redis_typed(&conn, redis::cmd("INCR").arg(key).clone())
-            .await
+        self.redis_handle(&conn)?.typed(command::incr(key)).await
     }
 
     async fn del(
@@ -245,8 +309,7 @@ impl v2::HostConnection for GuestState {
         conn: Resource<RedisConnection>,
         keys: Vec<String>,
     ) -> Result<u32, v2::Error> {
-        self.redis_typed(&conn, redis::cmd("DEL").arg(keys).clone())
-            .await
+        self.redis_handle(&conn)?.typed(command::del(keys)).await
     }
 
     async fn sadd(
@@ -255,7 +318,8 @@ impl v2::HostConnection for GuestState {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, v2::Error> {
-        self.redis_typed(&conn, redis::cmd("SADD").arg(key).arg(values).clone())
+        self.redis_handle(&conn)?
+            .typed(command::sadd(key, values))
             .await
     }
 
@@ -264,7 +328,8 @@ impl v2::HostConnection for GuestState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> Result<Vec<String>, v2::Error> {
-        self.redis_typed(&conn, redis::cmd("SMEMBERS").arg(key).clone())
+        self.redis_handle(&conn)?
+            .typed(command::smembers(key))
             .await
     }
 
@@ -274,7 +339,8 @@ impl v2::HostConnection for GuestState {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, v2::Error> {
-        self.redis_typed(&conn, redis::cmd("SREM").arg(key).arg(values).clone())
+        self.redis_handle(&conn)?
+            .typed(command::srem(key, values))
             .await
     }
 
@@ -284,21 +350,163 @@ impl v2::HostConnection for GuestState {
         command: String,
         arguments: Vec<v2::RedisParameter>,
     ) -> Result<Vec<v2::RedisResult>, v2::Error> {
-        let mut cmd = redis::cmd(&command);
-        for argument in arguments {
-            match argument {
-                v2::RedisParameter::Int64(i) => cmd.arg(i),
-                v2::RedisParameter::Binary(b) => cmd.arg(b),
-            };
-        }
-        let value = self.redis_query(&conn, cmd).await?;
-        let mut out = Vec::new();
-        results(value, &mut out, &mut 0)?;
-        Ok(out)
+        self.redis_handle(&conn)?
+            .results(command::execute(&command, arguments))
+            .await
     }
 
     async fn drop(&mut self, conn: Resource<RedisConnection>) -> wasmtime::Result<()> {
         self.table_mut().delete(conn)?;
         Ok(())
+    }
+}
+
+// 3.0.0: the same types as 2.0.0 under another package.
+impl From<v2::Error> for v3::Error {
+    fn from(e: v2::Error) -> Self {
+        match e {
+            v2::Error::InvalidAddress => v3::Error::InvalidAddress,
+            v2::Error::TooManyConnections => v3::Error::TooManyConnections,
+            v2::Error::TypeError => v3::Error::TypeError,
+            v2::Error::Other(m) => v3::Error::Other(m),
+        }
+    }
+}
+
+impl From<v3::RedisParameter> for v2::RedisParameter {
+    fn from(p: v3::RedisParameter) -> Self {
+        match p {
+            v3::RedisParameter::Int64(i) => v2::RedisParameter::Int64(i),
+            v3::RedisParameter::Binary(b) => v2::RedisParameter::Binary(b),
+        }
+    }
+}
+
+impl From<v2::RedisResult> for v3::RedisResult {
+    fn from(r: v2::RedisResult) -> Self {
+        match r {
+            v2::RedisResult::Nil => v3::RedisResult::Nil,
+            v2::RedisResult::Status(s) => v3::RedisResult::Status(s),
+            v2::RedisResult::Int64(i) => v3::RedisResult::Int64(i),
+            v2::RedisResult::Binary(b) => v3::RedisResult::Binary(b),
+        }
+    }
+}
+
+impl v3::Host for GuestState {}
+
+impl v3::HostConnection for GuestState {
+    async fn drop(&mut self, conn: Resource<RedisConnection>) -> wasmtime::Result<()> {
+        self.table_mut().delete(conn)?;
+        Ok(())
+    }
+}
+
+/// The guest's connection, taken out of the instance's state inside `with`.
+fn handle<T>(
+    accessor: &Accessor<T, HasSelf<GuestState>>,
+    conn: &Resource<RedisConnection>,
+) -> Result<Handle, v3::Error> {
+    Ok(accessor.with(|mut access| access.get().redis_handle(conn))?)
+}
+
+/// Runs `cmd` on the guest's connection and reads its reply as `R`.
+async fn typed<T, R: redis::FromRedisValue>(
+    accessor: &Accessor<T, HasSelf<GuestState>>,
+    conn: &Resource<RedisConnection>,
+    cmd: redis::Cmd,
+) -> Result<R, v3::Error> {
+    Ok(handle(accessor, conn)?.typed(cmd).await?)
+}
+
+impl<T> v3::HostConnectionWithStore<T> for HasSelf<GuestState> {
+    async fn open(
+        accessor: &Accessor<T, Self>,
+        address: String,
+    ) -> Result<Resource<RedisConnection>, v3::Error> {
+        let pool = accessor.with(|mut access| access.get().redis_allowed(&address))?;
+        let conn = pool.connect(&address).await?;
+        Ok(accessor.with(|mut access| access.get().redis_push(address, conn))?)
+    }
+
+    async fn publish(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> Result<(), v3::Error> {
+        typed(accessor, &conn, command::publish(channel, payload)).await
+    }
+
+    async fn get(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, v3::Error> {
+        typed(accessor, &conn, command::get(key)).await
+    }
+
+    async fn set(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), v3::Error> {
+        typed(accessor, &conn, command::set(key, value)).await
+    }
+
+    async fn incr(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> Result<i64, v3::Error> {
+        typed(accessor, &conn, command::incr(key)).await
+    }
+
+    async fn del(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        keys: Vec<String>,
+    ) -> Result<u32, v3::Error> {
+        typed(accessor, &conn, command::del(keys)).await
+    }
+
+    async fn sadd(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> Result<u32, v3::Error> {
+        typed(accessor, &conn, command::sadd(key, values)).await
+    }
+
+    async fn smembers(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> Result<Vec<String>, v3::Error> {
+        typed(accessor, &conn, command::smembers(key)).await
+    }
+
+    async fn srem(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> Result<u32, v3::Error> {
+        typed(accessor, &conn, command::srem(key, values)).await
+    }
+
+    async fn execute(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<RedisConnection>,
+        command: String,
+        arguments: Vec<v3::RedisParameter>,
+    ) -> Result<Vec<v3::RedisResult>, v3::Error> {
+        let arguments = arguments.into_iter().map(Into::into).collect();
+        let results = handle(accessor, &conn)?
+            .results(command::execute(&command, arguments))
+            .await?;
+        Ok(results.into_iter().map(Into::into).collect())
     }
 }

@@ -1,17 +1,20 @@
-//! `fermyon:spin/sqlite@2.0.0` and `spin:sqlite/sqlite@3.0.0` (the same
-//! interface plus `last-insert-rowid` and `changes`) over the app's SQLite
-//! databases ([`crate::services::sqlite`]).
+//! `fermyon:spin/sqlite@2.0.0`, `spin:sqlite/sqlite@3.0.0` (the same
+//! interface plus `last-insert-rowid` and `changes`) and `@3.1.0` (3.0.0
+//! plus an `async` twin of every function, rows as a stream: WASIp3
+//! components) over the app's SQLite databases
+//! ([`crate::services::sqlite`]).
 //!
 //! Every call that touches the database runs on tokio's blocking pool:
-//! the guest waits (its fiber is suspended), the thread that serves other
-//! requests does not.
+//! the guest waits (its fiber or its task is suspended), the thread that
+//! serves other requests does not.
 
 use std::sync::Arc;
 
-use wasmtime::component::Resource;
+use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
 
 use super::bindings::fermyon::spin::sqlite as v2;
 use super::bindings::spin::sqlite::sqlite as v3;
+use super::bindings_p3::spin::sqlite::sqlite as v31;
 use crate::services::sqlite::{self, Database, QueryResult, SqlError, Value};
 use crate::wasm::state::GuestState;
 
@@ -39,15 +42,58 @@ fn joined<T>(result: Result<Result<T, SqlError>, tokio::task::JoinError>) -> Res
     result.unwrap_or_else(|e| Err(SqlError::Io(format!("database task failed: {e}"))))
 }
 
+/// A statement's run on the blocking pool: the connection (to put back),
+/// the result, and the connection's counters after it.
+type Ran = (
+    rusqlite::Connection,
+    Result<QueryResult, SqlError>,
+    i64,
+    u64,
+);
+
+/// Opens a connection to `db` on the blocking pool.
+async fn connect(db: Arc<Database>) -> Result<rusqlite::Connection, SqlError> {
+    joined(tokio::task::spawn_blocking(move || db.connection()).await)
+}
+
+/// Runs one statement on the blocking pool.
+async fn run(
+    conn: rusqlite::Connection,
+    statement: String,
+    parameters: Vec<Value>,
+) -> Result<Ran, SqlError> {
+    tokio::task::spawn_blocking(move || {
+        let result = sqlite::execute(&conn, &statement, parameters);
+        let (rowid, changes) = (conn.last_insert_rowid(), conn.changes());
+        (conn, result, rowid, changes)
+    })
+    .await
+    .map_err(|e| SqlError::Io(format!("database task failed: {e}")))
+}
+
+fn invalid() -> SqlError {
+    SqlError::Io("invalid connection".into())
+}
+
+/// Every version's calls in three steps, so that no borrow of the
+/// instance's state is held while the database works: what the guest may
+/// open or which connection it named (`sqlite_database`, `sqlite_take`),
+/// the work (`connect`, `run`), and the result kept (`sqlite_push`,
+/// `sqlite_put_back`).
 impl GuestState {
-    async fn sqlite_open(&mut self, label: String) -> Result<Resource<SqliteConnection>, SqlError> {
-        let db = self
+    fn sqlite_database(&self, label: &str) -> Result<Arc<Database>, SqlError> {
+        Ok(self
             .sqlite()
             .ok_or(SqlError::AccessDenied)?
-            .database(&label)?
-            .clone();
-        let opened = db.clone();
-        let conn = joined(tokio::task::spawn_blocking(move || opened.connection()).await)?;
+            .database(label)?
+            .clone())
+    }
+
+    fn sqlite_push(
+        &mut self,
+        db: Arc<Database>,
+        conn: rusqlite::Connection,
+    ) -> Result<Resource<SqliteConnection>, SqlError> {
         self.table_mut()
             .push(SqliteConnection {
                 db,
@@ -58,27 +104,30 @@ impl GuestState {
             .map_err(|e| SqlError::Io(e.to_string()))
     }
 
-    async fn sqlite_execute(
+    async fn sqlite_open(&mut self, label: String) -> Result<Resource<SqliteConnection>, SqlError> {
+        let db = self.sqlite_database(&label)?;
+        let conn = connect(db.clone()).await?;
+        self.sqlite_push(db, conn)
+    }
+
+    /// Takes the connection out of its resource while a statement runs.
+    fn sqlite_take(
         &mut self,
         handle: &Resource<SqliteConnection>,
-        statement: String,
-        parameters: Vec<Value>,
-    ) -> Result<QueryResult, SqlError> {
-        let invalid = || SqlError::Io("invalid connection".into());
-        let conn = self
-            .table_mut()
+    ) -> Result<rusqlite::Connection, SqlError> {
+        self.table_mut()
             .get_mut(handle)
             .map_err(|_| invalid())?
             .conn
             .take()
-            .ok_or_else(invalid)?;
-        let (conn, result, rowid, changes) = tokio::task::spawn_blocking(move || {
-            let result = sqlite::execute(&conn, &statement, parameters);
-            let (rowid, changes) = (conn.last_insert_rowid(), conn.changes());
-            (conn, result, rowid, changes)
-        })
-        .await
-        .map_err(|e| SqlError::Io(format!("database task failed: {e}")))?;
+            .ok_or_else(invalid)
+    }
+
+    fn sqlite_put_back(
+        &mut self,
+        handle: &Resource<SqliteConnection>,
+        (conn, result, rowid, changes): Ran,
+    ) -> Result<QueryResult, SqlError> {
         let entry = self.table_mut().get_mut(handle).map_err(|_| invalid())?;
         entry.conn = Some(conn);
         if result.is_ok() {
@@ -86,6 +135,17 @@ impl GuestState {
             entry.changes = changes;
         }
         result
+    }
+
+    async fn sqlite_execute(
+        &mut self,
+        handle: &Resource<SqliteConnection>,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> Result<QueryResult, SqlError> {
+        let conn = self.sqlite_take(handle)?;
+        let ran = run(conn, statement, parameters).await?;
+        self.sqlite_put_back(handle, ran)
     }
 
     fn sqlite_counters(&self, handle: &Resource<SqliteConnection>) -> (i64, u64) {
@@ -154,6 +214,7 @@ macro_rules! conversions {
 
 conversions!(v2);
 conversions!(v3);
+conversions!(v31);
 
 impl v2::HostConnection for GuestState {
     async fn open(&mut self, database: String) -> Result<Resource<SqliteConnection>, v2::Error> {
@@ -179,34 +240,99 @@ impl v2::HostConnection for GuestState {
     }
 }
 
-impl v3::HostConnection for GuestState {
-    async fn open(&mut self, database: String) -> Result<Resource<SqliteConnection>, v3::Error> {
-        Ok(self.sqlite_open(database).await?)
+/// 3.0.0's functions, which 3.1.0 keeps unchanged beside its `async` ones.
+macro_rules! connection_v3 {
+    ($m:ident) => {
+        impl $m::HostConnection for GuestState {
+            async fn open(
+                &mut self,
+                database: String,
+            ) -> Result<Resource<SqliteConnection>, $m::Error> {
+                Ok(self.sqlite_open(database).await?)
+            }
+
+            async fn execute(
+                &mut self,
+                conn: Resource<SqliteConnection>,
+                statement: String,
+                parameters: Vec<$m::Value>,
+            ) -> Result<$m::QueryResult, $m::Error> {
+                let parameters = parameters.into_iter().map(Into::into).collect();
+                Ok(self
+                    .sqlite_execute(&conn, statement, parameters)
+                    .await?
+                    .into())
+            }
+
+            async fn last_insert_rowid(&mut self, conn: Resource<SqliteConnection>) -> i64 {
+                self.sqlite_counters(&conn).0
+            }
+
+            async fn changes(&mut self, conn: Resource<SqliteConnection>) -> u64 {
+                self.sqlite_counters(&conn).1
+            }
+
+            async fn drop(&mut self, conn: Resource<SqliteConnection>) -> wasmtime::Result<()> {
+                self.table_mut().delete(conn)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+connection_v3!(v3);
+connection_v3!(v31);
+
+/// What 3.1.0's `execute-async` answers: the columns, a stream of rows and
+/// the future that says whether every row came.
+type Streamed = (
+    Vec<String>,
+    StreamReader<v31::RowResult>,
+    FutureReader<Result<(), v31::Error>>,
+);
+
+// 3.1.0's `async` functions: the same steps as the others, each borrow of
+// the instance's state inside `with`, the database's work outside it.
+impl<T> v31::HostConnectionWithStore<T> for HasSelf<GuestState> {
+    async fn open_async(
+        accessor: &Accessor<T, Self>,
+        database: String,
+    ) -> Result<Resource<SqliteConnection>, v31::Error> {
+        let db = accessor.with(|mut access| access.get().sqlite_database(&database))?;
+        let conn = connect(db.clone()).await?;
+        Ok(accessor.with(|mut access| access.get().sqlite_push(db, conn))?)
     }
 
-    async fn execute(
-        &mut self,
+    async fn execute_async(
+        accessor: &Accessor<T, Self>,
         conn: Resource<SqliteConnection>,
         statement: String,
-        parameters: Vec<v3::Value>,
-    ) -> Result<v3::QueryResult, v3::Error> {
+        parameters: Vec<v31::Value>,
+    ) -> Result<Streamed, v31::Error> {
         let parameters = parameters.into_iter().map(Into::into).collect();
-        Ok(self
-            .sqlite_execute(&conn, statement, parameters)
-            .await?
-            .into())
+        let taken = accessor.with(|mut access| access.get().sqlite_take(&conn))?;
+        let ran = run(taken, statement, parameters).await?;
+        let result = accessor.with(|mut access| access.get().sqlite_put_back(&conn, ran))?;
+        let result = v31::QueryResult::from(result);
+        accessor
+            .with(|mut access| {
+                let rows = StreamReader::new(&mut access, result.rows)?;
+                let done = FutureReader::new(&mut access, async {
+                    Ok::<_, wasmtime::Error>(Ok::<(), v31::Error>(()))
+                })?;
+                Ok::<_, wasmtime::Error>((result.columns, rows, done))
+            })
+            .map_err(|e| v31::Error::Io(e.to_string()))
     }
 
-    async fn last_insert_rowid(&mut self, conn: Resource<SqliteConnection>) -> i64 {
-        self.sqlite_counters(&conn).0
+    async fn last_insert_rowid_async(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<SqliteConnection>,
+    ) -> i64 {
+        accessor.with(|mut access| access.get().sqlite_counters(&conn).0)
     }
 
-    async fn changes(&mut self, conn: Resource<SqliteConnection>) -> u64 {
-        self.sqlite_counters(&conn).1
-    }
-
-    async fn drop(&mut self, conn: Resource<SqliteConnection>) -> wasmtime::Result<()> {
-        self.table_mut().delete(conn)?;
-        Ok(())
+    async fn changes_async(accessor: &Accessor<T, Self>, conn: Resource<SqliteConnection>) -> u64 {
+        accessor.with(|mut access| access.get().sqlite_counters(&conn).1)
     }
 }
