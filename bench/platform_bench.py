@@ -9,12 +9,15 @@
    `sqlite_floor`, run by this script).
 2. Python hello (target/fixtures/python/spin-py.wasm, `GET /`) and
    JavaScript hello (target/fixtures/js/spin-js.wasm, `GET /js/hello`):
-   req/s of wasmhost vs `wasmtime serve -Scli` with its best pooling flags
-   on the same file (`--trap-unknown-imports`: the Spin SDKs import Spin
-   interfaces wasmtime does not provide), alternating rounds; and process
-   start to first 200 with a warm and a cold compile cache.
+   req/s (fresh instance per request) and process start to first 200 with
+   a warm and a cold compile cache, against `wasmtime serve -Scli` with its
+   best pooling flags on the same file when wasmtime can run it. It cannot
+   run these: the Spin SDKs' worlds import Spin's interfaces, which
+   wasmtime does not provide (and wasmtime 48 has no
+   `--trap-unknown-imports` for components); the script then says why and
+   measures wasmhost alone.
 
-Usage: bench/platform_bench.py [--rounds N] [--duration S]
+Usage: bench/platform_bench.py [--rounds N] [--duration S] [--floor-profile bench|dev]
 (bench/run.sh platform builds everything first, release profile.)
 """
 
@@ -25,10 +28,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_bench import (BEST_POOLING, ROOT, WASMHOST, WASMTIME, Server,  # noqa: E402
-                        free_port, median)
+                        free_port, get_status, median)
 
 SQLITE = os.path.join(ROOT, "target/guest/wasm32-wasip2/release/spin_sdk_sqlite.wasm")
 PYTHON = os.path.join(ROOT, "target/fixtures/python/spin-py.wasm")
@@ -46,7 +50,7 @@ def wrk(port, path, duration, connections):
     return {"rps": rps, "avg_ms": avg_ms, "non2xx": int(errors.group(1)) if errors else 0}
 
 
-def sqlite(rounds, duration):
+def sqlite(rounds, duration, floor_profile="bench"):
     app = tempfile.mkdtemp(prefix="wasmhost-bench-sqlite-")
     with open(os.path.join(app, "spin.toml"), "w") as f:
         f.write(f'spin_manifest_version = 2\n[application]\nname = "sqlite-bench"\n'
@@ -64,7 +68,8 @@ def sqlite(rounds, duration):
         finally:
             server.stop()
     floor = subprocess.run(
-        ["cargo", "bench", "--locked", "-p", "wasmhost", "--bench", "sqlite_floor", "--",
+        ["cargo", "bench", "--locked", "--profile", floor_profile, "-p", "wasmhost",
+         "--bench", "sqlite_floor", "--",
          "--warm-up-time", "2", "--measurement-time", str(duration)],
         check=True, capture_output=True, text=True, cwd=ROOT).stdout
     m = re.search(r"time:\s+\[[\d.]+ \w+ ([\d.]+) (ns|µs|us|ms)", floor)
@@ -77,9 +82,32 @@ def sqlite(rounds, duration):
     print(f"| wasmhost req/s at 16 connections | {median(many, 'rps'):,.0f} |\n", flush=True)
 
 
+def peer_refusal(wasm, path, limit=120.0):
+    """Why `wasmtime serve` cannot serve `wasm`, or None when it can. The
+    Spin SDKs' worlds import Spin's interfaces (and wasi:config,
+    wasi:keyvalue), which wasmtime does not provide, and wasmtime 48 has no
+    `--trap-unknown-imports` for components: such a component does not
+    start there at all."""
+    port = free_port()
+    proc = subprocess.Popen([WASMTIME, "serve", "-Scli", "--addr", f"127.0.0.1:{port}", wasm],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + limit
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if get_status(port, timeout=0.2, path=path) == 200:
+                return None
+            time.sleep(0.05)
+        proc.terminate()
+        return " ".join(proc.communicate()[1].split())[:300] or "no answer"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+
+
 def hello(title, wasm, path, rounds, duration):
     """req/s and start to first 200 of `wasm` answering `path`, wasmhost
-    vs wasmtime serve."""
+    vs wasmtime serve (wasmhost alone when wasmtime cannot run it)."""
     def ours(extra=(), cache=None):
         port = free_port()
         argv = [WASMHOST, "serve", wasm, "--listen", f"127.0.0.1:{port}"] + list(extra)
@@ -89,46 +117,59 @@ def hello(title, wasm, path, rounds, duration):
 
     def peer(extra=(), env=None):
         port = free_port()
-        argv = [WASMTIME, "serve", "-Scli", "--trap-unknown-imports", "--addr", f"127.0.0.1:{port}"]
+        argv = [WASMTIME, "serve", "-Scli", "--addr", f"127.0.0.1:{port}"]
         return Server(argv + list(extra) + [wasm], port, env=env)
 
+    refusal = peer_refusal(wasm, path)
+    if refusal:
+        print(f"{title}: wasmtime serve cannot run it: {refusal}\n", flush=True)
     warm = tempfile.mkdtemp(prefix="wasmhost-bench-cache-")
     s = ours(cache=warm)
     s.wait_first_200(path=path, limit=120)
     s.stop()
-    rows = {"a": [], "b": []}
+    wt_cache = tempfile.mkdtemp(prefix="wasmtime-bench-cache-")
+    sides = {"wasmhost": {"rps": lambda: ours(cache=warm),
+                          "warm compile cache": lambda: ours(cache=warm),
+                          "cold (no cache)": lambda: ours(["--no-cache"])}}
+    if not refusal:
+        s = peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache})
+        s.wait_first_200(path=path, limit=120)
+        s.stop()
+        sides["wasmtime serve"] = {
+            "rps": lambda: peer(["-O", BEST_POOLING]),
+            "warm compile cache": lambda: peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache}),
+            "cold (no cache)": lambda: peer(["-C", "cache=n"])}
+    rows = {side: [] for side in sides}
     for _ in range(rounds):
-        for side, make in (("a", lambda: ours(cache=warm)), ("b", lambda: peer(["-O", BEST_POOLING]))):
-            server = make()
+        for side, makers in sides.items():
+            server = makers["rps"]()
             try:
                 server.wait_first_200(path=path, limit=120)
                 wrk(server.port, path, 1, 16)
                 rows[side].append(wrk(server.port, path, duration, 16))
             finally:
                 server.stop()
-    ra, rb = median(rows["a"], "rps"), median(rows["b"], "rps")
-    print(f"| {title} | wasmhost req/s | wasmtime serve best pooling req/s | ratio |\n|---|---|---|---|")
-    print(f"| fresh instance per request, 16 connections | {ra:,.0f} | {rb:,.0f} | {ra / rb:.2f}x |\n", flush=True)
-    wt_cache = tempfile.mkdtemp(prefix="wasmtime-bench-cache-")
-    s = peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache})
-    s.wait_first_200(path=path, limit=120)
-    s.stop()
-    starts = {
-        "warm compile cache": (lambda: ours(cache=warm),
-                               lambda: peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache})),
-        "cold (no cache)": (lambda: ours(["--no-cache"]), lambda: peer(["-C", "cache=n"])),
-    }
-    print(f"| {title}, start to first 200 | wasmhost ms | wasmtime serve ms |\n|---|---|---|")
-    for name, (a, b) in starts.items():
-        times = {"a": [], "b": []}
+    rps = {side: median(r, "rps") for side, r in rows.items()}
+    print(f"| {title}, fresh instance per request, 16 connections | req/s |\n|---|---|")
+    for side, value in rps.items():
+        flags = " (best pooling flags)" if side != "wasmhost" else ""
+        print(f"| {side}{flags} | {value:,.0f} |")
+    if len(rps) == 2:
+        print(f"| ratio | {rps['wasmhost'] / rps['wasmtime serve']:.2f}x |")
+    print(flush=True)
+    print(f"| {title}, start to first 200 | " + " | ".join(f"{side} ms" for side in sides)
+          + " |\n|---|" + "---|" * len(sides))
+    for name in ("warm compile cache", "cold (no cache)"):
+        times = {side: [] for side in sides}
         for _ in range(max(rounds, 3)):
-            for side, make in (("a", a), ("b", b)):
-                server = make()
+            for side, makers in sides.items():
+                server = makers[name]()
                 try:
                     times[side].append(server.wait_first_200(path=path, limit=120) * 1000.0)
                 finally:
                     server.stop()
-        print(f"| {name} | {statistics.median(times['a']):.0f} | {statistics.median(times['b']):.0f} |", flush=True)
+        print(f"| {name} | " + " | ".join(f"{statistics.median(t):.0f}" for t in times.values())
+              + " |", flush=True)
     print()
 
 
@@ -136,11 +177,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=8)
+    # `dev` reuses the test build (dependencies, SQLite's C included, at
+    # opt-level 2) instead of a release build of every dev-dependency; the
+    # floor is the commits' fsyncs either way.
+    ap.add_argument("--floor-profile", default="bench", choices=["bench", "dev"])
     args = ap.parse_args()
     for path in (WASMHOST, SQLITE, PYTHON, JS):
         if not os.path.exists(path):
             sys.exit(f"missing {path}: run bench/run.sh platform")
-    sqlite(args.rounds, args.duration)
+    sqlite(args.rounds, args.duration, args.floor_profile)
     hello("Python hello (spin-sdk 3.4.1)", PYTHON, "/", args.rounds, args.duration)
     hello("JavaScript hello (build-tools 1.0.7)", JS, "/js/hello", args.rounds, args.duration)
 
