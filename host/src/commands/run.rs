@@ -180,6 +180,8 @@ impl RunCommand {
         self.front
             .start_admin(Admin {
                 metrics: Arc::default(),
+                rollouts: Arc::default(),
+                token: None,
                 stats: bound.front.stats.clone(),
                 backend: backend.clone(),
             })
