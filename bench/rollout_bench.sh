@@ -89,6 +89,9 @@ for round in $(seq "$rounds"); do
         wrk -t2 -c8 -d1s "$url" >/dev/null   # warm-up: compiled, pooled
         out="$(wrk -t2 -c8 -d"${seconds}s" --latency "$url")"
         stop
+        if grep -q 'Non-2xx' <<<"$out"; then
+            echo "$variant answered errors:" >&2; echo "$out" >&2; exit 1
+        fi
         r="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
         p="$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")"
         rps[$variant]+="$r "
