@@ -45,6 +45,8 @@ need ip iproute2
 need curl curl
 need slirp4netns slirp4netns
 need iptables-restore iptables
+# The admin dashboard's test loads the page in a real browser (headless).
+need chromium chromium
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's

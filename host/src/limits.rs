@@ -147,3 +147,15 @@ pub const ROLLOUT_P99_FLOOR: Duration = Duration::from_millis(5);
 /// Decisions a rollout keeps (in its state file and status): enough to
 /// show every step of a ladder and the rollbacks between them.
 pub const ROLLOUT_DECISIONS_KEPT: usize = 100;
+
+/// Mismatches the admin dashboard lists: the latest ones are what an
+/// operator watching a rollout needs; older ones are in the log.
+pub const DASHBOARD_MISMATCHES_KEPT: usize = 20;
+
+/// How often the admin dashboard samples the counters for its charts: a
+/// step of a rollout in a test lasts one second, in production minutes.
+pub const DASHBOARD_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Samples the dashboard keeps: five minutes at one a second, a few
+/// kilobytes per series.
+pub const DASHBOARD_SAMPLES_KEPT: usize = 300;

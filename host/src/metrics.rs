@@ -108,12 +108,27 @@ impl Snapshot {
     }
 }
 
+/// A mirrored answer that differed, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// The route, as written.
+    pub route: String,
+    /// The component that got the copy.
+    pub component: String,
+    /// What differed (`status 200 vs 500, body (12 vs 9 bytes)`).
+    pub differences: String,
+}
+
 /// The counters of one app.
 #[derive(Default)]
 pub struct Metrics {
     series: Mutex<BTreeMap<(String, String), Arc<Series>>>,
     /// Mirrored requests and mismatches, by route and mirror component.
     mirrors: Mutex<BTreeMap<(String, String), (u64, u64)>>,
+    /// The latest mismatches, oldest first.
+    recent: Mutex<std::collections::VecDeque<Mismatch>>,
 }
 
 impl Metrics {
@@ -147,6 +162,39 @@ impl Metrics {
                 entry.1 += 1;
             }
         }
+    }
+
+    /// Keeps `mismatch` among the latest ones (the dashboard shows them).
+    pub fn record_mismatch(&self, mismatch: Mismatch) {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= crate::limits::DASHBOARD_MISMATCHES_KEPT {
+                recent.pop_front();
+            }
+            recent.push_back(mismatch);
+        }
+    }
+
+    /// The latest mismatches, oldest first.
+    pub fn recent_mismatches(&self) -> Vec<Mismatch> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every series now, by route and component.
+    pub fn snapshots(&self) -> BTreeMap<(String, String), Snapshot> {
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        series.into_iter().map(|(k, s)| (k, s.snapshot())).collect()
+    }
+
+    /// Mirrored requests and mismatches, by route and mirror component.
+    pub fn mirror_totals(&self) -> BTreeMap<(String, String), (u64, u64)> {
+        self.mirrors.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Mirrored requests and mismatches so far on `route` to `component`.

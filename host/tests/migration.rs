@@ -286,7 +286,11 @@ async fn rollout_status(client: &reqwest::Client, server: &Server) -> serde_json
 }
 
 /// Waits for the rollout to reach `phase` (reads keep flowing meanwhile).
-async fn wait_for_phase(client: &reqwest::Client, server: &Server, phase: &str) -> serde_json::Value {
+async fn wait_for_phase(
+    client: &reqwest::Client,
+    server: &Server,
+    phase: &str,
+) -> serde_json::Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let status = rollout_status(client, server).await;
@@ -303,7 +307,8 @@ async fn wait_for_phase(client: &reqwest::Client, server: &Server, phase: &str) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rollout_walkthrough_stops_the_buggy_port_at_its_first_step_and_promotes_the_fixed_one() {
+async fn the_rollout_walkthrough_stops_the_buggy_port_at_its_first_step_and_promotes_the_fixed_one()
+{
     let work = tempfile::tempdir().unwrap();
     let dir = example_copy(work.path());
     let manifest = dir.join("spin.toml");
@@ -312,7 +317,10 @@ async fn the_rollout_walkthrough_stops_the_buggy_port_at_its_first_step_and_prom
     // mismatch rule, not the latency one).
     let example = std::fs::read_to_string(dir.join("5-rollout.toml"))
         .unwrap()
-        .replace("step_time = \"30s\"", "step_time = \"1s\", min_requests = 5")
+        .replace(
+            "step_time = \"30s\"",
+            "step_time = \"1s\", min_requests = 5",
+        )
         .replace("max_p99_ratio = 1.5", "max_p99_ratio = 10.0");
     assert!(example.contains("TODO_DELIBERATE_BUG"));
     std::fs::write(&manifest, &example).unwrap();
@@ -361,7 +369,11 @@ async fn the_rollout_walkthrough_stops_the_buggy_port_at_its_first_step_and_prom
         held["reason"].as_str().unwrap().contains("mismatch rate"),
         "{held:#}"
     );
-    assert!(server.log().contains("mirror mismatch: body"), "{}", server.log());
+    assert!(
+        server.log().contains("mirror mismatch: body"),
+        "{}",
+        server.log()
+    );
 
     // Fixed (the bug's switch removed), reloaded, resumed: to 100 % alone.
     let fixed: String = example

@@ -515,3 +515,77 @@ allowed_outbound_hosts = ["http://127.0.0.1:*"]
         refused.stderr
     );
 }
+
+/// `chromium --headless <args> <url>`: stdout. A missing browser fails
+/// the test (scripts/install-test-deps.sh installs Debian's `chromium`).
+fn chromium(args: &[&str], url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run chromium (scripts/install-test-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_rollout_and_its_mismatches_in_a_real_browser() {
+    let (old, new) = (
+        Service::start("old", "same").await,
+        Service::start("new", "different").await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = manifest(dir.path(), &old, &new, "steps = [1, 100]");
+    let token = token_file(dir.path(), "t0ken");
+    let server = serve(&app, &token);
+    let load = Load::start(&server);
+    wait_for_phase(&server, "t0ken", "rolled_back").await;
+    load.stop().await;
+
+    let url = format!("http://{}/", server.admin_address());
+    let dom = chromium(&["--dump-dom"], &url);
+    for expected in [
+        "/...: old → new",
+        "rolled_back",
+        "why: mismatch rate",
+        "Recent mismatches",
+        "body (4 vs 9 bytes)",
+        "<svg",
+        "<polyline",
+        "http-equiv=\"refresh\"",
+    ] {
+        assert!(dom.contains(expected), "no {expected:?} in:\n{dom}");
+    }
+    assert!(!dom.contains("<script"), "no scripts");
+    // The screenshot stays under target/ as the test's artifact.
+    let shots = common::repo_root().join("target/dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("rolled-back.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1800",
+            "--hide-scrollbars",
+        ],
+        &url,
+    );
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+}

@@ -9,6 +9,7 @@
 //!
 //! `/rollouts` is the rollout API ([`rollouts`]), behind a bearer token.
 
+pub mod dashboard;
 pub mod rollouts;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,8 @@ pub struct Admin {
     pub rollouts: Arc<Rollouts>,
     /// What the rollout API asks for; `None`: the API is off.
     pub token: Option<rollouts::Token>,
+    /// The counters over time, for the dashboard's charts.
+    pub history: Arc<dashboard::History>,
 }
 
 /// A response's status, content type and body.
@@ -65,13 +68,14 @@ impl Admin {
     /// The answer for `path`.
     pub fn answer(&self, path: &str) -> Answer {
         match path {
+            "/" => (200, "text/html; charset=utf-8", dashboard::render(self)),
             "/metrics" => (200, "text/plain; version=0.0.4", self.render()),
             "/healthz" => (200, "text/plain", "ok\n".to_owned()),
             "/readyz" => self.readiness(),
             _ => (
                 404,
                 "text/plain",
-                "try /metrics, /healthz, /readyz or /rollouts\n".to_owned(),
+                "try /, /metrics, /healthz, /readyz or /rollouts\n".to_owned(),
             ),
         }
     }
@@ -164,6 +168,7 @@ fn render_status(statuses: &[ComponentStatus], out: &mut String) {
 
 /// Serves the admin endpoints on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, admin: Arc<Admin>) {
+    tokio::spawn(admin.history.clone().sample(admin.metrics.clone()));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -222,6 +227,7 @@ mod tests {
             backend: Arc::new(Fixed(statuses)),
             rollouts: Arc::default(),
             token: None,
+            history: Arc::default(),
         }
     }
 

@@ -172,7 +172,7 @@ impl FrontDoorArgs {
             .await
             .with_context(|| format!("cannot listen on the admin address `{address}`"))?;
         tracing::info!(
-            "admin on http://{}/ (/metrics, /healthz, /readyz, /rollouts)",
+            "admin on http://{}/ (/ dashboard, /metrics, /healthz, /readyz, /rollouts)",
             listener.local_addr()?
         );
         tokio::spawn(crate::admin::serve(listener, Arc::new(admin)));

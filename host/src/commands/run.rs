@@ -182,6 +182,7 @@ impl RunCommand {
                 metrics: Arc::default(),
                 rollouts: Arc::default(),
                 token: None,
+                history: Arc::default(),
                 stats: bound.front.stats.clone(),
                 backend: backend.clone(),
             })

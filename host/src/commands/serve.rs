@@ -172,6 +172,7 @@ impl ServeCommand {
                 metrics: metrics.unwrap_or_default(),
                 rollouts: self.rollouts.clone(),
                 token: self.front.admin_token()?,
+                history: Arc::default(),
                 stats: bound.front.stats.clone(),
                 backend: backend.clone(),
             })
