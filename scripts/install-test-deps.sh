@@ -48,6 +48,8 @@ need iptables-restore iptables
 # The CRI test: containerd's CRI plugin sets a pod's network up through CNI
 # (ptp and host-local, from a containerd in a namespace of its own).
 [ -x /usr/lib/cni/ptp ] || missing+=(containernetworking-plugins)
+# The admin dashboard's test loads the page in a real browser (headless).
+need chromium chromium
 # PostgreSQL's server binaries live outside PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # scripts/build-fixtures.sh: componentize-py runs in a venv of Debian's

@@ -16,6 +16,7 @@ use crate::backend::{
 };
 use crate::metrics::{Metrics, Series};
 use crate::mirror::Mirror;
+use crate::rollout::Weight;
 use crate::router::{self, Route, RouteError, Router};
 use crate::services::chaining::App;
 
@@ -49,6 +50,25 @@ pub struct Target {
     pub split: Option<Arc<Split>>,
     /// Where copies of the route's requests go, if anywhere.
     pub mirror: Option<Arc<Mirror>>,
+    /// The route's rollout, if it has one (then `split` and `mirror` are
+    /// `None`).
+    pub rollout: Option<Arc<Rollout>>,
+}
+
+/// A route under a rollout: requests shared between `from` and `to` by the
+/// weight its controller sets ([`crate::rollout`]), and reads copied to
+/// the form that did not serve them, so both directions are compared.
+pub struct Rollout {
+    /// The component moved away from.
+    pub from: Choice,
+    /// The component moved to.
+    pub to: Choice,
+    /// `to`'s share now.
+    pub weight: Arc<Weight>,
+    /// Copies of what `from` serves, to `to`.
+    pub mirror_to: Option<Arc<Mirror>>,
+    /// Copies of what `to` serves, to `from`.
+    pub mirror_from: Option<Arc<Mirror>>,
 }
 
 /// Weighted choice between components for one route.
@@ -77,11 +97,17 @@ impl Split {
 }
 
 impl Target {
-    /// The component that serves this request.
-    fn choose(&self) -> &Choice {
+    /// The component that serves this request, and where its copy goes.
+    fn choose(&self) -> (&Choice, Option<&Arc<Mirror>>) {
+        if let Some(rollout) = &self.rollout {
+            return match rollout.weight.pick_new() {
+                true => (&rollout.to, rollout.mirror_from.as_ref()),
+                false => (&rollout.from, rollout.mirror_to.as_ref()),
+            };
+        }
         match &self.split {
-            Some(split) => split.pick(),
-            None => &self.primary,
+            Some(split) => (split.pick(), self.mirror.as_ref()),
+            None => (&self.primary, self.mirror.as_ref()),
         }
     }
 }
@@ -104,6 +130,11 @@ impl Dispatch {
             .collect();
         for split in routes.iter().filter_map(|(_, t)| t.split.as_ref()) {
             for (choice, _) in &split.choices {
+                components.insert(choice.component.clone(), choice.backend.clone());
+            }
+        }
+        for rollout in routes.iter().filter_map(|(_, t)| t.rollout.as_ref()) {
+            for choice in [&rollout.from, &rollout.to] {
                 components.insert(choice.component.clone(), choice.backend.clone());
             }
         }
@@ -178,8 +209,8 @@ impl Backend for Dispatch {
         let started = Instant::now();
         match self.resolve(req, &ctx) {
             Some((req, target)) => {
-                let choice = target.choose();
-                let response = match &target.mirror {
+                let (choice, mirror) = target.choose();
+                let response = match mirror {
                     Some(mirror) if mirror.applies_to(req.method()) => crate::mirror::serve(
                         choice.backend.clone(),
                         mirror,

@@ -43,6 +43,15 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>)> {
             "mirror.rs",
             vec!["app", "commands", "compare", "wasm", "container"],
         ),
+        // A rollout watches counters and sets a weight: it knows no
+        // backend, no manifest and no dispatcher.
+        (
+            "rollout",
+            and(&["wasm", "container", "oci", "services", "frontdoor"]),
+        ),
+        // An upstream component proxies as a container's requests are
+        // proxied, and is otherwise a workload like the others.
+        ("upstream.rs", and(&["wasm", "services", "oci"])),
     ];
     // The ground floor: the trait, the limits, the pure pieces.
     for base in [

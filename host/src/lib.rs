@@ -36,6 +36,9 @@
 //!   the front door's threads.
 //! - [`telemetry`]: OpenTelemetry traces and metrics over OTLP.
 //! - [`admin`]: the admin listener: metrics, liveness and readiness.
+//! - [`upstream`]: upstream components, HTTP services that run elsewhere.
+//! - [`rollout`]: a route moved from one component to another step by
+//!   step while the figures hold, rolled back when not.
 //! - [`volume`]: host directories mounted into containers and components.
 //! - [`inherited_fds`]: descriptors wasmhost inherited are not passed on.
 
@@ -47,9 +50,9 @@ pub mod compare;
 pub mod container;
 pub mod dispatch;
 pub mod frontdoor;
-pub mod inherited_fds;
 #[cfg(test)]
 mod import_rule;
+pub mod inherited_fds;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
@@ -58,10 +61,12 @@ pub mod oci;
 pub mod overrun;
 pub mod parse;
 pub mod reload;
+pub mod rollout;
 pub mod router;
 pub mod services;
 pub mod shim;
 pub mod shutdown;
 pub mod telemetry;
+pub mod upstream;
 pub mod volume;
 pub mod wasm;

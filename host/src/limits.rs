@@ -111,3 +111,51 @@ pub const CONTAINER_STOP_GRACE: Duration = Duration::from_secs(10);
 /// 2 s, … at most 30 s); one that ran longer restarts after 0.5 s again.
 /// Docker's restart policy resets its delay after the same 10 s.
 pub const CONTAINER_CRASH_STREAK_RESET: Duration = Duration::from_secs(10);
+
+/// A rollout's steps (percent of requests to the new form) when the
+/// manifest gives none: Argo Rollouts' and Flagger's usual canary ladder,
+/// a first step small enough that a bad release reaches few users.
+pub const ROLLOUT_STEPS: [f64; 5] = [1.0, 5.0, 25.0, 50.0, 100.0];
+
+/// How long a rollout's step is watched before it advances: Flagger's
+/// default analysis interval. Tests write `step_time = "1s"`.
+pub const ROLLOUT_STEP_TIME: Duration = Duration::from_secs(60);
+
+/// The new form's 5xx share a step tolerates: 1 %, Flagger's usual
+/// request-success-rate check of 99 %.
+pub const ROLLOUT_MAX_ERROR_RATE: f64 = 0.01;
+
+/// The new form's p99 over the old one's a step tolerates: 1.5, the bound
+/// the example gives; Wasm should be faster, not just as fast.
+pub const ROLLOUT_MAX_P99_RATIO: f64 = 1.5;
+
+/// Mirrored reads that may differ: none, by default. The two forms of one
+/// service should answer alike; a tolerance is for known differences.
+pub const ROLLOUT_MAX_MISMATCH_RATE: f64 = 0.0;
+
+/// Samples a figure needs before it is judged, and requests the new form
+/// must serve before a step advances: below 20, one 5xx is already 5 % and
+/// a p99 is the maximum of a handful of requests.
+pub const ROLLOUT_MIN_REQUESTS: u64 = 20;
+
+/// Latencies below this count as this much when a rollout compares p99s:
+/// under 5 ms the difference between two forms on one host is scheduling
+/// noise no user sees, and a ratio of two tiny numbers swings wildly
+/// (0.3 ms against 0.1 ms is "3×").
+pub const ROLLOUT_P99_FLOOR: Duration = Duration::from_millis(5);
+
+/// Decisions a rollout keeps (in its state file and status): enough to
+/// show every step of a ladder and the rollbacks between them.
+pub const ROLLOUT_DECISIONS_KEPT: usize = 100;
+
+/// Mismatches the admin dashboard lists: the latest ones are what an
+/// operator watching a rollout needs; older ones are in the log.
+pub const DASHBOARD_MISMATCHES_KEPT: usize = 20;
+
+/// How often the admin dashboard samples the counters for its charts: a
+/// step of a rollout in a test lasts one second, in production minutes.
+pub const DASHBOARD_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Samples the dashboard keeps: five minutes at one a second, a few
+/// kilobytes per series.
+pub const DASHBOARD_SAMPLES_KEPT: usize = 300;

@@ -9,6 +9,7 @@ use wasmhost::commands::image::ImageCommand;
 use wasmhost::commands::pull::PullCommand;
 use wasmhost::commands::push::PushCommand;
 use wasmhost::commands::registry::RegistryCommand;
+use wasmhost::commands::rollout::RolloutCommand;
 use wasmhost::commands::run::RunCommand;
 use wasmhost::commands::runtime::RuntimeCommand;
 use wasmhost::commands::serve::ServeCommand;
@@ -35,6 +36,7 @@ enum Command {
     Cache(CacheCommand),
     Image(ImageCommand),
     Compare(CompareCommand),
+    Rollout(RolloutCommand),
     /// The embedded OCI runtime (internal: wasmhost runs it for its containers).
     #[command(hide = true)]
     Runtime(RuntimeCommand),
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
             Command::Cache(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Image(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Compare(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
+            Command::Rollout(cmd) => cmd.execute().await.map(|()| Stopped::Drained),
             Command::Runtime(_) => unreachable!("handled before the async runtime starts"),
         }
     });

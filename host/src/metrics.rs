@@ -49,12 +49,86 @@ impl Series {
     }
 }
 
+impl Series {
+    /// The counters now, for a window's figures (a rollout's judge).
+    pub fn snapshot(&self) -> Snapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Snapshot {
+            requests: load(&self.requests),
+            errors: load(&self.errors),
+            buckets: std::array::from_fn(|i| load(&self.buckets[i])),
+        }
+    }
+}
+
+/// A [`Series`] read at one moment; two of them make a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Responses.
+    pub requests: u64,
+    /// 5xx responses.
+    pub errors: u64,
+    /// Per bucket of [`BUCKETS`] (and above the last), not cumulative.
+    pub buckets: [u64; BUCKETS.len() + 1],
+}
+
+impl Snapshot {
+    /// What happened between `earlier` and this one.
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
+            requests: self.requests.saturating_sub(earlier.requests),
+            errors: self.errors.saturating_sub(earlier.errors),
+            buckets: std::array::from_fn(|i| self.buckets[i].saturating_sub(earlier.buckets[i])),
+        }
+    }
+
+    /// The `q` quantile (0..=1) in seconds, interpolated within its bucket
+    /// as Prometheus' `histogram_quantile` does; `None` without requests.
+    /// Above the last bound it is the last bound: what the histogram can say.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, count) in self.buckets.iter().enumerate() {
+            let upto = below + count;
+            if (upto as f64) >= rank && *count > 0 {
+                let Some(upper) = BUCKETS.get(i) else {
+                    return BUCKETS.last().copied();
+                };
+                let lower = if i == 0 { 0.0 } else { BUCKETS[i - 1] };
+                let within = (rank - below as f64) / *count as f64;
+                return Some(lower + (upper - lower) * within);
+            }
+            below = upto;
+        }
+        BUCKETS.last().copied()
+    }
+}
+
+/// A mirrored answer that differed, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// The route, as written.
+    pub route: String,
+    /// The component that got the copy.
+    pub component: String,
+    /// What differed (`status 200 vs 500, body (12 vs 9 bytes)`).
+    pub differences: String,
+}
+
 /// The counters of one app.
 #[derive(Default)]
 pub struct Metrics {
     series: Mutex<BTreeMap<(String, String), Arc<Series>>>,
     /// Mirrored requests and mismatches, by route and mirror component.
     mirrors: Mutex<BTreeMap<(String, String), (u64, u64)>>,
+    /// The latest mismatches, oldest first.
+    recent: Mutex<std::collections::VecDeque<Mismatch>>,
 }
 
 impl Metrics {
@@ -88,6 +162,48 @@ impl Metrics {
                 entry.1 += 1;
             }
         }
+    }
+
+    /// Keeps `mismatch` among the latest ones (the dashboard shows them).
+    pub fn record_mismatch(&self, mismatch: Mismatch) {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= crate::limits::DASHBOARD_MISMATCHES_KEPT {
+                recent.pop_front();
+            }
+            recent.push_back(mismatch);
+        }
+    }
+
+    /// The latest mismatches, oldest first.
+    pub fn recent_mismatches(&self) -> Vec<Mismatch> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every series now, by route and component.
+    pub fn snapshots(&self) -> BTreeMap<(String, String), Snapshot> {
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        series.into_iter().map(|(k, s)| (k, s.snapshot())).collect()
+    }
+
+    /// Mirrored requests and mismatches, by route and mirror component.
+    pub fn mirror_totals(&self) -> BTreeMap<(String, String), (u64, u64)> {
+        self.mirrors.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Mirrored requests and mismatches so far on `route` to `component`.
+    pub fn mirror_counts(&self, route: &str, component: &str) -> (u64, u64) {
+        self.mirrors
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(route.to_owned(), component.to_owned())).copied())
+            .unwrap_or_default()
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -197,6 +313,25 @@ pub fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_p99_is_interpolated_within_its_bucket() {
+        let series = Series::default();
+        let before = series.snapshot();
+        for _ in 0..99 {
+            series.observe(200, Duration::from_micros(50));
+        }
+        series.observe(200, Duration::from_millis(40));
+        let window = series.snapshot().since(&before);
+        assert_eq!(window.requests, 100);
+        // 99 of 100 in the first bucket (0..100 µs): p99 is its bound.
+        let p99 = window.quantile(0.99).unwrap();
+        assert!((p99 - 0.0001).abs() < 1e-9, "{p99}");
+        // The max lands in (25 ms, 50 ms].
+        let max = window.quantile(1.0).unwrap();
+        assert!(max > 0.025 && max <= 0.05, "{max}");
+        assert_eq!(Snapshot::default().quantile(0.99), None);
+    }
 
     #[test]
     fn counters_and_histograms_render_as_prometheus_text() {

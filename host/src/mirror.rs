@@ -139,6 +139,14 @@ pub fn serve(
             }
             metrics.observe_mirror(&route, &shadow_component, differences.is_empty());
             if !differences.is_empty() {
+                metrics.record_mismatch(crate::metrics::Mismatch {
+                    at: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    route: route.to_string(),
+                    component: shadow_component.to_string(),
+                    differences: differences.join(", "),
+                });
                 tracing::warn!(
                     route = %route,
                     component = %shadow_component,

@@ -28,9 +28,10 @@ use crate::backend::Backend;
 use crate::container::backend::ContainerBackend;
 use crate::container::image::PreparedImage;
 use crate::container::settings::Settings;
-use crate::dispatch::{Choice, Dispatch, Split, Target};
+use crate::dispatch::{Choice, Dispatch, Rollout, Split, Target};
 use crate::mirror::Mirror;
 use crate::oci::store::ContentStore;
+use crate::rollout::Rollouts;
 use crate::router::Route;
 use crate::services::chaining::AppHandle;
 use crate::services::key_value::{KeyValue, KvAccess, KvBackend, DEFAULT_STORE, STATE_DIR};
@@ -38,6 +39,7 @@ use crate::services::key_value_redis::RedisStore;
 use crate::services::llm::{LlmAccess, RemoteLlm};
 use crate::services::outbound::AllowList;
 use crate::services::sqlite::{Database, SqliteAccess, DEFAULT_DATABASE, DEFAULT_FILE};
+use crate::upstream::UpstreamBackend;
 use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::state::Outbound;
@@ -54,6 +56,7 @@ pub async fn assemble(
     runtime_config: &RuntimeConfig,
     store: &ContentStore,
     metrics: Arc<crate::metrics::Metrics>,
+    rollouts: &Rollouts,
 ) -> Result<Arc<Dispatch>> {
     let started = Instant::now();
     let manifest = &loaded.manifest;
@@ -97,11 +100,18 @@ pub async fn assemble(
     let mut wagi: BTreeMap<&str, (PathBuf, Vec<u8>, ComponentOptions, Option<String>)> =
         BTreeMap::new();
     let mut containers: BTreeMap<&str, &Component> = BTreeMap::new();
+    let mut upstreams: BTreeMap<&str, Arc<dyn Backend>> = BTreeMap::new();
     // A trigger's component, and every component its `split` names.
     let routed = manifest.http_triggers.iter().flat_map(|trigger| {
         std::iter::once(trigger.component.as_str())
             .chain(trigger.split.iter().map(|(id, _)| id.as_str()))
             .chain(trigger.mirror.iter().map(|m| m.to.as_str()))
+            .chain(
+                trigger
+                    .rollout
+                    .iter()
+                    .flat_map(|r| [r.from.as_str(), r.to.as_str()]),
+            )
             .map(move |id| (trigger, id))
     });
     for (trigger, id) in routed {
@@ -114,6 +124,12 @@ pub async fn assemble(
             .with_context(|| format!("trigger `{}` names no component `{id}`", trigger.id))?;
         if let Source::Container(_) = component.source {
             containers.insert(id, component);
+            continue;
+        }
+        if let Source::Upstream(address) = &component.source {
+            let backend = upstream_backend(id, address, component, &app_variables)?;
+            tracing::info!(component = %id, "component `{id}` is the service at {}", address.url);
+            upstreams.insert(id, Arc::new(backend));
             continue;
         }
         let (path, mut component_options) = plan(
@@ -157,7 +173,7 @@ pub async fn assemble(
         .values()
         .any(|(_, bytes, _)| bytes.kind == HandlerKind::P3);
     let runtime = Runtime::new(&options.engine_settings(concurrency))?;
-    let mut backends: BTreeMap<&str, Arc<dyn Backend>> = BTreeMap::new();
+    let mut backends: BTreeMap<&str, Arc<dyn Backend>> = upstreams;
     for (id, (path, bytes, component_options)) in prepared {
         let (backend, report) = off_thread({
             let (runtime, id, path) = (runtime.clone(), id.to_owned(), path.clone());
@@ -194,6 +210,11 @@ pub async fn assemble(
         tracing::info!(component = %id, "loaded `{}` as a WAGI program ({origin:?})", path.display());
         backends.insert(id, Arc::new(backend));
     }
+    // Where rollouts keep their state: the app's state directory.
+    let state_dir = match &runtime_config.state_dir {
+        Some(dir) => dir.clone(),
+        None => loaded.dir.join(STATE_DIR),
+    };
     let routes = manifest
         .http_triggers
         .iter()
@@ -215,7 +236,29 @@ pub async fn assemble(
                 .iter()
                 .filter_map(|(id, weight)| Some((choice(id)?, *weight)))
                 .collect::<Vec<_>>();
+            let mirror = |to: &str, policy: &crate::rollout::Policy| {
+                (!policy.mirror_methods.is_empty()).then(|| {
+                    Some(Arc::new(Mirror {
+                        route: Arc::from(label),
+                        component: Arc::from(to),
+                        backend: backends.get(to)?.clone(),
+                        compare_headers: headers(&policy.compare_headers),
+                        methods: methods(&policy.mirror_methods),
+                    }))
+                })?
+            };
+            let rollout = match &trigger.rollout {
+                Some(policy) => Some(Arc::new(Rollout {
+                    from: choice(&policy.from)?,
+                    to: choice(&policy.to)?,
+                    weight: rollouts.register(label, policy, &state_dir, &metrics),
+                    mirror_to: mirror(&policy.to, policy),
+                    mirror_from: mirror(&policy.from, policy),
+                })),
+                None => None,
+            };
             let target = Target {
+                rollout,
                 route: Arc::from(label),
                 primary: choice(&trigger.component)?,
                 split: if split.is_empty() {
@@ -228,16 +271,8 @@ pub async fn assemble(
                         route: Arc::from(label),
                         component: Arc::from(m.to.as_str()),
                         backend: backends.get(m.to.as_str())?.clone(),
-                        compare_headers: m
-                            .compare_headers
-                            .iter()
-                            .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
-                            .collect(),
-                        methods: m
-                            .methods
-                            .iter()
-                            .filter_map(|x| http::Method::from_bytes(x.as_bytes()).ok())
-                            .collect(),
+                        compare_headers: headers(&m.compare_headers),
+                        methods: methods(&m.methods),
                     }))
                 }),
             };
@@ -256,6 +291,53 @@ pub async fn assemble(
         started.elapsed()
     );
     Ok(dispatch)
+}
+
+/// Header names as the manifest gives them (checked when it was read).
+fn headers(names: &[String]) -> Vec<http::HeaderName> {
+    names
+        .iter()
+        .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+        .collect()
+}
+
+/// Methods as the manifest gives them (checked when it was read).
+fn methods(names: &[String]) -> Vec<http::Method> {
+    names
+        .iter()
+        .filter_map(|x| http::Method::from_bytes(x.as_bytes()).ok())
+        .collect()
+}
+
+/// An upstream component: the service at `address`, which the component's
+/// `allowed_outbound_hosts` must allow when it lists any (an app that
+/// restricts where its components go restricts its upstreams too).
+fn upstream_backend(
+    id: &str,
+    address: &crate::upstream::Address,
+    component: &Component,
+    app_variables: &BTreeMap<String, String>,
+) -> Result<UpstreamBackend> {
+    if !component.allowed_outbound_hosts.is_empty() {
+        let entries = component
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| {
+                variables::render_template(id, "allowed_outbound_hosts", entry, app_variables)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let list = AllowList::parse(&entries).with_context(|| format!("component `{id}`"))?;
+        if !list.allows("http", &address.host, address.port) {
+            bail!(
+                "component `{id}`: its `allowed_outbound_hosts` do not allow its upstream `{}`; \
+                 add `http://{}:{}`",
+                address.url,
+                address.host,
+                address.port
+            );
+        }
+    }
+    Ok(UpstreamBackend::new(id, address))
 }
 
 /// Where component `id`'s code is and the options its instances run with.

@@ -109,8 +109,9 @@ fn spin_app(path: &Path) -> Result<AppImage> {
             Source::Container(_) => {
                 bail!("component `{id}` is a container, which the containerd shim does not run")
             }
-            // Downloaded or pulled when the pod starts, as under `serve`.
-            Source::Url { .. } | Source::Registry { .. } => {}
+            // Downloaded or pulled when the pod starts, as under `serve`;
+            // an upstream is reached from the pod.
+            Source::Url { .. } | Source::Registry { .. } | Source::Upstream(_) => {}
         }
         if !component.files.is_empty() {
             let staging = tempfile::tempdir().context("cannot create a staging directory")?;

@@ -118,6 +118,11 @@ pub struct HttpTrigger {
     /// [...] }`: a copy of each request (of those methods) goes to another component, whose answers are
     /// compared with the served ones.
     pub mirror: Option<MirrorTo>,
+    /// `rollout = { from, to, steps, step_time, max_error_rate,
+    /// max_p99_ratio, max_mismatch_rate, min_requests, mirror_methods,
+    /// compare_headers }` (a wasmhost extension): the route moved from one
+    /// component to another step by step while the figures hold.
+    pub rollout: Option<crate::rollout::Policy>,
 }
 
 /// `mirror` of a trigger.
@@ -191,6 +196,9 @@ pub enum Source {
     /// A container image (`container = { image, port, ... }` instead of
     /// `source`): a native service behind the same routes.
     Container(ContainerSource),
+    /// An HTTP service that runs elsewhere (`upstream =
+    /// "http://legacy.internal:8080"` instead of `source`).
+    Upstream(crate::upstream::Address),
     /// A package from a Wasm registry.
     Registry {
         /// `registry`; `None` means the user's default registry.
@@ -374,8 +382,8 @@ pub enum ManifestError {
         /// What is wrong, with the fix.
         problem: String,
     },
-    /// A trigger with both `split` and `mirror`.
-    #[error("`{}`: `{key}` has both `split` and `mirror`; use one at a time", .path.display())]
+    /// A trigger with more than one of `split`, `mirror` and `rollout`.
+    #[error("`{}`: `{key}` has more than one of `split`, `mirror` and `rollout`; use one at a time (a rollout splits and mirrors by itself)", .path.display())]
     SplitAndMirror {
         /// The manifest.
         path: PathBuf,
@@ -390,10 +398,12 @@ pub enum ManifestError {
         /// `trigger.http[<i>].split`.
         key: String,
     },
-    /// A component with both `source` and `container`, or neither.
+    /// A component with more than one of `source`, `container` and
+    /// `upstream`, or none.
     #[error(
-        "`{}`: `{key}` needs exactly one of `source` (a Wasm component) and \
-         `container` (an image: `{{ image = \"...\", port = 8080 }}`)",
+        "`{}`: `{key}` needs exactly one of `source` (a Wasm component), \
+         `container` (an image: `{{ image = \"...\", port = 8080 }}`) and \
+         `upstream` (a service elsewhere: `\"http://host:port\"`)",
         .path.display()
     )]
     SourceOrContainer {
@@ -634,11 +644,16 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
                 }
             },
         };
+        let rollout = match trigger.rollout {
+            Some(raw) => Some(rollout(path, &key, &component, raw)?),
+            None => None,
+        };
         http_triggers.push(HttpTrigger {
             id,
             route,
             component,
             executor,
+            rollout,
             split: trigger.split.unwrap_or_default().into_iter().collect(),
             mirror: trigger
                 .mirror
@@ -654,7 +669,9 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
         // `split` and `mirror` name.
         let named = std::iter::once((&trigger.component, "component"))
             .chain(trigger.split.iter().map(|(id, _)| (id, "split")))
-            .chain(trigger.mirror.iter().map(|m| (&m.to, "mirror.to")));
+            .chain(trigger.mirror.iter().map(|m| (&m.to, "mirror.to")))
+            .chain(trigger.rollout.iter().map(|r| (&r.from, "rollout.from")))
+            .chain(trigger.rollout.iter().map(|r| (&r.to, "rollout.to")));
         for (id, field) in named {
             if !components.contains_key(id) {
                 return Err(ManifestError::UnknownComponent {
@@ -669,7 +686,10 @@ fn parse(text: &str, path: &Path) -> Result<Parsed, ManifestError> {
                 });
             }
         }
-        if !trigger.split.is_empty() && trigger.mirror.is_some() {
+        let ways = usize::from(!trigger.split.is_empty())
+            + usize::from(trigger.mirror.is_some())
+            + usize::from(trigger.rollout.is_some());
+        if ways > 1 {
             return Err(ManifestError::SplitAndMirror {
                 path: path.to_owned(),
                 key: format!("trigger.http[{i}]"),
@@ -743,6 +763,87 @@ fn mirror_to(path: &Path, key: &str, raw: RawMirror) -> Result<MirrorTo, Manifes
     })
 }
 
+/// `rollout = { ... }`: every value checked, defaults from
+/// [`crate::limits`]; `from` is the trigger's component unless given.
+fn rollout(
+    path: &Path,
+    key: &str,
+    component: &str,
+    raw: RawRollout,
+) -> Result<crate::rollout::Policy, ManifestError> {
+    let bad = |field: &str, written: String, expected: &str| ManifestError::InvalidSetting {
+        path: path.to_owned(),
+        key: format!("{key}.rollout.{field}"),
+        written,
+        expected: expected.to_owned(),
+    };
+    let from = raw.from.unwrap_or_else(|| component.to_owned());
+    let mut policy = crate::rollout::Policy::new(&from, &raw.to);
+    if from == raw.to {
+        return Err(bad("to", raw.to, "a component other than `from`"));
+    }
+    if let Some(steps) = raw.steps {
+        crate::rollout::Policy::check_steps(&steps).map_err(|why| {
+            bad(
+                "steps",
+                format!("{steps:?}"),
+                &format!("increasing percentages such as `[1, 5, 25, 50, 100]` ({why})"),
+            )
+        })?;
+        policy.steps = steps;
+    }
+    if let Some(text) = raw.step_time {
+        policy.step_time = crate::parse::duration(&text)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| bad("step_time", text, "a duration above 0 such as `2m` or `1s`"))?;
+    }
+    let rate = |field: &str, value: Option<f64>, default: f64| match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && (0.0..=1.0).contains(&v) => Ok(v),
+        Some(v) => Err(bad(
+            field,
+            v.to_string(),
+            "a rate from 0 to 1, such as `0.01`",
+        )),
+    };
+    policy.max_error_rate = rate("max_error_rate", raw.max_error_rate, policy.max_error_rate)?;
+    policy.max_mismatch_rate = rate(
+        "max_mismatch_rate",
+        raw.max_mismatch_rate,
+        policy.max_mismatch_rate,
+    )?;
+    if let Some(ratio) = raw.max_p99_ratio {
+        if !ratio.is_finite() || ratio <= 0.0 {
+            return Err(bad(
+                "max_p99_ratio",
+                ratio.to_string(),
+                "a ratio above 0, such as `1.5`",
+            ));
+        }
+        policy.max_p99_ratio = ratio;
+    }
+    if let Some(min) = raw.min_requests {
+        policy.min_requests = min;
+    }
+    if let Some(methods) = raw.mirror_methods {
+        policy.mirror_methods = Vec::new();
+        for method in methods {
+            let upper = method.to_ascii_uppercase();
+            if http::Method::from_bytes(upper.as_bytes()).is_err() {
+                return Err(bad(
+                    "mirror_methods",
+                    method,
+                    "an HTTP method such as `GET`",
+                ));
+            }
+            policy.mirror_methods.push(upper);
+        }
+    }
+    policy.compare_headers = raw.compare_headers;
+    Ok(policy)
+}
+
 /// What converting components needs besides the component.
 struct Cx<'a> {
     path: &'a Path,
@@ -765,9 +866,19 @@ impl Cx<'_> {
                  run `spin build` first"
             ));
         }
-        let source = match (raw.source.take(), raw.container.take()) {
-            (Some(source), None) => self.wasm_source(id, &key, source)?,
-            (None, Some(container)) => Source::Container(self.container(&key, container)?),
+        let source = match (raw.source.take(), raw.container.take(), raw.upstream.take()) {
+            (Some(source), None, None) => self.wasm_source(id, &key, source)?,
+            (None, Some(container), None) => Source::Container(self.container(&key, container)?),
+            (None, None, Some(url)) => {
+                Source::Upstream(crate::upstream::Address::parse(&url).map_err(|why| {
+                    ManifestError::InvalidSetting {
+                        path: self.path.to_owned(),
+                        key: format!("{key}.upstream"),
+                        written: url.clone(),
+                        expected: format!("`http://host:port` ({why})"),
+                    }
+                })?)
+            }
             _ => {
                 return Err(ManifestError::SourceOrContainer {
                     path: self.path.to_owned(),
@@ -1173,6 +1284,23 @@ struct RawHttpTrigger {
     executor: Option<RawExecutor>,
     split: Option<BTreeMap<String, u32>>,
     mirror: Option<RawMirror>,
+    rollout: Option<RawRollout>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollout {
+    from: Option<String>,
+    to: String,
+    steps: Option<Vec<f64>>,
+    step_time: Option<String>,
+    max_error_rate: Option<f64>,
+    max_p99_ratio: Option<f64>,
+    max_mismatch_rate: Option<f64>,
+    min_requests: Option<u64>,
+    mirror_methods: Option<Vec<String>>,
+    #[serde(default)]
+    compare_headers: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -1202,6 +1330,7 @@ struct RawExecutor {
 struct RawComponent {
     source: Option<StringOr<RawSource>>,
     container: Option<RawContainer>,
+    upstream: Option<String>,
     description: Option<String>,
     #[serde(default)]
     volumes: Vec<String>,
@@ -1503,6 +1632,7 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                     executor: Executor::Http,
                     split: Vec::new(),
                     mirror: None,
+                    rollout: None,
                 },
                 HttpTrigger {
                     id: "internal-http-trigger".into(),
@@ -1511,6 +1641,7 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                     executor: Executor::Http,
                     split: Vec::new(),
                     mirror: None,
+                    rollout: None,
                 },
                 HttpTrigger {
                     id: "legacy-http-trigger".into(),
@@ -1522,6 +1653,7 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                     },
                     split: Vec::new(),
                     mirror: None,
+                    rollout: None,
                 },
                 HttpTrigger {
                     id: "http-trigger1".into(),
@@ -1530,6 +1662,7 @@ source = { registry = "ghcr.io", package = "shop:legacy", version = "0.1.0" }
                     executor: Executor::Http,
                     split: Vec::new(),
                     mirror: None,
+                    rollout: None,
                 },
             ],
             components: [
@@ -1918,6 +2051,93 @@ watch = ["src/**/*.rs"]
         assert!(!is_sha256_digest(&format!("sha512:{hex}")));
     }
 
+    /// A two-component app whose route has `rollout = { <keys> }`.
+    fn rollout_manifest(keys: &str) -> String {
+        with_head(&format!(
+            "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"old\"\nrollout = {{ {keys} }}\n\
+             [component.old]\nupstream = \"http://legacy.internal:8080\"\n\
+             [component.new]\nsource = \"new.wasm\"\n"
+        ))
+    }
+
+    #[test]
+    fn a_rollout_takes_the_trigger_component_as_from_and_defaults_from_limits() {
+        let loaded = load_ok(
+            &rollout_manifest(r#"to = "new", steps = [10, 100], step_time = "1s""#),
+            &["new.wasm"],
+        );
+        let policy = loaded.manifest.http_triggers[0].rollout.clone().unwrap();
+        assert_eq!((policy.from.as_str(), policy.to.as_str()), ("old", "new"));
+        assert_eq!(policy.steps, [10.0, 100.0]);
+        assert_eq!(policy.step_time, std::time::Duration::from_secs(1));
+        assert_eq!(policy.max_error_rate, crate::limits::ROLLOUT_MAX_ERROR_RATE);
+        assert_eq!(policy.min_requests, crate::limits::ROLLOUT_MIN_REQUESTS);
+        assert_eq!(policy.mirror_methods, ["GET", "HEAD"]);
+        let Source::Upstream(address) = &loaded.manifest.components["old"].source else {
+            panic!("not an upstream")
+        };
+        assert_eq!(
+            (address.host.as_str(), address.port),
+            ("legacy.internal", 8080)
+        );
+    }
+
+    #[test]
+    fn rollout_values_that_cannot_work_are_refused_by_key() {
+        for (keys, key, expected) in [
+            (
+                r#"to = "new", steps = [50, 10]"#,
+                "rollout.steps",
+                "steps must increase",
+            ),
+            (
+                r#"to = "new", steps = [0, 100]"#,
+                "rollout.steps",
+                "above 0",
+            ),
+            (
+                r#"to = "new", step_time = "0s""#,
+                "rollout.step_time",
+                "above 0",
+            ),
+            (
+                r#"to = "new", max_error_rate = 2.0"#,
+                "rollout.max_error_rate",
+                "from 0 to 1",
+            ),
+            (
+                r#"to = "new", max_p99_ratio = 0.0"#,
+                "rollout.max_p99_ratio",
+                "above 0",
+            ),
+            (r#"to = "old""#, "rollout.to", "other than `from`"),
+        ] {
+            let err = load_err(&rollout_manifest(keys), &["new.wasm"]);
+            assert!(err.contains(key) && err.contains(expected), "{keys}: {err}");
+        }
+        let err = load_err(&rollout_manifest(r#"to = "nope""#), &["new.wasm"]);
+        assert!(err.contains("`trigger.http[0].rollout.to`"), "{err}");
+    }
+
+    #[test]
+    fn a_rollout_beside_a_split_is_refused() {
+        let text = rollout_manifest(r#"to = "new""#)
+            .replace("rollout =", "split = { old = 1, new = 1 }\nrollout =");
+        let err = load_err(&text, &["new.wasm"]);
+        assert!(
+            err.contains("more than one of `split`, `mirror` and `rollout`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_https_upstream_is_refused_naming_the_key() {
+        let text = rollout_manifest(r#"to = "new""#).replace("http://legacy", "https://legacy");
+        let err = load_err(&text, &["new.wasm"]);
+        assert!(err.contains("`component.old.upstream`"), "{err}");
+        assert!(err.contains("not supported yet"), "{err}");
+    }
+
     #[test]
     fn a_container_component_is_read_and_checked() {
         let dir = tempfile::tempdir().unwrap();
@@ -1966,7 +2186,10 @@ watch = ["src/**/*.rs"]
             panic!("not a container");
         };
         let s = &c.settings;
-        assert_eq!((s.cap_add.as_slice(), s.cap_drop.as_slice()), (&["NET_ADMIN".to_owned()][..], &["ALL".to_owned()][..]));
+        assert_eq!(
+            (s.cap_add.as_slice(), s.cap_drop.as_slice()),
+            (&["NET_ADMIN".to_owned()][..], &["ALL".to_owned()][..])
+        );
         assert!(s.read_only_rootfs && !s.init);
         assert_eq!(
             s.health,

@@ -89,7 +89,7 @@ pub async fn resolve(
 ) -> Result<()> {
     for (id, component) in loaded.manifest.components.iter_mut() {
         let path = match &mut component.source {
-            Source::Local(_) => continue,
+            Source::Local(_) | Source::Upstream(_) => continue,
             Source::Container(container) => {
                 let image = match layout_in(&container.image, &loaded.dir) {
                     Some(absolute) => absolute,

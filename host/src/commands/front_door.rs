@@ -88,6 +88,12 @@ pub struct FrontDoorArgs {
     /// separate address.
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
+
+    /// Turn on the admin listener's rollout API (`/rollouts`, what
+    /// `wasmhost rollout` calls), for requests bearing the token in FILE
+    /// (`Authorization: Bearer <token>`); off without it.
+    #[arg(long, value_name = "FILE", requires = "admin_listen")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// The listener, bound, and what the front door runs with.
@@ -149,6 +155,14 @@ impl FrontDoorArgs {
         Ok(Bound { listener, front })
     }
 
+    /// The admin token, read from `--admin-token-file` if given.
+    pub fn admin_token(&self) -> Result<Option<crate::admin::rollouts::Token>> {
+        self.admin_token_file
+            .as_deref()
+            .map(crate::admin::rollouts::Token::read)
+            .transpose()
+    }
+
     /// Starts the admin listener, if asked for.
     pub async fn start_admin(&self, admin: Admin) -> Result<()> {
         let Some(address) = self.admin_listen else {
@@ -158,7 +172,7 @@ impl FrontDoorArgs {
             .await
             .with_context(|| format!("cannot listen on the admin address `{address}`"))?;
         tracing::info!(
-            "admin on http://{}/ (/metrics, /healthz, /readyz)",
+            "admin on http://{}/ (/ dashboard, /metrics, /healthz, /readyz, /rollouts)",
             listener.local_addr()?
         );
         tokio::spawn(crate::admin::serve(listener, Arc::new(admin)));

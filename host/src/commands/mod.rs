@@ -11,6 +11,7 @@ pub mod image;
 pub mod pull;
 pub mod push;
 pub mod registry;
+pub mod rollout;
 pub mod run;
 pub mod runtime;
 pub mod serve;

@@ -180,6 +180,9 @@ impl RunCommand {
         self.front
             .start_admin(Admin {
                 metrics: Arc::default(),
+                rollouts: Arc::default(),
+                token: None,
+                history: Arc::default(),
                 stats: bound.front.stats.clone(),
                 backend: backend.clone(),
             })

@@ -26,6 +26,7 @@ use crate::oci::pull;
 use crate::oci::registry::{self, RegistryOptions};
 use crate::oci::store::ContentStore;
 use crate::reload::Swappable;
+use crate::rollout::Rollouts;
 use crate::shutdown::Shutdown;
 use crate::wasm::cache::CompileCache;
 use crate::wasm::state::InstancePolicy;
@@ -54,6 +55,10 @@ pub struct ServeCommand {
     /// Counters shared by every version of the app across reloads.
     #[arg(skip)]
     pub metrics: Arc<Metrics>,
+
+    /// Rollouts, kept across reloads (a reload updates their policies).
+    #[arg(skip)]
+    pub rollouts: Arc<Rollouts>,
 
     /// Use plain HTTP (and accept any certificate) for every registry;
     /// loopback registries get plain HTTP without it.
@@ -165,6 +170,9 @@ impl ServeCommand {
         self.front
             .start_admin(Admin {
                 metrics: metrics.unwrap_or_default(),
+                rollouts: self.rollouts.clone(),
+                token: self.front.admin_token()?,
+                history: Arc::default(),
                 stats: bound.front.stats.clone(),
                 backend: backend.clone(),
             })
@@ -320,6 +328,7 @@ impl ServeCommand {
                 &runtime_config,
                 store,
                 self.metrics.clone(),
+                &self.rollouts,
             )
             .await?;
             let metrics = dispatch.metrics();

@@ -24,6 +24,12 @@ const DEFAULT_DATA_DIR: &str = "/data";
 /// `container`.
 const SERVED_BY: &str = "x-served-by";
 
+/// Set (to anything) in the component's environment, the port has a bug
+/// the container does not: one answer, a single todo, calls its `done`
+/// field `completed`. What the rollout walkthrough (`5-rollout.toml`) must
+/// catch by its mirrored reads before many users see it.
+const DELIBERATE_BUG: &str = "TODO_DELIBERATE_BUG";
+
 /// Answers one request with [`todo_core::handle`].
 #[http_component]
 fn handle(request: Request) -> Response {
@@ -39,7 +45,17 @@ fn handle(request: Request) -> Response {
             todo_core::handle(&method, &path, &body, &mut DirStorage::at(dir))
         }
     };
+    let buggy = std::env::var_os(DELIBERATE_BUG).is_some()
+        && method == "GET"
+        && path.trim_start_matches("/todos/").parse::<u64>().is_ok();
     let mut response = reply.into_response(|bytes| {
+        let bytes = if buggy {
+            String::from_utf8_lossy(&bytes)
+                .replace("\"done\":", "\"completed\":")
+                .into_bytes()
+        } else {
+            bytes
+        };
         // `Body::Bytes` would get a `content-length: 0`, which a 204 must
         // not carry.
         if bytes.is_empty() {

@@ -29,21 +29,47 @@ use super::netns::NetNs;
 use crate::backend::{text_response, BoxError, RequestBody, RequestContext, ResponseBody};
 use crate::telemetry;
 
-/// The way to one container's service: its network namespace, its port,
-/// and the connections it keeps open.
+/// The way to one service: how to dial it, its port, and the connections
+/// it keeps open.
 pub struct Upstream {
-    netns: NetNs,
+    dial: Dial,
     port: u16,
     pool: Pool,
+}
+
+/// Where the service's connections are made: inside a container's network
+/// namespace, or an ordinary address (an upstream component: a service that
+/// runs elsewhere).
+enum Dial {
+    Namespace(NetNs),
+    Remote(String),
 }
 
 impl Upstream {
     /// The service on `port` inside `netns`.
     pub fn new(netns: NetNs, port: u16) -> Self {
         Self {
-            netns,
+            dial: Dial::Namespace(netns),
             port,
             pool: Pool::default(),
+        }
+    }
+
+    /// The service at `host:port` on the host's own network (resolved at
+    /// each new connection, so a DNS change is followed).
+    pub fn remote(host: &str, port: u16) -> Self {
+        Self {
+            dial: Dial::Remote(host.to_owned()),
+            port,
+            pool: Pool::default(),
+        }
+    }
+
+    /// What the service is, for logs and error answers.
+    fn kind(&self) -> &'static str {
+        match self.dial {
+            Dial::Namespace(_) => "the container",
+            Dial::Remote(_) => "the upstream service",
         }
     }
 
@@ -54,7 +80,15 @@ impl Upstream {
 
     /// A TCP connection to the service (a start asks until one succeeds).
     pub async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
-        self.netns.connect(self.port).await
+        match &self.dial {
+            Dial::Namespace(netns) => netns.connect(self.port).await,
+            Dial::Remote(host) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), self.port)).await?;
+                // Requests are small writes that wait for an answer.
+                stream.set_nodelay(true)?;
+                Ok(stream)
+            }
+        }
     }
 
     /// Connections kept open, waiting for a request.
@@ -67,10 +101,10 @@ impl Upstream {
         let stream = self
             .connect()
             .await
-            .context("cannot connect to the container's port")?;
+            .with_context(|| format!("cannot connect to {}'s port", self.kind()))?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .context("HTTP handshake with the container failed")?;
+            .with_context(|| format!("HTTP handshake with {} failed", self.kind()))?;
         Ok((sender, Driven::new(connection)))
     }
 }
@@ -87,17 +121,19 @@ pub async fn forward(
     match tokio::time::timeout_at(ctx.deadline.into(), exchange(upstream, req, ctx)).await {
         Ok(Ok(response)) => response,
         Err(_) => {
-            tracing::warn!(request = %ctx.id, component, "the container did not answer before the request deadline");
+            let kind = upstream.kind();
+            tracing::warn!(request = %ctx.id, component, "{kind} did not answer before the request deadline");
             text_response(
                 StatusCode::GATEWAY_TIMEOUT,
-                "the container did not answer in time",
+                format!("{kind} did not answer in time"),
             )
         }
         Ok(Err(e)) => {
-            tracing::warn!(request = %ctx.id, component, "proxying to the container failed: {e:#}");
+            let kind = upstream.kind();
+            tracing::warn!(request = %ctx.id, component, "proxying to {kind} failed: {e:#}");
             text_response(
                 StatusCode::BAD_GATEWAY,
-                format!("the container did not answer: {e}"),
+                format!("{kind} did not answer: {e}"),
             )
         }
     }
@@ -124,7 +160,8 @@ async fn exchange(
         .instrument(span.clone())
         .await;
     telemetry::record_client_status(&span, response.as_ref().ok().map(|r| r.status()));
-    let response = response.context("the container closed the connection")?;
+    let response =
+        response.with_context(|| format!("{} closed the connection", upstream.kind()))?;
     let closing = headers::closes(&response);
     let response = headers::downstream_response(response);
     if closing {

@@ -6,6 +6,11 @@
 //! answers 200 once the app is loaded and every eagerly started container
 //! is ready, and 503 (saying why) while one is not, or once shutdown has
 //! begun, so a balancer stops sending new requests during the drain.
+//!
+//! `/rollouts` is the rollout API ([`rollouts`]), behind a bearer token.
+
+pub mod dashboard;
+pub mod rollouts;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use crate::backend::{Backend, ComponentStatus, StatusKind};
 use crate::frontdoor::stats::Stats;
 use crate::metrics::Metrics;
+use crate::rollout::Rollouts;
 
 /// What the admin listener reports on.
 pub struct Admin {
@@ -29,22 +35,47 @@ pub struct Admin {
     pub stats: Arc<Stats>,
     /// The app being served (the current version, after reloads).
     pub backend: Arc<dyn Backend>,
+    /// The app's rollouts (carried across reloads).
+    pub rollouts: Arc<Rollouts>,
+    /// What the rollout API asks for; `None`: the API is off.
+    pub token: Option<rollouts::Token>,
+    /// The counters over time, for the dashboard's charts.
+    pub history: Arc<dashboard::History>,
 }
 
 /// A response's status, content type and body.
 type Answer = (u16, &'static str, String);
 
 impl Admin {
+    /// The answer to `req` (only its head matters).
+    pub fn respond<B>(&self, req: &http::Request<B>) -> Answer {
+        let path = req.uri().path();
+        if path == "/rollouts" || path.starts_with("/rollouts/") {
+            return rollouts::answer(
+                &self.rollouts,
+                self.token.as_ref(),
+                req.method(),
+                path,
+                req.uri().query(),
+                req.headers()
+                    .get(http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+            );
+        }
+        self.answer(path)
+    }
+
     /// The answer for `path`.
     pub fn answer(&self, path: &str) -> Answer {
         match path {
+            "/" => (200, "text/html; charset=utf-8", dashboard::render(self)),
             "/metrics" => (200, "text/plain; version=0.0.4", self.render()),
             "/healthz" => (200, "text/plain", "ok\n".to_owned()),
             "/readyz" => self.readiness(),
             _ => (
                 404,
                 "text/plain",
-                "try /metrics, /healthz or /readyz\n".to_owned(),
+                "try /, /metrics, /healthz, /readyz or /rollouts\n".to_owned(),
             ),
         }
     }
@@ -77,6 +108,7 @@ impl Admin {
         let mut out = self.metrics.render();
         self.stats.render(&mut out);
         render_status(&self.backend.status(), &mut out);
+        self.rollouts.render(&mut out);
         out.push_str(
             "# HELP wasmhost_log_lines_dropped_total Log and access lines dropped because their reader fell behind.\n",
         );
@@ -136,6 +168,7 @@ fn render_status(statuses: &[ComponentStatus], out: &mut String) {
 
 /// Serves the admin endpoints on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, admin: Arc<Admin>) {
+    tokio::spawn(admin.history.clone().sample(admin.metrics.clone()));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -148,7 +181,7 @@ pub async fn serve(listener: tokio::net::TcpListener, admin: Arc<Admin>) {
         let admin = admin.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (status, content_type, body) = admin.answer(req.uri().path());
+                let (status, content_type, body) = admin.respond(&req);
                 async move {
                     http::Response::builder()
                         .status(status)
@@ -192,6 +225,9 @@ mod tests {
             metrics: Arc::default(),
             stats: Arc::default(),
             backend: Arc::new(Fixed(statuses)),
+            rollouts: Arc::default(),
+            token: None,
+            history: Arc::default(),
         }
     }
 
