@@ -126,6 +126,13 @@ pub struct ServeCommand {
     /// Allocate instances on demand instead of from the pooling allocator.
     #[arg(long)]
     pub no_pooling: bool,
+
+    /// Compile a component missing from the compile cache with Cranelift
+    /// before serving it. By default it answers at once from a quick
+    /// baseline (Winch) compile while Cranelift compiles in the background,
+    /// and new instances switch to the optimised code when it is ready.
+    #[arg(long)]
+    pub no_baseline: bool,
 }
 
 impl ServeCommand {
@@ -356,6 +363,7 @@ impl ServeCommand {
             cache,
             pooling: !self.no_pooling,
             max_concurrency: self.max_concurrency,
+            baseline: !self.no_baseline,
         })
     }
 
