@@ -10,6 +10,8 @@
 #   bench/run.sh frontdoor [ARGS]  fairness, floods, TLS vs nginx, overhead vs a
 #                             baseline binary (frontdoor_bench.py --baseline PATH)
 #   bench/run.sh platform [ARGS]  SQLite per request vs native, Python hello vs wasmtime (platform_bench.py)
+#   bench/run.sh first-answer [ARGS]  first 200 with an empty cache (baseline code),
+#                             and from a registry with precompiled code (first_answer_bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,4 +51,7 @@ if [ "$what" = all ] || [ "$what" = frontdoor ]; then
 fi
 if [ "$what" = all ] || [ "$what" = platform ]; then
     env -u RUST_BACKTRACE python3 bench/platform_bench.py "$@"
+fi
+if [ "$what" = all ] || [ "$what" = first-answer ]; then
+    env -u RUST_BACKTRACE python3 bench/first_answer_bench.py "$@"
 fi
