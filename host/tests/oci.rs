@@ -1347,7 +1347,10 @@ async fn precompiled_code_from_a_trusted_registry_is_loaded_instead_of_compiled(
         64
     );
     let code = registry
-        .get_blob("team/pre", manifest["layers"][0]["digest"].as_str().unwrap())
+        .get_blob(
+            "team/pre",
+            manifest["layers"][0]["digest"].as_str().unwrap(),
+        )
         .await;
 
     // An empty node that trusts the registry loads it: nothing compiles.
@@ -1415,20 +1418,30 @@ async fn precompiled_code_for_another_engine_is_not_used() {
         &["--trust-precompiled", &registry.host],
     );
     let line = server.wait_for_log("not used", Duration::from_secs(5));
-    assert!(line.contains("no precompiled code for this engine"), "{line}");
+    assert!(
+        line.contains("no precompiled code for this engine"),
+        "{line}"
+    );
     let line = server.wait_for_log("loaded `", Duration::from_secs(5));
     assert!(!line.contains("from cache"), "{line}");
     let (status, _) = common::get_blocking(&server.url("/"));
     assert_eq!(status, 200);
 }
 
+/// How a test rewrites a referrer manifest.
+type ChangeReferrer = Box<dyn Fn(&mut Value)>;
+
 #[tokio::test]
 async fn precompiled_code_not_tied_to_the_component_by_digest_is_refused() {
     let registry = TestRegistry::start();
     let config = tempfile::tempdir().unwrap();
     // Another component's manifest, to point a referrer at.
-    let other = push(&guest("echo"), &registry.reference("team/other:1"), config.path());
-    let cases: [(&str, Box<dyn Fn(&mut Value)>); 2] = [
+    let other = push(
+        &guest("echo"),
+        &registry.reference("team/other:1"),
+        config.path(),
+    );
+    let cases: [(&str, ChangeReferrer); 2] = [
         (
             "it was compiled from component",
             Box::new(|manifest: &mut Value| {

@@ -100,9 +100,7 @@ pub async fn adopt(
             Ok(()) => tracing::info!(
                 "using precompiled code for `{name}` from its registry (engine key {key})"
             ),
-            Err(e) => tracing::warn!(
-                "precompiled code for `{name}` not used ({e:#}); compiling"
-            ),
+            Err(e) => tracing::warn!("precompiled code for `{name}` not used ({e:#}); compiling"),
         },
         Ok(Found::Nothing(why)) => {
             tracing::info!("precompiled code for `{name}` not used: {why}; compiling")

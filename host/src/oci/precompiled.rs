@@ -230,7 +230,12 @@ pub async fn find(
     let (bytes, _) = registry
         .manifest(&reference.clone_with_digest(entry.digest.clone()))
         .await
-        .with_context(|| format!("cannot fetch the precompiled code's manifest {}", entry.digest))?;
+        .with_context(|| {
+            format!(
+                "cannot fetch the precompiled code's manifest {}",
+                entry.digest
+            )
+        })?;
     if digest_of(&bytes) != entry.digest {
         bail!(
             "the registry answered {} with other bytes than its digest",
@@ -248,7 +253,11 @@ pub async fn find(
 }
 
 /// Every tie between a referrer and the component; returns its code layer.
-fn check<'a>(referrer: &'a Referrer, pulled: &Pulled, wanted: &Wanted<'_>) -> Result<&'a Descriptor> {
+fn check<'a>(
+    referrer: &'a Referrer,
+    pulled: &Pulled,
+    wanted: &Wanted<'_>,
+) -> Result<&'a Descriptor> {
     if referrer.artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
         bail!("it is not wasmhost's precompiled code");
     }

@@ -178,7 +178,7 @@ mod tests {
         let error = compile_baseline(&baseline, &wat::parse_str(tail_call).unwrap()).unwrap_err();
         assert!(format!("{error:#}").contains("Winch"), "{error:#}");
         // Cranelift takes it.
-        assert!(Component::new(&runtime.engine, &wat::parse_str(tail_call).unwrap()).is_ok());
+        assert!(Component::new(&runtime.engine, wat::parse_str(tail_call).unwrap()).is_ok());
     }
 
     #[test]
