@@ -11,6 +11,8 @@
 #                             baseline binary (frontdoor_bench.py --baseline PATH)
 #   bench/run.sh platform [ARGS]  SQLite per request vs native, Python hello vs wasmtime (platform_bench.py)
 #   bench/run.sh legacy [ARGS]    legacy images: start vs podman and runc, pull vs skopeo+umoci (legacy_bench.py)
+#   bench/run.sh first-answer [ARGS]  first 200 with an empty cache (baseline code),
+#                             and from a registry with precompiled code (first_answer_bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,4 +60,7 @@ if [ "$what" = all ] || [ "$what" = legacy ]; then
         apt-get update -qq && apt-get install -y -qq podman
     fi
     env -u RUST_BACKTRACE python3 bench/legacy_bench.py --wasmhost target/release/wasmhost "$@"
+fi
+if [ "$what" = all ] || [ "$what" = first-answer ]; then
+    env -u RUST_BACKTRACE python3 bench/first_answer_bench.py "$@"
 fi

@@ -32,6 +32,8 @@ fn backend(reuse: u32) -> ComponentBackend {
         cache: CompileCache::disabled(),
         pooling: true,
         max_concurrency: wasmhost::limits::MAX_CONCURRENCY,
+        // Measures the optimised code, as served once it is ready.
+        baseline: false,
     };
     ComponentBackend::load("hello", &hello(), options, Duration::from_secs(30))
         .expect("load hello")

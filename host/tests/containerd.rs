@@ -141,6 +141,11 @@ async fn a_component_image_serves_drains_on_sigterm_and_leaves_nothing() {
     let metrics = ctd.ctr(&["tasks", "metrics", "echo1"]);
     assert!(metrics.contains("memory.usage_in_bytes"), "{metrics}");
 
+    // The optimised code is compiled in the background (the task served
+    // from baseline code meanwhile) into the node's cache.
+    wait_until("the node's compile cache is written", WAIT, || {
+        ctd.dir.path().join("cache/compiled").is_dir()
+    });
     // A request in flight when SIGTERM arrives is answered in full.
     let (tx, response) = in_flight_echo(url.clone(), b"first ").await;
     ctd.ctr(&["tasks", "kill", "echo1"]);

@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::registry::{RecordingProxy, TestRegistry};
 use common::{guest, http1, run, Failed, Server};
@@ -1237,4 +1238,241 @@ fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+// Precompiled code attached as a referrer (`push --precompiled`), used by
+// `serve REF --trust-precompiled`.
+
+const PRECOMPILED_TYPE: &str = "application/vnd.wasmhost.precompiled.v1";
+const ENGINE_KEY: &str = "dev.wasmhost.precompiled.engine-key";
+const COMPONENT_DIGEST: &str = "dev.wasmhost.precompiled.component-digest";
+
+/// Pushes hello with its compiled code to `repository:1`; returns the
+/// push's JSON.
+fn push_precompiled_hello(registry: &TestRegistry, repository: &str, config: &Path) -> Value {
+    let reference = registry.reference(&format!("{repository}:1"));
+    let out = ok(wasmhost(
+        &[
+            "push",
+            guest("hello").to_str().unwrap(),
+            &reference,
+            "--precompiled",
+            "--json",
+        ],
+        config,
+    ));
+    serde_json::from_str(&out).expect("push --json prints JSON")
+}
+
+/// The referrers tag (OCI 1.1 tag schema) of manifest `digest`.
+fn referrers_tag(digest: &str) -> String {
+    digest.replace(':', "-")
+}
+
+/// `serve REF` on an empty node (a fresh cache), with `extra` flags.
+fn serve_fresh(reference: &str, store: &Store, config: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "serve",
+        reference,
+        "--listen",
+        "127.0.0.1:0",
+        "--cache-dir",
+        store.path(),
+    ];
+    args.extend_from_slice(extra);
+    Server::start_env(&args, &[("DOCKER_CONFIG", config.to_str().unwrap())])
+}
+
+fn compiled_entries(store: &Store) -> Vec<PathBuf> {
+    std::fs::read_dir(store.0.path().join("compiled"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+/// Replaces the one referrer listed for `subject` in `repository` with a
+/// copy changed by `change` (pushed by digest, listed under the tag with
+/// the changed annotations), as a registry that cannot be trusted might.
+async fn rewrite_referrer(
+    registry: &TestRegistry,
+    repository: &str,
+    subject: &str,
+    change: impl Fn(&mut Value),
+) {
+    let tag = referrers_tag(subject);
+    let mut index = registry.get_manifest(repository, &tag).await;
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let mut manifest = registry.get_manifest(repository, &digest).await;
+    change(&mut manifest);
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let new_digest = sha256(&bytes);
+    let (status, body) = registry
+        .put_manifest(repository, &new_digest, OCI_MANIFEST, &bytes)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    index["manifests"][0]["digest"] = json!(new_digest);
+    index["manifests"][0]["size"] = json!(bytes.len());
+    index["manifests"][0]["annotations"] = manifest["annotations"].clone();
+    let (status, body) = registry
+        .put_manifest(
+            repository,
+            &tag,
+            OCI_INDEX,
+            &serde_json::to_vec(&index).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn precompiled_code_from_a_trusted_registry_is_loaded_instead_of_compiled() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let pushed = push_precompiled_hello(&registry, "team/pre", config.path());
+    let subject = pushed["digest"].as_str().unwrap();
+    let referrer = pushed["precompiled"].as_str().unwrap();
+
+    // Listed under the referrers tag, tied to the component by digests.
+    let index = registry
+        .get_manifest("team/pre", &referrers_tag(subject))
+        .await;
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(index["manifests"][0]["digest"], referrer);
+    assert_eq!(index["manifests"][0]["artifactType"], PRECOMPILED_TYPE);
+    let manifest = registry.get_manifest("team/pre", referrer).await;
+    assert_eq!(manifest["subject"]["digest"], subject);
+    let wasm = std::fs::read(guest("hello")).unwrap();
+    assert_eq!(manifest["annotations"][COMPONENT_DIGEST], sha256(&wasm));
+    assert_eq!(
+        manifest["annotations"][ENGINE_KEY].as_str().unwrap().len(),
+        64
+    );
+    let code = registry
+        .get_blob(
+            "team/pre",
+            manifest["layers"][0]["digest"].as_str().unwrap(),
+        )
+        .await;
+
+    // An empty node that trusts the registry loads it: nothing compiles.
+    let store = Store::new();
+    let server = serve_fresh(
+        &registry.reference("team/pre:1"),
+        &store,
+        config.path(),
+        &["--trust-precompiled", &registry.host],
+    );
+    server.wait_for_log("using precompiled code", Duration::from_secs(5));
+    let line = server.wait_for_log("loaded `", Duration::from_secs(5));
+    assert!(line.contains("compiled code loaded from cache"), "{line}");
+    let entries = compiled_entries(&store);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), code);
+    let response = http1().get(server.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "Hello, world!\n");
+
+    // Pushed again, the entry for this engine is replaced, not added.
+    push_precompiled_hello(&registry, "team/pre", config.path());
+    let index = registry
+        .get_manifest("team/pre", &referrers_tag(subject))
+        .await;
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn precompiled_code_from_a_registry_not_named_as_trusted_is_not_looked_for() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    push_precompiled_hello(&registry, "team/pre", config.path());
+    let store = Store::new();
+    let server = serve_fresh(
+        &registry.reference("team/pre:1"),
+        &store,
+        config.path(),
+        &["--trust-precompiled", "registry.example.com"],
+    );
+    let line = server.wait_for_log("not looked for", Duration::from_secs(5));
+    assert!(line.contains("--trust-precompiled"), "{line}");
+    let line = server.wait_for_log("loaded `", Duration::from_secs(5));
+    assert!(!line.contains("from cache"), "{line}");
+    assert!(server.log_count("using precompiled code") == 0);
+    let (status, _) = common::get_blocking(&server.url("/"));
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn precompiled_code_for_another_engine_is_not_used() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let pushed = push_precompiled_hello(&registry, "team/pre", config.path());
+    let subject = pushed["digest"].as_str().unwrap();
+    rewrite_referrer(&registry, "team/pre", subject, |manifest| {
+        manifest["annotations"][ENGINE_KEY] = json!("0".repeat(64));
+    })
+    .await;
+    let store = Store::new();
+    let server = serve_fresh(
+        &registry.reference("team/pre:1"),
+        &store,
+        config.path(),
+        &["--trust-precompiled", &registry.host],
+    );
+    let line = server.wait_for_log("not used", Duration::from_secs(5));
+    assert!(
+        line.contains("no precompiled code for this engine"),
+        "{line}"
+    );
+    let line = server.wait_for_log("loaded `", Duration::from_secs(5));
+    assert!(!line.contains("from cache"), "{line}");
+    let (status, _) = common::get_blocking(&server.url("/"));
+    assert_eq!(status, 200);
+}
+
+/// How a test rewrites a referrer manifest.
+type ChangeReferrer = Box<dyn Fn(&mut Value)>;
+
+#[tokio::test]
+async fn precompiled_code_not_tied_to_the_component_by_digest_is_refused() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    // Another component's manifest, to point a referrer at.
+    let other = push(
+        &guest("echo"),
+        &registry.reference("team/other:1"),
+        config.path(),
+    );
+    let cases: [(&str, ChangeReferrer); 2] = [
+        (
+            "it was compiled from component",
+            Box::new(|manifest: &mut Value| {
+                manifest["annotations"][COMPONENT_DIGEST] =
+                    json!(format!("sha256:{}", "1".repeat(64)));
+            }),
+        ),
+        (
+            "it is attached to",
+            Box::new(move |manifest: &mut Value| {
+                manifest["subject"]["digest"] = other["digest"].clone();
+            }),
+        ),
+    ];
+    for (why, change) in cases {
+        let repository = format!("team/tampered-{}", why.len());
+        let pushed = push_precompiled_hello(&registry, &repository, config.path());
+        let subject = pushed["digest"].as_str().unwrap();
+        rewrite_referrer(&registry, &repository, subject, |m| change(m)).await;
+        let store = Store::new();
+        let server = serve_fresh(
+            &registry.reference(&format!("{repository}:1")),
+            &store,
+            config.path(),
+            &["--trust-precompiled", &registry.host],
+        );
+        let line = server.wait_for_log("refused", Duration::from_secs(5));
+        assert!(line.contains(why) && line.contains("compiling"), "{line}");
+        let line = server.wait_for_log("loaded `", Duration::from_secs(5));
+        assert!(!line.contains("from cache"), "{line}");
+        let (status, _) = common::get_blocking(&server.url("/"));
+        assert_eq!(status, 200);
+    }
 }

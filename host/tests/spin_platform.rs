@@ -476,6 +476,41 @@ async fn a_javascript_component_uses_key_value_variables_sqlite_and_fetch_beside
     assert!(denied.starts_with("error: "), "{denied}");
 }
 
+const BASELINE_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "baseline"
+[[trigger.http]]
+route = "/js/..."
+component = "js"
+[[trigger.http]]
+route = "/py/..."
+component = "python"
+[component.js]
+source = "{js}"
+[component.python]
+source = "{python}"
+"#;
+
+#[tokio::test]
+async fn javascript_and_python_components_answer_from_baseline_code_with_an_empty_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), BASELINE_APP);
+    let server = Server::serve(&manifest, &["--no-cache"]);
+    // Winch compiled both (the address is printed once every component
+    // is loaded), so neither waited for Cranelift.
+    server.wait_for_log_count("serving baseline (Winch) code", 2, Duration::from_secs(5));
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/js/hello")).await,
+        "Hello from JavaScript"
+    );
+    assert_eq!(
+        get_text(&client, server.url("/py/hello")).await,
+        "Hello from Python"
+    );
+}
+
 /// A server speaking Spin's remote LLM protocol: `POST /infer` answers
 /// `{"text": "remote says hi", ...}`; every request is recorded
 /// (request line, authorization, body).

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod compare;
 pub mod front_door;
 pub mod image;
+pub mod precompiled;
 pub mod pull;
 pub mod push;
 pub mod registry;

@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
 
 use super::front_door::FrontDoorArgs;
 use super::parse::SizeArg;
+use super::precompiled::{self, Trusted};
 use crate::admin::Admin;
 use crate::app::assemble::assemble;
 use crate::app::manifest;
@@ -29,6 +30,8 @@ use crate::reload::Swappable;
 use crate::rollout::Rollouts;
 use crate::shutdown::Shutdown;
 use crate::wasm::cache::CompileCache;
+use crate::wasm::engine::Runtime;
+use crate::wasm::load::{self, HandlerKind};
 use crate::wasm::state::InstancePolicy;
 use crate::wasm::{ComponentBackend, ComponentOptions};
 
@@ -131,6 +134,22 @@ pub struct ServeCommand {
     /// Allocate instances on demand instead of from the pooling allocator.
     #[arg(long)]
     pub no_pooling: bool,
+
+    /// Compile a component missing from the compile cache with Cranelift
+    /// before serving it. By default it answers at once from a quick
+    /// baseline (Winch) compile while Cranelift compiles in the background,
+    /// and new instances switch to the optimised code when it is ready.
+    #[arg(long)]
+    pub no_baseline: bool,
+
+    /// Load compiled code attached to a component in this registry (or
+    /// under this `REGISTRY/REPOSITORY` prefix) by `wasmhost push
+    /// --precompiled`, instead of compiling. Compiled code is native code
+    /// run as it is: name only registries whose pushers you trust as you
+    /// trust this binary. Used only when it is made for this engine and
+    /// tied by digests to the component served. Repeatable.
+    #[arg(long, value_name = "REGISTRY[/REPOSITORY]")]
+    pub trust_precompiled: Vec<String>,
 }
 
 impl ServeCommand {
@@ -245,22 +264,23 @@ impl ServeCommand {
         if !app.exists() && registry::looks_like_reference(&text) {
             return self.load_reference(&text, store).await;
         }
-        self.load_file(app, &component_id(app), store).await
+        self.load_file(app, &component_id(app), store, None).await
     }
 
     /// Pulls (or finds in the store) a component or app, then serves it.
     async fn load_reference(&self, text: &str, store: &ContentStore) -> Result<Loaded> {
-        let pulled = match pull::pinned_in_store(text, store) {
-            Some(pulled) => pulled,
+        let (pulled, reference) = match pull::pinned_in_store(text, store) {
+            Some(pulled) => (pulled, None),
             None => {
                 let reference = registry::parse_reference(text)?;
-                pull::pull(
+                let pulled = pull::pull(
                     &reference,
                     store,
                     &self.registry_options(),
                     &Progress::hidden(),
                 )
-                .await?
+                .await?;
+                (pulled, Some(reference))
             }
         };
         let path = match pulled.kind {
@@ -283,7 +303,14 @@ impl ServeCommand {
             }
         );
         // The repository's last segment names the component in logs.
-        self.load_file(&path, &super::name_of(text), store).await
+        // A component pulled from a registry may come with compiled code
+        // (one pinned and all in the store is served without the network).
+        let origin = match (&reference, &pulled.kind) {
+            (Some(reference), Kind::Component) => Some((reference, &pulled)),
+            _ => None,
+        };
+        self.load_file(&path, &super::name_of(text), store, origin)
+            .await
     }
 
     fn registry_options(&self) -> RegistryOptions {
@@ -297,7 +324,13 @@ impl ServeCommand {
         }
     }
 
-    async fn load_file(&self, app: &Path, id: &str, store: &ContentStore) -> Result<Loaded> {
+    async fn load_file(
+        &self,
+        app: &Path,
+        id: &str,
+        store: &ContentStore,
+        pulled: Option<(&oci_client::Reference, &pull::Pulled)>,
+    ) -> Result<Loaded> {
         let options = self.component_options()?;
         if app.extension().is_some_and(|ext| ext == "toml") {
             let mut loaded = manifest::load(app)?;
@@ -334,7 +367,28 @@ impl ServeCommand {
             let metrics = dispatch.metrics();
             return Ok((dispatch, Some(metrics)));
         }
-        let (backend, report) = ComponentBackend::load(id, app, options, self.front.timeout())?;
+        let started = Instant::now();
+        let prepared = load::read_component(app)?;
+        let runtime = Runtime::new(&options.engine_settings(prepared.kind == HandlerKind::P3))?;
+        if let Some((reference, pulled)) = pulled {
+            let origin = precompiled::Origin {
+                reference,
+                pulled,
+                store,
+                options: &self.registry_options(),
+            };
+            let trusted = Trusted(self.trust_precompiled.clone());
+            precompiled::adopt(&origin, &trusted, &runtime, &prepared, &options.cache).await;
+        }
+        let (backend, report) = ComponentBackend::on(
+            &runtime,
+            id,
+            app,
+            prepared,
+            options,
+            self.front.timeout(),
+            started,
+        )?;
         tracing::info!(component = %id, "loaded `{}` {report}", app.display());
         Ok((Arc::new(backend), None))
     }
@@ -365,6 +419,7 @@ impl ServeCommand {
             cache,
             pooling: !self.no_pooling,
             max_concurrency: self.max_concurrency,
+            baseline: !self.no_baseline,
         })
     }
 

@@ -12,6 +12,8 @@
 //!   fallbacks.
 //! - [`spin_app`]: Spin's registry format for whole apps, both ways.
 //! - [`push`]: pushing components and apps.
+//! - [`precompiled`]: compiled code attached to a component as a referrer,
+//!   and found again, tied to it by digests.
 //! - [`layout`]: OCI image layouts (`oci:DIR:TAG`), written and read.
 //! - [`image_build`]: an image from one static binary.
 //! - [`progress`]: progress bars on a terminal.
@@ -21,6 +23,7 @@ pub mod component;
 pub mod image_build;
 pub mod layout;
 pub mod media;
+pub mod precompiled;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -22,6 +22,13 @@ pub struct Pushed {
     pub size: u64,
     /// `Wasm component` or `Spin app`.
     pub kind: &'static str,
+    /// The manifest's size in bytes (a referrer's `subject` names it).
+    #[serde(skip)]
+    pub manifest_size: u64,
+    /// The referrer holding the component's compiled code, when pushed
+    /// with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precompiled: Option<String>,
 }
 
 /// Pushes one component (or core module) as a CNCF Wasm artifact.
@@ -149,6 +156,7 @@ async fn upload(
             .await?;
         size += config_d.size;
         let digest = digest_of(&manifest);
+        let manifest_size = manifest.len() as u64;
         registry
             .push_manifest(reference, manifest, media::OCI_MANIFEST)
             .await?;
@@ -157,6 +165,8 @@ async fn upload(
             digest,
             size,
             kind,
+            manifest_size,
+            precompiled: None,
         })
     }
     .await;

@@ -259,7 +259,7 @@ fn explain(error: OciDistributionError) -> anyhow::Error {
         }
         OciDistributionError::ImageManifestNotFoundError(_)
         | OciDistributionError::ServerError { code: 404, .. } => {
-            anyhow!("not found (404): {error}")
+            anyhow::Error::new(NotFound(error.to_string()))
         }
         OciDistributionError::RegistryError { envelope, .. }
             if envelope.errors.iter().any(|e| {
@@ -271,7 +271,7 @@ fn explain(error: OciDistributionError) -> anyhow::Error {
                 )
             }) =>
         {
-            anyhow!("not found (404): {error}")
+            anyhow::Error::new(NotFound(error.to_string()))
         }
         OciDistributionError::RegistryError { envelope, .. }
             if envelope
@@ -300,6 +300,12 @@ fn explain(error: OciDistributionError) -> anyhow::Error {
 #[derive(Debug, thiserror::Error)]
 #[error("the registry is unreachable: {0}")]
 pub struct Unreachable(String);
+
+/// The registry has no such manifest, blob or repository (as opposed to
+/// failing to answer).
+#[derive(Debug, thiserror::Error)]
+#[error("not found (404): {0}")]
+pub struct NotFound(String);
 
 #[cfg(test)]
 mod tests {

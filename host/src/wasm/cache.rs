@@ -1,13 +1,14 @@
 //! The on-disk compiled-code cache: the second start of the same component
 //! with the same engine settings compiles nothing.
 //!
-//! Entries are named `<sha256 of the component>-<engine hash>.cwasm`, where
-//! the engine hash covers wasmtime's version and every setting that changes
-//! generated code (`Engine::precompile_compatibility_hash`). Entries are
-//! written to a temporary file and renamed, so a crash never leaves half an
-//! entry; an entry wasmtime refuses to load is recompiled and replaced.
+//! Entries are named `<sha256 of the component>-<engine key>.cwasm`, where
+//! the engine key ([`EngineKey`]) covers wasmtime's version and every
+//! setting that changes generated code. Entries are written to a temporary
+//! file and renamed, so a crash never leaves half an entry; an entry
+//! wasmtime refuses to load is recompiled and replaced. Only code of the
+//! engine the cache is asked about is stored: baseline code
+//! ([`super::tiered`]) never is.
 
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,6 +17,8 @@ use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
+
+use super::engine_key::EngineKey;
 
 /// Where compiled code is kept, or nowhere (`--no-cache`).
 #[derive(Debug, Clone)]
@@ -30,6 +33,9 @@ pub enum Origin {
     Cached,
     /// Compiled now (and stored when the cache is on).
     Compiled,
+    /// Compiled quickly by the baseline compiler; the optimised code
+    /// replaces it when ready.
+    Baseline,
 }
 
 impl CompileCache {
@@ -45,26 +51,47 @@ impl CompileCache {
 
     /// The component for `bytes`, from the cache or freshly compiled.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, Origin)> {
-        let Some(dir) = &self.dir else {
-            return Ok((compile(engine, bytes)?, Origin::Compiled));
-        };
-        let started = Instant::now();
-        let path = dir.join(entry_name(engine, bytes));
-        tracing::debug!("cache key computed in {:?}", started.elapsed());
-        if path.exists() {
-            // SAFETY: entries are only ever written by `store` below, from
-            // `Engine::precompile_component`, into the user's own cache
-            // directory, and wasmtime checks the header (version and engine
-            // settings) before using one. A tampered cache directory is as
-            // trusted as the wasmhost binary next to it.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, Origin::Cached)),
-                Err(e) => tracing::warn!(
+        match self.lookup(engine, bytes) {
+            Some(component) => Ok((component, Origin::Cached)),
+            None => Ok((self.compile(engine, bytes)?, Origin::Compiled)),
+        }
+    }
+
+    /// Whether an entry for `bytes` on `engine` exists (usable or not).
+    pub fn contains(&self, engine: &Engine, bytes: &[u8]) -> bool {
+        self.entry(engine, bytes).is_some_and(|path| path.exists())
+    }
+
+    /// The cached code for `bytes` on `engine`, if there is a usable entry.
+    pub fn lookup(&self, engine: &Engine, bytes: &[u8]) -> Option<Component> {
+        let path = self.entry(engine, bytes)?;
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: entries are only ever written by `store` below, from
+        // `Engine::precompile_component` (here, or on a registry the
+        // operator trusts: `adopt`), into the user's own cache directory,
+        // and wasmtime checks the header (version and engine settings)
+        // before using one. A tampered cache directory is as trusted as the
+        // wasmhost binary next to it.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(
                     "ignoring unusable compile-cache entry `{}`: {e:#}",
                     path.display()
-                ),
+                );
+                None
             }
         }
+    }
+
+    /// Compiles `bytes` with `engine` and stores the code when the cache is
+    /// on (a failed write is only a warning: the code is still good).
+    pub fn compile(&self, engine: &Engine, bytes: &[u8]) -> Result<Component> {
+        let Some(path) = self.entry(engine, bytes) else {
+            return compile(engine, bytes);
+        };
         let started = Instant::now();
         let compiled = engine
             .precompile_component(bytes)
@@ -82,7 +109,38 @@ impl CompileCache {
         let component = unsafe { Component::deserialize(engine, &compiled) }
             .map_err(anyhow::Error::from)
             .context("loading freshly compiled code failed")?;
-        Ok((component, Origin::Compiled))
+        Ok(component)
+    }
+
+    /// Stores `compiled`, code for `bytes` compiled elsewhere, as the entry
+    /// for `bytes` on `engine`. The caller has decided to trust it (see
+    /// `oci::precompiled`); what is checked here is that wasmtime accepts it
+    /// for this engine, so a mismatch is refused now rather than at the
+    /// next load.
+    pub fn adopt(&self, engine: &Engine, bytes: &[u8], compiled: &[u8]) -> Result<()> {
+        let path = self
+            .entry(engine, bytes)
+            .context("the compile cache is off (`--no-cache`)")?;
+        anyhow::ensure!(
+            Engine::detect_precompiled(compiled) == Some(wasmtime::Precompiled::Component),
+            "it is not compiled code of a component for this wasmtime"
+        );
+        // SAFETY: the caller vouches for the code's origin (a registry the
+        // operator named as trusted, the digest chain checked); wasmtime
+        // checks the header's version and engine settings here.
+        unsafe { Component::deserialize(engine, compiled) }
+            .map_err(anyhow::Error::from)
+            .context("wasmtime refuses it for this engine")?;
+        store(&path, compiled)
+    }
+
+    /// Where the entry for `bytes` on `engine` lives; none without a cache.
+    fn entry(&self, engine: &Engine, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        let started = Instant::now();
+        let path = dir.join(entry_name(engine, bytes));
+        tracing::debug!("cache key computed in {:?}", started.elapsed());
+        Some(path)
     }
 }
 
@@ -94,12 +152,7 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
 
 fn entry_name(engine: &Engine, bytes: &[u8]) -> String {
     let content = hex::encode(Sha256::digest(bytes));
-    // DefaultHasher is deterministic within one build of wasmhost; a
-    // different build may name entries differently, which only costs a
-    // recompile.
-    let mut hasher = std::hash::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    format!("{content}-{:016x}.cwasm", hasher.finish())
+    format!("{content}-{}.cwasm", EngineKey::of(engine))
 }
 
 fn store(path: &Path, compiled: &[u8]) -> Result<()> {

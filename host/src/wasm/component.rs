@@ -26,7 +26,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
@@ -40,6 +40,7 @@ use super::guest_log::CurrentRequest;
 use super::load::{self, ComponentBytes, HandlerKind};
 use super::p3::P3Handler;
 use super::state::{new_store, GuestState, InstancePolicy};
+use super::tiered::{self, Code, Upgrade};
 use crate::backend::{
     text_response, Backend, BodyDeadline, BodyError, BoxError, BoxFuture, ComponentStatus,
     RequestBody, RequestContext, RequestId, ResponseBody, StatusKind,
@@ -62,6 +63,9 @@ pub struct ComponentOptions {
     pub pooling: bool,
     /// Requests served at once; more wait for a free instance.
     pub max_concurrency: u32,
+    /// Start a component missing from the cache on baseline code
+    /// ([`super::tiered`]).
+    pub baseline: bool,
 }
 
 /// What loading found, for the start-up log and tests.
@@ -92,6 +96,8 @@ impl std::fmt::Display for LoadReport {
             match self.origin {
                 Origin::Cached => "compiled code loaded from cache",
                 Origin::Compiled => "compiled",
+                Origin::Baseline =>
+                    "serving baseline (Winch) code while Cranelift compiles in the background",
             },
             if self.componentized {
                 ", wasip1 module componentized"
@@ -115,7 +121,9 @@ enum Serve {
 
 struct Inner {
     id: Arc<str>,
-    pre: ProxyPre<GuestState>,
+    /// The code new instances come from: baseline code is replaced by
+    /// optimised code when it is ready.
+    code: Arc<Code<ProxyPre<GuestState>>>,
     options: ComponentOptions,
     /// Instances waiting for their next request (reuse mode only).
     idle: Mutex<Vec<Slot>>,
@@ -125,6 +133,8 @@ struct Inner {
 
 /// One instance and its store.
 struct Slot {
+    /// The code this instance was (or will be) created from.
+    pre: Arc<ProxyPre<GuestState>>,
     store: Store<GuestState>,
     proxy: Option<Proxy>,
     request: CurrentRequest,
@@ -181,36 +191,44 @@ impl ComponentBackend {
         request_timeout: Duration,
         started: Instant,
     ) -> Result<(Self, LoadReport)> {
-        let engine = &runtime.engine;
-        let (component, origin) = options
-            .cache
-            .load(engine, &prepared.bytes)
+        let id: Arc<str> = Arc::from(id);
+        let (component, origin) = first_code(runtime, &options, &prepared, &id)
             .with_context(|| format!("cannot compile `{}`", path.display()))?;
         tracing::debug!("code ready at {:?}", started.elapsed());
-        let linker = linker(engine, prepared.kind)?;
-        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
-            anyhow::anyhow!(
-                "`{}` needs an import wasmhost does not provide: {e:#}",
-                path.display()
-            )
-        })?;
+        let linked = instance_pre(&component, prepared.kind, path)?;
         let unusable = || format!("`{}` does not export a usable HTTP handler", path.display());
-        let id: Arc<str> = Arc::from(id);
         let serve = match prepared.kind {
             HandlerKind::P2 => {
-                let pre = ProxyPre::new(instance_pre)
+                let pre = ProxyPre::new(linked)
                     .map_err(anyhow::Error::from)
                     .with_context(unusable)?;
+                let code = Arc::new(Code::new(pre));
+                if origin == Origin::Baseline {
+                    let path = path.to_owned();
+                    tiered::optimise_in_background(
+                        id.clone(),
+                        runtime.engine.clone(),
+                        options.cache.clone(),
+                        prepared.bytes,
+                        Upgrade {
+                            target: Arc::downgrade(&code),
+                            link: move |component: &Component| {
+                                let pre = instance_pre(component, HandlerKind::P2, &path)?;
+                                ProxyPre::new(pre).map_err(anyhow::Error::from)
+                            },
+                        },
+                    )?;
+                }
                 Serve::P2(Arc::new(Inner {
                     id,
-                    pre,
+                    code,
                     admission: runtime.admission.clone(),
                     options,
                     idle: Mutex::new(Vec::new()),
                 }))
             }
             HandlerKind::P3 => {
-                let pre = ServicePre::new(instance_pre)
+                let pre = ServicePre::new(linked)
                     .map_err(anyhow::Error::from)
                     .with_context(unusable)?;
                 Serve::P3(Arc::new(P3Handler::new(
@@ -241,8 +259,55 @@ impl ComponentOptions {
             concurrency,
             pooling: self.pooling,
             max_concurrency: self.max_concurrency,
+            baseline: self.baseline,
         }
     }
+}
+
+/// The code to start serving from, and where it came from: the cache;
+/// else, for a 0.2 handler when allowed, a baseline compile (Cranelift
+/// then runs in the background); else a Cranelift compile now.
+fn first_code(
+    runtime: &Runtime,
+    options: &ComponentOptions,
+    prepared: &ComponentBytes,
+    id: &str,
+) -> Result<(Component, Origin)> {
+    let engine = &runtime.engine;
+    if let Some(component) = options.cache.lookup(engine, &prepared.bytes) {
+        return Ok((component, Origin::Cached));
+    }
+    if runtime.baseline && prepared.kind == HandlerKind::P2 {
+        let baseline = runtime
+            .baseline_engine()
+            .and_then(|baseline| tiered::compile_baseline(&baseline, &prepared.bytes));
+        match baseline {
+            Ok(component) => return Ok((component, Origin::Baseline)),
+            Err(e) => tracing::warn!(
+                component = %id,
+                "compiling with Cranelift before serving: {e:#}"
+            ),
+        }
+    }
+    let component = options.cache.compile(engine, &prepared.bytes)?;
+    Ok((component, Origin::Compiled))
+}
+
+/// `component` linked against everything wasmhost provides, on the engine
+/// that compiled it.
+fn instance_pre(
+    component: &Component,
+    kind: HandlerKind,
+    path: &Path,
+) -> Result<InstancePre<GuestState>> {
+    linker(component.engine(), kind)?
+        .instantiate_pre(component)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "`{}` needs an import wasmhost does not provide: {e:#}",
+                path.display()
+            )
+        })
 }
 
 /// The imports every component may use: all of WASI 0.2 (what `wasmtime
@@ -398,7 +463,7 @@ impl Inner {
             Some(proxy) => proxy,
             None => {
                 let span = tracing::info_span!(target: crate::telemetry::TARGET, "instantiate", wasmhost.component = %self.id);
-                self.pre
+                slot.pre
                     .instantiate_async(&mut slot.store)
                     .instrument(span)
                     .await?
@@ -414,23 +479,28 @@ impl Inner {
         result
     }
 
-    /// An instance for the next request: a warm one in reuse mode, else new.
+    /// An instance for the next request: a warm one in reuse mode, else new
+    /// (from the current code: an idle instance of replaced code is dropped).
     fn checkout(&self) -> Slot {
+        let pre = self.code.current();
         if self.options.reuse > 1 {
             if let Some(mut slot) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-                slot.store.data_mut().limiter.refused = None;
-                slot.store.set_epoch_deadline(1);
-                return slot;
+                if Arc::ptr_eq(&slot.pre, &pre) {
+                    slot.store.data_mut().limiter.refused = None;
+                    slot.store.set_epoch_deadline(1);
+                    return slot;
+                }
             }
         }
         let request = CurrentRequest::default();
         let store = new_store(
-            self.pre.engine(),
+            pre.engine(),
             self.id.clone(),
             request.clone(),
             &self.options.instance,
         );
         Slot {
+            pre,
             store,
             proxy: None,
             request,
@@ -442,7 +512,10 @@ impl Inner {
     /// left and the idle list is not full (a burst's instances are not kept
     /// resident for ever).
     fn checkin(&self, slot: Slot) {
-        if self.options.reuse > 1 && slot.served < self.options.reuse {
+        if self.options.reuse > 1
+            && slot.served < self.options.reuse
+            && Arc::ptr_eq(&slot.pre, &self.code.current())
+        {
             if let Ok(mut idle) = self.idle.lock() {
                 if idle.len() < MAX_IDLE_INSTANCES {
                     idle.push(slot);

@@ -7,14 +7,17 @@
 //! instances and reset with `PAGEMAP_SCAN` so only written pages are wiped
 //! (no `madvise`, so no TLB shootdown to the other core).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use anyhow::{Context as _, Result};
 use tokio::sync::Semaphore;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
+    Strategy,
+};
 
-use crate::limits::EPOCH_TICK;
+use crate::limits::{self, EPOCH_TICK};
 
 /// Linear memory kept mapped in a pooling slot between instances. Most
 /// handlers touch less than this, so the next instance starts without page
@@ -51,6 +54,24 @@ pub struct EngineSettings {
     pub pooling: bool,
     /// Instances alive at once: the pool's size.
     pub max_concurrency: u32,
+    /// Serve a component missing from the compile cache from a quick
+    /// baseline (Winch) compile while Cranelift compiles it in the
+    /// background ([`super::tiered`]).
+    pub baseline: bool,
+}
+
+impl EngineSettings {
+    /// `wasmhost serve`'s defaults (its flags default to the same
+    /// constants): what code pushed with `--precompiled` is compiled for.
+    pub fn defaults(concurrency: bool) -> Self {
+        Self {
+            memory_limit: limits::MEMORY_LIMIT,
+            concurrency,
+            pooling: true,
+            max_concurrency: limits::MAX_CONCURRENCY,
+            baseline: false,
+        }
+    }
 }
 
 /// What every component of one app shares: the engine (so one pooling
@@ -64,6 +85,12 @@ pub struct Runtime {
     pub allocator: Allocator,
     /// One permit per pooling slot: requests beyond it wait.
     pub admission: Arc<Semaphore>,
+    /// Whether components missing from the cache may start on baseline code.
+    pub baseline: bool,
+    /// The baseline engine while any component still runs its code: held
+    /// weakly, so it (and its epoch ticker) goes away once every component
+    /// has switched to optimised code.
+    baseline_engine: Arc<Mutex<Option<EngineWeak>>>,
 }
 
 impl Runtime {
@@ -75,7 +102,30 @@ impl Runtime {
             engine,
             allocator,
             admission: Arc::new(Semaphore::new(settings.max_concurrency as usize)),
+            baseline: settings.baseline,
+            baseline_engine: Arc::default(),
         })
+    }
+
+    /// The engine that compiles baseline code: Winch, on-demand allocation
+    /// (it serves only until the optimised code is ready, so it reserves no
+    /// pool of its own), epoch interruption as on the main engine so
+    /// deadlines hold. Built on first use, with its own epoch ticker;
+    /// shared by the app's components while any of them uses it.
+    pub fn baseline_engine(&self) -> Result<Engine> {
+        let mut held = self
+            .baseline_engine
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the baseline engine's lock is poisoned"))?;
+        if let Some(engine) = held.as_ref().and_then(EngineWeak::upgrade) {
+            return Ok(engine);
+        }
+        let engine = Engine::new(&baseline_config())
+            .map_err(anyhow::Error::from)
+            .context("cannot configure the baseline (Winch) engine")?;
+        start_epoch_ticker(&engine)?;
+        *held = Some(engine.weak());
+        Ok(engine)
     }
 }
 
@@ -107,6 +157,18 @@ fn config(settings: &EngineSettings, allocator: Allocator) -> Config {
     if allocator == Allocator::Pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(settings)));
     }
+    config
+}
+
+/// The baseline engine's configuration: what [`config`] sets that changes
+/// behaviour (epoch interruption, copy-on-write images), compiled by Winch.
+/// Only 0.2 components start on baseline code, so no concurrency support.
+fn baseline_config() -> Config {
+    let mut config = Config::new();
+    config.strategy(Strategy::Winch);
+    config.epoch_interruption(true);
+    config.memory_init_cow(true);
+    config.concurrency_support(false);
     config
 }
 
