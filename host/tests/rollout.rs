@@ -440,6 +440,32 @@ async fn a_rollout_is_taken_up_where_it_was_after_a_reload_and_a_restart() {
     );
     let (old_count, new_count) = served_by(&server, 200).await;
     assert!(old_count > 0 && new_count > 0, "{old_count} / {new_count}");
+
+    // A reload that takes the rollout away ends it: no status, all traffic
+    // to the route's component.
+    let text = std::fs::read_to_string(&app).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|line| !line.starts_with("rollout = "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&app, without).unwrap();
+    server.signal("HUP");
+    server.wait_for_log(
+        "rollout ended: the route no longer has one",
+        Duration::from_secs(30),
+    );
+    let all: serde_json::Value = http1()
+        .get(format!("http://{}/rollouts", server.admin_address()))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all, serde_json::json!([]));
+    assert_eq!(served_by(&server, 50).await, (50, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

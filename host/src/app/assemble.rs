@@ -219,11 +219,7 @@ pub async fn assemble(
         .http_triggers
         .iter()
         .filter_map(|trigger| {
-            // Counters are labelled with the route as written.
-            let label = match &trigger.route {
-                Route::Pattern(pattern) => pattern.as_written(),
-                Route::Private => "(private)",
-            };
+            let label = route_label(&trigger.route);
             let choice = |id: &str| {
                 Some(Choice {
                     component: Arc::from(id),
@@ -283,6 +279,13 @@ pub async fn assemble(
         Dispatch::new(routes, metrics)
             .context("the manifest's routes do not form a route table")?,
     );
+    rollouts.retain(
+        manifest
+            .http_triggers
+            .iter()
+            .filter(|trigger| trigger.rollout.is_some())
+            .map(|trigger| route_label(&trigger.route)),
+    );
     let app: Arc<dyn crate::services::chaining::App> = dispatch.clone();
     app_handle.bind(Arc::downgrade(&app), timeout);
     tracing::info!(
@@ -291,6 +294,14 @@ pub async fn assemble(
         started.elapsed()
     );
     Ok(dispatch)
+}
+
+/// What counters and rollouts call a route: the route as written.
+fn route_label(route: &Route) -> &str {
+    match route {
+        Route::Pattern(pattern) => pattern.as_written(),
+        Route::Private => "(private)",
+    }
 }
 
 /// Header names as the manifest gives them (checked when it was read).

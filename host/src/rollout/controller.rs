@@ -5,9 +5,10 @@
 //! stored for the request path, the decision logged, counted and written
 //! to the state directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -113,6 +114,22 @@ impl Rollouts {
         tokio::spawn(rollout.clone().watch());
         routes.insert(route.to_owned(), rollout.clone());
         rollout.weight.clone()
+    }
+
+    /// Ends the rollouts of routes not in `routes` — a reload that took a
+    /// route's rollout away: their watch stops, and they leave status,
+    /// metrics and the dashboard. Their state file stays, so a reload that
+    /// puts the rollout back takes it up where it was.
+    pub fn retain<'a>(&self, routes: impl IntoIterator<Item = &'a str>) {
+        let keep: BTreeSet<&str> = routes.into_iter().collect();
+        lock(&self.routes).retain(|route, rollout| {
+            let kept = keep.contains(route.as_str());
+            if !kept {
+                tracing::info!(route = %route, "rollout ended: the route no longer has one");
+                rollout.retire();
+            }
+            kept
+        });
     }
 
     /// Every rollout's status, by route.
@@ -239,6 +256,8 @@ pub struct RouteRollout {
     weight: Arc<Weight>,
     /// Wakes the watch when a command or a reload starts a new window.
     wake: Notify,
+    /// Set when a reload took the rollout away: the watch ends.
+    retired: AtomicBool,
 }
 
 /// The window being watched.
@@ -275,6 +294,7 @@ impl RouteRollout {
             state: Mutex::new(state),
             weight,
             wake: Notify::new(),
+            retired: AtomicBool::new(false),
         };
         this.new_window();
         this
@@ -335,13 +355,19 @@ impl RouteRollout {
 
     /// Closes a window every `step_time`, for the life of the process.
     async fn watch(self: Arc<Self>) {
-        loop {
+        while !self.retired.load(Ordering::Relaxed) {
             let next = lock(&self.window).next;
             tokio::select! {
                 _ = tokio::time::sleep_until(next.into()) => self.close_window(),
                 _ = self.wake.notified() => {}
             }
         }
+    }
+
+    /// Ends the watch (see [`Rollouts::retain`]).
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
     }
 
     /// Judges the window so far and applies the verdict.
