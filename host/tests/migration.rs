@@ -312,16 +312,17 @@ async fn the_rollout_walkthrough_stops_the_buggy_port_at_its_first_step_and_prom
     let work = tempfile::tempdir().unwrap();
     let dir = example_copy(work.path());
     let manifest = dir.join("spin.toml");
-    // The example's windows, shortened; its p99 bound loosened for a debug
-    // build on a shared 2-core machine (what this test shows is the
-    // mismatch rule, not the latency one).
+    // The example's windows, shortened; its p99 bound out of reach: on a
+    // loaded machine the component's p99 (its optimised code compiling in
+    // the background meanwhile) was 11× the container's once, and what this
+    // test shows is the mismatch rule (rollout.rs tests the latency one).
     let example = std::fs::read_to_string(dir.join("5-rollout.toml"))
         .unwrap()
         .replace(
             "step_time = \"30s\"",
             "step_time = \"1s\", min_requests = 5",
         )
-        .replace("max_p99_ratio = 1.5", "max_p99_ratio = 10.0");
+        .replace("max_p99_ratio = 1.5", "max_p99_ratio = 1000.0");
     assert!(example.contains("TODO_DELIBERATE_BUG"));
     std::fs::write(&manifest, &example).unwrap();
     let token = work.path().join("admin-token");
