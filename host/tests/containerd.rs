@@ -382,6 +382,23 @@ fn stop_and_delete(ctd: &Containerd, id: &str, signal: &str) -> String {
     ctd.ctr(&["tasks", "delete", id])
 }
 
+/// Waits until sandbox process `pid` runs the shim's own `pause`: it is
+/// forked by the shim daemon (whose command line it shows for a moment)
+/// and then executes `containerd-shim-wasmhost-v1 pause`, nothing of its
+/// image.
+fn wait_for_native_pause(pid: u64) {
+    let cmdline = || {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(&raw)
+            .replace('\0', " ")
+            .trim()
+            .to_owned()
+    };
+    wait_until("the sandbox executes the shim's pause", WAIT, || {
+        cmdline() == "containerd-shim-wasmhost-v1 pause"
+    });
+}
+
 #[test]
 fn a_pod_sandbox_holds_the_pods_network_namespace_for_its_app() {
     let ctd = Containerd::start(false);
@@ -403,11 +420,7 @@ fn a_pod_sandbox_holds_the_pods_network_namespace_for_its_app() {
     );
     let (pid, status) = task_row(&ctd, "pod1").expect("the sandbox task");
     assert_eq!(status, "RUNNING");
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&cmdline).replace('\0', " ").trim(),
-        "containerd-shim-wasmhost-v1 pause"
-    );
+    wait_for_native_pause(u64::from(pid));
     // The pod's container joins the sandbox's namespace through its pid,
     // as CRI's containers do.
     let app_ns = format!("network:/proc/{pid}/ns/net");
@@ -551,12 +564,7 @@ async fn the_cri_plugin_runs_a_pod_through_the_wasmhost_runtime_handler() {
     );
     let info: serde_json::Value = serde_json::from_str(&sandbox.info["info"]).unwrap();
     let sandbox_pid = info["pid"].as_u64().expect("the sandbox's pid");
-    let cmdline = std::fs::read(format!("/proc/{sandbox_pid}/cmdline")).unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&cmdline).replace('\0', " ").trim(),
-        "containerd-shim-wasmhost-v1 pause",
-        "the sandbox runs natively in the shim"
-    );
+    wait_for_native_pause(sandbox_pid);
 
     let container = cri
         .create_container(CreateContainerRequest {
