@@ -330,14 +330,7 @@ fn upstream_backend(
     app_variables: &BTreeMap<String, String>,
 ) -> Result<UpstreamBackend> {
     if !component.allowed_outbound_hosts.is_empty() {
-        let entries = component
-            .allowed_outbound_hosts
-            .iter()
-            .map(|entry| {
-                variables::render_template(id, "allowed_outbound_hosts", entry, app_variables)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let list = AllowList::parse(&entries).with_context(|| format!("component `{id}`"))?;
+        let list = allow_list(id, &outbound_entries(id, component, app_variables)?)?;
         if !list.allows("http", &address.host, address.port) {
             bail!(
                 "component `{id}`: its `allowed_outbound_hosts` do not allow its upstream `{}`; \
@@ -390,16 +383,8 @@ fn plan(
     options.instance.outbound = if component.allowed_outbound_hosts.is_empty() {
         Outbound::Nowhere
     } else {
-        // Entries may name application variables (`https://{{ api_host }}`).
-        let entries = component
-            .allowed_outbound_hosts
-            .iter()
-            .map(|entry| {
-                variables::render_template(id, "allowed_outbound_hosts", entry, app_variables)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let list = AllowList::parse(&entries).with_context(|| format!("component `{id}`"))?;
-        Outbound::AllowList(Arc::new(list))
+        let entries = outbound_entries(id, component, app_variables)?;
+        Outbound::AllowList(Arc::new(allow_list(id, &entries)?))
     };
     options.instance.variables =
         Arc::new(variables::render(id, &component.variables, app_variables)?);
@@ -562,6 +547,25 @@ impl SqliteDatabases<'_> {
     }
 }
 
+/// The component's `allowed_outbound_hosts`, application variables filled
+/// in (entries may name them: `https://{{ api_host }}`).
+fn outbound_entries(
+    id: &str,
+    component: &Component,
+    app_variables: &BTreeMap<String, String>,
+) -> Result<Vec<String>> {
+    Ok(component
+        .allowed_outbound_hosts
+        .iter()
+        .map(|entry| variables::render_template(id, "allowed_outbound_hosts", entry, app_variables))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// `entries` parsed, an error naming the component.
+fn allow_list(id: &str, entries: &[String]) -> Result<AllowList> {
+    AllowList::parse(entries).with_context(|| format!("component `{id}`"))
+}
+
 /// A container component: its image unpacked (layers shared through the
 /// store's layer cache), its settings from the manifest, its environment
 /// and volumes from the component.
@@ -586,16 +590,9 @@ async fn container_backend(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         volumes: component.volumes.clone(),
-        allowed_outbound_hosts: component
-            .allowed_outbound_hosts
-            .iter()
-            .map(|entry| {
-                variables::render_template(id, "allowed_outbound_hosts", entry, app_variables)
-            })
-            .collect::<Result<_, _>>()?,
+        allowed_outbound_hosts: outbound_entries(id, component, app_variables)?,
         ..container.settings.clone()
     };
-    AllowList::parse(&settings.allowed_outbound_hosts)
-        .with_context(|| format!("component `{id}`"))?;
+    allow_list(id, &settings.allowed_outbound_hosts)?;
     ContainerBackend::new(id, image, settings).await
 }
