@@ -1082,14 +1082,18 @@ source = "{{spin-sdk7}}"
     let mq = format!("mqtt://127.0.0.1:{m}");
 
     // spin:sqlite@3.1.0: open-async, execute-async (rows streamed),
-    // last-insert-rowid-async, changes-async; every value type.
+    // last-insert-rowid-async, changes-async; every value type; two
+    // statements at once on one connection.
     assert_eq!(
         get_text(&client, server.url("/p3/sqlite")).await,
-        r#"rowid=1 changes=1 columns=["id", "name", "data", "score", "absent"] rows=["[Value::Integer(1), Value::Text(\"three\"), Value::Blob([1, 2, 3]), Value::Real(0.5), Value::Null]"]"#
+        r#"rowid=1 changes=1 columns=["id", "name", "data", "score", "absent"] rows=["[Value::Integer(1), Value::Text(\"three\"), Value::Blob([1, 2, 3]), Value::Real(0.5), Value::Null]"] together=[Value::Integer(1)]/[Value::Text("three")]"#
     );
-    assert!(get_text(&client, server.url("/p3/sqlite"))
-        .await
-        .starts_with("rowid=2 changes=1 "));
+    let second = get_text(&client, server.url("/p3/sqlite")).await;
+    assert!(second.starts_with("rowid=2 changes=1 "), "{second}");
+    assert!(
+        second.ends_with(r#" together=[Value::Integer(2)]/[Value::Text("three")]"#),
+        "{second}"
+    );
     // spin:postgres@4.2.0: open-async, then through the connection builder's
     // build-async; execute-async and query-async both ways.
     let expected = r#"inserted=1 columns=["id:DbDataType::Int32", "name:DbDataType::Str"] rows=["DbValue::Int32(3) DbValue::Str(\"three\")"]"#;

@@ -154,8 +154,16 @@ async fn sqlite() -> Result<String, spin_sdk::sqlite::Error> {
         .into_iter()
         .map(|row| format!("{:?}", row.values))
         .collect();
+    // Two statements at once on one connection, as WASIp3 allows: they
+    // take turns on the host, neither is refused.
+    let (count, name) = futures::join!(
+        db.execute("SELECT COUNT(*) FROM p3", []),
+        db.execute("SELECT name FROM p3 WHERE id = ?", [Value::integer(rowid)]),
+    );
+    let (count, name) = (count?.collect().await?, name?.collect().await?);
+    let together = format!("{:?}/{:?}", count[0].values, name[0].values);
     Ok(format!(
-        "rowid={rowid} changes={changes} columns={columns:?} rows={rows:?}"
+        "rowid={rowid} changes={changes} columns={columns:?} rows={rows:?} together={together}"
     ))
 }
 

@@ -8,7 +8,7 @@
 //! the guest waits (its fiber or its task is suspended), the thread that
 //! serves other requests does not.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
 
@@ -22,15 +22,28 @@ use crate::wasm::state::GuestState;
 /// `last-insert-rowid` and `changes` answer for its statements only.
 pub struct SqliteConnection {
     db: Arc<Database>,
-    /// `None` while a statement runs on the blocking pool.
-    conn: Option<rusqlite::Connection>,
+    /// Shared with the statements running on the blocking pool; a WASIp3
+    /// guest may run several at once on one connection, and they take
+    /// turns on the lock (a SQLite connection runs one at a time), as in
+    /// Spin. `None` only once dropped.
+    conn: Option<Shared>,
     last_insert_rowid: i64,
     changes: u64,
 }
 
+type Shared = Arc<Mutex<rusqlite::Connection>>;
+
 impl Drop for SqliteConnection {
+    /// Back to the database's idle connections, unless a statement still
+    /// holds it (the guest dropped the handle mid-statement): then it
+    /// closes when that statement ends.
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        let idle = self
+            .conn
+            .take()
+            .and_then(|conn| Arc::try_unwrap(conn).ok())
+            .and_then(|conn| conn.into_inner().ok());
+        if let Some(conn) = idle {
             self.db.give_back(conn);
         }
     }
@@ -42,33 +55,28 @@ fn joined<T>(result: Result<Result<T, SqlError>, tokio::task::JoinError>) -> Res
     result.unwrap_or_else(|e| Err(SqlError::Io(format!("database task failed: {e}"))))
 }
 
-/// A statement's run on the blocking pool: the connection (to put back),
-/// the result, and the connection's counters after it.
-type Ran = (
-    rusqlite::Connection,
-    Result<QueryResult, SqlError>,
-    i64,
-    u64,
-);
+/// A statement's run on the blocking pool: the result and the
+/// connection's counters after it.
+type Ran = (Result<QueryResult, SqlError>, i64, u64);
 
 /// Opens a connection to `db` on the blocking pool.
 async fn connect(db: Arc<Database>) -> Result<rusqlite::Connection, SqlError> {
     joined(tokio::task::spawn_blocking(move || db.connection()).await)
 }
 
-/// Runs one statement on the blocking pool.
-async fn run(
-    conn: rusqlite::Connection,
-    statement: String,
-    parameters: Vec<Value>,
-) -> Result<Ran, SqlError> {
-    tokio::task::spawn_blocking(move || {
-        let result = sqlite::execute(&conn, &statement, parameters);
-        let (rowid, changes) = (conn.last_insert_rowid(), conn.changes());
-        (conn, result, rowid, changes)
-    })
-    .await
-    .map_err(|e| SqlError::Io(format!("database task failed: {e}")))
+/// Runs one statement on the blocking pool, once the connection's
+/// earlier statements are done.
+async fn run(conn: Shared, statement: String, parameters: Vec<Value>) -> Result<Ran, SqlError> {
+    joined(
+        tokio::task::spawn_blocking(move || {
+            // Poisoned: a statement panicked inside SQLite's wrapper; the
+            // connection itself is still whole.
+            let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let result = sqlite::execute(&conn, &statement, parameters);
+            Ok((result, conn.last_insert_rowid(), conn.changes()))
+        })
+        .await,
+    )
 }
 
 fn invalid() -> SqlError {
@@ -77,9 +85,9 @@ fn invalid() -> SqlError {
 
 /// Every version's calls in three steps, so that no borrow of the
 /// instance's state is held while the database works: what the guest may
-/// open or which connection it named (`sqlite_database`, `sqlite_take`),
+/// open or which connection it named (`sqlite_database`, `sqlite_connection`),
 /// the work (`connect`, `run`), and the result kept (`sqlite_push`,
-/// `sqlite_put_back`).
+/// `sqlite_record`).
 impl GuestState {
     fn sqlite_database(&self, label: &str) -> Result<Arc<Database>, SqlError> {
         Ok(self
@@ -97,7 +105,7 @@ impl GuestState {
         self.table_mut()
             .push(SqliteConnection {
                 db,
-                conn: Some(conn),
+                conn: Some(Arc::new(Mutex::new(conn))),
                 last_insert_rowid: 0,
                 changes: 0,
             })
@@ -110,27 +118,24 @@ impl GuestState {
         self.sqlite_push(db, conn)
     }
 
-    /// Takes the connection out of its resource while a statement runs.
-    fn sqlite_take(
-        &mut self,
-        handle: &Resource<SqliteConnection>,
-    ) -> Result<rusqlite::Connection, SqlError> {
-        self.table_mut()
-            .get_mut(handle)
+    /// The connection `handle` names, for a statement to run on.
+    fn sqlite_connection(&self, handle: &Resource<SqliteConnection>) -> Result<Shared, SqlError> {
+        self.table()
+            .get(handle)
             .map_err(|_| invalid())?
             .conn
-            .take()
+            .clone()
             .ok_or_else(invalid)
     }
 
-    fn sqlite_put_back(
+    /// Keeps a statement's counters (if the guest still holds the handle)
+    /// and answers its result.
+    fn sqlite_record(
         &mut self,
         handle: &Resource<SqliteConnection>,
-        (conn, result, rowid, changes): Ran,
+        (result, rowid, changes): Ran,
     ) -> Result<QueryResult, SqlError> {
-        let entry = self.table_mut().get_mut(handle).map_err(|_| invalid())?;
-        entry.conn = Some(conn);
-        if result.is_ok() {
+        if let (Ok(entry), Ok(_)) = (self.table_mut().get_mut(handle), &result) {
             entry.last_insert_rowid = rowid;
             entry.changes = changes;
         }
@@ -143,9 +148,9 @@ impl GuestState {
         statement: String,
         parameters: Vec<Value>,
     ) -> Result<QueryResult, SqlError> {
-        let conn = self.sqlite_take(handle)?;
+        let conn = self.sqlite_connection(handle)?;
         let ran = run(conn, statement, parameters).await?;
-        self.sqlite_put_back(handle, ran)
+        self.sqlite_record(handle, ran)
     }
 
     fn sqlite_counters(&self, handle: &Resource<SqliteConnection>) -> (i64, u64) {
@@ -310,9 +315,9 @@ impl<T> v31::HostConnectionWithStore<T> for HasSelf<GuestState> {
         parameters: Vec<v31::Value>,
     ) -> Result<Streamed, v31::Error> {
         let parameters = parameters.into_iter().map(Into::into).collect();
-        let taken = accessor.with(|mut access| access.get().sqlite_take(&conn))?;
-        let ran = run(taken, statement, parameters).await?;
-        let result = accessor.with(|mut access| access.get().sqlite_put_back(&conn, ran))?;
+        let shared = accessor.with(|mut access| access.get().sqlite_connection(&conn))?;
+        let ran = run(shared, statement, parameters).await?;
+        let result = accessor.with(|mut access| access.get().sqlite_record(&conn, ran))?;
         let result = v31::QueryResult::from(result);
         accessor
             .with(|mut access| {
