@@ -15,6 +15,26 @@ use super::sys::Syscall;
 /// Sweeps `runtime`'s containers and the bundles under `state_dir`.
 pub async fn sweep(runtime: &OciRuntime, state_dir: &Path, sys: &dyn Syscall) {
     let orphaned = |id: &str| bundle::creator(id).is_some_and(|pid| !sys.process_exists(pid));
+    if names_any(&runtime.root, orphaned) {
+        remove_containers(runtime, orphaned).await;
+    }
+    sweep_bundles(state_dir, sys, orphaned);
+}
+
+/// Whether an entry of `dir` is named by an `orphaned` container. runc,
+/// crun, youki and the embedded runtime keep one directory per container
+/// in their root, so this says whether the runtime needs asking at all:
+/// its `list` is a process start (~8 ms) that every start of wasmhost paid.
+fn names_any(dir: &Path, orphaned: impl Fn(&str) -> bool) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|entry| orphaned(&entry.file_name().to_string_lossy()))
+    })
+}
+
+/// Deletes the `orphaned` containers `runtime` lists.
+async fn remove_containers(runtime: &OciRuntime, orphaned: impl Fn(&str) -> bool) {
     match runtime.list().await {
         Ok(ids) => {
             for id in ids.iter().filter(|id| orphaned(id)) {
@@ -28,7 +48,6 @@ pub async fn sweep(runtime: &OciRuntime, state_dir: &Path, sys: &dyn Syscall) {
         }
         Err(e) => tracing::warn!("cannot list the containers of `{}`: {e}", runtime.name),
     }
-    sweep_bundles(state_dir, sys, orphaned);
 }
 
 /// The bundle directories under `state_dir` whose containers are
@@ -75,5 +94,19 @@ mod tests {
         assert!(!gone.exists());
         assert!(dir.path().join("wasmhost-10-web-0").exists());
         assert!(dir.path().join("someone-else").exists());
+    }
+
+    #[test]
+    fn the_runtime_is_asked_only_when_its_root_names_a_container_of_a_wasmhost_that_is_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let sys = Recording::default();
+        sys.alive(10);
+        let orphaned = |id: &str| bundle::creator(id).is_some_and(|pid| !sys.process_exists(pid));
+        assert!(!names_any(&root.path().join("absent"), orphaned));
+        std::fs::create_dir(root.path().join("wasmhost-10-web-0")).unwrap();
+        std::fs::create_dir(root.path().join("someone-else")).unwrap();
+        assert!(!names_any(root.path(), orphaned));
+        std::fs::create_dir(root.path().join("wasmhost-11-web-0")).unwrap();
+        assert!(names_any(root.path(), orphaned));
     }
 }

@@ -8,6 +8,7 @@
 //! - [`media`]: media types, manifests, and what kind of artifact a
 //!   manifest holds.
 //! - [`registry`]: the registry client: references, credentials, blobs.
+//! - [`reference`]: references parsed without a Unicode automaton.
 //! - [`pull`]: a reference or layout into the store, with the offline
 //!   fallbacks.
 //! - [`spin_app`]: Spin's registry format for whole apps, both ways.
@@ -27,6 +28,7 @@ pub mod precompiled;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod reference;
 pub mod registry;
 pub mod spin_app;
 pub mod store;

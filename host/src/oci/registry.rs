@@ -31,9 +31,9 @@ pub struct RegistryOptions {
 }
 
 /// Parses a reference (`registry/repo:tag`, `registry/repo@sha256:…`).
+/// See [`super::reference`] for why not `Reference::from_str`.
 pub fn parse_reference(text: &str) -> Result<Reference> {
-    text.parse::<Reference>()
-        .map_err(|e| anyhow!("`{text}` is not a registry reference: {e}"))
+    super::reference::parse(text)
 }
 
 /// Whether `text` should be read as a registry reference rather than a
@@ -43,9 +43,9 @@ pub fn looks_like_reference(text: &str) -> bool {
     let Some((host, _)) = text.split_once('/') else {
         return false;
     };
-    // Deliberately cheap: `Reference` parsing compiles a large regex
-    // (~30 ms), which a start from the store should not pay. A string that
-    // passes here but is no valid reference fails in `parse_reference`.
+    // Deliberately cheap: a start from a file should not even build the
+    // reference grammar. A string that passes here but is no valid
+    // reference fails in `parse_reference`.
     (host.contains('.') || host.contains(':') || host == "localhost")
         && !text.ends_with(".wasm")
         && !text.ends_with(".toml")
