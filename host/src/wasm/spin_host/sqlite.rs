@@ -71,7 +71,9 @@ async fn run(conn: Shared, statement: String, parameters: Vec<Value>) -> Result<
         tokio::task::spawn_blocking(move || {
             // Poisoned: a statement panicked inside SQLite's wrapper; the
             // connection itself is still whole.
-            let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let conn = conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let result = sqlite::execute(&conn, &statement, parameters);
             Ok((result, conn.last_insert_rowid(), conn.changes()))
         })
