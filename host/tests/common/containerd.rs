@@ -229,6 +229,15 @@ impl Drop for Containerd {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+        // What a test that failed midway left running: shims (daemonized,
+        // so containerd's exit does not end them) and the processes they
+        // started, found by a command line or a root under the directory.
+        kill_processes_under(self.dir.path());
+        for netns in pod_netns(self.dir.path()) {
+            kill_processes_in(&netns);
+            let _ = Command::new("umount").arg(&netns).status();
+            let _ = std::fs::remove_file(&netns);
+        }
         // Whatever a failed test left mounted under the directory.
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let prefix = self.dir.path().display().to_string();
@@ -238,6 +247,73 @@ impl Drop for Containerd {
                     let _ = Command::new("umount").arg("-l").arg(target).status();
                 }
             }
+        }
+    }
+}
+
+/// SIGKILLs every process (but this one) whose command line names `dir`
+/// or whose root directory is under it, until none is left (bounded).
+fn kill_processes_under(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let me = std::process::id().to_string();
+    for _ in 0..10 {
+        let mut found = false;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let root = std::fs::read_link(entry.path().join("root")).unwrap_or_default();
+            let named = String::from_utf8_lossy(&cmdline).contains(&prefix);
+            if named || root.starts_with(dir) {
+                found = true;
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+        }
+        if !found {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The network namespaces the CRI plugin made for pods of this
+/// containerd (`/var/run/netns/cni-…`, named in its metadata database under
+/// `dir`), which outlive containerd when a test fails before
+/// RemovePodSandbox.
+fn pod_netns(dir: &Path) -> Vec<PathBuf> {
+    let db = dir.join("root/io.containerd.metadata.v1.bolt/meta.db");
+    let bytes = std::fs::read(db).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let marker = "/var/run/netns/cni-";
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices(marker) {
+        let name: String = text[at + marker.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+            .collect();
+        let path = PathBuf::from(format!("{marker}{name}"));
+        if name.len() >= 8 && path.exists() && !found.contains(&path) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// SIGKILLs every process in the network namespace bound at `netns` (the
+/// sandbox's pause, whose command line names nothing of the test's).
+fn kill_processes_in(netns: &Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(inode) = std::fs::metadata(netns).map(|m| m.ino()) else {
+        return;
+    };
+    let namespace = PathBuf::from(format!("net:[{inode}]"));
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let in_it = std::fs::read_link(entry.path().join("ns/net")).is_ok_and(|ns| ns == namespace);
+        if in_it {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
         }
     }
 }
