@@ -24,7 +24,7 @@ Rounds alternate; medians are reported. Needs root, docker-registry,
 umoci, skopeo, busybox-static, mmdebstrap, runc, podman; ports 8080 and 80
 free on the host (podman and runc bind them).
 
-Usage: bench/legacy_bench.py [--rounds N] [--wasmhost PATH]
+Usage: bench/legacy_bench.py [--rounds N] [--wasmhost PATH] [--also PATH] [--no-pull]
 Writes bench/last-legacy-run.json.
 """
 
@@ -187,6 +187,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--wasmhost", default=hb.WASMHOST)
+    parser.add_argument("--also", metavar="PATH",
+                        help="a second wasmhost binary (an earlier build) measured in the same rounds")
+    parser.add_argument("--no-pull", action="store_true", help="skip the pull + unpack figure")
     args = parser.parse_args()
     starts, pulls = {}, {}
     with tempfile.TemporaryDirectory(dir="/var/tmp") as work:
@@ -214,15 +217,19 @@ def main():
                     row = starts.setdefault(name, {"wasmhost run": [], "podman run": [],
                                                    "runc run": []})
                     row["wasmhost run"].append(run_wasmhost(args.wasmhost, pin, cache, path))
+                    if args.also:
+                        row.setdefault(f"wasmhost run ({args.also})", []).append(
+                            run_wasmhost(args.also, pin, cache, path))
                     row["podman run"].append(run_podman(store, ref, port, path, f"bench-{i}"))
                     row["runc run"].append(run_runc(runc_root, bundle, port, path, f"bench-{i}"))
-            pulls = pull_unpack(args.wasmhost, debian["bookworm-python-root"], work, args.rounds)
+            if not args.no_pull:
+                pulls = pull_unpack(args.wasmhost, debian["bookworm-python-root"], work, args.rounds)
         finally:
             registry.stop()
             subprocess.run(podman_argv(store) + ["system", "reset", "--force"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     machine = hb.machine()
-    json.dump({"machine": machine, "rounds": args.rounds, "wasmhost": args.wasmhost,
+    json.dump({"machine": machine, "rounds": args.rounds, "wasmhost": args.wasmhost, "also": args.also,
                "starts": starts, "pulls": pulls}, open(RESULTS, "w"), indent=1)
     print(f"machine: {machine}; rounds: {args.rounds}; {args.wasmhost}")
     print("| image | runtime | start to first 200, median ms | min | max | wasmhost ÷ this |")
