@@ -53,9 +53,15 @@ fn late_finish(url: &str) -> Result<String, String> {
         .map_err(|e| format!("headers: {e:?}"))?;
     let request = OutgoingRequest::new(headers);
     request.set_method(&Method::Get).map_err(|()| "method")?;
-    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "scheme")?;
-    request.set_authority(Some(authority)).map_err(|()| "authority")?;
-    request.set_path_with_query(Some("/")).map_err(|()| "path")?;
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .map_err(|()| "scheme")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "authority")?;
+    request
+        .set_path_with_query(Some("/"))
+        .map_err(|()| "path")?;
     let body = request.body().map_err(|()| "body")?;
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("send: {e:?}"))?;
     future.subscribe().block();

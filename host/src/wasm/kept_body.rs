@@ -172,7 +172,10 @@ mod tests {
     async fn hyper_closes_a_plain_body_it_needed_nothing_of() {
         let (guest, body) = guest_body();
         exchange(body).await;
-        assert!(guest.is_closed(), "the premise of KeptBody: hyper dropped the body");
+        assert!(
+            guest.is_closed(),
+            "the premise of KeptBody: hyper dropped the body"
+        );
     }
 
     #[tokio::test]
@@ -189,7 +192,10 @@ mod tests {
     async fn a_kept_body_closes_at_data_nobody_would_send() {
         let (guest, body) = guest_body();
         exchange(KeptBody::new(body)).await;
-        guest.send(Frame::data(Bytes::from_static(b"late"))).await.unwrap();
+        guest
+            .send(Frame::data(Bytes::from_static(b"late")))
+            .await
+            .unwrap();
         // The keeping task stops at that frame and drops the receiver.
         tokio::time::timeout(std::time::Duration::from_secs(10), guest.closed())
             .await
