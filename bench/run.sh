@@ -13,6 +13,8 @@
 #   bench/run.sh legacy [ARGS]    legacy images: start vs podman and runc, pull vs skopeo+umoci (legacy_bench.py)
 #   bench/run.sh first-answer [ARGS]  first 200 with an empty cache (baseline code),
 #                             and from a registry with precompiled code (first_answer_bench.py)
+#   bench/run.sh scale [ARGS]  10,000 requests in flight to a component waiting 1 s:
+#                             latency, RSS, per-instance memory vs wasmtime serve (scale_bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,4 +65,7 @@ if [ "$what" = all ] || [ "$what" = legacy ]; then
 fi
 if [ "$what" = all ] || [ "$what" = first-answer ]; then
     env -u RUST_BACKTRACE python3 bench/first_answer_bench.py "$@"
+fi
+if [ "$what" = all ] || [ "$what" = scale ]; then
+    env -u RUST_BACKTRACE python3 bench/scale_bench.py --wasmhost target/release/wasmhost "$@"
 fi

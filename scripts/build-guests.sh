@@ -18,7 +18,7 @@ done
 
 # Components for tests and benches (hello-p3 exports wasi:http@0.3.0), plus
 # the examples (todo-wasm is examples/migration's Wasm form).
-guests=(hello echo headers static-files outbound sdk-spin spin-sdk-hello spin-sdk-variables spin-sdk-kv spin-sdk-sqlite spin-sdk-pg spin-sdk-mysql spin-sdk-mqtt spin-v1-http spin-sdk-outbound trap spin memhog noresponse command missing-import hello-p3 spin-sdk7 hello-example spin-app-api todo-wasm)
+guests=(hello echo headers static-files outbound sdk-spin spin-sdk-hello spin-sdk-variables spin-sdk-kv spin-sdk-sqlite spin-sdk-pg spin-sdk-mysql spin-sdk-mqtt spin-v1-http spin-sdk-outbound trap spin memhog noresponse command missing-import hello-p3 sleep spin-sdk7 hello-example spin-app-api todo-wasm)
 packages=()
 for guest in "${guests[@]}"; do
     packages+=(-p "$guest")

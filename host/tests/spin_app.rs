@@ -427,6 +427,49 @@ source = "{outbound}"
     }
 }
 
+/// Regression: the Spin Python SDK's outbound GET failed now and then with
+/// `StreamError_Closed()` (3 of 40 on Winch's baseline code). hyper drops
+/// a request body it needs nothing of (`content-length: 0`) once the head
+/// is written, which closed the guest's stream before the guest finished
+/// it; the SDK finishes its empty body after handing the request over, so
+/// a slow guest lost that race. This guest loses it every time: it
+/// finishes the body only after the response arrived.
+#[tokio::test]
+async fn an_empty_outgoing_body_finished_after_the_response_is_not_closed_under_the_guest() {
+    let upstream = Server::serve(&guest("hello"), &[]);
+    let port = upstream.addr.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &r#"
+spin_manifest_version = 2
+[application]
+name = "late-body"
+[[trigger.http]]
+route = "/..."
+component = "late"
+[component.late]
+source = "{outbound}"
+allowed_outbound_hosts = ["http://127.0.0.1:{port}"]
+"#
+        .replace("{port}", &port),
+    );
+    let server = Server::serve(&manifest, &[]);
+    let resp = http1()
+        .get(server.url(&format!("/?late&url=http://127.0.0.1:{port}/")))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    // Before the fix: `check-write Err(Closed)`, `flush Err(Closed)`.
+    assert_eq!(
+        text,
+        "status 200\ncheck-write Ok(1048576)\nflush Ok(())\nfinish Ok(())\n"
+    );
+}
+
 #[test]
 fn an_invalid_allowed_outbound_host_is_refused_at_start_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

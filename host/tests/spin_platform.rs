@@ -347,12 +347,6 @@ async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_ht
     let port = upstream.addr.rsplit(':').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), PYTHON_APP);
-    // Optimised code from the start: while served from Winch's baseline
-    // code (an empty compile cache, as on a clean CI clone), this
-    // component's outbound GET fails now and then with the SDK's
-    // `StreamError_Closed()` (3 of 40 requests before the optimised code
-    // took over, 0 of 60 after, 0 of 30 with --no-baseline: issue 17's note).
-    // Not understood yet; the baseline's own tests are in startup.rs.
     let server = Server::serve(
         &manifest,
         &[
@@ -360,7 +354,6 @@ async fn a_python_spin_sdk_component_uses_key_value_variables_sqlite_outbound_ht
             &format!("upstream_port={port}"),
             "--variable",
             &format!("redis_port={}", redis.port),
-            "--no-baseline",
         ],
     );
     let client = http1();

@@ -170,8 +170,13 @@ impl Connections {
     /// out.
     pub fn admit(self: &Arc<Self>) -> Admission {
         let mut table = self.table();
-        let open = table.values().filter(|c| !c.closing()).count();
-        if open >= self.max {
+        // Counting the connections not yet closing walks the whole table
+        // (under its lock): only when the table itself has reached the
+        // limit can that count have. At 10,000 connections the walk on
+        // every accept cost 2.6 % of the CPU (bench/RESULTS.md, scale).
+        let at_limit =
+            table.len() >= self.max && table.values().filter(|c| !c.closing()).count() >= self.max;
+        if at_limit {
             let victim = table
                 .values()
                 .filter(|c| c.idle() && !c.closing())

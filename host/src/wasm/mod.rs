@@ -2,15 +2,17 @@
 //! ([`engine`]), turning files into components ([`load`]), the compiled-code
 //! cache ([`cache`]) and its key ([`engine_key`]), serving baseline code
 //! while the optimised code compiles ([`tiered`]), WASI 0.2 pre-release
-//! components ([`pre_release`]), per-store state ([`state`]), guest stdio
-//! ([`guest_log`]), the backend that serves requests ([`component`]) and
-//! Spin's CGI-style executor ([`wagi`]).
+//! components ([`pre_release`]), per-store state ([`state`]), the body of
+//! a guest's outgoing request ([`kept_body`]), guest stdio ([`guest_log`]),
+//! the backend that serves requests ([`component`]) and Spin's CGI-style
+//! executor ([`wagi`]).
 
 pub mod cache;
 pub mod component;
 pub mod engine;
 pub mod engine_key;
 pub mod guest_log;
+pub mod kept_body;
 pub mod load;
 pub mod p3;
 pub mod pre_release;

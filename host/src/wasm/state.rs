@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
+use super::kept_body::KeptBody;
 use super::spin_host::{RedisPool, Variables};
 use crate::backend::BodyError;
 use crate::services::chaining::{AppHandle, SPIN_INTERNAL};
@@ -455,6 +456,12 @@ impl WasiHttpHooks for Hooks {
         FORBIDDEN.clone()
     }
 
+    /// An outgoing request: into the app itself, or out through
+    /// wasmtime's client when the allow-list lets it. The request body is
+    /// a [`KeptBody`]: hyper may be done with it before the guest is.
+    /// `_fut` (wasi:http 0.3 only: how the guest's reading of the response
+    /// ended) is dropped, as wasmtime's default hook drops it: nothing here
+    /// reports on a response once its body is handed over.
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,
@@ -475,6 +482,10 @@ impl WasiHttpHooks for Hooks {
                 );
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }
+            // The guest may still be finishing the body when hyper is
+            // done with it (kept_body.rs: the Python SDK's
+            // `StreamError_Closed()`).
+            let request = request.map(|body| KeptBody::new(body).boxed_unsync());
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             telemetry::record_client_status(&tracing::Span::current(), Some(response.status()));
             Ok((
