@@ -1078,18 +1078,33 @@ fn wait_for_readyz(server: &common::Server, status: u16, timeout: Duration) -> S
 /// The image's HEALTHCHECK runs inside the running container as its own
 /// process runs (the image's user, no capabilities, seccomp and
 /// no_new_privs in force); once it passes, the container is ready and the
-/// metrics say healthy.
+/// metrics say healthy. The same under runc's and crun's `exec`.
 #[tokio::test]
 async fn an_image_healthcheck_runs_inside_the_container_confined_as_its_user_and_makes_it_ready() {
-    let fixture = BusyboxFixture::with_healthcheck(
+    let fixture = checked_fixture();
+    checked_under(&fixture, "embedded").await;
+}
+
+#[tokio::test]
+async fn an_image_healthcheck_runs_the_same_under_runc_and_crun() {
+    let fixture = checked_fixture();
+    checked_under(&fixture, "runc").await;
+    checked_under(&fixture, "crun").await;
+}
+
+fn checked_fixture() -> BusyboxFixture {
+    BusyboxFixture::with_healthcheck(
         "test/checked:1",
         shell_healthcheck(
             "{ id -un; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/cmdline; } > /tmp/checked \
              && /bin/busybox wget -q -O /dev/null http://127.0.0.1:8080/index.html",
             Duration::from_millis(200),
         ),
-    );
-    let server = fixture.run(&["--admin-listen", "127.0.0.1:0"]);
+    )
+}
+
+async fn checked_under(fixture: &BusyboxFixture, runtime: &str) {
+    let server = fixture.run(&["--admin-listen", "127.0.0.1:0", "--oci-runtime", runtime]);
     wait_for_readyz(&server, 200, Duration::from_secs(20));
     server.wait_for_log("is healthy", Duration::from_secs(5));
     assert!(

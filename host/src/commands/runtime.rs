@@ -54,6 +54,10 @@ pub enum RuntimeAction {
         /// Write the command's host pid here.
         #[arg(long)]
         pid_file: Option<PathBuf>,
+        /// Set no_new_privs (the container's process has it already, and
+        /// the command keeps it either way).
+        #[arg(long)]
+        no_new_privs: bool,
         /// The container id.
         id: String,
         /// The command and its arguments.
@@ -97,6 +101,7 @@ impl RuntimeCommand {
                 user,
                 cwd,
                 pid_file,
+                no_new_privs: _,
                 id,
                 command,
             } => helper::exec(

@@ -78,6 +78,14 @@ impl Check {
             });
         }
         match declared {
+            Ok(Some(_)) if settings.healthcheck && !exec_keeps_user_namespace(settings) => {
+                tracing::warn!(
+                    %component,
+                    "the image's HEALTHCHECK is not run: the embedded runtime's exec cannot join \
+                     a user namespace yet (use runtime = \"runc\" or \"crun\", or an HTTP `health`)"
+                );
+                None
+            }
             Ok(Some(check)) if settings.healthcheck => Some(Self::from_image(check)),
             Ok(_) => None,
             Err(e) => {
@@ -145,6 +153,14 @@ impl Check {
             Probe::Command { command } => command.join(" "),
         }
     }
+}
+
+/// Whether a command run inside by `settings.runtime` joins the
+/// container's user namespace: runc and crun join every namespace;
+/// libcontainer's tenant (the embedded runtime, youki) joins all but the
+/// user namespace, so its command would run with host ids.
+fn exec_keeps_user_namespace(settings: &Settings) -> bool {
+    !settings.user_namespace || matches!(settings.runtime.as_str(), "runc" | "crun")
 }
 
 impl Lifecycle {
@@ -341,6 +357,17 @@ mod tests {
         let chosen = Check::choose("c", &http, &failing).unwrap();
         assert_eq!(chosen.what(), "/healthz");
         assert_eq!(chosen.initial(), Health::Healthy);
+        // In a user namespace, only under runc and crun.
+        let user_ns = Settings {
+            user_namespace: true,
+            ..Settings::default()
+        };
+        assert_eq!(Check::choose("c", &user_ns, &failing), None);
+        let runc = Settings {
+            runtime: "runc".into(),
+            ..user_ns
+        };
+        assert!(Check::choose("c", &runc, &failing).is_some());
         // NONE, and a malformed check: none, and the image still runs.
         assert_eq!(
             Check::choose("c", &Settings::default(), &image(r#"{"Test":["NONE"]}"#)),

@@ -5,9 +5,10 @@
 //! past its timeout.
 //!
 //! runc, crun and youki take runc's `exec` command line; the embedded
-//! runtime's helper takes the same ([`super::helper::exec`]). The user and
-//! the working directory are given explicitly: runc and crun default to
-//! the container's, youki's to root's.
+//! runtime's helper takes the same ([`super::helper::exec`]). The user,
+//! the working directory and `no_new_privs` are given explicitly: runc
+//! and crun default to the container's user, youki to root, and runc
+//! leaves `no_new_privs` off.
 
 #![forbid(unsafe_code)]
 
@@ -96,6 +97,9 @@ impl OciRuntime {
             .arg(&exec_as.cwd)
             .arg("--pid-file")
             .arg(pid_file)
+            // As the container's own process (runc's exec leaves it off
+            // unless asked, whatever the spec says).
+            .arg("--no-new-privs")
             .arg(id)
             .args(command)
             .stdin(Stdio::null())

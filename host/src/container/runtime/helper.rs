@@ -32,6 +32,7 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::signal::{self, SigSet};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
 
 use super::protocol::{ListEntry, Order, Word};
 use crate::container::sys::{self, Linux, Syscall as _};
@@ -133,10 +134,14 @@ pub fn exec(root: &Path, order: ExecOrder<'_>) -> Result<i32> {
     let cwd = order
         .cwd
         .map_or_else(|| process.cwd().clone(), Path::to_path_buf);
-    let seccomp = spec
-        .linux()
-        .as_ref()
-        .and_then(|linux| linux.seccomp().clone());
+    // The tenant joins every namespace but the user namespace: its
+    // command would run with host ids (root as host root). Refused.
+    let linux = spec.linux().as_ref();
+    let namespaces = linux.and_then(|linux| linux.namespaces().as_ref());
+    if namespaces.is_some_and(|all| all.iter().any(|ns| ns.typ() == LinuxNamespaceType::User)) {
+        bail!("cannot exec in container `{id}`: the embedded runtime cannot join its user namespace yet");
+    }
+    let seccomp = linux.and_then(|linux| linux.seccomp().clone());
     let pid = ContainerBuilder::new(id.to_owned(), SyscallType::default())
         .with_executor(Confined { seccomp })
         .with_root_path(root)
@@ -144,6 +149,7 @@ pub fn exec(root: &Path, order: ExecOrder<'_>) -> Result<i32> {
         .validate_id()
         .context("bad container id")?
         .as_tenant()
+        .with_no_new_privs(true)
         .with_detach(false)
         .with_cwd(Some(cwd))
         .with_user(Some(uid))
