@@ -1220,3 +1220,36 @@ async fn an_image_healthcheck_keeps_the_container_starting_unless_none_or_turned
     assert!(!server.metrics().contains("wasmhost_container_health{"), "{}", server.metrics());
     stop(server);
 }
+
+/// A check still running at its timeout is killed (as Docker kills it)
+/// and counts as a failure, with what it printed.
+#[tokio::test]
+async fn a_healthcheck_past_its_timeout_is_killed_and_counts_as_a_failure() {
+    let fixture = BusyboxFixture::with_healthcheck(
+        "test/stuck-check:1",
+        serde_json::json!({
+            "Test": ["CMD-SHELL", "echo waiting; exec /bin/busybox sleep 601"],
+            "Interval": 5_000_000_000u64,
+            "Timeout": 300_000_000u64,
+            "Retries": 2,
+        }),
+    );
+    let server = fixture.run(&[]);
+    let line = server.wait_for_log("health check 1/2", Duration::from_secs(20));
+    assert!(
+        line.contains("still running after 300ms (killed), output \"waiting\""),
+        "{line}"
+    );
+    // The next check is five seconds away: no check runs now, and the
+    // killed one left nothing behind.
+    let left = std::process::Command::new("pgrep")
+        .args(["-a", "-f", "busybox sleep 601"])
+        .output()
+        .unwrap();
+    assert!(!left.status.success(), "{}", String::from_utf8_lossy(&left.stdout));
+    assert_eq!(
+        get_text(&http1(), server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    stop(server);
+}
