@@ -27,6 +27,9 @@ need umoci umoci
 need htpasswd apache2-utils
 need openssl openssl
 need runc runc
+# crun: the image HEALTHCHECK test runs under runc's and crun's exec too.
+need crun crun
+need pgrep procps
 need busybox busybox-static
 need zstd zstd
 need ab apache2-utils

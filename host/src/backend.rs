@@ -165,6 +165,9 @@ pub enum StatusKind {
         state: &'static str,
         /// Ready for requests.
         ready: bool,
+        /// What its health checks say (`starting`, `healthy`,
+        /// `unhealthy`), while one runs with a check.
+        health: Option<&'static str>,
     },
 }
 

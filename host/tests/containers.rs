@@ -1046,3 +1046,210 @@ async fn an_unhealthy_container_is_restarted() {
     assert_ne!(first, second, "{log}");
     stop(server);
 }
+
+/// Docker's JSON for `HEALTHCHECK --interval=… --retries=2 CMD-SHELL
+/// <command>` (durations in nanoseconds).
+fn shell_healthcheck(command: &str, interval: Duration) -> serde_json::Value {
+    serde_json::json!({
+        "Test": ["CMD-SHELL", command],
+        "Interval": interval.as_nanos() as u64,
+        "Retries": 2,
+    })
+}
+
+/// `/readyz` of `server`'s admin listener: its status and body.
+fn readyz(server: &common::Server) -> (u16, String) {
+    common::get_blocking(&format!("http://{}/readyz", server.admin_address()))
+}
+
+/// Waits until `/readyz` answers `status` and returns its body.
+fn wait_for_readyz(server: &common::Server, status: u16, timeout: Duration) -> String {
+    wait_for(
+        &format!("/readyz answering {status}"),
+        timeout,
+        || {
+            let (now, body) = readyz(server);
+            (now == status).then_some(body)
+        },
+        || format!("/readyz: {:?}\n{}", readyz(server), server.log()),
+    )
+}
+
+/// The image's HEALTHCHECK runs inside the running container as its own
+/// process runs (the image's user, no capabilities, seccomp and
+/// no_new_privs in force); once it passes, the container is ready and the
+/// metrics say healthy. The same under runc's and crun's `exec`.
+#[tokio::test]
+async fn an_image_healthcheck_runs_inside_the_container_confined_as_its_user_and_makes_it_ready() {
+    let fixture = checked_fixture();
+    checked_under(&fixture, "embedded").await;
+}
+
+#[tokio::test]
+async fn an_image_healthcheck_runs_the_same_under_runc_and_crun() {
+    let fixture = checked_fixture();
+    checked_under(&fixture, "runc").await;
+    checked_under(&fixture, "crun").await;
+}
+
+fn checked_fixture() -> BusyboxFixture {
+    BusyboxFixture::with_healthcheck(
+        "test/checked:1",
+        shell_healthcheck(
+            "{ id -un; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/cmdline; } > /tmp/checked \
+             && /bin/busybox wget -q -O /dev/null http://127.0.0.1:8080/index.html",
+            Duration::from_millis(200),
+        ),
+    )
+}
+
+async fn checked_under(fixture: &BusyboxFixture, runtime: &str) {
+    let server = fixture.run(&["--admin-listen", "127.0.0.1:0", "--oci-runtime", runtime]);
+    wait_for_readyz(&server, 200, Duration::from_secs(20));
+    server.wait_for_log("is healthy", Duration::from_secs(5));
+    assert!(
+        server.metrics().contains("wasmhost_container_health{component=\"checked\",health=\"healthy\"} 1"),
+        "{}",
+        server.metrics()
+    );
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    // What the check saw: the image's user, Docker's confinement, and the
+    // container's pid 1 (wasmhost's init): it ran in the container's pid
+    // namespace, not the host's.
+    let checked = get_text(&client, server.url("/cgi-bin/checked")).await;
+    let lines: Vec<&str> = checked.lines().collect();
+    assert_eq!(lines.first(), Some(&"www"), "{checked}");
+    assert!(checked.contains("CapEff:\t0000000000000000"), "{checked}");
+    assert!(checked.contains("NoNewPrivs:\t1"), "{checked}");
+    assert!(checked.contains("Seccomp:\t2"), "{checked}");
+    assert!(checked.contains("/.wasmhost-init"), "{checked}");
+    stop(server);
+}
+
+/// A container whose health check fails `retries` times in a row: not
+/// ready in `/readyz`, unhealthy in the metrics, stopped with its stop
+/// signal (which busybox as pid 1 ignores, so the unhealthy container
+/// stays for the grace), then restarted — a new container, ready again
+/// once healthy.
+async fn unhealthy_is_not_ready_then_restarted(fixture: &BusyboxFixture, check: &[&str], failed: &str) {
+    let mut args = vec!["--admin-listen", "127.0.0.1:0", "--no-init", "--stop-grace", "5s"];
+    args.extend_from_slice(check);
+    let server = fixture.run(&args);
+    let client = http1();
+    wait_for_readyz(&server, 200, Duration::from_secs(20));
+    let first = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
+    assert_eq!(get_text(&client, server.url("/cgi-bin/sicken")).await, "sick\n");
+    let body = wait_for_readyz(&server, 503, Duration::from_secs(10));
+    assert!(body.contains("is unhealthy (health: unhealthy)"), "{body}");
+    let metrics = server.metrics();
+    assert!(metrics.contains("state=\"unhealthy\"} 1"), "{metrics}");
+    assert!(metrics.contains("health=\"unhealthy\"} 1"), "{metrics}");
+    server.wait_for_log("is unhealthy: restarting it", Duration::from_secs(5));
+    assert!(server.log().contains(failed), "{}", server.log());
+    // SIGKILL after the grace, the backoff, then a request starts the next.
+    server.wait_for_log("SIGKILL", Duration::from_secs(10));
+    common::wait_for_async("the restart", Duration::from_secs(20), || {
+        let request = client.get(server.url("/index.html")).send();
+        let started = server.log_count("ready in") == 2;
+        async move { (request.await.unwrap().status() == 200 && started).then_some(()) }
+    })
+    .await;
+    let log = server.log();
+    let second = logged_id(log.lines().filter(|l| l.contains("ready in")).nth(1).unwrap());
+    assert_ne!(first, second, "{log}");
+    wait_for_readyz(&server, 200, Duration::from_secs(20));
+    assert!(server.metrics().contains("health=\"healthy\"} 1"), "{}", server.metrics());
+    stop(server);
+}
+
+#[tokio::test]
+async fn an_image_healthcheck_failing_makes_the_container_not_ready_and_restarts_it() {
+    let fixture = BusyboxFixture::with_healthcheck(
+        "test/sickening:1",
+        shell_healthcheck("test ! -e /tmp/sick", Duration::from_millis(200)),
+    );
+    unhealthy_is_not_ready_then_restarted(
+        &fixture,
+        &[],
+        "health check 2/2 of `/bin/sh -c test ! -e /tmp/sick` failed: exit code 1",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_http_health_check_failing_makes_the_container_not_ready_and_restarts_it() {
+    let fixture = fixture("test/http-health:1");
+    unhealthy_is_not_ready_then_restarted(
+        &fixture,
+        &["--health-path", "/cgi-bin/health", "--health-interval", "200ms", "--health-retries", "2"],
+        "health check 2/2 of `/cgi-bin/health` failed: answered 500",
+    )
+    .await;
+}
+
+/// Until an image's check first passes the container is `starting`, not
+/// ready (here: its first check is an hour away); `--no-healthcheck`
+/// and `HEALTHCHECK NONE` leave readiness to the port alone.
+#[tokio::test]
+async fn an_image_healthcheck_keeps_the_container_starting_unless_none_or_turned_off() {
+    let hour = BusyboxFixture::with_healthcheck(
+        "test/slow-check:1",
+        shell_healthcheck("true", Duration::from_secs(3600)),
+    );
+    let server = hour.run(&["--admin-listen", "127.0.0.1:0"]);
+    let (status, body) = readyz(&server);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("is running (health: starting)"), "{body}");
+    assert!(server.metrics().contains("health=\"starting\"} 1"), "{}", server.metrics());
+    // Served meanwhile: readiness is for the deployment, not a gate.
+    assert_eq!(get_text(&http1(), server.url("/index.html")).await, "hello from busybox\n");
+    stop(server);
+
+    let server = hour.run(&["--admin-listen", "127.0.0.1:0", "--no-healthcheck"]);
+    assert_eq!(readyz(&server), (200, "ready\n".to_owned()));
+    assert!(!server.metrics().contains("wasmhost_container_health{"), "{}", server.metrics());
+    stop(server);
+
+    let none = BusyboxFixture::with_healthcheck("test/none:1", serde_json::json!({ "Test": ["NONE"] }));
+    let server = none.run(&["--admin-listen", "127.0.0.1:0"]);
+    assert_eq!(readyz(&server), (200, "ready\n".to_owned()));
+    assert!(!server.metrics().contains("wasmhost_container_health{"), "{}", server.metrics());
+    stop(server);
+}
+
+/// A check still running at its timeout is killed (as Docker kills it)
+/// and counts as a failure, with what it printed.
+#[tokio::test]
+async fn a_healthcheck_past_its_timeout_is_killed_and_counts_as_a_failure() {
+    let fixture = BusyboxFixture::with_healthcheck(
+        "test/stuck-check:1",
+        serde_json::json!({
+            "Test": ["CMD-SHELL", "echo waiting; exec /bin/busybox sleep 601"],
+            "Interval": 5_000_000_000u64,
+            "Timeout": 300_000_000u64,
+            "Retries": 2,
+        }),
+    );
+    let server = fixture.run(&[]);
+    let line = server.wait_for_log("health check 1/2", Duration::from_secs(20));
+    assert!(
+        line.contains("still running after 300ms (killed), output \"waiting\""),
+        "{line}"
+    );
+    // The next check is five seconds away: no check runs now, and the
+    // killed one left nothing behind.
+    let left = std::process::Command::new("pgrep")
+        .args(["-a", "-f", "busybox sleep 601"])
+        .output()
+        .unwrap();
+    assert!(!left.status.success(), "{}", String::from_utf8_lossy(&left.stdout));
+    assert_eq!(
+        get_text(&http1(), server.url("/index.html")).await,
+        "hello from busybox\n"
+    );
+    stop(server);
+}

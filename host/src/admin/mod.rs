@@ -124,6 +124,14 @@ impl Admin {
 
 fn describe(status: &ComponentStatus) -> String {
     match &status.kind {
+        StatusKind::Container {
+            state,
+            health: Some(health),
+            ..
+        } => format!(
+            "container `{}` is {state} (health: {health})",
+            status.component
+        ),
         StatusKind::Container { state, .. } => {
             format!("container `{}` is {state}", status.component)
         }
@@ -160,6 +168,23 @@ fn render_status(statuses: &[ComponentStatus], out: &mut String) {
             let _ = writeln!(
                 out,
                 "wasmhost_container_state{{component=\"{}\",state=\"{state}\"}} 1",
+                crate::metrics::escape(&status.component)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP wasmhost_container_health 1 for the health of each running container with a health check (starting, healthy, unhealthy).\n",
+    );
+    out.push_str("# TYPE wasmhost_container_health gauge\n");
+    for status in statuses {
+        if let StatusKind::Container {
+            health: Some(health),
+            ..
+        } = status.kind
+        {
+            let _ = writeln!(
+                out,
+                "wasmhost_container_health{{component=\"{}\",health=\"{health}\"}} 1",
                 crate::metrics::escape(&status.component)
             );
         }
@@ -234,7 +259,11 @@ mod tests {
     fn container(state: &'static str, ready: bool) -> ComponentStatus {
         ComponentStatus {
             component: "legacy".into(),
-            kind: StatusKind::Container { state, ready },
+            kind: StatusKind::Container {
+                state,
+                ready,
+                health: None,
+            },
         }
     }
 
@@ -245,6 +274,32 @@ mod tests {
         assert!(body.contains("container `legacy` is starting"), "{body}");
         let (status, _, _) = admin(vec![container("running", true)]).answer("/readyz");
         assert_eq!(status, 200);
+    }
+
+    #[test]
+    fn a_container_whose_health_check_has_not_passed_is_not_ready_and_its_health_is_a_metric() {
+        let starting = ComponentStatus {
+            component: "legacy".into(),
+            kind: StatusKind::Container {
+                state: "running",
+                ready: false,
+                health: Some("starting"),
+            },
+        };
+        let admin = admin(vec![starting]);
+        let (status, _, body) = admin.answer("/readyz");
+        assert_eq!(status, 503);
+        assert!(
+            body.contains("container `legacy` is running (health: starting)"),
+            "{body}"
+        );
+        let text = admin.render();
+        assert!(
+            text.contains(
+                "wasmhost_container_health{component=\"legacy\",health=\"starting\"} 1\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1089,6 +1089,7 @@ impl Cx<'_> {
                 init: raw.init.unwrap_or(default.init),
                 outbound,
                 health,
+                healthcheck: raw.healthcheck.unwrap_or(default.healthcheck),
                 // The component's `allowed_outbound_hosts`, rendered at
                 // assembly.
                 allowed_outbound_hosts: Vec::new(),
@@ -1376,6 +1377,7 @@ struct RawContainer {
     init: Option<bool>,
     network: Option<String>,
     health: Option<RawHealth>,
+    healthcheck: Option<bool>,
 }
 
 /// `health = { path, interval, timeout, retries }`.
@@ -2176,10 +2178,11 @@ watch = ["src/**/*.rs"]
             (&defaults.runtime, defaults.pids_limit, defaults.stop_grace)
         );
         assert!(s.init && !s.read_only_rootfs && s.cap_add.is_empty() && s.cap_drop.is_empty());
+        assert!(s.healthcheck, "the image's HEALTHCHECK runs unless turned off");
 
         // Capabilities as Docker spells them, canonical; the init off.
         write(
-            r#"container = { image = "example.com/legacy:1", cap_add = ["cap_net_admin"], cap_drop = ["ALL"], read_only_rootfs = true, init = false, health = { path = "/healthz", interval = "5s" } }"#,
+            r#"container = { image = "example.com/legacy:1", cap_add = ["cap_net_admin"], cap_drop = ["ALL"], read_only_rootfs = true, init = false, health = { path = "/healthz", interval = "5s" }, healthcheck = false }"#,
         );
         let loaded = load(&path).unwrap();
         let Source::Container(c) = &loaded.manifest.components["legacy"].source else {
@@ -2190,7 +2193,7 @@ watch = ["src/**/*.rs"]
             (s.cap_add.as_slice(), s.cap_drop.as_slice()),
             (&["NET_ADMIN".to_owned()][..], &["ALL".to_owned()][..])
         );
-        assert!(s.read_only_rootfs && !s.init);
+        assert!(s.read_only_rootfs && !s.init && !s.healthcheck);
         assert_eq!(
             s.health,
             Some(Health {

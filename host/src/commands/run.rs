@@ -130,6 +130,11 @@ pub struct RunCommand {
     #[arg(long, default_value_t = Health::DEFAULT_RETRIES)]
     pub health_retries: u32,
 
+    /// Do not run the image's HEALTHCHECK (as Docker's
+    /// `--no-healthcheck`). `--health-path` replaces it anyway.
+    #[arg(long)]
+    pub no_healthcheck: bool,
+
     /// Start on the first request instead of now.
     #[arg(long)]
     pub lazy: bool,
@@ -228,6 +233,7 @@ impl RunCommand {
                 timeout: self.health_timeout.0,
                 retries: self.health_retries.max(1),
             }),
+            healthcheck: !self.no_healthcheck,
             outbound: self.network == "outbound",
             allowed_outbound_hosts: self.allowed_outbound_host.clone(),
         })
@@ -292,6 +298,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 retries: 2,
             }),
+            healthcheck: false,
         };
         let args = chosen.run_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

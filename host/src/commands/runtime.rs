@@ -41,6 +41,29 @@ pub enum RuntimeAction {
     /// (`container::runtime::protocol` has the order's type.)
     #[command(hide = true)]
     Standby,
+    /// Run a command inside a running container (its namespaces, cgroup,
+    /// environment, capabilities and seccomp filter); exit with its
+    /// status.
+    Exec {
+        /// `uid[:gid]` [default: the container's user].
+        #[arg(long)]
+        user: Option<String>,
+        /// The working directory [default: the container's].
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Write the command's host pid here.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Set no_new_privs (the container's process has it already, and
+        /// the command keeps it either way).
+        #[arg(long)]
+        no_new_privs: bool,
+        /// The container id.
+        id: String,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Signal a container.
     Kill {
         /// Every process in it, not only init.
@@ -74,6 +97,23 @@ impl RuntimeCommand {
         match self.action {
             RuntimeAction::Run { bundle, id } => helper::run(root, &bundle, &id),
             RuntimeAction::Standby => helper::standby(root),
+            RuntimeAction::Exec {
+                user,
+                cwd,
+                pid_file,
+                no_new_privs: _,
+                id,
+                command,
+            } => helper::exec(
+                root,
+                helper::ExecOrder {
+                    id: &id,
+                    user: user.as_deref(),
+                    cwd: cwd.as_deref(),
+                    pid_file: pid_file.as_deref(),
+                    command,
+                },
+            ),
             RuntimeAction::Kill { all, id, signal } => {
                 helper::kill(root, &id, &signal, all)?;
                 Ok(0)

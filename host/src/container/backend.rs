@@ -14,6 +14,7 @@ use http::StatusCode;
 
 use super::bundle::CONTAINERS_DIR;
 use super::image::PreparedImage;
+use super::lifecycle::health::Check;
 use super::lifecycle::{Lifecycle, Plan};
 use super::proxy;
 use super::runtime::OciRuntime;
@@ -43,14 +44,7 @@ impl ContainerBackend {
             .service_port(settings.port)
             .context("the port to proxy to")?;
         let stop_signal = image.config.stop_signal()?;
-        if image.config.config.healthcheck.is_some() && settings.health.is_none() {
-            tracing::warn!(
-                component = %id,
-                "the image's HEALTHCHECK (a command run inside) is not run by wasmhost; \
-                 give the component `health = {{ path = \"/healthz\" }}` (`run --health-path`) \
-                 for an HTTP check"
-            );
-        }
+        let health = Check::choose(id, &settings, &image.config);
         let runtime = OciRuntime::named(&settings.runtime)?;
         let sys: Arc<dyn Syscall> = Arc::new(Linux);
         let state_dir = PathBuf::from(CONTAINERS_DIR);
@@ -64,6 +58,7 @@ impl ContainerBackend {
             runtime,
             port,
             stop_signal,
+            health,
             state_dir,
             sys,
         });

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
+use super::healthcheck::{HealthcheckError, ImageHealthcheck};
 use super::rootfs::LayerCache;
 use super::runtime::protocol::Signal;
 use crate::oci::media::Descriptor;
@@ -95,10 +96,14 @@ pub struct ContainerConfig {
     /// for nginx); SIGTERM when absent.
     #[serde(default)]
     pub stop_signal: Option<String>,
-    /// `Healthcheck` (Docker's HEALTHCHECK): a command to run inside,
-    /// which wasmhost does not run (yet); noticed, so it can say so.
+    /// `Healthcheck` (Docker's HEALTHCHECK): a command run inside. Kept
+    /// as written and read by [`ImageConfig::healthcheck`], so a malformed
+    /// one costs the check, not the image.
     #[serde(default)]
     pub healthcheck: Option<serde_json::Value>,
+    /// `Shell` (Docker's SHELL): what runs a `CMD-SHELL` health check.
+    #[serde(default)]
+    pub shell: Option<Vec<String>>,
 }
 
 /// `rootfs` of an image config.
@@ -158,6 +163,15 @@ impl ImageConfig {
         match self.config.stop_signal.as_deref() {
             None | Some("") => Ok(Signal::Term),
             Some(text) => Signal::parse(text).map_err(|e| anyhow::anyhow!("the image's StopSignal: {e}")),
+        }
+    }
+
+    /// The health check the image declares: `None` without one or for
+    /// `NONE`; an error for a malformed one.
+    pub fn healthcheck(&self) -> Result<Option<ImageHealthcheck>, HealthcheckError> {
+        match &self.config.healthcheck {
+            None => Ok(None),
+            Some(value) => ImageHealthcheck::parse(value, self.config.shell.as_deref()),
         }
     }
 

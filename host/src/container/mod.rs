@@ -18,7 +18,8 @@
 //!
 //! - [`settings`]: how a component runs, as the user chose it, with the
 //!   defaults.
-//! - [`image`]: what the image config says, and the image unpacked.
+//! - [`image`]: what the image config says, and the image unpacked;
+//!   [`healthcheck`]: its HEALTHCHECK, read as Docker reads it.
 //! - [`layers`]: applying image layers to a root, safely (hostile layers
 //!   never reach outside it).
 //! - [`rootfs`]: layers unpacked once by chain id, and a container's root
@@ -38,6 +39,7 @@
 pub mod backend;
 pub mod bundle;
 pub mod capabilities;
+pub mod healthcheck;
 pub mod image;
 pub mod init;
 pub mod layers;

@@ -80,9 +80,9 @@ pub struct Health {
 
 impl Health {
     /// Docker's HEALTHCHECK defaults: every 30 s, 30 s to answer, 3 tries.
-    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const DEFAULT_RETRIES: u32 = 3;
+    pub const DEFAULT_INTERVAL: Duration = super::healthcheck::DEFAULT_INTERVAL;
+    pub const DEFAULT_TIMEOUT: Duration = super::healthcheck::DEFAULT_TIMEOUT;
+    pub const DEFAULT_RETRIES: u32 = super::healthcheck::DEFAULT_RETRIES;
 }
 
 /// How one container component runs.
@@ -125,8 +125,13 @@ pub struct Settings {
     /// Run wasmhost's init as pid 1 in front of the image's command, so
     /// signals reach the command and orphans are reaped.
     pub init: bool,
-    /// Health checks; `None`: a container is healthy while it runs.
+    /// The HTTP health check; `None`: the image's HEALTHCHECK if it has
+    /// one (and [`Self::healthcheck`]), else none. Given, it wins over the
+    /// image's.
     pub health: Option<Health>,
+    /// Run the image's HEALTHCHECK (`--no-healthcheck`, `healthcheck =
+    /// false`: not, as Docker's `--no-healthcheck`).
+    pub healthcheck: bool,
     /// Outbound network ([`super::outbound`]); false: loopback only.
     pub outbound: bool,
     /// Where outbound connections may go (Spin's `allowed_outbound_hosts`
@@ -157,6 +162,7 @@ impl Default for Settings {
             outbound: false,
             allowed_outbound_hosts: Vec::new(),
             health: None,
+            healthcheck: true,
         }
     }
 }
@@ -241,6 +247,9 @@ impl Settings {
         }
         if !self.init {
             args.push("--no-init".to_owned());
+        }
+        if !self.healthcheck {
+            args.push("--no-healthcheck".to_owned());
         }
         if self.outbound {
             args.push("--network".to_owned());

@@ -25,9 +25,16 @@ pub fn sh(script: &str) {
 /// under `/www/cgi-bin` that report on the container from inside (its
 /// processes, network, user, mounts, init, descriptors, cgroup limits,
 /// capabilities and seccomp filter, how many processes it may fork) or
-/// try to break it (`crash` kills pid 1, `hog` eats memory); pushed as
-/// `<registry>/<repository>`. Returns the reference.
-pub fn busybox_httpd(registry: &TestRegistry, repository: &str, work: &Path) -> String {
+/// try to break it (`crash` kills pid 1, `hog` eats memory, `sicken`
+/// makes `/tmp/sick`, which fails `health`); pushed as
+/// `<registry>/<repository>`, with `healthcheck` as its config's
+/// `Healthcheck` if given. Returns the reference.
+pub fn busybox_httpd(
+    registry: &TestRegistry,
+    repository: &str,
+    work: &Path,
+    healthcheck: Option<&serde_json::Value>,
+) -> String {
     let layout = work.join("layout");
     let bundle = work.join("bundle");
     let reference = registry.reference(repository);
@@ -38,6 +45,7 @@ umoci new --image {l}:httpd
 umoci unpack --image {l}:httpd {b}
 r={b}/rootfs
 mkdir -p $r/bin $r/www/cgi-bin $r/etc $r/tmp
+chmod 1777 $r/tmp
 cp "$(command -v busybox)" $r/bin/busybox
 for tool in sh cat ps ls kill hostname id tr tail sed grep; do ln -s busybox $r/bin/$tool; done
 echo 'root:x:0:0:root:/root:/bin/sh' > $r/etc/passwd
@@ -61,6 +69,9 @@ cgi status 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):" /proc/self
 cgi seccomp '/bin/busybox unshare -U /bin/busybox true 2>&1; echo "exit=$?"'
 cgi forks 'i=0; while [ $i -lt 64 ]; do /bin/busybox sleep 2 & i=$((i+1)); echo "started=$i"; done'
 printf '#!/bin/sh\n/bin/busybox sleep 600\n' > $r/www/cgi-bin/stall; chmod 755 $r/www/cgi-bin/stall
+cgi sicken 'touch /tmp/sick; echo sick'
+cgi checked 'cat /tmp/checked 2>&1'
+printf '#!/bin/sh\nif [ -e /tmp/sick ]; then printf "HTTP/1.0 500 Sick\\r\\n\\r\\nsick\\n"; else printf "Content-Type: text/plain\\n\\nok\\n"; fi\n' > $r/www/cgi-bin/health; chmod 755 $r/www/cgi-bin/health
 cgi stall-body '/bin/busybox sleep 600'
 cgi traceparent 'echo "traceparent=$HTTP_TRACEPARENT"'
 cgi hog '/bin/busybox head -c 200000000 /dev/zero | /bin/busybox sort > /dev/null; echo "exit=$?"; cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null'
@@ -69,12 +80,57 @@ umoci config --image {l}:httpd --os linux --architecture amd64 \
   --config.entrypoint /bin/busybox \
   --config.cmd httpd --config.cmd -f --config.cmd -p --config.cmd 8080 --config.cmd -h --config.cmd /www \
   --config.exposedports 8080/tcp --config.user www
-skopeo copy --quiet --dest-tls-verify=false oci:{l}:httpd docker://{reference}
 "#,
         l = layout.display(),
         b = bundle.display(),
     ));
+    if let Some(healthcheck) = healthcheck {
+        set_config(&layout, "httpd", "Healthcheck", healthcheck);
+    }
+    sh(&format!(
+        "skopeo copy --quiet --dest-tls-verify=false oci:{}:httpd docker://{reference}",
+        layout.display()
+    ));
     reference
+}
+
+/// Sets `config.<field>` of image `tag` in the OCI layout at `layout` (a
+/// new config blob, a new manifest naming it, the index pointing there):
+/// for what umoci cannot write, such as a `Healthcheck`.
+pub fn set_config(layout: &Path, tag: &str, field: &str, value: &serde_json::Value) {
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let read = |digest: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(blob(digest)).unwrap()).unwrap()
+    };
+    let write = |json: &serde_json::Value| -> (String, usize) {
+        let bytes = serde_json::to_vec(json).unwrap();
+        let digest = sha256(&bytes);
+        std::fs::write(blob(&digest), &bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no `{tag}` in {}", index_path.display()));
+    let mut manifest = read(entry["digest"].as_str().unwrap());
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["config"][field] = value.clone();
+    let (digest, size) = write(&config);
+    manifest["config"]["digest"] = digest.into();
+    manifest["config"]["size"] = size.into();
+    let (digest, size) = write(&manifest);
+    entry["digest"] = digest.into();
+    entry["size"] = size.into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
 /// One layer's entries, built into a tar by [`tar_layer`].
@@ -90,9 +146,19 @@ pub struct BusyboxFixture {
 impl BusyboxFixture {
     /// Builds and pushes the image as `repository` in a fresh registry.
     pub fn new(repository: &str) -> BusyboxFixture {
+        Self::build(repository, None)
+    }
+
+    /// As [`BusyboxFixture::new`], the image with `healthcheck` (Docker's
+    /// JSON) as its HEALTHCHECK.
+    pub fn with_healthcheck(repository: &str, healthcheck: serde_json::Value) -> BusyboxFixture {
+        Self::build(repository, Some(&healthcheck))
+    }
+
+    fn build(repository: &str, healthcheck: Option<&serde_json::Value>) -> BusyboxFixture {
         let registry = TestRegistry::start();
         let work = tempfile::tempdir().unwrap();
-        let reference = busybox_httpd(&registry, repository, work.path());
+        let reference = busybox_httpd(&registry, repository, work.path(), healthcheck);
         BusyboxFixture {
             _registry: registry,
             _work: work,

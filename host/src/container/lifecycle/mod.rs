@@ -17,7 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod ahead;
-mod health;
+pub mod health;
 mod start;
 pub mod state;
 mod stop;
@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use self::state::{Leftover, Live, Next, Refused, State};
+use self::health::Check;
+use self::state::{Health, Leftover, Live, Next, Refused, State};
 use super::bundle::Bundle;
 use super::image::PreparedImage;
 use super::proxy::Upstream;
@@ -53,6 +54,8 @@ pub struct Plan {
     pub port: u16,
     /// What asks the container to stop (the image's `StopSignal`).
     pub stop_signal: Signal,
+    /// Its health check ([`Check::choose`]), if any.
+    pub health: Option<Check>,
     /// Where its bundles go.
     pub state_dir: PathBuf,
     /// Mounts and namespaces.
@@ -72,12 +75,14 @@ pub struct Running {
     pub id: String,
     /// The way to its service.
     pub upstream: Upstream,
+    /// Its bundle (`config.json`: what a command run inside runs as).
+    bundle_dir: PathBuf,
     /// `Some(how it ended)` once it exited.
     exited: watch::Receiver<Option<String>>,
     /// Requests in flight and the last one's end, for the idle stop.
     activity: Mutex<Activity>,
-    /// Failed its health checks (and is being killed for it).
-    unhealthy: std::sync::atomic::AtomicBool,
+    /// What its health checks say; written by the health watch only.
+    health: Mutex<Health>,
 }
 
 impl Live for Running {
@@ -85,8 +90,8 @@ impl Live for Running {
         self.exited.borrow().is_some()
     }
 
-    fn is_unhealthy(&self) -> bool {
-        self.unhealthy.load(std::sync::atomic::Ordering::Relaxed)
+    fn health(&self) -> Health {
+        self.health.lock().map_or(Health::Unhealthy, |health| *health)
     }
 }
 
@@ -96,22 +101,30 @@ struct Activity {
 }
 
 impl Running {
-    fn new(id: String, upstream: Upstream, exited: watch::Receiver<Option<String>>) -> Self {
+    fn new(
+        id: String,
+        upstream: Upstream,
+        bundle_dir: PathBuf,
+        exited: watch::Receiver<Option<String>>,
+        health: Health,
+    ) -> Self {
         Self {
             id,
             upstream,
+            bundle_dir,
             exited,
             activity: Mutex::new(Activity {
                 in_flight: 0,
                 last_end: Instant::now(),
             }),
-            unhealthy: std::sync::atomic::AtomicBool::new(false),
+            health: Mutex::new(health),
         }
     }
 
-    fn mark_unhealthy(&self) {
-        self.unhealthy
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    fn set_health(&self, health: Health) {
+        if let Ok(mut current) = self.health.lock() {
+            *current = health;
+        }
     }
 
     /// Counts a request in until the guard goes, however the request ends
@@ -197,8 +210,13 @@ impl Lifecycle {
     /// The lifecycle state for `/readyz` and the metrics.
     pub fn status(&self) -> StatusKind {
         let eager = self.plan.settings.start == Start::Eager;
-        let (state, ready) = self.state.borrow().status(Instant::now(), eager);
-        StatusKind::Container { state, ready }
+        let current = self.state.borrow();
+        let (state, ready) = current.status(Instant::now(), eager);
+        StatusKind::Container {
+            state,
+            ready,
+            health: current.health().and_then(Health::name),
+        }
     }
 
     /// Stops everything for good: waits for a start or stop under way,

@@ -15,7 +15,8 @@ use tokio::process::Child;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use super::state::Ended;
+use super::health::Check;
+use super::state::{Ended, Health};
 use super::{Ahead, Lifecycle, Running};
 use crate::container::bundle::{Bundle, Recipe};
 use crate::container::netns::{self, NetNs};
@@ -58,8 +59,8 @@ impl Lifecycle {
                         me.terminate(&running).await;
                         return;
                     }
-                    if let Some(health) = me.plan.settings.health.clone() {
-                        me.watch_health(running.clone(), health);
+                    if let Some(check) = me.plan.health.clone() {
+                        me.watch_health(running.clone(), check);
                     }
                     if let Some(idle) = me.plan.settings.idle_timeout {
                         me.watch_idle(running, idle);
@@ -109,9 +110,9 @@ impl Lifecycle {
         };
         let Bundle {
             id,
+            dir,
             root,
             netns: premade,
-            ..
         } = bundle;
         let launched = started.elapsed();
         forward_output(&self.plan.component, child.stdout.take(), "stdout");
@@ -132,10 +133,13 @@ impl Lifecycle {
             },
         };
         let (exit_tx, exited) = watch::channel(None);
+        let health = self.plan.health.as_ref().map_or(Health::Unchecked, Check::initial);
         let running = Arc::new(Running::new(
             id.clone(),
             Upstream::new(netns, self.plan.port),
+            dir,
             exited,
+            health,
         ));
         self.watch_exit(child, root, exit_tx, running.clone());
         if let Err(e) = self.wait_ready(&running, started).await {

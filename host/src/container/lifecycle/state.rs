@@ -28,9 +28,36 @@ use crate::limits;
 pub trait Live {
     /// Whether its process has exited (the exit may not be handled yet).
     fn has_exited(&self) -> bool;
-    /// Whether it failed its health checks (it is being restarted).
-    fn is_unhealthy(&self) -> bool {
-        false
+    /// What its health checks say.
+    fn health(&self) -> Health {
+        Health::Unchecked
+    }
+}
+
+/// What a running container's health checks say (Docker's health
+/// states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// No check: healthy while it runs.
+    Unchecked,
+    /// An image HEALTHCHECK has not passed yet (Docker's `starting`): not
+    /// ready.
+    Starting,
+    /// The last check passed, or too few failed in a row to matter.
+    Healthy,
+    /// `retries` checks failed in a row: not ready, and being restarted.
+    Unhealthy,
+}
+
+impl Health {
+    /// Docker's name for it; `None` without a check.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Health::Unchecked => None,
+            Health::Starting => Some("starting"),
+            Health::Healthy => Some("healthy"),
+            Health::Unhealthy => Some("unhealthy"),
+        }
     }
 }
 
@@ -297,8 +324,11 @@ impl<R: Live, A> State<R, A> {
         match self {
             State::Starting { .. } => ("starting", !eager),
             State::Running(running, _) if running.has_exited() => ("exited", false),
-            State::Running(running, _) if running.is_unhealthy() => ("unhealthy", false),
-            State::Running(..) => ("running", true),
+            State::Running(running, _) => match running.health() {
+                Health::Unhealthy => ("unhealthy", false),
+                Health::Starting => ("running", false),
+                Health::Unchecked | Health::Healthy => ("running", true),
+            },
             State::Stopping(_) => ("stopping", true),
             State::Stopped {
                 retry_at: Some(at), ..
@@ -306,6 +336,19 @@ impl<R: Live, A> State<R, A> {
             // Never started, or idle: the next request starts it.
             State::Stopped { .. } | State::CreatedAhead(_) => ("stopped", true),
             State::ShutDown => ("shut-down", false),
+        }
+    }
+}
+
+impl<R: Live, A> State<R, A> {
+    /// The running container's health (`None` when none runs or it has no
+    /// check), for `/readyz` and the metrics.
+    pub fn health(&self) -> Option<Health> {
+        match self {
+            State::Running(running, _) if !running.has_exited() => {
+                Some(running.health()).filter(|health| *health != Health::Unchecked)
+            }
+            _ => None,
         }
     }
 }
@@ -326,7 +369,7 @@ mod tests {
     #[derive(Default)]
     struct Container {
         exited: AtomicBool,
-        unhealthy: AtomicBool,
+        health: std::sync::Mutex<Option<Health>>,
     }
 
     impl Live for Container {
@@ -334,8 +377,8 @@ mod tests {
             self.exited.load(Ordering::SeqCst)
         }
 
-        fn is_unhealthy(&self) -> bool {
-            self.unhealthy.load(Ordering::SeqCst)
+        fn health(&self) -> Health {
+            self.health.lock().unwrap().unwrap_or(Health::Unchecked)
         }
     }
 
@@ -483,13 +526,24 @@ mod tests {
     }
 
     #[test]
-    fn an_unhealthy_container_is_not_ready() {
+    fn an_unhealthy_container_and_one_whose_image_check_has_not_passed_yet_are_not_ready() {
         let now = Instant::now();
         let mut state = Machine::default();
         let container = running(&mut state);
         assert_eq!(state.status(now, true), ("running", true));
-        container.unhealthy.store(true, Ordering::SeqCst);
-        assert_eq!(state.status(now, true), ("unhealthy", false));
+        assert_eq!(state.health(), None);
+        for (health, ready) in [
+            (Health::Starting, false),
+            (Health::Healthy, true),
+            (Health::Unhealthy, false),
+        ] {
+            *container.health.lock().unwrap() = Some(health);
+            let expected = if health == Health::Unhealthy { "unhealthy" } else { "running" };
+            assert_eq!(state.status(now, true), (expected, ready), "{health:?}");
+            assert_eq!(state.health(), Some(health));
+        }
+        container.exited.store(true, Ordering::SeqCst);
+        assert_eq!(state.health(), None);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! The embedded runtime is one idea across two processes, all of it here:
 //!
 //! - this file: the driver, wasmhost's side (`run`, `create_ahead`,
-//!   `kill`, `delete`, `list`);
+//!   `kill`, `delete`, `list`); [`exec`]: a command run inside (health
+//!   checks);
 //! - [`protocol`]: what the two sides say to each other, typed;
 //! - [`standby`]: a helper started ahead, waiting for its order, and a
 //!   container created ahead, waiting for the word to start;
@@ -21,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod exec;
 pub mod helper;
 pub mod protocol;
 pub mod sealed;
