@@ -32,7 +32,8 @@ export CARGO_PROFILE_RELEASE_DEBUG=false
 cargo build --release --target wasm32-wasip2 --target-dir "$target_dir" "${packages[@]}"
 # hello and the Spin SDK 5.2 fixture again as core modules (wasip1): the
 # host's componentize path; wagi only as a core module (a `_start` command,
-# as WAGI programs are).
-cargo build --release --target wasm32-wasip1 --target-dir "$target_dir" -p hello -p spin-sdk-hello -p wagi
+# as WAGI programs are); the Spin SDK 2 fixture only as a core module, as
+# Spin 2 built it (its bindings are WASI 0.2.0-rc-2023-10-18).
+cargo build --release --target wasm32-wasip1 --target-dir "$target_dir" -p hello -p spin-sdk-hello -p wagi -p spin-sdk2
 
-echo "guests built in $PWD/$target_dir/wasm32-wasip2/release (hello, spin-sdk-hello and wagi in $PWD/$target_dir/wasm32-wasip1/release)"
+echo "guests built in $PWD/$target_dir/wasm32-wasip2/release (hello, spin-sdk-hello, wagi and spin-sdk2 in $PWD/$target_dir/wasm32-wasip1/release)"

@@ -115,6 +115,10 @@ impl Target {
 /// Routes requests to the components of an app.
 pub struct Dispatch {
     router: Router<Target>,
+    /// What a `<id>.spin.internal` request is matched against: `/...`, so
+    /// its whole path is the component's (`spin-path-info`), as Spin
+    /// matches it.
+    chained: Router<()>,
     metrics: Arc<Metrics>,
     /// Every component, private ones included, for `<id>.spin.internal`.
     components: HashMap<Arc<str>, Arc<dyn Backend>>,
@@ -149,6 +153,7 @@ impl Dispatch {
         }
         Ok(Self {
             router,
+            chained: Router::build([("/...", ())])?,
             metrics,
             components,
         })
@@ -163,38 +168,47 @@ impl Dispatch {
     /// `None` when no route matches.
     fn resolve(
         &self,
-        mut req: http::Request<RequestBody>,
+        req: http::Request<RequestBody>,
         ctx: &RequestContext,
     ) -> Option<(http::Request<RequestBody>, Target)> {
         let path = req.uri().path().to_owned();
         let matched = self.router.route(&path)?;
-        let full_url = full_url(&req);
-        let headers: Vec<(HeaderName, HeaderValue)> =
-            router::spin_headers(&matched, &full_url, BASE_PATH, ctx.client_addr)
-                .into_iter()
-                .filter_map(|(name, value)| {
-                    Some((
-                        HeaderName::from_bytes(name.as_bytes()).ok()?,
-                        HeaderValue::from_str(&value).ok()?,
-                    ))
-                })
-                .collect();
         let target = matched.target().clone();
-        // A client must not be able to forge how it was routed.
-        let forged: Vec<HeaderName> = req
-            .headers()
-            .keys()
-            .filter(|name| name.as_str().starts_with("spin-"))
-            .cloned()
-            .collect();
-        for name in forged {
-            req.headers_mut().remove(name);
-        }
-        for (name, value) in headers {
-            req.headers_mut().insert(name, value);
-        }
-        Some((req, target))
+        Some((with_spin_headers(req, &matched, ctx), target))
     }
+}
+
+/// `req` with the `spin-*` headers of `matched` (and none the client
+/// sent: a client must not be able to forge how it was routed).
+fn with_spin_headers<T>(
+    mut req: http::Request<RequestBody>,
+    matched: &router::RouteMatch<'_, T>,
+    ctx: &RequestContext,
+) -> http::Request<RequestBody> {
+    let full_url = full_url(&req);
+    let headers: Vec<(HeaderName, HeaderValue)> =
+        router::spin_headers(matched, &full_url, BASE_PATH, ctx.client_addr)
+            .into_iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    HeaderValue::from_str(&value).ok()?,
+                ))
+            })
+            .collect();
+    let forged: Vec<HeaderName> = req
+        .headers()
+        .keys()
+        .filter(|name| name.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in forged {
+        req.headers_mut().remove(name);
+    }
+    for (name, value) in headers {
+        req.headers_mut().insert(name, value);
+    }
+    req
 }
 
 impl Backend for Dispatch {
@@ -254,8 +268,19 @@ impl Backend for Dispatch {
 }
 
 impl App for Dispatch {
-    fn component(&self, id: &str) -> Option<Arc<dyn Backend>> {
-        self.components.get(id).cloned()
+    fn send_to_component(
+        &self,
+        id: &str,
+        req: http::Request<RequestBody>,
+        ctx: RequestContext,
+    ) -> Option<BoxFuture<http::Response<ResponseBody>>> {
+        let backend = self.components.get(id)?;
+        let path = req.uri().path().to_owned();
+        let req = match self.chained.route(&path) {
+            Some(matched) => with_spin_headers(req, &matched, &ctx),
+            None => req,
+        };
+        Some(backend.handle(req, ctx))
     }
 }
 

@@ -34,6 +34,10 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
                 .to_str()
                 .unwrap(),
         );
+    if text.contains("{spin-sdk2}") {
+        let sdk2 = common::guest_for("wasm32-wasip1", "spin-sdk2");
+        text = text.replace("{spin-sdk2}", sdk2.to_str().unwrap());
+    }
     for name in guests {
         text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
     }
@@ -1183,12 +1187,51 @@ allowed_outbound_hosts = ["http://example.com"]
     );
     // Unmatched paths answer as they would from outside.
     assert_eq!(get("/chain/?url=http://self/nowhere").await.0, 404);
-    // Straight to a private component.
+    // Straight to a private component, with the `spin-*` headers Spin
+    // gives such a request: its whole path is the path info, as if the
+    // component were routed `/...` (regression: none were set, and Spin's
+    // internal-http runtime test failed on the missing `spin-path-info`).
     let (status, body) = get("/chain/?url=http://secret.spin.internal/x").await;
     assert_eq!(status, 200, "{body}");
+    assert!(body.contains("spin-path-info: /x\n"), "{body}");
+    assert!(body.contains("spin-matched-route: /...\n"), "{body}");
     // Not allowed: another internal component, or `self` without `http://self`.
     assert_eq!(get("/chain/?url=http://hello.spin.internal/").await.0, 403);
     assert_eq!(get("/nochain/?url=http://self/hello").await.0, 403);
+}
+
+/// Regression: a p3 component calling a 0.2 one in process
+/// (`*.spin.internal`) panicked the p3 guest's worker ("recursive
+/// `run_concurrent` calls"): the 0.2 store ran inside the p3 store's event
+/// loop, on its task. Spin's internal-http-p3-p2 runtime test.
+#[tokio::test]
+async fn a_p3_component_calls_a_0_2_component_in_process_without_the_stores_nesting() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "p3-to-p2"
+[[trigger.http]]
+route = "/..."
+component = "p3"
+[[trigger.http]]
+route = { private = true }
+component = "p2"
+[component.p3]
+source = "{spin-sdk7}"
+allowed_outbound_hosts = ["http://p2.spin.internal"]
+[component.p2]
+source = "{hello}"
+"#,
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    for _ in 0..2 {
+        let text = get_text(&client, server.url("/fetch?http://p2.spin.internal/")).await;
+        assert_eq!(text, "200 Hello, world!\n");
+    }
 }
 
 #[tokio::test]
@@ -1224,6 +1267,77 @@ source = "{spin-sdk-outbound}"
     assert!(
         denied.starts_with("error: ") && denied.contains("HttpRequestDenied"),
         "{denied}"
+    );
+}
+
+/// A Spin SDK 2.2 component (`components/spin-sdk2`, built from source by
+/// `scripts/build-guests.sh` for wasm32-wasip1, as Spin 2 built it, and
+/// componentized at load) imports WASI `0.2.0-rc-2023-10-18` (wasi:http
+/// types and outgoing-handler, wasi:io streams and poll) beside the 0.2 the
+/// adapter imports, and exports that pre-release's incoming-handler.
+#[tokio::test]
+async fn a_spin_sdk_2_component_on_wasi_0_2_0_rc_2023_10_18_answers_reads_bodies_sends_where_allowed_and_survives_its_trap(
+) {
+    let upstream = Server::serve(&guest("hello"), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &r#"
+spin_manifest_version = 2
+[application]
+name = "sdk2"
+[[trigger.http]]
+route = "/open/..."
+component = "open"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.open]
+source = "{spin-sdk2}"
+allowed_outbound_hosts = ["http://{upstream}"]
+[component.closed]
+source = "{spin-sdk2}"
+"#
+        .replace("{upstream}", &upstream.addr),
+    );
+    let server = Server::serve(&manifest, &[]);
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url("/open/")).await,
+        "hello from WASI 0.2.0-rc-2023-10-18\n"
+    );
+    let echoed = client
+        .post(server.url("/open/echo"))
+        .body("a body read through the 2023-10-18 streams")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), 200);
+    assert_eq!(
+        echoed.text().await.unwrap(),
+        "42 bytes: a body read through the 2023-10-18 streams"
+    );
+    // Outgoing requests go through wasmhost's allow-list.
+    let target = format!("http://{}/", upstream.addr);
+    let allowed = get_text(&client, server.url(&format!("/open/fetch?{target}"))).await;
+    assert_eq!(allowed, "200 Hello, world!\n");
+    let denied = get_text(&client, server.url(&format!("/closed/fetch?{target}"))).await;
+    assert!(
+        denied.starts_with("error: ") && denied.contains("HttpRequestDenied"),
+        "{denied}"
+    );
+    // A body written after the head went out.
+    assert_eq!(
+        get_text(&client, server.url("/open/stream?4")).await,
+        "line 0\nline 1\nline 2\nline 3\n"
+    );
+    // A trap is the request's 500 and a log line, nothing more.
+    let trapped = client.get(server.url("/open/trap")).send().await.unwrap();
+    assert_eq!(trapped.status(), 500);
+    server.wait_for_log("guest failed", std::time::Duration::from_secs(5));
+    assert_eq!(
+        get_text(&client, server.url("/open/")).await,
+        "hello from WASI 0.2.0-rc-2023-10-18\n"
     );
 }
 

@@ -24,8 +24,16 @@ pub const SPIN_INTERNAL: &str = ".spin.internal";
 /// What a chained request reaches: the app's routes, or one of its
 /// components (private ones included).
 pub trait App: Backend {
-    /// Component `id`, if the app has it.
-    fn component(&self, id: &str) -> Option<Arc<dyn Backend>>;
+    /// Sends `req` straight to component `id`, with the `spin-*` headers
+    /// Spin gives such a request (its whole path is `spin-path-info`, as if
+    /// the component were routed `/...`); `None` when the app has no such
+    /// component.
+    fn send_to_component(
+        &self,
+        id: &str,
+        req: http::Request<RequestBody>,
+        ctx: RequestContext,
+    ) -> Option<BoxFuture<http::Response<ResponseBody>>>;
 }
 
 /// A component's handle on its own app.
@@ -75,13 +83,10 @@ impl AppHandle {
         };
         match component {
             None => app.handle(req, ctx),
-            Some(id) => match app.component(id) {
-                Some(backend) => backend.handle(req, ctx),
-                None => {
-                    let message = format!("the app has no component `{id}`");
-                    Box::pin(async move { text_response(StatusCode::BAD_GATEWAY, message) })
-                }
-            },
+            Some(id) => app.send_to_component(id, req, ctx).unwrap_or_else(|| {
+                let message = format!("the app has no component `{id}`");
+                Box::pin(async move { text_response(StatusCode::BAD_GATEWAY, message) })
+            }),
         }
     }
 }

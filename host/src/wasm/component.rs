@@ -29,7 +29,6 @@ use tokio::task::AbortHandle;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpView;
@@ -38,6 +37,7 @@ use super::cache::{CompileCache, Origin};
 use super::engine::{Allocator, EngineSettings, Runtime};
 use super::guest_log::CurrentRequest;
 use super::load::{self, ComponentBytes, HandlerKind};
+use super::p2_handler::{P2Handler, P2HandlerPre};
 use super::p3::P3Handler;
 use super::state::{new_store, GuestState, InstancePolicy};
 use super::tiered::{self, Code, Upgrade};
@@ -123,7 +123,7 @@ struct Inner {
     id: Arc<str>,
     /// The code new instances come from: baseline code is replaced by
     /// optimised code when it is ready.
-    code: Arc<Code<ProxyPre<GuestState>>>,
+    code: Arc<Code<P2HandlerPre>>,
     options: ComponentOptions,
     /// Instances waiting for their next request (reuse mode only).
     idle: Mutex<Vec<Slot>>,
@@ -134,9 +134,9 @@ struct Inner {
 /// One instance and its store.
 struct Slot {
     /// The code this instance was (or will be) created from.
-    pre: Arc<ProxyPre<GuestState>>,
+    pre: Arc<P2HandlerPre>,
     store: Store<GuestState>,
-    proxy: Option<Proxy>,
+    proxy: Option<P2Handler>,
     request: CurrentRequest,
     served: u32,
 }
@@ -198,10 +198,8 @@ impl ComponentBackend {
         let linked = instance_pre(&component, prepared.kind, path)?;
         let unusable = || format!("`{}` does not export a usable HTTP handler", path.display());
         let serve = match prepared.kind {
-            HandlerKind::P2 => {
-                let pre = ProxyPre::new(linked)
-                    .map_err(anyhow::Error::from)
-                    .with_context(unusable)?;
+            kind @ (HandlerKind::P2 | HandlerKind::P2Rc20231018) => {
+                let pre = P2HandlerPre::new(kind, linked).with_context(unusable)?;
                 let code = Arc::new(Code::new(pre));
                 if origin == Origin::Baseline {
                     let path = path.to_owned();
@@ -213,8 +211,7 @@ impl ComponentBackend {
                         Upgrade {
                             target: Arc::downgrade(&code),
                             link: move |component: &Component| {
-                                let pre = instance_pre(component, HandlerKind::P2, &path)?;
-                                ProxyPre::new(pre).map_err(anyhow::Error::from)
+                                P2HandlerPre::new(kind, instance_pre(component, kind, &path)?)
                             },
                         },
                     )?;
@@ -277,7 +274,7 @@ fn first_code(
     if let Some(component) = options.cache.lookup(engine, &prepared.bytes) {
         return Ok((component, Origin::Cached));
     }
-    if runtime.baseline && prepared.kind == HandlerKind::P2 {
+    if runtime.baseline && prepared.kind.is_p2() {
         let baseline = runtime
             .baseline_engine()
             .and_then(|baseline| tiered::compile_baseline(&baseline, &prepared.bytes));
@@ -313,12 +310,17 @@ fn instance_pre(
 /// The imports every component may use: all of WASI 0.2 (what `wasmtime
 /// serve -Scli` provides: Rust's std imports `wasi:cli/*` even in an HTTP
 /// handler), wasi:http and the Spin interfaces; for p3 components WASI 0.3
-/// as well.
+/// as well; for a `0.2.0-rc-2023-10-18` handler that pre-release's WASI
+/// too (a Spin SDK 2 module componentized at load imports both it and
+/// 0.2, through the adapter).
 pub(crate) fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Linker<GuestState>> {
     let mut linker = Linker::<GuestState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     super::spin_host::add_to_linker(&mut linker)?;
+    if kind == HandlerKind::P2Rc20231018 {
+        super::wasi_2023_10_18::add_to_linker(&mut linker)?;
+    }
     if kind == HandlerKind::P3 {
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
@@ -464,15 +466,12 @@ impl Inner {
             None => {
                 let span = tracing::info_span!(target: crate::telemetry::TARGET, "instantiate", wasmhost.component = %self.id);
                 slot.pre
-                    .instantiate_async(&mut slot.store)
+                    .instantiate(&mut slot.store)
                     .instrument(span)
                     .await?
             }
         };
-        let result = proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut slot.store, req, out)
-            .await;
+        let result = proxy.handle(&mut slot.store, req, out).await;
         crate::telemetry::record_instance_time(started.elapsed());
         slot.proxy = Some(proxy);
         slot.served += 1;

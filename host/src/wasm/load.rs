@@ -17,6 +17,10 @@ const P2_HANDLER: &str = "wasi:http/incoming-handler@0.2";
 /// Interface-name prefix of the wasi:http 0.3 handler.
 const P3_HANDLER: &str = "wasi:http/handler@0.3";
 
+/// The wasi:http handler of the WASI `0.2.0-rc-2023-10-18` pre-release
+/// (it starts with [`P2_HANDLER`] too, so it is looked for first).
+const RC_2023_10_18_HANDLER: &str = "wasi:http/incoming-handler@0.2.0-rc-2023-10-18";
+
 /// Which `wasi:http` handler a component exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandlerKind {
@@ -24,6 +28,19 @@ pub enum HandlerKind {
     P2,
     /// `wasi:http/handler@0.3.x` (needs the engine's concurrency support).
     P3,
+    /// `wasi:http/incoming-handler@0.2.0-rc-2023-10-18`, the pre-release
+    /// Spin SDK 2 was built on: served over the 0.2 host through
+    /// [`super::wasi_2023_10_18`].
+    P2Rc20231018,
+}
+
+impl HandlerKind {
+    /// Whether this is a wasi:http 0.2 handler (a release or the
+    /// 2023-10-18 pre-release): served one call per request, without the
+    /// engine's concurrency support, and from baseline code at first.
+    pub fn is_p2(self) -> bool {
+        matches!(self, HandlerKind::P2 | HandlerKind::P2Rc20231018)
+    }
 }
 
 /// Why a file cannot be served.
@@ -69,16 +86,6 @@ pub enum LoadError {
         /// The parser's explanation.
         detail: String,
     },
-    /// Built against a WASI 0.2 pre-release this host does not serve.
-    #[error(
-        "`{}` was built against WASI 0.2.0-rc-2023-10-18, a pre-release wasmhost does not \
-         serve (it serves 0.2.0-rc-2023-11-10 and 0.2.x); rebuild it with a current SDK \
-         (Spin SDK 3 or later for Rust)", path.display()
-    )]
-    PreRelease {
-        /// The file the user named.
-        path: PathBuf,
-    },
     /// Renaming a pre-release component's imports failed.
     #[error("cannot adapt the WASI 0.2.0-rc-2023-11-10 component `{}`: {detail}", path.display())]
     Adapt {
@@ -89,8 +96,8 @@ pub enum LoadError {
     },
     /// The component serves no HTTP.
     #[error(
-        "`{}` exports no HTTP handler: expected `wasi:http/incoming-handler@0.2.x` or \
-         `wasi:http/handler@0.3.x`, found {}", path.display(), list(exports)
+        "`{}` exports no HTTP handler: expected `wasi:http/incoming-handler@0.2.x` (or \
+         `@0.2.0-rc-2023-10-18`) or `wasi:http/handler@0.3.x`, found {}", path.display(), list(exports)
     )]
     NoHandler {
         /// The file the user named.
@@ -144,11 +151,6 @@ pub fn prepare(path: &Path, bytes: Vec<u8>) -> Result<ComponentBytes, LoadError>
     } else {
         (bytes, false)
     };
-    if super::pre_release::older_pre_release(&bytes) {
-        return Err(LoadError::PreRelease {
-            path: path.to_owned(),
-        });
-    }
     if let Some(adopted) = super::pre_release::adopt(&bytes).map_err(|detail| LoadError::Adapt {
         path: path.to_owned(),
         detail,
@@ -248,7 +250,9 @@ fn top_level_exports(component: &[u8]) -> wasmparser::Result<Vec<String>> {
 }
 
 fn handler_kind(exports: &[String]) -> Option<HandlerKind> {
-    if exports.iter().any(|e| e.starts_with(P2_HANDLER)) {
+    if exports.iter().any(|e| e == RC_2023_10_18_HANDLER) {
+        Some(HandlerKind::P2Rc20231018)
+    } else if exports.iter().any(|e| e.starts_with(P2_HANDLER)) {
         Some(HandlerKind::P2)
     } else if exports.iter().any(|e| e.starts_with(P3_HANDLER)) {
         Some(HandlerKind::P3)
@@ -264,6 +268,15 @@ mod tests {
     #[test]
     fn any_0_2_patch_version_is_a_p2_handler() {
         let exports = vec!["wasi:http/incoming-handler@0.2.6".to_string()];
+        assert_eq!(handler_kind(&exports), Some(HandlerKind::P2));
+    }
+
+    #[test]
+    fn the_2023_10_18_pre_release_handler_is_its_own_kind() {
+        let exports = vec!["wasi:http/incoming-handler@0.2.0-rc-2023-10-18".to_string()];
+        assert_eq!(handler_kind(&exports), Some(HandlerKind::P2Rc20231018));
+        // Its prefix is not taken for a later pre-release or release.
+        let exports = vec!["wasi:http/incoming-handler@0.2.0-rc-2023-11-10".to_string()];
         assert_eq!(handler_kind(&exports), Some(HandlerKind::P2));
     }
 

@@ -2,10 +2,12 @@
 //! ([`engine`]), turning files into components ([`load`]), the compiled-code
 //! cache ([`cache`]) and its key ([`engine_key`]), serving baseline code
 //! while the optimised code compiles ([`tiered`]), WASI 0.2 pre-release
-//! components ([`pre_release`]), per-store state ([`state`]), the body of
-//! a guest's outgoing request ([`kept_body`]), guest stdio ([`guest_log`]),
-//! the backend that serves requests ([`component`]) and Spin's CGI-style
-//! executor ([`wagi`]).
+//! components ([`pre_release`] renames `0.2.0-rc-2023-11-10`,
+//! [`wasi_2023_10_18`] serves `0.2.0-rc-2023-10-18`), per-store state
+//! ([`state`]), the body of a guest's outgoing request ([`kept_body`]),
+//! guest stdio ([`guest_log`]), the backend that serves requests
+//! ([`component`]) through either 0.2 handler ([`p2_handler`]) and Spin's
+//! CGI-style executor ([`wagi`]).
 
 pub mod cache;
 pub mod component;
@@ -14,11 +16,13 @@ pub mod engine_key;
 pub mod guest_log;
 pub mod kept_body;
 pub mod load;
+pub mod p2_handler;
 pub mod p3;
 pub mod pre_release;
 pub mod spin_host;
 pub mod state;
 pub mod tiered;
 pub mod wagi;
+pub mod wasi_2023_10_18;
 
 pub use component::{ComponentBackend, ComponentOptions, LoadReport};

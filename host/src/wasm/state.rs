@@ -416,7 +416,20 @@ impl Hooks {
                 Internal::Routes => None,
                 Internal::Component(id) => Some(id.as_str()),
             };
-            let response = app.send(request, component).await;
+            // The other component runs on a task of its own: on this one
+            // its store would run inside the caller's, which a p3 caller's
+            // `run_concurrent` refuses (it panics on the nested store).
+            let task = tokio::spawn(app.send(request, component).in_current_span());
+            let _abort = AbortOnDrop(task.abort_handle());
+            let response = match task.await {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::error!("the chained request failed: {e}");
+                    return Err(wasmtime_wasi_http::Error::InternalError(Some(
+                        "the chained request failed".to_owned(),
+                    )));
+                }
+            };
             let response = response.map(|body| {
                 body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
                     .boxed_unsync()
@@ -427,6 +440,16 @@ impl Hooks {
                     as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
             ))
         })
+    }
+}
+
+/// Cancels a chained request's task when the caller stops waiting for its
+/// response head (its instance is gone, say); a no-op once it finished.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
