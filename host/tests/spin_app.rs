@@ -1234,16 +1234,16 @@ source = "{hello}"
     }
 }
 
-#[tokio::test]
-async fn spin_sdk_5_2_outbound_http_goes_only_where_allowed() {
-    let upstream = Server::serve(&guest("hello"), &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(
-        dir.path(),
-        &r#"
+/// An app `name` with `source` routed twice: `/open/...` may reach
+/// `upstream` over HTTP, `/closed/...` may reach nothing.
+fn open_and_closed(dir: &Path, name: &str, source: &str, upstream: &str) -> std::path::PathBuf {
+    write_manifest(
+        dir,
+        &format!(
+            r#"
 spin_manifest_version = 2
 [application]
-name = "sdk52-outbound"
+name = "{name}"
 [[trigger.http]]
 route = "/open/..."
 component = "open"
@@ -1251,12 +1251,24 @@ component = "open"
 route = "/closed/..."
 component = "closed"
 [component.open]
-source = "{spin-sdk-outbound}"
+source = "{source}"
 allowed_outbound_hosts = ["http://{upstream}"]
 [component.closed]
-source = "{spin-sdk-outbound}"
+source = "{source}"
 "#
-        .replace("{upstream}", &upstream.addr),
+        ),
+    )
+}
+
+#[tokio::test]
+async fn spin_sdk_5_2_outbound_http_goes_only_where_allowed() {
+    let upstream = Server::serve(&guest("hello"), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = open_and_closed(
+        dir.path(),
+        "sdk52-outbound",
+        "{spin-sdk-outbound}",
+        &upstream.addr,
     );
     let server = Server::serve(&manifest, &[]);
     let client = http1();
@@ -1280,26 +1292,7 @@ async fn a_spin_sdk_2_component_on_wasi_0_2_0_rc_2023_10_18_answers_reads_bodies
 ) {
     let upstream = Server::serve(&guest("hello"), &[]);
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(
-        dir.path(),
-        &r#"
-spin_manifest_version = 2
-[application]
-name = "sdk2"
-[[trigger.http]]
-route = "/open/..."
-component = "open"
-[[trigger.http]]
-route = "/closed/..."
-component = "closed"
-[component.open]
-source = "{spin-sdk2}"
-allowed_outbound_hosts = ["http://{upstream}"]
-[component.closed]
-source = "{spin-sdk2}"
-"#
-        .replace("{upstream}", &upstream.addr),
-    );
+    let manifest = open_and_closed(dir.path(), "sdk2", "{spin-sdk2}", &upstream.addr);
     let server = Server::serve(&manifest, &[]);
     let client = http1();
     assert_eq!(
