@@ -181,20 +181,49 @@ fn actions(status: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollout_advances_step_by_step_under_load_and_completes() {
+/// What the rollout tests start from: the old and new services (the old
+/// answering `same`, the new `new_says`), a directory with the app (rollout
+/// `keys`) and its admin token file (holding `token`). Kept whole by the
+/// test: dropping a service stops it.
+struct Setup {
+    old: Service,
+    new: Service,
+    dir: tempfile::TempDir,
+    app: PathBuf,
+    token: PathBuf,
+}
+
+async fn setup(new_says: &str, keys: &str, token: &str) -> Setup {
     let (old, new) = (
         Service::start("old", "same").await,
-        Service::start("new", "same").await,
+        Service::start("new", new_says).await,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = manifest(
-        dir.path(),
-        &old,
-        &new,
+    let app = manifest(dir.path(), &old, &new, keys);
+    let token = token_file(dir.path(), token);
+    Setup {
+        old,
+        new,
+        dir,
+        app,
+        token,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_advances_step_by_step_under_load_and_completes() {
+    let Setup {
+        old: _old,
+        new,
+        dir: _dir,
+        app,
+        token,
+    } = setup(
+        "same",
         "steps = [10, 50, 100], max_error_rate = 0.01, max_p99_ratio = 1000.0",
-    );
-    let token = token_file(dir.path(), "t0ken");
+        "t0ken",
+    )
+    .await;
     let server = serve(&app, &token);
     let first = status(&server, "t0ken").await;
     assert_eq!(first["phase"], "progressing");
@@ -237,14 +266,14 @@ async fn a_rollout_advances_step_by_step_under_load_and_completes() {
 /// A breach of `bound` rolls the rollout back to 0 % and holds it there:
 /// the reason logged, counted and kept in the status.
 async fn breach_rolls_back(new_behaves: impl FnOnce(&Service), keys: &str, bound: &str, why: &str) {
-    let (old, new) = (
-        Service::start("old", "same").await,
-        Service::start("new", "same").await,
-    );
+    let Setup {
+        old: _old,
+        new,
+        dir: _dir,
+        app,
+        token,
+    } = setup("same", keys, "t0ken").await;
     new_behaves(&new);
-    let dir = tempfile::tempdir().unwrap();
-    let app = manifest(dir.path(), &old, &new, keys);
-    let token = token_file(dir.path(), "t0ken");
     let server = serve(&app, &token);
     let load = Load::start(&server);
     let held = wait_for_phase(&server, "t0ken", "rolled_back").await;
@@ -312,24 +341,18 @@ fn cli(server: &Server, token: &Path, args: &[&str]) -> common::Failed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_steers_a_rollout_and_a_wrong_token_is_refused() {
-    let (old, new) = (
-        Service::start("old", "same").await,
-        Service::start("new", "same").await,
-    );
-    let dir = tempfile::tempdir().unwrap();
     // Windows of an hour: only commands change anything here.
-    let app = manifest(
-        dir.path(),
-        &old,
-        &new,
-        "steps = [10, 100], step_time = \"60m\"",
-    )
-    .to_owned();
+    let Setup {
+        old: _old,
+        new: _new,
+        dir,
+        app,
+        token,
+    } = setup("same", "steps = [10, 100], step_time = \"60m\"", "right").await;
     let text = std::fs::read_to_string(&app)
         .unwrap()
         .replace("step_time = \"1s\", ", "");
     std::fs::write(&app, text).unwrap();
-    let token = token_file(dir.path(), "right");
     let wrong = dir.path().join("wrong-token");
     std::fs::write(&wrong, "wrong").unwrap();
     let server = serve(&app, &token);
@@ -390,18 +413,18 @@ async fn the_cli_steers_a_rollout_and_a_wrong_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_is_taken_up_where_it_was_after_a_reload_and_a_restart() {
-    let (old, new) = (
-        Service::start("old", "same").await,
-        Service::start("new", "same").await,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let app = manifest(
-        dir.path(),
-        &old,
-        &new,
+    let Setup {
+        old: _old,
+        new: _new,
+        dir,
+        app,
+        token,
+    } = setup(
+        "same",
         "steps = [10, 50, 100], max_p99_ratio = 1000.0",
-    );
-    let token = token_file(dir.path(), "t0ken");
+        "t0ken",
+    )
+    .await;
     let mut server = serve(&app, &token);
 
     // One step under load, then paused there.
@@ -571,18 +594,18 @@ fn chromium(args: &[&str], url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_rollout_and_its_mismatches_in_a_real_browser() {
-    let (old, new) = (
-        Service::start("old", "same").await,
-        Service::start("new", "different").await,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let app = manifest(
-        dir.path(),
-        &old,
-        &new,
+    let Setup {
+        old: _old,
+        new: _new,
+        dir: _dir,
+        app,
+        token,
+    } = setup(
+        "different",
         "steps = [1, 100], max_p99_ratio = 1000.0",
-    );
-    let token = token_file(dir.path(), "t0ken");
+        "t0ken",
+    )
+    .await;
     let server = serve(&app, &token);
     let load = Load::start(&server);
     wait_for_phase(&server, "t0ken", "rolled_back").await;
