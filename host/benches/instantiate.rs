@@ -32,6 +32,7 @@ fn backend(reuse: u32) -> ComponentBackend {
         cache: CompileCache::disabled(),
         pooling: true,
         max_concurrency: wasmhost::limits::MAX_CONCURRENCY,
+        queue_timeout: wasmhost::limits::QUEUE_TIMEOUT,
         // Measures the optimised code, as served once it is ready.
         baseline: false,
     };

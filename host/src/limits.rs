@@ -36,11 +36,19 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Requests one component serves at once, and so the instances the
 /// pooling allocator reserves slots for; more requests wait for a free
-/// instance (503 at their deadline). Setting up the pool costs about 1 ms
+/// instance (503 after [`QUEUE_TIMEOUT`]). Setting up the pool costs about 1 ms
 /// per 250 slots at start-up (each slot's fiber stack gets its own guard
 /// page), so the default stays well above what 2 cores can run at once
 /// without paying for 1000 slots nobody uses.
 pub const MAX_CONCURRENCY: u32 = 256;
+
+/// Longest a request waits for a free instance slot when all
+/// `--max-concurrency` are busy; then it gets 503 with `Retry-After`. 5 s is
+/// HAProxy's usual `timeout queue` (its `timeout connect`): a burst of
+/// a few times the pool's size of ordinary requests still drains through
+/// the queue, while under real overload a client hears "busy" in seconds,
+/// not at the 30 s request deadline.
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Time from accept to a complete first request head, TLS handshake
 /// included; past it the connection is cut. This is the slowloris bound: a

@@ -1646,6 +1646,55 @@ async fn head_read_by_the_server(
 }
 
 #[tokio::test]
+async fn past_the_queue_timeout_a_waiting_request_gets_503_with_retry_after_while_the_pool_stays_busy(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+spin_manifest_version = 2
+[application]
+name = "queue"
+[[trigger.http]]
+route = "/hello"
+component = "hello"
+[[trigger.http]]
+route = "/held/..."
+component = "held"
+[component.hello]
+source = "{hello}"
+[component.held]
+source = "{echo}"
+"#,
+    );
+    let server = Server::serve(
+        &manifest,
+        &["--max-concurrency", "1", "--queue-timeout", "300ms", "--timeout", "60s"],
+    );
+    let client = http1();
+
+    // The one instance is held (by a request whose body is still coming):
+    // the next request waits 300 ms, not its 60 s deadline, then hears 503.
+    let (body, held) = common::in_flight_echo(server.url("/held/"), b"held ").await;
+    let refused = client.get(server.url("/hello")).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(refused.text().await.unwrap(), "all instances busy\n");
+    server.wait_for_log(
+        "no free instance within the queue timeout",
+        std::time::Duration::from_secs(5),
+    );
+
+    // The held request was untouched, and once it is done the slot serves
+    // again.
+    body.send(Ok(b"done".to_vec())).await.unwrap();
+    drop(body);
+    assert_eq!(held.text().await.unwrap(), "held done");
+    let served = client.get(server.url("/hello")).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+}
+
+#[tokio::test]
 async fn past_max_concurrency_requests_wait_for_an_instance_and_get_503_at_their_deadline() {
     use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 
 use super::front_door::FrontDoorArgs;
-use super::parse::SizeArg;
+use super::parse::{DurationArg, SizeArg};
 use super::precompiled::{self, Trusted};
 use crate::admin::Admin;
 use crate::app::assemble::assemble;
@@ -82,10 +82,15 @@ pub struct ServeCommand {
     pub reuse: u32,
 
     /// Requests served at once (and instances the pool reserves); more wait
-    /// for a free instance, and get 503 if none frees up before their
-    /// deadline.
+    /// for a free instance, and get 503 (with `Retry-After`) if none frees
+    /// up within `--queue-timeout` or their deadline.
     #[arg(long, default_value_t = limits::MAX_CONCURRENCY, value_name = "N")]
     pub max_concurrency: u32,
+
+    /// Longest a request waits for a free instance when all
+    /// `--max-concurrency` are busy (`500ms`, `5s`, `1m`).
+    #[arg(long, default_value_t = DurationArg(limits::QUEUE_TIMEOUT), value_name = "DURATION")]
+    pub queue_timeout: DurationArg,
 
     /// Set a Spin application variable (`name=value`); overrides
     /// `SPIN_VARIABLE_<NAME>` and the manifest's default. Repeatable.
@@ -419,6 +424,7 @@ impl ServeCommand {
             cache,
             pooling: !self.no_pooling,
             max_concurrency: self.max_concurrency,
+            queue_timeout: self.queue_timeout.0,
             baseline: !self.no_baseline,
         })
     }

@@ -19,7 +19,6 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
 
 use anyhow::{Context as _, Result};
 use http::StatusCode;
@@ -33,6 +32,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpView;
 
+use super::admission::{Admission, Refused};
 use super::cache::{CompileCache, Origin};
 use super::engine::{Allocator, EngineSettings, Runtime};
 use super::guest_log::CurrentRequest;
@@ -63,6 +63,8 @@ pub struct ComponentOptions {
     pub pooling: bool,
     /// Requests served at once; more wait for a free instance.
     pub max_concurrency: u32,
+    /// Longest a request waits for a free instance before its 503.
+    pub queue_timeout: Duration,
     /// Start a component missing from the cache on baseline code
     /// ([`super::tiered`]).
     pub baseline: bool,
@@ -128,7 +130,7 @@ struct Inner {
     /// Instances waiting for their next request (reuse mode only).
     idle: Mutex<Vec<Slot>>,
     /// One permit per pooling slot: requests beyond it wait.
-    admission: Arc<Semaphore>,
+    admission: Admission,
 }
 
 /// One instance and its store.
@@ -256,6 +258,7 @@ impl ComponentOptions {
             concurrency,
             pooling: self.pooling,
             max_concurrency: self.max_concurrency,
+            queue_timeout: self.queue_timeout,
             baseline: self.baseline,
         }
     }
@@ -329,29 +332,32 @@ pub(crate) fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Lin
     Ok(linker)
 }
 
-/// The status of a component drawing on the `admission` pool of `slots`.
-pub(crate) fn pool_status(
-    id: &Arc<str>,
-    admission: &Arc<Semaphore>,
-    slots: u32,
-) -> ComponentStatus {
-    let slots = slots as usize;
+/// The status of a component drawing on the `admission` pool.
+pub(crate) fn pool_status(id: &Arc<str>, admission: &Admission) -> ComponentStatus {
     ComponentStatus {
         component: id.clone(),
         kind: StatusKind::Wasm {
-            pool: Arc::as_ptr(admission) as usize,
-            slots_in_use: slots.saturating_sub(admission.available_permits()),
-            slots,
+            pool: admission.pool_id(),
+            slots_in_use: admission.in_use(),
+            slots: admission.size() as usize,
         },
     }
+}
+
+/// The 503 for a request `refused` a slot, and its log line.
+pub(crate) fn refused_response(
+    refused: &Refused,
+    ctx: &RequestContext,
+    component: &str,
+) -> http::Response<ResponseBody> {
+    tracing::warn!(request = %ctx.id, component, "{}", refused.reason());
+    refused.response()
 }
 
 impl Backend for ComponentBackend {
     fn status(&self) -> Vec<ComponentStatus> {
         vec![match &self.serve {
-            Serve::P2(inner) => {
-                pool_status(&inner.id, &inner.admission, inner.options.max_concurrency)
-            }
+            Serve::P2(inner) => pool_status(&inner.id, &inner.admission),
             Serve::P3(handler) => handler.status(),
         }]
     }
@@ -381,16 +387,10 @@ impl Inner {
         ctx: RequestContext,
     ) -> http::Response<ResponseBody> {
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
-        // Never more requests in flight than the pool has instances: wait
-        // for a free one until the deadline, then answer 503.
-        let permit = match tokio::time::timeout_at(deadline, self.admission.clone().acquire_owned())
-            .await
-        {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                tracing::warn!(request = %ctx.id, component = %self.id, "no free instance before the deadline");
-                return text_response(StatusCode::SERVICE_UNAVAILABLE, "all instances busy");
-            }
+        // Never more requests in flight than the pool has instances.
+        let permit = match self.admission.enter(deadline).await {
+            Ok(permit) => permit,
+            Err(refused) => return refused_response(&refused, &ctx, &self.id),
         };
         let mut slot = self.checkout();
         slot.request.set(ctx.id);

@@ -9,14 +9,15 @@
 
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use tokio::sync::Semaphore;
 use wasmtime::{
     Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
     Strategy,
 };
 
+use super::admission::Admission;
 use crate::limits::{self, EPOCH_TICK};
 
 /// Linear memory kept mapped in a pooling slot between instances. Most
@@ -54,6 +55,8 @@ pub struct EngineSettings {
     pub pooling: bool,
     /// Instances alive at once: the pool's size.
     pub max_concurrency: u32,
+    /// Longest a request waits for a free instance before its 503.
+    pub queue_timeout: Duration,
     /// Serve a component missing from the compile cache from a quick
     /// baseline (Winch) compile while Cranelift compiles it in the
     /// background ([`super::tiered`]).
@@ -69,6 +72,7 @@ impl EngineSettings {
             concurrency,
             pooling: true,
             max_concurrency: limits::MAX_CONCURRENCY,
+            queue_timeout: limits::QUEUE_TIMEOUT,
             baseline: false,
         }
     }
@@ -83,8 +87,8 @@ pub struct Runtime {
     pub engine: Engine,
     /// How it allocates instances.
     pub allocator: Allocator,
-    /// One permit per pooling slot: requests beyond it wait.
-    pub admission: Arc<Semaphore>,
+    /// One permit per pooling slot: requests beyond it wait, for a while.
+    pub admission: Admission,
     /// Whether components missing from the cache may start on baseline code.
     pub baseline: bool,
     /// The baseline engine while any component still runs its code: held
@@ -101,7 +105,7 @@ impl Runtime {
         Ok(Self {
             engine,
             allocator,
-            admission: Arc::new(Semaphore::new(settings.max_concurrency as usize)),
+            admission: Admission::new(settings.max_concurrency, settings.queue_timeout),
             baseline: settings.baseline,
             baseline_engine: Arc::default(),
         })

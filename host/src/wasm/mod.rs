@@ -5,10 +5,12 @@
 //! components ([`pre_release`] renames `0.2.0-rc-2023-11-10`,
 //! [`wasi_2023_10_18`] serves `0.2.0-rc-2023-10-18`), per-store state
 //! ([`state`]), the body of a guest's outgoing request ([`kept_body`]),
-//! guest stdio ([`guest_log`]), the backend that serves requests
+//! guest stdio ([`guest_log`]), the bounded wait for an instance slot
+//! ([`admission`]), the backend that serves requests
 //! ([`component`]) through either 0.2 handler ([`p2_handler`]) and Spin's
 //! CGI-style executor ([`wagi`]).
 
+pub mod admission;
 pub mod cache;
 pub mod component;
 pub mod engine;

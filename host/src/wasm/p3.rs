@@ -22,6 +22,7 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
+use super::admission::Admission;
 use super::component::ComponentOptions;
 use super::engine::Runtime;
 use super::guest_log::CurrentRequest;
@@ -38,9 +39,7 @@ const IDLE_INSTANCE_TTL: Duration = Duration::from_secs(10);
 pub struct P3Handler {
     handler: ProxyHandler<Policy>,
     /// One permit per pooling slot, shared with the app's other components.
-    admission: Arc<tokio::sync::Semaphore>,
-    /// The pool's size.
-    slots: u32,
+    admission: Admission,
 }
 
 struct Policy {
@@ -84,13 +83,12 @@ impl P3Handler {
         Self {
             handler: ProxyHandler::new(policy),
             admission: runtime.admission.clone(),
-            slots: options.max_concurrency,
         }
     }
 
     /// Instance slots in use.
     pub fn status(&self) -> crate::backend::ComponentStatus {
-        super::component::pool_status(&self.handler.state().id, &self.admission, self.slots)
+        super::component::pool_status(&self.handler.state().id, &self.admission)
     }
 
     /// Handles one request; failures become responses.
@@ -103,10 +101,9 @@ impl P3Handler {
         let req = with_absolute_uri(req)
             .map(|body| body.map_err(super::component::body_error).boxed_unsync());
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
-        let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, self.admission.acquire()).await
-        else {
-            tracing::warn!(request = %ctx.id, component = %id, "no free instance before the deadline");
-            return text_response(StatusCode::SERVICE_UNAVAILABLE, "all instances busy");
+        let _permit = match self.admission.enter(deadline).await {
+            Ok(permit) => permit,
+            Err(refused) => return super::component::refused_response(&refused, &ctx, &id),
         };
         // The guest's worker tasks, which the handler spawns itself, run on
         // the overrun pool: a WASIp3 guest never holds the front door's

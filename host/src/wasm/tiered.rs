@@ -132,6 +132,7 @@ mod tests {
 
     fn runtime() -> Runtime {
         Runtime::new(&EngineSettings {
+            queue_timeout: crate::limits::QUEUE_TIMEOUT,
             memory_limit: 16 << 20,
             concurrency: false,
             pooling: false,

@@ -19,12 +19,12 @@ use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
-use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::I32Exit;
 
+use super::admission::Admission;
 use super::cache::Origin;
 use super::engine::Runtime;
 use super::guest_log::CurrentRequest;
@@ -54,7 +54,7 @@ struct Inner {
     pre: CommandPre<GuestState>,
     policy: InstancePolicy,
     argv: String,
-    admission: Arc<Semaphore>,
+    admission: Admission,
 }
 
 impl WagiBackend {
@@ -111,10 +111,9 @@ impl Inner {
         ctx: RequestContext,
     ) -> http::Response<ResponseBody> {
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
-        let Ok(Ok(_permit)) =
-            tokio::time::timeout_at(deadline, self.admission.clone().acquire_owned()).await
-        else {
-            return text_response(StatusCode::SERVICE_UNAVAILABLE, "all instances busy");
+        let _permit = match self.admission.enter(deadline).await {
+            Ok(permit) => permit,
+            Err(refused) => return super::component::refused_response(&refused, &ctx, &self.id),
         };
         let (parts, body) = req.into_parts();
         let body = match tokio::time::timeout_at(deadline, body.collect()).await {

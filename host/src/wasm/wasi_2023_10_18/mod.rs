@@ -283,6 +283,7 @@ mod tests {
         let prepared = load::prepare(Path::new("everything.wasm"), component).unwrap();
         assert_eq!(prepared.kind, HandlerKind::P2Rc20231018);
         let runtime = Runtime::new(&EngineSettings {
+            queue_timeout: crate::limits::QUEUE_TIMEOUT,
             memory_limit: 16 << 20,
             concurrency: false,
             pooling: false,
