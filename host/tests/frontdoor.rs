@@ -1082,7 +1082,7 @@ mod h2raw {
         let mut block = Vec::with_capacity(size);
         while block.len() + 140 < size {
             block.extend_from_slice(&[0x00, 0x01, b'x', 0x7f, 0x00]);
-            block.extend(std::iter::repeat(b'a').take(127));
+            block.extend(std::iter::repeat_n(b'a', 127));
         }
         frame(CONTINUATION, 0, stream, &block)
     }

@@ -56,7 +56,7 @@ pub struct NetNs {
 impl NetNs {
     /// A new namespace with `lo` up.
     pub fn create(name: &str, sys: Arc<dyn Syscall>) -> Result<Self> {
-        Self::held_by_thread(name, sys, |sys| enter_new_namespace(sys))
+        Self::held_by_thread(name, sys, enter_new_namespace)
     }
 
     /// The namespace process `pid` is in (one a container made for itself,

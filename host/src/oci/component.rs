@@ -102,7 +102,7 @@ pub fn manifest(config: &Descriptor, layer: &Descriptor, created: &str) -> Vec<u
 }
 
 /// The Wasm layer of a pulled component artifact, in the store.
-pub fn wasm_layer<'a>(layers: &'a [Descriptor]) -> Result<&'a Descriptor> {
+pub fn wasm_layer(layers: &[Descriptor]) -> Result<&Descriptor> {
     layers
         .iter()
         .find(|l| {
