@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use wasmtime::{
-    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
-    Strategy,
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, OptLevel,
+    PoolingAllocationConfig, Strategy,
 };
 
 use super::admission::Admission;
@@ -170,6 +170,14 @@ fn config(settings: &EngineSettings, allocator: Allocator) -> Config {
 fn baseline_config() -> Config {
     let mut config = Config::new();
     config.strategy(Strategy::Winch);
+    // Winch compiles the functions; the trampolines around them (one per
+    // function a table or an export reaches: thousands in a JavaScript or
+    // Python runtime) are still Cranelift's, and took more of a 12 MB
+    // JavaScript component's baseline compile than Winch itself. They run
+    // only until the optimised code replaces them: unoptimised is enough.
+    // First 200 with an empty cache: JavaScript 12–22 % sooner, Python
+    // 11–21 % (bench/RESULTS.md, "Baseline trampolines unoptimised").
+    config.cranelift_opt_level(OptLevel::None);
     config.epoch_interruption(true);
     config.memory_init_cow(true);
     config.concurrency_support(false);
