@@ -515,3 +515,67 @@ async fn a_second_signal_during_the_drain_exits_1_at_once() {
         started.elapsed()
     );
 }
+
+/// `serve --start-gate-fd 3` with the test's pipe on descriptor 3 (the
+/// shell moves stdin there): what the containerd shim runs at Create.
+fn gated_serve(port: u16, cache: &std::path::Path) -> std::process::Child {
+    std::process::Command::new("sh")
+        .args(["-c", r#"exec "$0" "$@" 3<&0 0</dev/null"#])
+        .arg(env!("CARGO_BIN_EXE_wasmhost"))
+        .arg("serve")
+        .arg(guest("hello"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--start-gate-fd", "3"])
+        .arg("--cache-dir")
+        .arg(cache)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_start_gated_serve_loads_first_and_binds_only_once_its_gate_opens() {
+    use std::io::{BufRead as _, Write as _};
+    let cache = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = gated_serve(port, cache.path());
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("loaded `") {
+        line.clear();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "wasmhost ended before loading");
+    }
+    // Loaded, and not listening: the gate is still shut.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "listening before its start"
+    );
+    child.stdin.as_mut().unwrap().write_all(b"s").unwrap();
+    common::wait_until("the gated server answers", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && common::get_blocking(&format!("http://127.0.0.1:{port}/")).0 == 200
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Closed without a byte: nobody will start it, so it does not serve.
+    let mut child = gated_serve(port, cache.path());
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("loaded `") {
+        line.clear();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "wasmhost ended before loading");
+    }
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(rest.contains("closed before it started"), "{rest}");
+}

@@ -155,6 +155,13 @@ pub struct ServeCommand {
     /// tied by digests to the component served. Repeatable.
     #[arg(long, value_name = "REGISTRY[/REPOSITORY]")]
     pub trust_precompiled: Vec<String>,
+
+    /// Load everything, then wait to bind until a byte can be read from
+    /// this inherited descriptor (EOF: exit unstarted). The containerd
+    /// shim starts `serve` at a task's Create and writes at its Start, so
+    /// the loading overlaps containerd's own work in between.
+    #[arg(long, value_name = "FD", hide = true)]
+    pub start_gate_fd: Option<u32>,
 }
 
 impl ServeCommand {
@@ -189,6 +196,9 @@ impl ServeCommand {
         } else {
             backend
         };
+        if let Some(fd) = self.start_gate_fd {
+            wait_for_start(fd).await?;
+        }
         let mut bound = self.front.bind(self.max_concurrency).await?;
         bound.front.component = lone_component;
         self.front
@@ -470,3 +480,21 @@ fn component_id(path: &Path) -> String {
 
 /// The backend to serve, and its counters (a manifest's app has them).
 type Loaded = (Arc<dyn Backend>, Option<Arc<Metrics>>);
+
+/// Waits until a byte arrives on inherited descriptor `fd` (through
+/// `/proc/self/fd`, a new description of the same pipe: no `unsafe`);
+/// EOF means nobody will start this process.
+async fn wait_for_start(fd: u32) -> Result<()> {
+    let path = format!("/proc/self/fd/{fd}");
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+        use std::io::Read as _;
+        let mut byte = [0u8; 1];
+        std::fs::File::open(&path)?.read(&mut byte)
+    });
+    match read.await.context("the start gate's reader failed")? {
+        Ok(1) => Ok(()),
+        Ok(_) => anyhow::bail!("closed before it started (descriptor {fd}): not serving"),
+        Err(e) => Err(e).with_context(|| format!("cannot read the start gate, descriptor {fd}")),
+    }
+}
+

@@ -77,7 +77,13 @@ pub struct Plan {
     pub env: Vec<String>,
     /// The working directory: the app's directory.
     pub cwd: PathBuf,
+    /// Started at Create and held at [`START_GATE_FD`] until Start
+    /// (`wasmhost serve --start-gate-fd`), rather than executed at Start.
+    pub preload: bool,
 }
+
+/// The descriptor a preloaded process waits on for Start.
+pub const START_GATE_FD: i32 = 3;
 
 /// The app named by `args` (the spec's process arguments: entrypoint, then
 /// command) in `rootfs`, relative ones against `cwd` (the spec's).
@@ -134,6 +140,8 @@ pub fn plan(
         listen,
         "--cache-dir".to_owned(),
         node.cache_dir.display().to_string(),
+        "--start-gate-fd".to_owned(),
+        START_GATE_FD.to_string(),
     ];
     let runtime_config = rootfs.join(RUNTIME_CONFIG);
     if runtime_config.is_file() {
@@ -147,6 +155,7 @@ pub fn plan(
         argv,
         env: env.to_vec(),
         cwd,
+        preload: true,
     })
 }
 
@@ -160,6 +169,7 @@ pub fn sandbox_plan(rootfs: &Path) -> Result<Plan> {
         argv: vec!["containerd-shim-wasmhost-v1".to_owned(), "pause".to_owned()],
         env: Vec::new(),
         cwd: PathBuf::from("/"),
+        preload: false,
     })
 }
 
@@ -210,6 +220,8 @@ mod tests {
         let p = plan(&[], &["SPIN_VARIABLE_X=1".into()], "/", r, &node()).unwrap();
         assert_eq!(p.argv[3..5], ["--listen", "0.0.0.0:80"]);
         assert_eq!(p.argv[5..7], ["--cache-dir", "/var/cache/w"]);
+        assert_eq!(p.argv[7..9], ["--start-gate-fd", "3"]);
+        assert!(p.preload);
         assert_eq!(p.env, ["SPIN_VARIABLE_X=1"]);
         assert_eq!(p.cwd, r);
         std::fs::write(r.join(RUNTIME_CONFIG), "").unwrap();
@@ -222,6 +234,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.argv[4], "127.0.0.1:8080");
-        assert_eq!(p.argv[7], "--runtime-config-file");
+        assert_eq!(p.argv[9], "--runtime-config-file");
     }
 }

@@ -128,15 +128,29 @@ impl Service {
         };
         task.exit = Some(exit);
         log::debug(&format!("task {} exited with {code}", task.id));
-        // Queued under the lock: after the start event, before any delete.
+        // A process that ends before Start (preloaded, its app did not
+        // load) is reported once Start or Delete comes, so containerd sees
+        // start before exit as always.
+        if task.started() {
+            self.publish_exit(task);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Queues the exit event of `task` (which has exited), once. Queued
+    /// under the lock: after the start event, before any delete.
+    fn publish_exit(&self, task: &mut Task) {
+        let Some(exit) = task.exit else { return };
+        if std::mem::replace(&mut task.exit_published, true) {
+            return;
+        }
         let mut event = TaskExit::new();
         event.container_id = task.id.clone();
         event.id = task.id.clone();
-        event.pid = pid as u32;
-        event.exit_status = code;
+        event.pid = task.pid as u32;
+        event.exit_status = exit.status;
         event.exited_at = Some(timestamp(exit.at)).into();
         self.events.publish(Event::Exit(event));
-        self.changed.notify_all();
     }
 
     fn live<'a>(&self, slot: &'a mut Slot) -> ttrpc::Result<&'a mut Task> {
@@ -198,6 +212,7 @@ impl TaskApi for Service {
         event.container_id = task.id.clone();
         event.pid = task.pid as u32;
         self.events.publish(Event::Start(event));
+        self.publish_exit(task);
         let mut response = StartResponse::new();
         response.pid = task.pid as u32;
         Ok(response)
@@ -286,6 +301,7 @@ impl TaskApi for Service {
             Status::Stopped => {}
         }
         let task = self.live(&mut slot)?;
+        self.publish_exit(task);
         task.clean_up();
         let exit = task.exit.unwrap_or(Exit {
             status: 0,

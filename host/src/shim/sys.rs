@@ -33,6 +33,9 @@ pub struct Exec {
     pub stdio: [OwnedFd; 3],
     /// The network namespace.
     pub netns: NetNs,
+    /// The read end of a pipe the program inherits as descriptor
+    /// `start_gate.1`, to wait on for Start after it executed.
+    pub start_gate: Option<(OwnedFd, RawFd)>,
 }
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -45,15 +48,12 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 /// Forks the task's process: it enters its network namespace, takes its
 /// stdio and working directory, then waits until a byte arrives on the
-/// returned gate (`Start`) before it executes the program. Closing the
-/// gate without a byte makes it exit with status 1 (deleted unstarted).
+/// returned gate before it executes the program (`Start`; or at once for
+/// a process preloaded at Create, which then waits on its `start_gate`).
+/// Closing the gate without a byte makes it exit with status 1 (deleted
+/// unstarted).
 pub fn spawn_gated(exec: &Exec) -> io::Result<(libc::pid_t, OwnedFd)> {
-    let mut gate = [0 as RawFd; 2];
-    // SAFETY: a valid two-element array.
-    check(unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: both ends were just created and are owned here alone.
-    let (gate_r, gate_w) =
-        unsafe { (OwnedFd::from_raw_fd(gate[0]), OwnedFd::from_raw_fd(gate[1])) };
+    let (gate_r, gate_w) = pipe()?;
     let mut argv: Vec<*const libc::c_char> = exec.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = exec.envp.iter().map(|e| e.as_ptr()).collect();
@@ -63,6 +63,10 @@ pub fn spawn_gated(exec: &Exec) -> io::Result<(libc::pid_t, OwnedFd)> {
         *dst = *src as libc::c_char;
     }
     let stdio = exec.stdio.each_ref().map(|fd| fd.as_raw_fd());
+    let start_gate = exec
+        .start_gate
+        .as_ref()
+        .map_or((-1, -1), |(fd, target)| (fd.as_raw_fd(), *target));
     let netns = match &exec.netns {
         NetNs::Host => -1,
         NetNs::Join(fd) => fd.as_raw_fd(),
@@ -82,11 +86,21 @@ pub fn spawn_gated(exec: &Exec) -> io::Result<(libc::pid_t, OwnedFd)> {
                 stdio,
                 netns,
                 gate_r.as_raw_fd(),
+                start_gate,
             )
         }
     }
     drop(gate_r);
     Ok((pid, gate_w))
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: a valid two-element array.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both ends were just created and are owned here alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The child's side of [`spawn_gated`]; never returns.
@@ -98,6 +112,7 @@ unsafe fn child(
     stdio: [RawFd; 3],
     netns: RawFd,
     gate: RawFd,
+    start_gate: (RawFd, RawFd),
 ) -> ! {
     let fail = |what: &[u8]| -> ! {
         libc::write(2, what.as_ptr().cast(), what.len());
@@ -143,6 +158,19 @@ unsafe fn child(
         }
         // The shim closed the gate without starting the task.
         libc::_exit(1);
+    }
+    // After the gate is read: the gate's own descriptor may be the target.
+    let (from, to) = start_gate;
+    if from >= 0 {
+        let kept = if from == to {
+            libc::fcntl(to, libc::F_SETFD, 0)
+        } else {
+            // dup2 clears close-on-exec on the target.
+            libc::dup2(from, to)
+        };
+        if kept < 0 {
+            fail(b"wasmhost shim: cannot pass the start gate\n");
+        }
     }
     libc::execve(exec.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
     fail(b"wasmhost shim: cannot execute wasmhost\n")

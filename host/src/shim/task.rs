@@ -65,6 +65,8 @@ pub struct Task {
     pub stdio: [String; 3],
     /// Set once the process exited.
     pub exit: Option<Exit>,
+    /// Whether containerd has been told of the exit.
+    pub exit_published: bool,
     gate: Option<OwnedFd>,
     cgroup: Cgroup,
     rootfs: PathBuf,
@@ -130,6 +132,17 @@ impl Task {
                 ),
             },
         };
+        // A preloaded process executes as soon as it is in its cgroup, and
+        // waits at its start gate (a pipe of its own) for Start.
+        let start_gate = if plan.preload {
+            Some(sys::pipe().context("cannot make the task's start gate")?)
+        } else {
+            None
+        };
+        let (start_gate_r, start_gate_w) = match start_gate {
+            Some((r, w)) => (Some((r, app::START_GATE_FD)), Some(w)),
+            None => (None, None),
+        };
         let exec = sys::Exec {
             program: c_string(plan.program.as_os_str().as_bytes())?,
             argv: plan
@@ -149,8 +162,10 @@ impl Task {
                 stdio::open_output(&req.stderr)?,
             ],
             netns,
+            start_gate: start_gate_r,
         };
         let (pid, gate) = sys::spawn_gated(&exec).context("cannot fork the task's process")?;
+        drop(exec);
         // In, then limited (libcgroups creates some controllers' directories
         // only when a process joins), all before the gate opens.
         let joined = cgroup
@@ -160,6 +175,15 @@ impl Task {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             return Err(e);
         }
+        // What Start opens: the preloaded process's start gate (its exec
+        // gate opens now), or the exec gate.
+        let gate = match start_gate_w {
+            Some(start) => {
+                open_gate(gate).context("cannot start loading the app")?;
+                start
+            }
+            None => gate,
+        };
         let record = Record {
             pid,
             cgroup: cgroup_path,
@@ -176,6 +200,7 @@ impl Task {
             pid,
             stdio: [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
             exit: None,
+            exit_published: false,
             gate: Some(gate),
             cgroup,
             rootfs,
@@ -191,17 +216,23 @@ impl Task {
         }
     }
 
-    /// Opens the gate: the process executes `wasmhost serve`.
+    /// Opens the gate: the process executes `wasmhost serve`, or (loaded
+    /// at Create) binds and serves. A preloaded process may have exited
+    /// before Start (an app that does not load): it is started all the
+    /// same, and its exit is reported after the start.
     pub fn start(&mut self) -> Result<()> {
-        if self.exit.is_some() {
-            bail!("the task's process has already exited");
-        }
         let Some(gate) = self.gate.take() else {
             bail!("the task is already started");
         };
-        let mut gate = std::fs::File::from(gate);
-        std::io::Write::write_all(&mut gate, b"s").context("cannot start the task's process")?;
-        Ok(())
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        open_gate(gate).context("cannot start the task's process")
+    }
+
+    /// Whether Start has come.
+    pub fn started(&self) -> bool {
+        self.gate.is_none()
     }
 
     /// Sends `signal` to the process, or to every process in the cgroup.
@@ -259,6 +290,12 @@ impl Drop for Undo {
             rootfs::unmount(rootfs);
         }
     }
+}
+
+/// Lets a process waiting at `gate` go on: one byte.
+fn open_gate(gate: OwnedFd) -> Result<()> {
+    let mut gate = std::fs::File::from(gate);
+    std::io::Write::write_all(&mut gate, b"s").context("the process is gone")
 }
 
 fn c_string(bytes: &[u8]) -> Result<CString> {
