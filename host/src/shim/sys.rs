@@ -85,8 +85,10 @@ pub fn spawn_gated(exec: &Exec) -> io::Result<(libc::pid_t, OwnedFd)> {
                 &mut lo,
                 stdio,
                 netns,
-                gate_r.as_raw_fd(),
-                start_gate,
+                Gates {
+                    exec: gate_r.as_raw_fd(),
+                    start: start_gate,
+                },
             )
         }
     }
@@ -103,6 +105,13 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// The child's gates: the one it reads before executing, and the start
+/// gate it passes on (its descriptor, and the number it gets; -1: none).
+struct Gates {
+    exec: RawFd,
+    start: (RawFd, RawFd),
+}
+
 /// The child's side of [`spawn_gated`]; never returns.
 unsafe fn child(
     exec: &Exec,
@@ -111,8 +120,7 @@ unsafe fn child(
     lo: &mut libc::ifreq,
     stdio: [RawFd; 3],
     netns: RawFd,
-    gate: RawFd,
-    start_gate: (RawFd, RawFd),
+    gates: Gates,
 ) -> ! {
     let fail = |what: &[u8]| -> ! {
         libc::write(2, what.as_ptr().cast(), what.len());
@@ -149,7 +157,7 @@ unsafe fn child(
     }
     let mut byte = 0u8;
     loop {
-        let n = libc::read(gate, (&mut byte as *mut u8).cast(), 1);
+        let n = libc::read(gates.exec, (&mut byte as *mut u8).cast(), 1);
         if n == 1 {
             break;
         }
@@ -160,7 +168,7 @@ unsafe fn child(
         libc::_exit(1);
     }
     // After the gate is read: the gate's own descriptor may be the target.
-    let (from, to) = start_gate;
+    let (from, to) = gates.start;
     if from >= 0 {
         let kept = if from == to {
             libc::fcntl(to, libc::F_SETFD, 0)
