@@ -98,8 +98,11 @@ async fn assert_sdk_free_fixture_answers_from_fresh_instances(name: &str, body: 
 
 #[tokio::test]
 async fn a_python_component_without_the_spin_sdk_answers_each_request_from_a_fresh_instance() {
-    assert_sdk_free_fixture_answers_from_fresh_instances("python/py-proxy.wasm", "hello from Python")
-        .await;
+    assert_sdk_free_fixture_answers_from_fresh_instances(
+        "python/py-proxy.wasm",
+        "hello from Python",
+    )
+    .await;
 }
 
 #[tokio::test]
