@@ -22,7 +22,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WASMHOST = os.path.join(ROOT, "target/release/wasmhost")
+WASMHOST = os.path.abspath(os.environ.get("WASMHOST_BIN", os.path.join(ROOT, "target/release/wasmhost")))
 HELLO = os.path.join(ROOT, "target/guest/wasm32-wasip2/release/hello.wasm")
 WASMTIME = os.environ.get("WASMTIME", "wasmtime")
 

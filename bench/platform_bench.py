@@ -8,16 +8,28 @@
    native Rust on a file with the same settings (criterion bench
    `sqlite_floor`, run by this script).
 2. Python hello (target/fixtures/python/spin-py.wasm, `GET /`) and
-   JavaScript hello (target/fixtures/js/spin-js.wasm, `GET /js/hello`):
-   req/s (fresh instance per request) and process start to first 200 with
-   a warm and a cold compile cache, against `wasmtime serve -Scli` with its
-   best pooling flags on the same file when wasmtime can run it. It cannot
-   run these: the Spin SDKs' worlds import Spin's interfaces, which
-   wasmtime does not provide (and wasmtime 48 has no
-   `--trap-unknown-imports` for components); the script then says why and
-   measures wasmhost alone.
+   JavaScript hello (target/fixtures/js/spin-js.wasm, `GET /js/hello`),
+   built with the Spin SDKs: req/s (fresh instance per request) and
+   process start to first 200 with a warm and a cold compile cache.
+   `wasmtime serve` cannot run these: the Spin SDKs' worlds import Spin's
+   interfaces (and wasi:config, wasi:keyvalue), which wasmtime does not
+   provide (and wasmtime 48 has no `--trap-unknown-imports` for
+   components); the script says why and measures wasmhost alone.
+3. The same figures for the Python and JavaScript hellos built without an
+   SDK for the plain wasi:http/proxy world (target/fixtures/python/
+   py-proxy.wasm, target/fixtures/js/js-proxy.wasm), which
+   `wasmtime serve -Scli` with its best pooling flags runs too: both
+   hosts on the same file, rounds alternating sides, same run (issues 13
+   and 17).
 
-Usage: bench/platform_bench.py [--rounds N] [--duration S] [--floor-profile bench|dev]
+Cold start is measured twice for wasmhost: as it starts by default (a
+baseline Winch compile serves while Cranelift compiles in the
+background) and with `--no-baseline` (Cranelift before serving, as
+wasmtime does); the peer's column is `wasmtime serve -C cache=n` in both
+rows.
+
+Usage: [WASMHOST_BIN=...] bench/platform_bench.py [--rounds N] [--duration S]
+       [--floor-profile bench|dev] [--only sqlite|spin-py|spin-js|py-proxy|js-proxy ...]
 (bench/run.sh platform builds everything first, release profile.)
 """
 
@@ -37,6 +49,8 @@ from http_bench import (BEST_POOLING, ROOT, WASMHOST, WASMTIME, Server,  # noqa:
 SQLITE = os.path.join(ROOT, "target/guest/wasm32-wasip2/release/spin_sdk_sqlite.wasm")
 PYTHON = os.path.join(ROOT, "target/fixtures/python/spin-py.wasm")
 JS = os.path.join(ROOT, "target/fixtures/js/spin-js.wasm")
+PY_PROXY = os.path.join(ROOT, "target/fixtures/python/py-proxy.wasm")
+JS_PROXY = os.path.join(ROOT, "target/fixtures/js/js-proxy.wasm")
 
 
 def wrk(port, path, duration, connections):
@@ -105,6 +119,11 @@ def peer_refusal(wasm, path, limit=120.0):
             proc.wait()
 
 
+# The cold row where wasmhost, like wasmtime, compiles with Cranelift
+# before serving.
+COLD_CRANELIFT = "cold, Cranelift before serving (wasmhost --no-baseline)"
+
+
 def hello(title, wasm, path, rounds, duration):
     """req/s and start to first 200 of `wasm` answering `path`, wasmhost
     vs wasmtime serve (wasmhost alone when wasmtime cannot run it)."""
@@ -123,54 +142,69 @@ def hello(title, wasm, path, rounds, duration):
     refusal = peer_refusal(wasm, path)
     if refusal:
         print(f"{title}: wasmtime serve cannot run it: {refusal}\n", flush=True)
+    print(f"{title}: load average before {load()}", flush=True)
+    # The warm cache gets Cranelift's code: --no-baseline compiles it
+    # before serving (by default the first run would stop at its first 200,
+    # before the background compile wrote the cache).
     warm = tempfile.mkdtemp(prefix="wasmhost-bench-cache-")
-    s = ours(cache=warm)
-    s.wait_first_200(path=path, limit=120)
+    s = ours(["--no-baseline"], cache=warm)
+    s.wait_first_200(path=path, limit=300)
     s.stop()
     wt_cache = tempfile.mkdtemp(prefix="wasmtime-bench-cache-")
     sides = {"wasmhost": {"rps": lambda: ours(cache=warm),
                           "warm compile cache": lambda: ours(cache=warm),
-                          "cold (no cache)": lambda: ours(["--no-cache"])}}
+                          "cold (no cache)": lambda: ours(["--no-cache"]),
+                          COLD_CRANELIFT: lambda: ours(["--no-cache", "--no-baseline"])}}
     if not refusal:
         s = peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache})
-        s.wait_first_200(path=path, limit=120)
+        s.wait_first_200(path=path, limit=300)
         s.stop()
+        cold = lambda: peer(["-C", "cache=n"])  # noqa: E731
         sides["wasmtime serve"] = {
             "rps": lambda: peer(["-O", BEST_POOLING]),
             "warm compile cache": lambda: peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache}),
-            "cold (no cache)": lambda: peer(["-C", "cache=n"])}
+            "cold (no cache)": cold,
+            COLD_CRANELIFT: cold}
     rows = {side: [] for side in sides}
     for _ in range(rounds):
         for side, makers in sides.items():
             server = makers["rps"]()
             try:
-                server.wait_first_200(path=path, limit=120)
+                server.wait_first_200(path=path, limit=300)
                 wrk(server.port, path, 1, 16)
                 rows[side].append(wrk(server.port, path, duration, 16))
             finally:
                 server.stop()
     rps = {side: median(r, "rps") for side, r in rows.items()}
-    print(f"| {title}, fresh instance per request, 16 connections | req/s |\n|---|---|")
+    print(f"| {title}, fresh instance per request, 16 connections | req/s (median of {rounds}) "
+          f"| rounds | non-2xx |\n|---|---|---|---|")
     for side, value in rps.items():
         flags = " (best pooling flags)" if side != "wasmhost" else ""
-        print(f"| {side}{flags} | {value:,.0f} |")
+        each = ", ".join(f"{r['rps']:,.0f}" for r in rows[side])
+        print(f"| {side}{flags} | {value:,.0f} | {each} | {sum(r['non2xx'] for r in rows[side])} |")
     if len(rps) == 2:
-        print(f"| ratio | {rps['wasmhost'] / rps['wasmtime serve']:.2f}x |")
+        print(f"| ratio | {rps['wasmhost'] / rps['wasmtime serve']:.2f}x | | |")
     print(flush=True)
-    print(f"| {title}, start to first 200 | " + " | ".join(f"{side} ms" for side in sides)
+    print(f"| {title}, start to first 200 (median of {max(rounds, 3)}) | "
+          + " | ".join(f"{side} ms" for side in sides)
           + " |\n|---|" + "---|" * len(sides))
-    for name in ("warm compile cache", "cold (no cache)"):
+    for name in ("warm compile cache", "cold (no cache)", COLD_CRANELIFT):
         times = {side: [] for side in sides}
         for _ in range(max(rounds, 3)):
             for side, makers in sides.items():
                 server = makers[name]()
                 try:
-                    times[side].append(server.wait_first_200(path=path, limit=120) * 1000.0)
+                    times[side].append(server.wait_first_200(path=path, limit=300) * 1000.0)
                 finally:
                     server.stop()
         print(f"| {name} | " + " | ".join(f"{statistics.median(t):.0f}" for t in times.values())
               + " |", flush=True)
-    print()
+    print(f"\n{title}: load average after {load()}\n", flush=True)
+
+
+def load():
+    """The 1, 5 and 15 minute load averages, as `uptime` prints them."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main():
@@ -181,13 +215,31 @@ def main():
     # opt-level 2) instead of a release build of every dev-dependency; the
     # floor is the commits' fsyncs either way.
     ap.add_argument("--floor-profile", default="bench", choices=["bench", "dev"])
+    ap.add_argument("--only", nargs="+", choices=list(BENCHES), default=list(BENCHES),
+                    help="run only these parts")
     args = ap.parse_args()
-    for path in (WASMHOST, SQLITE, PYTHON, JS):
-        if not os.path.exists(path):
-            sys.exit(f"missing {path}: run bench/run.sh platform")
-    sqlite(args.rounds, args.duration, args.floor_profile)
-    hello("Python hello (spin-sdk 3.4.1)", PYTHON, "/", args.rounds, args.duration)
-    hello("JavaScript hello (build-tools 1.0.7)", JS, "/js/hello", args.rounds, args.duration)
+    for name in args.only:
+        for path in (WASMHOST,) + BENCHES[name][0]:
+            if not os.path.exists(path):
+                sys.exit(f"missing {path}: set WASMHOST_BIN, or run bench/run.sh platform")
+    for name in args.only:
+        BENCHES[name][1](args)
+
+
+# Each part: the files it needs, and how it runs.
+BENCHES = {
+    "sqlite": ((SQLITE,), lambda a: sqlite(a.rounds, a.duration, a.floor_profile)),
+    "spin-py": ((PYTHON,), lambda a: hello("Python hello (spin-sdk 3.4.1)", PYTHON, "/",
+                                           a.rounds, a.duration)),
+    "spin-js": ((JS,), lambda a: hello("JavaScript hello (build-tools 1.0.7)", JS, "/js/hello",
+                                       a.rounds, a.duration)),
+    "py-proxy": ((PY_PROXY,), lambda a: hello(
+        "Python hello, no SDK (componentize-py 0.17.2, wasi:http/proxy)", PY_PROXY, "/",
+        a.rounds, a.duration)),
+    "js-proxy": ((JS_PROXY,), lambda a: hello(
+        "JavaScript hello, no SDK (componentize-js 0.19.3, wasi:http/proxy)", JS_PROXY, "/",
+        a.rounds, a.duration)),
+}
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 #   bench/run.sh oci [ARGS]   pull vs skopeo, pinned start vs local file (oci_bench.py)
 #   bench/run.sh frontdoor [ARGS]  fairness, floods, TLS vs nginx, overhead vs a
 #                             baseline binary (frontdoor_bench.py --baseline PATH)
-#   bench/run.sh platform [ARGS]  SQLite per request vs native, Python hello vs wasmtime (platform_bench.py)
+#   bench/run.sh platform [ARGS]  SQLite per request vs native; Python and JS hellos (Spin SDK: wasmhost alone; no SDK: vs wasmtime serve) (platform_bench.py)
 #   bench/run.sh legacy [ARGS]    legacy images: start vs podman and runc, pull vs skopeo+umoci (legacy_bench.py)
 #   bench/run.sh first-answer [ARGS]  first 200 with an empty cache (baseline code),
 #                             and from a registry with precompiled code (first_answer_bench.py)

@@ -11,6 +11,14 @@
 #
 #   target/fixtures/python/spin-py.wasm   components/python/app (spin-sdk 3.4, WASI 0.2)
 #   target/fixtures/js/spin-js.wasm       components/js/app (build-tools 1.0.7, WASI 0.2)
+#
+# and, with no Spin SDK, for the plain `wasi:http/proxy` world that
+# `wasmtime serve` runs too (the peer's column in bench/platform_bench.py):
+#
+#   target/fixtures/python/py-proxy.wasm  components/python/proxy (componentize-py
+#                                          only; wasi:http@0.2.0 WIT from spin-sdk's wheel)
+#   target/fixtures/js/js-proxy.wasm      components/js/proxy (componentize-js 0.19.3
+#                                          only; wasi:http@0.2.3 WIT from npm)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,7 +35,8 @@ mkdir -p "$out/python"
 exec 9>"$out/.build.lock"
 flock 9
 
-python_fixtures() {
+# The venv with componentize-py and spin-sdk; prints its site-packages.
+python_venv() {
     local venv="$out/python/venv-$COMPONENTIZE_PY-$SPIN_SDK_PY"
     # A venv copied from another checkout has scripts naming its old path:
     # rebuild unless it runs here.
@@ -40,18 +49,50 @@ python_fixtures() {
         "$venv/bin/pip" install --quiet --disable-pip-version-check \
             "componentize-py==$COMPONENTIZE_PY" "spin-sdk==$SPIN_SDK_PY"
     fi
-    local site
-    site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    "$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+}
+
+# componentize-py's output for the app in $1 and world $2, with WIT from
+# $3 and Python path $4 (empty: the app alone), to $out/python/$5-<key>.wasm
+# and the link $5.wasm; the key hashes the app and this script.
+python_component() {
+    local app=$1 world=$2 wit=$3 path=$4 name=$5
+    local venv="$out/python/venv-$COMPONENTIZE_PY-$SPIN_SDK_PY"
     local key
-    key="$(cat components/python/app/*.py "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
-    local dest="$out/python/spin-py-$key.wasm"
+    key="$(cat "$app"/*.py "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+    local dest="$out/python/$name-$key.wasm"
     if [ ! -f "$dest" ]; then
         local tmp="$dest.tmp"
-        "$venv/bin/componentize-py" -d "$site/spin_sdk/wit" -w spin-http componentize app \
-            -p components/python/app -p "$site" -o "$tmp" >/dev/null
+        "$venv/bin/componentize-py" -d "$wit" -w "$world" componentize app \
+            -p "$app" ${path:+-p "$path"} -o "$tmp" >/dev/null
         mv "$tmp" "$dest"
     fi
-    ln -sfn "spin-py-$key.wasm" "$out/python/spin-py.wasm"
+    ln -sfn "$name-$key.wasm" "$out/python/$name.wasm"
+}
+
+python_fixtures() {
+    local site
+    site="$(python_venv)"
+    python_component components/python/app spin-http "$site/spin_sdk/wit" "$site" spin-py
+    # The SDK-free hello: spin-sdk's wheel is only where the wasi:http@0.2.0
+    # WIT comes from (componentize-py 0.17 ships none); the app imports
+    # nothing of the SDK, and the SDK is not on its Python path.
+    python_component components/python/proxy wasi:http/proxy@0.2.0 "$site/spin_sdk/wit" "" py-proxy
+}
+
+# Installs the npm lock file of the app in $1 into the work directory $2
+# (node_modules stays out of the source tree), kept between builds: `npm
+# ci` runs only when the lock file changed.
+npm_work() {
+    local app=$1 work=$2
+    mkdir -p "$work"
+    cp "$app/package.json" "$app/package-lock.json" "$work/"
+    [ -f "$app/.npmrc" ] && cp "$app/.npmrc" "$work/"
+    rm -rf "$work/src" && cp -r "$app/src" "$work/src"
+    if ! cmp -s "$app/package-lock.json" "$work/node_modules/.wasmhost-lock"; then
+        (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        cp "$app/package-lock.json" "$work/node_modules/.wasmhost-lock"
+    fi
 }
 
 js_fixtures() {
@@ -63,26 +104,47 @@ js_fixtures() {
     local dest="$out/js/spin-js-$key.wasm"
     mkdir -p "$out/js"
     if [ ! -f "$dest" ]; then
-        # A work directory of its own (node_modules stays out of the source
-        # tree), kept between builds: `npm ci` runs only when the lock file
-        # changed.
         local work="$out/js/work"
+        npm_work "$app" "$work"
+        cp "$app/build.mjs" "$work/"
         mkdir -p "$work/wit"
-        cp "$app/package.json" "$app/package-lock.json" "$app/build.mjs" "$work/"
-        rm -rf "$work/src" && cp -r "$app/src" "$work/src"
         cp "$app"/wit/*.wit "$work/wit/"
         # Spin's interfaces, as the host restates them, beside the world.
         cp "$wit" "$work/wit/fermyon-spin.wit"
-        if ! cmp -s "$app/package-lock.json" "$work/node_modules/.wasmhost-lock"; then
-            (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-            cp "$app/package-lock.json" "$work/node_modules/.wasmhost-lock"
-        fi
         (cd "$work" && node build.mjs && npx --no-install j2w -i build/bundle.js -o component.wasm >/dev/null)
         mv "$work/component.wasm" "$dest"
     fi
     ln -sfn "spin-js-$key.wasm" "$out/js/spin-js.wasm"
 }
 
+# The SDK-free hello: componentize-js alone, the fetch event bound to the
+# world's wasi:http/incoming-handler export. componentize-js 0.19.3 needs
+# the world's WASI version to be its engine's (0.2.3) and
+# @bytecodealliance/preview2-shim 0.17 beside it (undeclared: with the
+# 0.26 that jco brings, its splicer cannot open the WIT directory), both
+# pinned in components/js/proxy/package.json.
+js_proxy_fixture() {
+    local app=components/js/proxy
+    local key
+    key="$(cat "$app/package.json" "$app/package-lock.json" "$app/.npmrc" "$app"/src/*.js \
+        "$app"/wit/*.wit "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+    local dest="$out/js/js-proxy-$key.wasm"
+    mkdir -p "$out/js"
+    if [ ! -f "$dest" ]; then
+        local work="$out/js/proxy-work"
+        npm_work "$app" "$work"
+        rm -rf "$work/wit" && mkdir -p "$work/wit/deps"
+        cp "$app"/wit/*.wit "$work/wit/"
+        cp "$work/node_modules/@spinframework/wasi-http-proxy/wit/wasi-http@0.2.3.wit" \
+            "$work/wit/deps/wasi-http.wit"
+        (cd "$work" && npx --no-install componentize-js --wit wit --world-name hello \
+            -o component.wasm src/index.js >/dev/null)
+        mv "$work/component.wasm" "$dest"
+    fi
+    ln -sfn "js-proxy-$key.wasm" "$out/js/js-proxy.wasm"
+}
+
 python_fixtures
 js_fixtures
-echo "fixtures built in $PWD/$out (python/spin-py.wasm, js/spin-js.wasm)"
+js_proxy_fixture
+echo "fixtures built in $PWD/$out (python/spin-py.wasm, python/py-proxy.wasm, js/spin-js.wasm, js/js-proxy.wasm)"

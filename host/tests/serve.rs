@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{body_channel, guest, guest_for, http1, http2, in_flight_echo, Server};
+use common::{body_channel, fixture, guest, guest_for, http1, http2, in_flight_echo, Server};
 use futures::StreamExt;
 
 #[tokio::test]
@@ -75,6 +75,43 @@ async fn every_request_gets_a_fresh_instance_by_default() {
             "guest state leaked between requests"
         );
     }
+}
+
+/// Serves the SDK-free fixture `name` (scripts/build-fixtures.sh: the plain
+/// wasi:http/proxy world, the file the benchmarks also give `wasmtime
+/// serve`) and asserts that requests in a row each answer `body` from a
+/// fresh instance.
+async fn assert_sdk_free_fixture_answers_from_fresh_instances(name: &str, body: &str) {
+    let server = Server::serve(&fixture(name), &[]);
+    let client = http1();
+    for path in ["/", "/again", "/and/again"] {
+        let resp = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{name} {path}");
+        assert_eq!(
+            instance_requests(&resp),
+            1,
+            "{name}: guest state leaked between requests"
+        );
+        assert_eq!(resp.text().await.unwrap(), body, "{name} {path}");
+    }
+}
+
+#[tokio::test]
+async fn a_python_component_without_the_spin_sdk_answers_each_request_from_a_fresh_instance() {
+    assert_sdk_free_fixture_answers_from_fresh_instances(
+        "python/py-proxy.wasm",
+        "hello from Python",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_javascript_component_without_the_spin_sdk_answers_each_request_from_a_fresh_instance() {
+    assert_sdk_free_fixture_answers_from_fresh_instances(
+        "js/js-proxy.wasm",
+        "hello from JavaScript",
+    )
+    .await;
 }
 
 #[tokio::test]
