@@ -18,7 +18,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// What one `[[client_tls]]` entry asks for, its files read.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
     /// `ca_use_webpki_roots`: trust webpki's (Mozilla's) roots too.
     pub use_webpki_roots: bool,
@@ -34,16 +34,6 @@ impl Default for TlsSettings {
             use_webpki_roots: true,
             roots: Vec::new(),
             client_cert: None,
-        }
-    }
-}
-
-impl Clone for TlsSettings {
-    fn clone(&self) -> Self {
-        Self {
-            use_webpki_roots: self.use_webpki_roots,
-            roots: self.roots.clone(),
-            client_cert: self.client_cert.clone(),
         }
     }
 }
@@ -155,6 +145,9 @@ impl Eq for TlsConfig {}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// What the reqwest client offers by ALPN, preferred first.
+const HTTP_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
 impl TlsConfig {
     /// Builds the configuration `settings` describe.
     pub fn new(settings: TlsSettings) -> Result<Self> {
@@ -163,8 +156,12 @@ impl TlsConfig {
 
     fn with_id(id: u64, settings: TlsSettings) -> Result<Self> {
         let config = settings.client_config(None)?;
+        // reqwest speaks HTTP/2 where the server agrees, as its own TLS
+        // setup would offer it.
+        let mut with_alpn = config.clone();
+        with_alpn.alpn_protocols = HTTP_ALPN.iter().map(|p| p.to_vec()).collect();
         let reqwest = reqwest::Client::builder()
-            .use_preconfigured_tls(config.clone())
+            .use_preconfigured_tls(with_alpn)
             .build()
             .context("cannot build an HTTP client with this TLS configuration")?;
         Ok(Self {
