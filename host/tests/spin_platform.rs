@@ -31,6 +31,7 @@ fn write_manifest(dir: &Path, body: &str) -> std::path::PathBuf {
         "spin-sdk-mqtt",
         "spin-sdk7",
         "spin-v1-http",
+        "spin-sdk-outbound",
     ] {
         text = text.replace(&format!("{{{name}}}"), guest(name).to_str().unwrap());
     }
@@ -1132,4 +1133,270 @@ source = "{{spin-sdk7}}"
         get_text(&client, server.url(&format!("/closed/mqtt?{mq}"))).await,
         format!("error: Error::ConnectionFailed(\"address {mq} is not permitted\")")
     );
+}
+
+/// Writes `files` (name, text) into `dir/<sub>` and answers that directory.
+fn write_files(dir: &Path, sub: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let at = dir.join(sub);
+    std::fs::create_dir_all(&at).unwrap();
+    for (name, text) in files {
+        std::fs::write(at.join(name), text).unwrap();
+    }
+    at
+}
+
+#[tokio::test]
+async fn postgres_over_tls_trusts_the_ca_client_tls_names_or_set_ca_root_gives_and_plain_tcp_is_refused(
+) {
+    use common::services::{postgres_tls, PgTls, PG_PASSWORD};
+    use common::tls::TestCa;
+    let ca = TestCa::new("wasmhost test CA");
+    let leaf = ca.leaf(&["127.0.0.1", "localhost"], "postgres");
+    let postgres = postgres_tls(PgTls {
+        cert_pem: &leaf.cert_pem,
+        key_pem: &leaf.key_pem,
+    });
+    let p = postgres.port;
+    let dir = tempfile::tempdir().unwrap();
+    // The runtime config in a directory of its own: its file paths are
+    // relative to it, not to the manifest.
+    let config_dir = write_files(
+        dir.path(),
+        "config",
+        &[
+            ("ca.pem", &ca.pem),
+            (
+                "rc.toml",
+                "[[client_tls]]\ncomponent_ids = [\"trusting\"]\nhosts = [\"127.0.0.1\"]\nca_roots_file = \"ca.pem\"\n",
+            ),
+        ],
+    );
+    write_files(dir.path(), "certs", &[("ca.pem", &ca.pem)]);
+    // `channel_binding=require`: SCRAM must bind to the TLS channel
+    // (tls-server-end-point), or the login fails.
+    let tls_address = format!(
+        "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{p}/postgres?sslmode=require&channel_binding=require"
+    );
+    let plain_address =
+        format!("postgres://postgres:{PG_PASSWORD}@127.0.0.1:{p}/postgres?sslmode=disable");
+    let allowed = format!("allowed_outbound_hosts = [\"postgres://127.0.0.1:{p}\"]");
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "pg-tls"
+[[trigger.http]]
+route = "/trusting/..."
+component = "trusting"
+[[trigger.http]]
+route = "/untrusting/..."
+component = "untrusting"
+[[trigger.http]]
+route = "/plain/..."
+component = "plain"
+[[trigger.http]]
+route = "/p3/..."
+component = "p3"
+[component.trusting]
+source = "{{spin-sdk-pg}}"
+{allowed}
+variables = {{ pg_address = "{tls_address}" }}
+[component.untrusting]
+source = "{{spin-sdk-pg}}"
+{allowed}
+variables = {{ pg_address = "{tls_address}" }}
+[component.plain]
+source = "{{spin-sdk-pg}}"
+{allowed}
+variables = {{ pg_address = "{plain_address}" }}
+[component.p3]
+source = "{{spin-sdk7}}"
+{allowed}
+files = [{{ source = "certs", destination = "/" }}]
+"#
+        ),
+    );
+    let rc = config_dir.join("rc.toml");
+    let server = Server::serve(
+        &manifest,
+        &["--runtime-config-file", rc.to_str().unwrap()],
+    );
+    let client = http1();
+    // The CA named for this component and host: TLS, channel binding,
+    // rows; through 4.x and 2.0.0 alike.
+    let v4 = get_text(&client, server.url("/trusting/v4")).await;
+    assert!(v4.starts_with("inserted=1 columns=["), "{v4}");
+    assert_eq!(
+        get_text(&client, server.url("/trusting/v2")).await,
+        r#"rows=[[DbValue::Str("seven")]]"#
+    );
+    // No entry for this component: webpki's roots, which do not include
+    // the test's CA; the guest is told why.
+    let untrusted = get_text(&client, server.url("/untrusting/v4")).await;
+    assert!(
+        untrusted.starts_with(
+            "Error::ConnectionFailed(\"error performing TLS handshake: invalid peer certificate: UnknownIssuer (the server's certificate is not trusted: name its CA in `ca_roots_file`"
+        ),
+        "{untrusted}"
+    );
+    // sslmode=disable against a server that refuses plain TCP: refused by
+    // the server, as before.
+    let plain = get_text(&client, server.url("/plain/v4")).await;
+    assert!(plain.starts_with("Error::ConnectionFailed(\"db error:"), "{plain}");
+    assert!(
+        plain.contains("pg_hba.conf rejects connection for host \\\"127.0.0.1\\\"")
+            && plain.contains("no encryption"),
+        "{plain}"
+    );
+    // spin:postgres@4.2.0's builder: `set-ca-root` with the CA (the SDK
+    // reads it from the component's files) is trusted too; without, not.
+    let expected = r#"inserted=1 columns=["id:DbDataType::Int32", "name:DbDataType::Str"] rows=["DbValue::Int32(3) DbValue::Str(\"three\")"]"#;
+    assert_eq!(
+        get_text(&client, server.url(&format!("/p3/pg-ca?{tls_address}"))).await,
+        expected
+    );
+    let without = get_text(&client, server.url(&format!("/p3/pg-builder?{tls_address}"))).await;
+    assert!(
+        without.starts_with("error: PgError(Error::ConnectionFailed(")
+            && without.contains("UnknownIssuer"),
+        "{without}"
+    );
+}
+
+#[tokio::test]
+async fn outbound_https_trusts_the_roots_and_presents_the_client_certificate_client_tls_names() {
+    use common::tls::{https_server, TestCa};
+    use std::sync::atomic::Ordering;
+    let ca = TestCa::new("wasmhost test CA");
+    let leaf = ca.leaf(&["127.0.0.1", "localhost"], "https-server");
+    let client_ca = TestCa::new("wasmhost test client CA");
+    let client_leaf = client_ca.leaf(&["client.test"], "wasmhost-client");
+    let open = https_server(&leaf, None).await;
+    let mutual = https_server(&leaf, Some(&client_ca)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rc = write_files(
+        dir.path(),
+        "config",
+        &[
+            ("ca.pem", &ca.pem),
+            ("client.pem", &client_leaf.cert_pem),
+            ("client.key", &client_leaf.key_pem),
+            (
+                "rc.toml",
+                r#"
+[[client_tls]]
+component_ids = ["trusting", "v1"]
+hosts = ["127.0.0.1"]
+ca_roots_file = "ca.pem"
+
+[[client_tls]]
+component_ids = ["with-cert"]
+hosts = ["127.0.0.1"]
+ca_roots_file = "ca.pem"
+client_cert_file = "client.pem"
+client_private_key_file = "client.key"
+"#,
+            ),
+        ],
+    )
+    .join("rc.toml");
+    let mut body = String::from(
+        "spin_manifest_version = 2\n[application]\nname = \"https\"\n",
+    );
+    for (id, source) in [
+        ("trusting", "{spin-sdk-outbound}"),
+        ("untrusting", "{spin-sdk-outbound}"),
+        ("with-cert", "{spin-sdk-outbound}"),
+        ("v1", "{spin-v1-http}"),
+    ] {
+        body.push_str(&format!(
+            "[[trigger.http]]\nroute = \"/{id}/...\"\ncomponent = \"{id}\"\n\
+             [component.{id}]\nsource = \"{source}\"\n\
+             allowed_outbound_hosts = [\"https://127.0.0.1:*\"]\n"
+        ));
+    }
+    let manifest = write_manifest(dir.path(), &body);
+    let server = Server::serve(
+        &manifest,
+        &["--runtime-config-file", rc.to_str().unwrap()],
+    );
+    let client = http1();
+    let fetch = |component: &str, port: u16| {
+        server.url(&format!("/{component}/get?https://127.0.0.1:{port}/"))
+    };
+    // Trusted through `ca_roots_file`.
+    assert_eq!(
+        get_text(&client, fetch("trusting", open.port)).await,
+        "200 hello over TLS, client certificate: none"
+    );
+    // Not named: webpki's roots, the handshake fails, the guest gets an
+    // error; the server keeps serving the next one.
+    let untrusted = get_text(&client, fetch("untrusting", open.port)).await;
+    assert!(untrusted.starts_with("error: "), "{untrusted}");
+    assert!(untrusted.contains("TlsProtocolError"), "{untrusted}");
+    assert_eq!(open.failed_handshakes.load(Ordering::SeqCst), 1);
+    server.wait_for_log(
+        "TLS handshake failed: invalid peer certificate: UnknownIssuer (the server's certificate is not trusted",
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        get_text(&client, fetch("trusting", open.port)).await,
+        "200 hello over TLS, client certificate: none"
+    );
+    // The client certificate is presented where an entry gives one.
+    assert_eq!(
+        get_text(&client, fetch("with-cert", mutual.port)).await,
+        "200 hello over TLS, client certificate: wasmhost-client"
+    );
+    let refused = get_text(&client, fetch("trusting", mutual.port)).await;
+    assert!(refused.starts_with("error: "), "{refused}");
+    // Spin 1's fermyon:spin/http uses the component's entry too.
+    assert_eq!(
+        get_text(&client, fetch("v1", open.port)).await,
+        "200 hello over TLS, client certificate: none"
+    );
+}
+
+#[test]
+fn client_tls_naming_no_component_of_the_app_or_a_missing_file_stops_the_start_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"{hello}\"\n",
+    );
+    let rc = dir.path().join("rc.toml");
+    let missing = dir.path().join("missing.pem");
+    let cases = [
+        (
+            "[[client_tls]]\ncomponent_ids = [\"nope\"]\nhosts = [\"db\"]\n",
+            format!(
+                "runtime config `{}`: `client_tls[0].component_ids` names `nope`, which is not a component of the app (its components: hello)",
+                rc.display()
+            ),
+        ),
+        (
+            "[[client_tls]]\ncomponent_ids = [\"hello\"]\nhosts = [\"db\"]\nca_roots_file = \"missing.pem\"\n",
+            format!(
+                "runtime config `{}`: `client_tls[0].ca_roots_file`: cannot read `{}`",
+                rc.display(),
+                missing.display()
+            ),
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&rc, text).unwrap();
+        let failed = Server::start_failing(&[
+            "serve",
+            manifest.to_str().unwrap(),
+            "--runtime-config-file",
+            rc.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        assert_ne!(failed.code, Some(0));
+        assert!(failed.stderr.contains(&expected), "{}", failed.stderr);
+        assert!(!failed.stdout.contains("serving"), "{}", failed.stdout);
+    }
 }

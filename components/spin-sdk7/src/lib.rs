@@ -7,7 +7,8 @@
 //! `spin:sqlite@3.1.0`'s async functions), `/pg?<address>` and
 //! `/pg-builder?<address>` (`spin:postgres@4.2.0`: `open-async` or the
 //! connection builder's `build-async`, then `execute-async` and
-//! `query-async`), `/redis?<address>` (`spin:redis@3.0.0`) and
+//! `query-async`), `/pg-ca?<address>` (the builder with the CA root in the
+//! file `/ca.pem`: `set-ca-root`), `/redis?<address>` (`spin:redis@3.0.0`) and
 //! `/mqtt?<address>` (`spin:mqtt@3.0.0`, publishing the topic `p3`).
 
 use spin_sdk::http::body::IncomingBodyExt;
@@ -70,14 +71,23 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             Ok(text) => text,
             Err(e) => format!("error: {e:?}"),
         },
-        "pg" => match pg(&arg, false).await {
+        "pg" => match pg(&arg, None).await {
             Ok(text) => text,
             Err(e) => format!("error: {e:?}"),
         },
-        "pg-builder" => match pg(&arg, true).await {
+        "pg-builder" => match pg(&arg, Some(spin_sdk::pg::OpenOptions::default())).await {
             Ok(text) => text,
             Err(e) => format!("error: {e:?}"),
         },
+        "pg-ca" => {
+            let options = spin_sdk::pg::OpenOptions {
+                ca_root: Some(spin_sdk::pg::Certificate::FilePath("/ca.pem".into())),
+            };
+            match pg(&arg, Some(options)).await {
+                Ok(text) => text,
+                Err(e) => format!("error: {e:?}"),
+            }
+        }
         "redis" => match redis(&arg).await {
             Ok(text) => text,
             Err(e) => format!("error: {e:?}"),
@@ -167,12 +177,14 @@ async fn sqlite() -> Result<String, spin_sdk::sqlite::Error> {
     ))
 }
 
-async fn pg(address: &str, builder: bool) -> Result<String, spin_sdk::pg::Error> {
-    use spin_sdk::pg::{Connection, OpenOptions, ParameterValue as P};
-    let db = if builder {
-        Connection::open_with_options(address, OpenOptions::default()).await?
-    } else {
-        Connection::open(address).await?
+async fn pg(
+    address: &str,
+    builder: Option<spin_sdk::pg::OpenOptions>,
+) -> Result<String, spin_sdk::pg::Error> {
+    use spin_sdk::pg::{Connection, ParameterValue as P};
+    let db = match builder {
+        Some(options) => Connection::open_with_options(address, options).await?,
+        None => Connection::open(address).await?,
     };
     db.execute(
         "CREATE TABLE IF NOT EXISTS p3 (id INT, name TEXT)",

@@ -13,7 +13,7 @@
 //! at start-up by name, so an app never runs with a capability silently
 //! missing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ use crate::oci::store::ContentStore;
 use crate::rollout::Rollouts;
 use crate::router::Route;
 use crate::services::chaining::AppHandle;
+use crate::services::client_tls::{self, ComponentTls, TlsConfig};
 use crate::services::key_value::{KeyValue, KvAccess, KvBackend, DEFAULT_STORE, STATE_DIR};
 use crate::services::key_value_redis::RedisStore;
 use crate::services::llm::{LlmAccess, RemoteLlm};
@@ -86,6 +87,8 @@ pub async fn assemble(
     if !runtime_config.sqlite_statements.is_empty() {
         sqlite.run_statements(&runtime_config.sqlite_statements)?;
     }
+    // Each component's outbound TLS (`[[client_tls]]`), its ids checked.
+    let mut client_tls = client_tls(manifest, runtime_config)?;
     // One pool of outbound connections for the whole app.
     let redis = Arc::new(crate::wasm::spin_host::RedisPool::default());
     let postgres = Arc::new(crate::services::postgres::PgPool::default());
@@ -141,6 +144,7 @@ pub async fn assemble(
             &mut key_value,
             &mut sqlite,
         )?;
+        component_options.instance.client_tls = client_tls.remove(id).unwrap_or_default();
         component_options.instance.redis = redis.clone();
         component_options.instance.postgres = postgres.clone();
         component_options.instance.mysql = mysql.clone();
@@ -294,6 +298,40 @@ pub async fn assemble(
         started.elapsed()
     );
     Ok(dispatch)
+}
+
+/// Every component's TLS configurations by host, from the runtime
+/// config's `[[client_tls]]` entries (the first naming a component and
+/// host wins, as in Spin); an id the app does not have stops the start.
+fn client_tls(
+    manifest: &super::manifest::Manifest,
+    runtime_config: &RuntimeConfig,
+) -> Result<BTreeMap<String, ComponentTls>> {
+    let mut by_component: BTreeMap<String, HashMap<String, Arc<TlsConfig>>> = BTreeMap::new();
+    for entry in &runtime_config.client_tls {
+        for id in &entry.component_ids {
+            if !manifest.components.contains_key(id) {
+                let known: Vec<&str> = manifest.components.keys().map(String::as_str).collect();
+                bail!(
+                    "{}: `{}.component_ids` names `{id}`, which is not a component of the app \
+                     (its components: {})",
+                    runtime_config.describe(),
+                    entry.key,
+                    known.join(", ")
+                );
+            }
+            let hosts = by_component.entry(id.clone()).or_default();
+            for host in &entry.hosts {
+                hosts
+                    .entry(client_tls::host_key(host))
+                    .or_insert_with(|| entry.config.clone());
+            }
+        }
+    }
+    Ok(by_component
+        .into_iter()
+        .map(|(id, hosts)| (id, ComponentTls::new(hosts)))
+        .collect())
 }
 
 /// What counters and rollouts call a route: the route as written.

@@ -19,18 +19,34 @@
 //! type = "remote_http"
 //! url = "https://llm.example.com"
 //! auth_token = "..."
+//!
+//! [[client_tls]]                # outbound TLS (HTTPS, PostgreSQL)
+//! component_ids = ["api"]       # of these components
+//! hosts = ["db.internal"]       # to these hosts (any port)
+//! ca_roots_file = "ca.pem"      # trusts these roots
+//! ca_use_webpki_roots = false   # (default: true unless ca_roots_file)
+//! client_cert_file = "client.pem"          # presents this certificate
+//! client_private_key_file = "client.key"
 //! ```
 //!
 //! Stores and databases: only `type = "spin"` (a local file); paths are
-//! relative to the file. Other sections (`[variables_provider]`, ...) are
-//! warned about and ignored.
+//! relative to the file. `[[client_tls]]` has Spin's keys and defaults
+//! (Spin 3's `factor-outbound-networking`): hosts without ports, the first
+//! entry naming a component and host wins; every file is read and checked
+//! here, and every component id is checked against the app when it is
+//! assembled. Other sections (`[variables_provider]`, ...) are warned
+//! about and ignored.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
+use crate::services::client_tls::{ClientCert, TlsConfig, TlsSettings};
 use crate::services::llm::LlmConfig;
 
 /// The parsed file.
@@ -42,6 +58,11 @@ pub struct RuntimeConfig {
     pub sqlite_databases: BTreeMap<String, SqliteConfig>,
     /// `[llm_compute]`.
     pub llm: Option<LlmConfig>,
+    /// `[[client_tls]]`, in file order (the first entry naming a
+    /// component and host wins).
+    pub client_tls: Vec<ClientTlsEntry>,
+    /// The file, for messages about it (`None`: no file was given).
+    pub path: Option<PathBuf>,
     /// Sections that were ignored, for warnings.
     pub ignored: Vec<String>,
     /// `--state-dir`: where the app's own key-value file goes instead of
@@ -79,6 +100,31 @@ pub enum KvStoreConfig {
     },
 }
 
+/// One `[[client_tls]]` entry: the TLS configuration `component_ids`
+/// use for connections to `hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsEntry {
+    /// Where it is in the file, for messages: `client_tls[0]`.
+    pub key: String,
+    /// `component_ids`.
+    pub component_ids: Vec<String>,
+    /// `hosts`: names or IP addresses, without ports.
+    pub hosts: Vec<String>,
+    /// The roots and client certificate, read and built.
+    pub config: Arc<TlsConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientTls {
+    component_ids: Vec<String>,
+    hosts: Vec<String>,
+    ca_use_webpki_roots: Option<bool>,
+    ca_roots_file: Option<PathBuf>,
+    client_cert_file: Option<PathBuf>,
+    client_private_key_file: Option<PathBuf>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLlm {
@@ -102,7 +148,18 @@ impl RuntimeConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the runtime config `{}`", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, dir).with_context(|| format!("runtime config `{}`", path.display()))
+        let mut config = Self::parse(&text, dir)
+            .with_context(|| format!("runtime config `{}`", path.display()))?;
+        config.path = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// What names the file in messages.
+    pub fn describe(&self) -> String {
+        match &self.path {
+            Some(path) => format!("runtime config `{}`", path.display()),
+            None => "runtime config".to_owned(),
+        }
     }
 
     fn parse(text: &str, dir: &Path) -> Result<Self> {
@@ -123,6 +180,7 @@ impl RuntimeConfig {
                     }
                 }
                 "llm_compute" => config.llm = Some(llm(value)?),
+                "client_tls" => config.client_tls = client_tls(value, dir)?,
                 _ => config.ignored.push(key),
             }
         }
@@ -168,6 +226,128 @@ fn stores(
         stores.push((label, store));
     }
     Ok(stores)
+}
+
+/// The `[[client_tls]]` entries, their files read (relative to `dir`) and
+/// checked, their TLS configurations built.
+fn client_tls(value: toml::Value, dir: &Path) -> Result<Vec<ClientTlsEntry>> {
+    let toml::Value::Array(entries) = value else {
+        bail!("`client_tls` must be an array of tables: `[[client_tls]]`");
+    };
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| client_tls_entry(format!("client_tls[{i}]"), entry, dir))
+        .collect()
+}
+
+fn client_tls_entry(key: String, entry: toml::Value, dir: &Path) -> Result<ClientTlsEntry> {
+    let raw: RawClientTls = entry.try_into().with_context(|| {
+        format!(
+            "`{key}`: expected `component_ids`, `hosts` and optionally `ca_use_webpki_roots`, \
+             `ca_roots_file`, `client_cert_file`, `client_private_key_file`"
+        )
+    })?;
+    if raw.component_ids.is_empty() {
+        bail!("`{key}.component_ids` may not be empty");
+    }
+    if raw.hosts.is_empty() {
+        bail!("`{key}.hosts` may not be empty");
+    }
+    for host in &raw.hosts {
+        check_host(host).with_context(|| format!("`{key}.hosts`"))?;
+    }
+    // Spin's default: webpki's roots unless roots of one's own are given.
+    let use_webpki_roots = raw
+        .ca_use_webpki_roots
+        .unwrap_or(raw.ca_roots_file.is_none());
+    let roots = match &raw.ca_roots_file {
+        Some(file) => certificates(&dir.join(file))
+            .with_context(|| format!("`{key}.ca_roots_file`"))?,
+        None => Vec::new(),
+    };
+    let client_cert = match (&raw.client_cert_file, &raw.client_private_key_file) {
+        (None, None) => None,
+        (Some(_), None) => bail!("`{key}`: `client_cert_file` needs `client_private_key_file`"),
+        (None, Some(_)) => bail!("`{key}`: `client_private_key_file` needs `client_cert_file`"),
+        (Some(cert), Some(private_key)) => Some(ClientCert {
+            chain: certificates(&dir.join(cert))
+                .with_context(|| format!("`{key}.client_cert_file`"))?,
+            key: private_key_file(&dir.join(private_key))
+                .with_context(|| format!("`{key}.client_private_key_file`"))?,
+        }),
+    };
+    let config = TlsConfig::new(TlsSettings {
+        use_webpki_roots,
+        roots,
+        client_cert,
+    })
+    .with_context(|| format!("`{key}`"))?;
+    Ok(ClientTlsEntry {
+        key,
+        component_ids: raw.component_ids,
+        hosts: raw.hosts,
+        config: Arc::new(config),
+    })
+}
+
+/// A host as Spin takes it: an authority without a port (a name or an IP
+/// address; IPv6 in brackets).
+fn check_host(host: &str) -> Result<()> {
+    let authority: http::uri::Authority = host
+        .parse()
+        .ok()
+        .filter(|a: &http::uri::Authority| a.as_str() == host && !host.contains('@'))
+        .with_context(|| format!("`{host}` is not a host name or IP address"))?;
+    if authority.port().is_some() {
+        bail!(
+            "`{host}` has a port: hosts are names or IP addresses without one, and an entry \
+             applies to every port of its hosts (as in Spin)"
+        );
+    }
+    Ok(())
+}
+
+/// The PEM certificates in `path`, at least one.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(path, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_error(path, e))?;
+    if certs.is_empty() {
+        bail!(
+            "`{}` holds no certificate: expected PEM blocks `-----BEGIN CERTIFICATE-----`",
+            path.display()
+        );
+    }
+    Ok(certs)
+}
+
+/// The PEM private key in `path`.
+fn private_key_file(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        rustls::pki_types::pem::Error::Io(e) => {
+            anyhow::anyhow!("cannot read `{}`: {e}", path.display())
+        }
+        rustls::pki_types::pem::Error::NoItemsFound => anyhow::anyhow!(
+            "`{}` holds no private key: expected a PEM `PRIVATE KEY` (PKCS#8), \
+             `RSA PRIVATE KEY` (PKCS#1) or `EC PRIVATE KEY` (SEC1) block",
+            path.display()
+        ),
+        other => anyhow::anyhow!(
+            "`{}` is not a PEM private key: {other}",
+            path.display()
+        ),
+    })
+}
+
+fn pem_error(path: &Path, e: rustls::pki_types::pem::Error) -> anyhow::Error {
+    match e {
+        rustls::pki_types::pem::Error::Io(e) => {
+            anyhow::anyhow!("cannot read `{}`: {e}", path.display())
+        }
+        other => anyhow::anyhow!("`{}` is not a PEM file: {other}", path.display()),
+    }
 }
 
 fn llm(value: toml::Value) -> Result<LlmConfig> {
@@ -303,4 +483,190 @@ type = "vault"
             assert!(format!("{err:#}").contains(expected), "{body}: {err:#}");
         }
     }
+
+    /// A CA, a server certificate it signed, and a client certificate
+    /// with its key, written as PEM files into `dir` (`ca.pem`,
+    /// `client.pem`, `client.key`), plus `other.key` (a key of nothing).
+    fn pem_files(dir: &Path) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let client = rcgen::CertificateParams::new(vec!["client".to_owned()])
+            .unwrap()
+            .signed_by(&client_key, &issuer)
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(dir.join("other.key"), other.serialize_pem()).unwrap();
+        std::fs::write(dir.join("text.pem"), "not a certificate\n").unwrap();
+        std::fs::write(
+            dir.join("broken.pem"),
+            "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn client_tls_entries_read_their_files_relative_to_the_config_with_spins_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        pem_files(dir.path());
+        let config = RuntimeConfig::parse(
+            r#"
+[[client_tls]]
+component_ids = ["api", "worker"]
+hosts = ["db.internal", "127.0.0.1", "[::1]"]
+ca_roots_file = "ca.pem"
+client_cert_file = "client.pem"
+client_private_key_file = "client.key"
+
+[[client_tls]]
+component_ids = ["api"]
+hosts = ["api.example.com"]
+
+[[client_tls]]
+component_ids = ["api"]
+hosts = ["both.example.com"]
+ca_roots_file = "ca.pem"
+ca_use_webpki_roots = true
+"#,
+            dir.path(),
+        )
+        .unwrap();
+        let [first, second, third] = &config.client_tls[..] else {
+            panic!("{:?}", config.client_tls);
+        };
+        assert_eq!(first.key, "client_tls[0]");
+        assert_eq!(first.component_ids, ["api", "worker"]);
+        assert_eq!(first.hosts, ["db.internal", "127.0.0.1", "[::1]"]);
+        // Roots of one's own replace webpki's unless asked for both.
+        let settings = first.config.settings();
+        assert!(!settings.use_webpki_roots);
+        assert_eq!(settings.roots.len(), 1);
+        assert_eq!(
+            settings.client_cert.as_ref().map(|c| c.chain.len()),
+            Some(1)
+        );
+        assert!(second.config.settings().use_webpki_roots);
+        assert!(second.config.settings().roots.is_empty());
+        assert!(second.config.settings().client_cert.is_none());
+        assert!(third.config.settings().use_webpki_roots);
+        assert_eq!(third.config.settings().roots.len(), 1);
+    }
+
+    #[test]
+    fn client_tls_mistakes_are_refused_naming_the_entry_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        pem_files(dir.path());
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let entry = |body: &str| {
+            format!("[[client_tls]]\ncomponent_ids = [\"api\"]\nhosts = [\"h\"]\n{body}\n")
+        };
+        let cases = [
+            (
+                entry("ca_roots_file = \"missing.pem\""),
+                format!(
+                    "`client_tls[0].ca_roots_file`: cannot read `{}`: No such file",
+                    path("missing.pem")
+                ),
+            ),
+            (
+                entry("ca_roots_file = \"broken.pem\""),
+                format!(
+                    "`client_tls[0].ca_roots_file`: `{}` is not a PEM file",
+                    path("broken.pem")
+                ),
+            ),
+            (
+                entry("ca_roots_file = \"text.pem\""),
+                format!(
+                    "`client_tls[0].ca_roots_file`: `{}` holds no certificate",
+                    path("text.pem")
+                ),
+            ),
+            (
+                entry("client_cert_file = \"client.pem\"\nclient_private_key_file = \"ca.pem\""),
+                format!(
+                    "`client_tls[0].client_private_key_file`: `{}` holds no private key",
+                    path("ca.pem")
+                ),
+            ),
+            (
+                entry("client_cert_file = \"client.pem\"\nclient_private_key_file = \"nokey.pem\""),
+                format!(
+                    "`client_tls[0].client_private_key_file`: cannot read `{}`",
+                    path("nokey.pem")
+                ),
+            ),
+            (
+                entry("client_cert_file = \"client.pem\"\nclient_private_key_file = \"other.key\""),
+                "`client_tls[0]`: the key in `client_private_key_file` does not belong to the certificate in `client_cert_file`".to_owned(),
+            ),
+            (
+                entry("client_cert_file = \"client.pem\""),
+                "`client_tls[0]`: `client_cert_file` needs `client_private_key_file`".to_owned(),
+            ),
+            (
+                entry("client_private_key_file = \"client.key\""),
+                "`client_tls[0]`: `client_private_key_file` needs `client_cert_file`".to_owned(),
+            ),
+            (
+                entry("ca_use_webpki_roots = false"),
+                "`client_tls[0]`: no root certificate would be trusted".to_owned(),
+            ),
+            (
+                entry("ca_use_platform_roots = true"),
+                "`client_tls[0]`: expected `component_ids`, `hosts`".to_owned(),
+            ),
+            (
+                "[[client_tls]]\ncomponent_ids = []\nhosts = [\"h\"]\n".to_owned(),
+                "`client_tls[0].component_ids` may not be empty".to_owned(),
+            ),
+            (
+                "[[client_tls]]\ncomponent_ids = [\"api\"]\nhosts = []\n".to_owned(),
+                "`client_tls[0].hosts` may not be empty".to_owned(),
+            ),
+            (
+                "[[client_tls]]\ncomponent_ids = [\"api\"]\nhosts = [\"db:5432\"]\n".to_owned(),
+                "`client_tls[0].hosts`: `db:5432` has a port".to_owned(),
+            ),
+            (
+                "[[client_tls]]\ncomponent_ids = [\"api\"]\nhosts = [\"https://db/\"]\n".to_owned(),
+                "`client_tls[0].hosts`: `https://db/` is not a host name or IP address".to_owned(),
+            ),
+            (
+                "[[client_tls]]\ncomponent_ids = [\"api\"]\n".to_owned(),
+                "`client_tls[0]`: expected `component_ids`, `hosts`".to_owned(),
+            ),
+            (
+                "[client_tls]\ncomponent_ids = [\"api\"]\nhosts = [\"h\"]\n".to_owned(),
+                "`client_tls` must be an array of tables: `[[client_tls]]`".to_owned(),
+            ),
+            (
+                format!("{}{}", entry(""), entry("ca_roots_file = \"missing.pem\"")),
+                "`client_tls[1].ca_roots_file`".to_owned(),
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = RuntimeConfig::parse(&text, dir.path()).unwrap_err();
+            assert!(format!("{err:#}").contains(&expected), "{text}: {err:#}");
+        }
+        // Through `load`, the file itself is named first.
+        let file = dir.path().join("rc.toml");
+        std::fs::write(&file, entry("ca_roots_file = \"missing.pem\"")).unwrap();
+        let err = RuntimeConfig::load(&file).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with(&format!(
+                "runtime config `{}`: `client_tls[0].ca_roots_file`: cannot read `{}`",
+                file.display(),
+                path("missing.pem")
+            )),
+            "{err:#}"
+        );
+    }
+
 }

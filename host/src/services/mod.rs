@@ -12,11 +12,14 @@
 //! - [`rdbms`]: the result and error shape both share.
 //! - [`llm`]: which models a component may use, and the remote backend.
 //! - [`outbound`]: a component's `allowed_outbound_hosts`.
+//! - [`client_tls`]: the CA roots and client certificates of outbound TLS
+//!   (HTTPS, PostgreSQL), per component and host (`[[client_tls]]`).
 //! - [`variables`]: Spin's variable names.
 //! - [`chaining`]: a component's way back into its own app
 //!   (`http://self`, `<id>.spin.internal`).
 
 pub mod chaining;
+pub mod client_tls;
 pub mod key_value;
 pub mod key_value_redis;
 pub mod llm;

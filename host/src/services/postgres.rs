@@ -1,17 +1,32 @@
 //! Outbound PostgreSQL for Spin's PostgreSQL interfaces
 //! (`fermyon:spin/postgres@2.0.0`, `spin:postgres/postgres@3.0.0` and
-//! `@4.x`): one client per address shared by every instance of an app
-//! (tokio-postgres pipelines concurrent queries on one connection), values
-//! in one vocabulary the three interfaces convert from and to.
+//! `@4.x`): one client per address (and TLS configuration) shared by
+//! every instance of an app (tokio-postgres pipelines concurrent queries
+//! on one connection), values in one vocabulary the three interfaces
+//! convert from and to.
+//!
+//! TLS as in Spin: the address's `sslmode` decides (`disable`: plain TCP;
+//! `prefer`, the default, and `require`: TLS through rustls, `prefer`
+//! falling back to plain TCP only when the server offers no TLS at all).
+//! The server's certificate is always verified, against the roots of the
+//! component's `[[client_tls]]` entry for the host (webpki's otherwise);
+//! the entry's client certificate is presented; SCRAM gets
+//! `tls-server-end-point` channel binding (tokio-postgres-rustls).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{Datelike, Timelike};
+use rustls::pki_types::CertificateDer;
+use sha2::Digest as _;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, NoTls, Row, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::client_tls::{self, ComponentTls};
 use super::postgres_types::{self as types, Bound, Interval, RangeDecimal};
 use super::rdbms::{DbError, Rows};
 
@@ -137,10 +152,104 @@ pub type PgRows = Rows<PgType, PgValue>;
 /// Why a call failed, in Spin's terms.
 pub type PgError = DbError;
 
-/// One app's PostgreSQL clients, by address.
+/// One app's PostgreSQL clients, by address and TLS configuration.
 #[derive(Default)]
 pub struct PgPool {
-    clients: Mutex<HashMap<String, Arc<Client>>>,
+    clients: Mutex<HashMap<PoolKey, Arc<Client>>>,
+}
+
+/// What a client is shared by: its address, the TLS configuration of each
+/// of its hosts, and the CA root the guest added, if any.
+type PoolKey = (String, Vec<u64>, Option<[u8; 32]>);
+
+/// A CA root a guest gives for one connection (4.x's `set-ca-root`),
+/// trusted besides the component's roots for the host.
+#[derive(Debug, Clone)]
+pub struct CaRoot {
+    der: CertificateDer<'static>,
+    digest: [u8; 32],
+}
+
+impl CaRoot {
+    /// Reads the first certificate of `pem`; Spin's `other` error text if
+    /// there is none or it is no usable root.
+    pub fn from_pem(pem: &str) -> Result<Self, PgError> {
+        use rustls::pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| PgError::Other(format!("invalid root certificate: {e}")))?;
+        rustls::RootCertStore::empty()
+            .add(der.clone())
+            .map_err(|e| PgError::Other(format!("invalid root certificate: {e}")))?;
+        let digest = sha2::Sha256::digest(der.as_ref()).into();
+        Ok(Self { der, digest })
+    }
+}
+
+/// TLS for a connection: for each host, the component's configuration
+/// for it (plus the guest's CA root, if any).
+#[derive(Clone)]
+struct PerHost {
+    tls: ComponentTls,
+    ca_root: Option<CaRoot>,
+}
+
+impl MakeTlsConnect<Socket> for PerHost {
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<Socket>>::TlsConnect;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let config = self.tls.for_host(domain);
+        let mut make = match &self.ca_root {
+            None => config.postgres().clone(),
+            Some(root) => MakeRustlsConnect::new(
+                config
+                    .settings()
+                    .client_config(Some(&root.der))
+                    .map_err(|e| format!("{e:#}"))?,
+            ),
+        };
+        let connect = <MakeRustlsConnect as MakeTlsConnect<Socket>>::make_tls_connect(
+            &mut make, domain,
+        );
+        Ok(connect?)
+    }
+}
+
+/// Connects with `tls` and runs the connection on a task of its own.
+async fn connect<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, PgError>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tls))
+        .await
+        .map_err(|_| {
+            PgError::ConnectionFailed(format!("connecting timed out after {CONNECT_TIMEOUT:?}"))
+        })?
+        .map_err(connect_error)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::info!("a PostgreSQL connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// `connection-failed` with the whole reason (`error performing TLS
+/// handshake: invalid peer certificate: UnknownIssuer`, `db error: FATAL:
+/// pg_hba.conf rejects connection ...`) and, for a server certificate not
+/// trusted, what to do about it.
+fn connect_error(e: tokio_postgres::Error) -> PgError {
+    let mut text = client_tls::chain(&e);
+    if let Some(hint) = client_tls::untrusted_hint(&e) {
+        text.push_str(" (");
+        text.push_str(hint);
+        text.push(')');
+    }
+    PgError::ConnectionFailed(text)
 }
 
 impl std::fmt::Debug for PgPool {
@@ -182,33 +291,54 @@ pub fn endpoints(address: &str) -> Result<Vec<(String, u16)>, PgError> {
 }
 
 impl PgPool {
-    /// The app's client for `address`, connecting if there is none (or the
-    /// one there closed).
-    pub async fn client(&self, address: &str) -> Result<Arc<Client>, PgError> {
+    /// The app's client for `address` with the TLS configuration `tls`
+    /// has for its hosts (and `ca_root`), connecting if there is none (or
+    /// the one there closed).
+    pub async fn client(
+        &self,
+        address: &str,
+        tls: &ComponentTls,
+        ca_root: Option<&CaRoot>,
+    ) -> Result<Arc<Client>, PgError> {
+        let config: tokio_postgres::Config = address
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PgError::ConnectionFailed(client_tls::chain(&e)))?;
+        let plain = config.get_ssl_mode() == SslMode::Disable;
+        let key: PoolKey = if plain {
+            (address.to_owned(), Vec::new(), None)
+        } else {
+            let ids = config
+                .get_hosts()
+                .iter()
+                .map(|host| match host {
+                    tokio_postgres::config::Host::Tcp(host) => tls.for_host(host).id(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(_) => 0,
+                })
+                .collect();
+            (address.to_owned(), ids, ca_root.map(|r| r.digest))
+        };
         let cached = self
             .clients
             .lock()
             .ok()
-            .and_then(|c| c.get(address).cloned())
+            .and_then(|c| c.get(&key).cloned())
             .filter(|c| !c.is_closed());
         if let Some(client) = cached {
             return Ok(client);
         }
-        let connect = tokio_postgres::connect(address, NoTls);
-        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| {
-                PgError::ConnectionFailed(format!("connecting timed out after {CONNECT_TIMEOUT:?}"))
-            })?
-            .map_err(|e| PgError::ConnectionFailed(format!("{e:?}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::info!("a PostgreSQL connection closed: {e}");
-            }
-        });
+        let client = if plain {
+            connect(&config, NoTls).await?
+        } else {
+            let tls = PerHost {
+                tls: tls.clone(),
+                ca_root: ca_root.cloned(),
+            };
+            connect(&config, tls).await?
+        };
         let client = Arc::new(client);
         if let Ok(mut clients) = self.clients.lock() {
-            clients.insert(address.to_owned(), client.clone());
+            clients.insert(key, client.clone());
         }
         Ok(client)
     }

@@ -313,15 +313,16 @@ fn instance_pre(
 /// The imports every component may use: all of WASI 0.2 (what `wasmtime
 /// serve -Scli` provides: Rust's std imports `wasi:cli/*` even in an HTTP
 /// handler), wasi:http and the Spin interfaces; for p3 components WASI 0.3
-/// as well; for a `0.2.0-rc-2023-10-18` handler that pre-release's WASI
-/// too (a Spin SDK 2 module componentized at load imports both it and
-/// 0.2, through the adapter).
+/// as well; for every 0.2 handler, the `0.2.0-rc-2023-10-18` pre-release's
+/// WASI too (a Spin SDK 2 module componentized at load imports both it and
+/// 0.2, through the adapter; a component exporting a 0.2.x handler may
+/// still import interfaces of the pre-release through an older library).
 pub(crate) fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Linker<GuestState>> {
     let mut linker = Linker::<GuestState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     super::spin_host::add_to_linker(&mut linker)?;
-    if kind == HandlerKind::P2Rc20231018 {
+    if kind.is_p2() {
         super::wasi_2023_10_18::add_to_linker(&mut linker)?;
     }
     if kind == HandlerKind::P3 {

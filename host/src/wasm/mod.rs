@@ -4,7 +4,8 @@
 //! while the optimised code compiles ([`tiered`]), WASI 0.2 pre-release
 //! components ([`pre_release`] renames `0.2.0-rc-2023-11-10`,
 //! [`wasi_2023_10_18`] serves `0.2.0-rc-2023-10-18`), per-store state
-//! ([`state`]), the body of a guest's outgoing request ([`kept_body`]),
+//! ([`state`]), a guest's outgoing request ([`outgoing`]: sent with the
+//! component's TLS configuration) and its body ([`kept_body`]),
 //! guest stdio ([`guest_log`]), the bounded wait for an instance slot
 //! ([`admission`]), the backend that serves requests
 //! ([`component`]) through either 0.2 handler ([`p2_handler`]) and Spin's
@@ -18,6 +19,7 @@ pub mod engine_key;
 pub mod guest_log;
 pub mod kept_body;
 pub mod load;
+pub mod outgoing;
 pub mod p2_handler;
 pub mod p3;
 pub mod pre_release;

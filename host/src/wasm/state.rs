@@ -21,6 +21,7 @@ use super::kept_body::KeptBody;
 use super::spin_host::{RedisPool, Variables};
 use crate::backend::BodyError;
 use crate::services::chaining::{AppHandle, SPIN_INTERNAL};
+use crate::services::client_tls::ComponentTls;
 use crate::services::key_value::KvAccess;
 use crate::services::llm::LlmAccess;
 use crate::services::mysql::MyPool;
@@ -44,6 +45,9 @@ pub struct InstancePolicy {
     pub environment: Vec<(String, String)>,
     /// Where outgoing HTTP requests may go.
     pub outbound: Outbound,
+    /// Which CA roots and client certificate its outbound TLS (HTTPS,
+    /// PostgreSQL) uses, per host.
+    pub client_tls: ComponentTls,
     /// A directory every instance sees read-only at `/` (Spin's `files`);
     /// shared so it lives as long as any instance may read it.
     pub files: Option<Arc<tempfile::TempDir>>,
@@ -76,6 +80,7 @@ impl Default for InstancePolicy {
             memory_limit: crate::limits::MEMORY_LIMIT,
             environment: Vec::new(),
             outbound: Outbound::Anywhere,
+            client_tls: ComponentTls::default(),
             files: None,
             volumes: Vec::new(),
             variables: Variables::default(),
@@ -160,6 +165,7 @@ impl GuestState {
             table: ResourceTable::new(),
             hooks: Hooks {
                 outbound: policy.outbound.clone(),
+                client_tls: policy.client_tls.clone(),
                 app: policy.app.clone(),
             },
             variables: policy.variables.clone(),
@@ -224,6 +230,11 @@ impl GuestState {
     /// The app's outbound Redis connections.
     pub fn redis_pool(&self) -> &Arc<RedisPool> {
         &self.redis
+    }
+
+    /// The component's outbound TLS configurations, by host.
+    pub fn client_tls(&self) -> &ComponentTls {
+        &self.hooks.client_tls
     }
 
     /// The app's outbound PostgreSQL clients.
@@ -459,6 +470,7 @@ impl Drop for AbortOnDrop {
 /// policy.
 struct Hooks {
     outbound: Outbound,
+    client_tls: ComponentTls,
     app: Option<AppHandle>,
 }
 
@@ -480,7 +492,8 @@ impl WasiHttpHooks for Hooks {
     }
 
     /// An outgoing request: into the app itself, or out through
-    /// wasmtime's client when the allow-list lets it. The request body is
+    /// wasmtime's client (with the component's TLS configuration for the
+    /// host, [`super::outgoing`]) when the allow-list lets it. The request body is
     /// a [`KeptBody`]: hyper may be done with it before the guest is.
     /// `_fut` (wasi:http 0.3 only: how the guest's reading of the response
     /// ended) is dropped, as wasmtime's default hook drops it: nothing here
@@ -495,6 +508,7 @@ impl WasiHttpHooks for Hooks {
             return self.send_internal(request, target);
         }
         let allowed = self.outbound.allows(request.uri());
+        let client_tls = self.client_tls.clone();
         let span = telemetry::client_span(request.method(), request.uri(), "http");
         telemetry::inject(&span, request.headers_mut());
         let sent = async move {
@@ -509,7 +523,8 @@ impl WasiHttpHooks for Hooks {
             // done with it (kept_body.rs: the Python SDK's
             // `StreamError_Closed()`).
             let request = request.map(|body| KeptBody::new(body).boxed_unsync());
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) =
+                super::outgoing::send_request(request, options, &client_tls).await?;
             telemetry::record_client_status(&tracing::Span::current(), Some(response.status()));
             Ok((
                 response.map(BodyExt::boxed_unsync),

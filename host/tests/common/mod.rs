@@ -10,6 +10,7 @@ pub mod images;
 pub mod registry;
 pub mod runtime;
 pub mod services;
+pub mod tls;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};

@@ -125,6 +125,30 @@ fn postgres_bin(name: &str) -> std::path::PathBuf {
 /// A PostgreSQL server with a fresh cluster (trust authentication, user
 /// `postgres`), `fsync` off: its data is scratch.
 pub fn postgres() -> Service {
+    start_postgres(None)
+}
+
+/// TLS for [`postgres_tls`]: the server's certificate chain and key (PEM).
+pub struct PgTls<'a> {
+    /// The certificate, PEM.
+    pub cert_pem: &'a str,
+    /// Its key, PEM.
+    pub key_pem: &'a str,
+}
+
+/// Where [`postgres_tls`]'s user `postgres` logs in with: its password.
+pub const PG_PASSWORD: &str = "tls-secret";
+
+/// A PostgreSQL server that speaks TLS only: `ssl = on` with `tls`'s
+/// certificate, TCP connections without TLS rejected (`hostnossl ...
+/// reject`), TLS ones authenticated by SCRAM (user `postgres`, password
+/// [`PG_PASSWORD`], so channel binding can be asked for).
+pub fn postgres_tls(tls: PgTls<'_>) -> Service {
+    start_postgres(Some(tls))
+}
+
+fn start_postgres(tls: Option<PgTls<'_>>) -> Service {
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let (uid, gid) = postgres_user();
     let dir = tempfile::tempdir().unwrap();
@@ -150,19 +174,43 @@ pub fn postgres() -> Service {
         .status()
         .expect("initdb");
     assert!(status.success(), "initdb failed");
+    let mut settings = vec!["listen_addresses=127.0.0.1".to_owned(), "fsync=off".to_owned()];
+    if let Some(tls) = &tls {
+        for (name, text, mode) in [
+            ("server.crt", tls.cert_pem, 0o644),
+            ("server.key", tls.key_pem, 0o600),
+        ] {
+            let path = data.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        }
+        // The socket in the scratch directory stays trusted: the harness
+        // sets the password through it.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        settings.extend([
+            "ssl=on".to_owned(),
+            "ssl_cert_file=server.crt".to_owned(),
+            "ssl_key_file=server.key".to_owned(),
+        ]);
+    }
     for _ in 0..5 {
         let port = free_port();
-        let mut child = Command::new(postgres_bin("postgres"))
+        let mut command = Command::new(postgres_bin("postgres"));
+        command
             .arg("-D")
             .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-            ])
+            .args(["-p", &port.to_string()]);
+        for setting in &settings {
+            command.args(["-c", setting]);
+        }
+        let mut child = command
             .arg("-k")
             .arg(dir.path())
             .uid(uid)
@@ -176,19 +224,18 @@ pub fn postgres() -> Service {
             continue;
         }
         wait_until_listening(&mut child, port, "postgres");
-        // Listening comes before accepting queries: wait for those too.
+        // Listening comes before accepting queries: wait for those too
+        // (over the Unix socket, which every cluster here trusts).
+        let sql = if tls.is_some() {
+            format!("ALTER USER postgres PASSWORD '{PG_PASSWORD}'")
+        } else {
+            "SELECT 1".to_owned()
+        };
         let started = Instant::now();
         while !Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-                "-c",
-                "SELECT 1",
-            ])
+            .arg("-h")
+            .arg(dir.path())
+            .args(["-p", &port.to_string(), "-U", "postgres", "-c", &sql])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

@@ -5,8 +5,6 @@
 //! (`destination-not-allowed` otherwise); the response body is buffered
 //! up to [`MAX_BODY_BYTES`] (`runtime-error` past it, as in Spin).
 
-use std::sync::LazyLock;
-
 use crate::wasm::state::GuestState;
 
 mod generated {
@@ -70,9 +68,6 @@ use http_types::{HttpError, Method, Request, Response};
 /// works here and one that asks for more gets Spin's error.
 const MAX_BODY_BYTES: usize = 128 << 20;
 
-/// One client for every instance: connections are pooled across requests.
-static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(reqwest::Client::new);
-
 /// Adds `fermyon:spin/http` to `linker`.
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<GuestState>) -> anyhow::Result<()> {
     use wasmtime::component::HasSelf;
@@ -106,7 +101,13 @@ impl http::Host for GuestState {
             );
             return Err(HttpError::DestinationNotAllowed);
         }
-        let mut builder = CLIENT.request(method(req.method), url);
+        // One client per TLS configuration (the component's for the host,
+        // `[[client_tls]]`): connections are pooled across requests.
+        let client = self
+            .client_tls()
+            .for_host(url.host_str().unwrap_or_default())
+            .reqwest();
+        let mut builder = client.request(method(req.method), url);
         for (name, value) in req.headers {
             builder = builder.header(name, value);
         }

@@ -3,7 +3,9 @@
 //! `@4.2.0` (4.1.0 plus `async` twins, rows as a stream: WASIp3
 //! components) over [`crate::services::postgres`]: allowed only by
 //! `allowed_outbound_hosts` (`postgres://host[:port]`, default 5432; Spin's
-//! error text when not), one client per address per app.
+//! error text when not), one client per address (and TLS configuration)
+//! per app; TLS by the address's `sslmode`, with the component's
+//! `[[client_tls]]` for the host and 4.x's `set-ca-root`.
 
 use std::sync::Arc;
 
@@ -14,7 +16,8 @@ use super::bindings::fermyon::spin::{postgres as v2, rdbms_types as rdbms};
 use super::bindings::spin::postgres3_0_0::postgres as v3;
 use super::bindings::spin::postgres4_1_0::postgres as v4;
 use super::bindings_p3::spin::postgres::postgres as v42;
-use crate::services::postgres::{self as pg, PgError, PgPool, PgRows, PgType, PgValue};
+use crate::services::client_tls::ComponentTls;
+use crate::services::postgres::{self as pg, CaRoot, PgError, PgPool, PgRows, PgType, PgValue};
 use crate::services::postgres_types::{Bound, BoundKind, Interval};
 use crate::wasm::state::GuestState;
 
@@ -23,19 +26,22 @@ pub struct PgConnection {
     client: Arc<Client>,
 }
 
-/// 4.1.0's `connection-builder`: the address, until `build`.
+/// 4.1.0's `connection-builder`: the address and the CA root to trust
+/// besides the component's, until `build`.
 pub struct PgConnectionBuilder {
     address: String,
+    ca_root: Option<CaRoot>,
 }
 
-/// Why `set-ca-root` fails: the clients here speak plain TCP.
-const NO_TLS: &str = "wasmhost connects to PostgreSQL without TLS, so a CA root cannot be used";
+/// What connecting needs, taken from the instance's state: the app's
+/// clients and the component's TLS configurations.
+type PgTarget = (Arc<PgPool>, ComponentTls);
 
 impl GuestState {
     /// The app's clients, if `allowed_outbound_hosts` lets the component
     /// reach every host `address` names (Spin's error text if not).
     /// Connecting is left to the caller, outside any borrow of the state.
-    fn pg_allowed(&self, address: &str) -> Result<Arc<PgPool>, PgError> {
+    fn pg_allowed(&self, address: &str) -> Result<PgTarget, PgError> {
         for (host, port) in pg::endpoints(address)? {
             if !self.outbound_allows_address(&format!("postgres://{host}:{port}")) {
                 tracing::info!(
@@ -46,7 +52,7 @@ impl GuestState {
                 )));
             }
         }
-        Ok(Arc::clone(self.postgres_pool()))
+        Ok((Arc::clone(self.postgres_pool()), self.client_tls().clone()))
     }
 
     fn pg_push(&mut self, client: Arc<Client>) -> Result<Resource<PgConnection>, PgError> {
@@ -55,18 +61,35 @@ impl GuestState {
             .map_err(|e| PgError::ConnectionFailed(e.to_string()))
     }
 
-    async fn pg_open(&mut self, address: String) -> Result<Resource<PgConnection>, PgError> {
-        let client = self.pg_allowed(&address)?.client(&address).await?;
+    async fn pg_open(
+        &mut self,
+        address: String,
+        ca_root: Option<CaRoot>,
+    ) -> Result<Resource<PgConnection>, PgError> {
+        let (pool, tls) = self.pg_allowed(&address)?;
+        let client = pool.client(&address, &tls, ca_root.as_ref()).await?;
         self.pg_push(client)
     }
 
-    fn pg_builder_address(
+    fn pg_builder(
         &self,
         builder: &Resource<PgConnectionBuilder>,
-    ) -> Result<String, PgError> {
+    ) -> Result<(String, Option<CaRoot>), PgError> {
         self.table()
             .get(builder)
-            .map(|b| b.address.clone())
+            .map(|b| (b.address.clone(), b.ca_root.clone()))
+            .map_err(|e| PgError::ConnectionFailed(e.to_string()))
+    }
+
+    fn pg_set_ca_root(
+        &mut self,
+        builder: &Resource<PgConnectionBuilder>,
+        certificate: &str,
+    ) -> Result<(), PgError> {
+        let root = CaRoot::from_pem(certificate)?;
+        self.table_mut()
+            .get_mut(builder)
+            .map(|b| b.ca_root = Some(root))
             .map_err(|e| PgError::ConnectionFailed(e.to_string()))
     }
 
@@ -126,7 +149,7 @@ macro_rules! common {
 
         impl $m::HostConnection for GuestState {
             async fn open(&mut self, address: String) -> Result<Resource<PgConnection>, $error> {
-                Ok(self.pg_open(address).await?)
+                Ok(self.pg_open(address, None).await?)
             }
 
             async fn query(
@@ -431,23 +454,26 @@ macro_rules! builder {
                 &mut self,
                 address: String,
             ) -> wasmtime::Result<Resource<PgConnectionBuilder>> {
-                Ok(self.table_mut().push(PgConnectionBuilder { address })?)
+                Ok(self.table_mut().push(PgConnectionBuilder {
+                    address,
+                    ca_root: None,
+                })?)
             }
 
             async fn set_ca_root(
                 &mut self,
-                _builder: Resource<PgConnectionBuilder>,
-                _certificate: String,
+                builder: Resource<PgConnectionBuilder>,
+                certificate: String,
             ) -> Result<(), $m::Error> {
-                Err(PgError::ConnectionFailed(NO_TLS.into()).into())
+                Ok(self.pg_set_ca_root(&builder, &certificate)?)
             }
 
             async fn build(
                 &mut self,
                 builder: Resource<PgConnectionBuilder>,
             ) -> Result<Resource<PgConnection>, $m::Error> {
-                let address = self.pg_builder_address(&builder)?;
-                Ok(self.pg_open(address).await?)
+                let (address, ca_root) = self.pg_builder(&builder)?;
+                Ok(self.pg_open(address, ca_root).await?)
             }
 
             async fn drop(
@@ -491,9 +517,10 @@ mod v42_impl {
     async fn open<T>(
         accessor: &Accessor<T, HasSelf<GuestState>>,
         address: String,
+        ca_root: Option<CaRoot>,
     ) -> Result<Resource<PgConnection>, v42::Error> {
-        let pool = accessor.with(|mut access| access.get().pg_allowed(&address))?;
-        let client = pool.client(&address).await?;
+        let (pool, tls) = accessor.with(|mut access| access.get().pg_allowed(&address))?;
+        let client = pool.client(&address, &tls, ca_root.as_ref()).await?;
         Ok(accessor.with(|mut access| access.get().pg_push(client))?)
     }
 
@@ -509,7 +536,7 @@ mod v42_impl {
             accessor: &Accessor<T, Self>,
             address: String,
         ) -> Result<Resource<PgConnection>, v42::Error> {
-            open(accessor, address).await
+            open(accessor, address, None).await
         }
 
         async fn query_async(
@@ -549,8 +576,8 @@ mod v42_impl {
             accessor: &Accessor<T, Self>,
             builder: Resource<PgConnectionBuilder>,
         ) -> Result<Resource<PgConnection>, v42::Error> {
-            let address = accessor.with(|mut access| access.get().pg_builder_address(&builder))?;
-            open(accessor, address).await
+            let (address, ca_root) = accessor.with(|mut access| access.get().pg_builder(&builder))?;
+            open(accessor, address, ca_root).await
         }
     }
 }

@@ -260,11 +260,43 @@ mod tests {
         let world = resolve
             .select_world(&[package], Some("http-handler"))
             .unwrap();
+        encode(&resolve, world)
+    }
+
+    /// A component whose handler is a WASI 0.2 export but which imports
+    /// interfaces of the pre-release (what a library still on Spin SDK 2's
+    /// bindings brings into a component built for 0.2). Its handler's
+    /// shape is a stand-in: linking looks at imports only.
+    fn mixed() -> Vec<u8> {
+        const MIXED: &str = "
+            package test:mixed;
+
+            world mixed {
+                import wasi:random/random@0.2.0-rc-2023-10-18;
+                import wasi:http/outgoing-handler@0.2.0-rc-2023-10-18;
+                export wasi:http/incoming-handler@0.2.6;
+            }
+
+            package wasi:http@0.2.6 {
+                interface incoming-handler {
+                    handle: func();
+                }
+            }
+        ";
+        let mut resolve = wit_parser::Resolve::default();
+        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/wasm/wasi_2023_10_18/wit");
+        resolve.push_dir(&wit).unwrap();
+        let package = resolve.push_str("mixed.wit", MIXED).unwrap();
+        let world = resolve.select_world(&[package], Some("mixed")).unwrap();
+        encode(&resolve, world)
+    }
+
+    fn encode(resolve: &wit_parser::Resolve, world: wit_parser::WorldId) -> Vec<u8> {
         let abi = wit_parser::ManglingAndAbi::Legacy(wit_parser::LiftLowerAbi::Sync);
-        let mut module = wit_component::dummy_module(&resolve, world, abi);
+        let mut module = wit_component::dummy_module(resolve, world, abi);
         wit_component::embed_component_metadata(
             &mut module,
-            &resolve,
+            resolve,
             world,
             wit_component::StringEncoding::UTF8,
         )
@@ -277,12 +309,8 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn every_function_of_the_snapshot_is_linked_with_the_snapshots_types() {
-        let component = everything();
-        let prepared = load::prepare(Path::new("everything.wasm"), component).unwrap();
-        assert_eq!(prepared.kind, HandlerKind::P2Rc20231018);
-        let runtime = Runtime::new(&EngineSettings {
+    fn runtime() -> Runtime {
+        Runtime::new(&EngineSettings {
             queue_timeout: crate::limits::QUEUE_TIMEOUT,
             memory_limit: 16 << 20,
             concurrency: false,
@@ -290,7 +318,27 @@ mod tests {
             max_concurrency: 1,
             baseline: false,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_0_2_handler_importing_interfaces_of_the_pre_release_links() {
+        let prepared = load::prepare(Path::new("mixed.wasm"), mixed()).unwrap();
+        assert_eq!(prepared.kind, HandlerKind::P2);
+        let runtime = runtime();
+        let component = Component::new(&runtime.engine, &prepared.bytes).unwrap();
+        let linked = linker(&runtime.engine, prepared.kind)
+            .unwrap()
+            .instantiate_pre(&component);
+        assert!(linked.is_ok(), "{:#}", linked.err().unwrap());
+    }
+
+    #[test]
+    fn every_function_of_the_snapshot_is_linked_with_the_snapshots_types() {
+        let component = everything();
+        let prepared = load::prepare(Path::new("everything.wasm"), component).unwrap();
+        assert_eq!(prepared.kind, HandlerKind::P2Rc20231018);
+        let runtime = runtime();
         let component = Component::new(&runtime.engine, &prepared.bytes).unwrap();
         let pre = linker(&runtime.engine, prepared.kind)
             .unwrap()
