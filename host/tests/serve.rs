@@ -571,9 +571,21 @@ fn gated_serve(port: u16, cache: &std::path::Path) -> std::process::Child {
         .unwrap()
 }
 
+/// Reads `child`'s log until it says it loaded its app; the rest of it.
+fn loaded(child: &mut std::process::Child) -> std::io::BufReader<std::process::ChildStderr> {
+    use std::io::BufRead as _;
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("loaded `") {
+        line.clear();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "wasmhost ended before loading");
+    }
+    log
+}
+
 #[test]
 fn a_start_gated_serve_loads_first_and_binds_only_once_its_gate_opens() {
-    use std::io::{BufRead as _, Write as _};
+    use std::io::Write as _;
     let cache = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -581,12 +593,7 @@ fn a_start_gated_serve_loads_first_and_binds_only_once_its_gate_opens() {
         .unwrap()
         .port();
     let mut child = gated_serve(port, cache.path());
-    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("loaded `") {
-        line.clear();
-        assert_ne!(log.read_line(&mut line).unwrap(), 0, "wasmhost ended before loading");
-    }
+    let mut log = loaded(&mut child);
     // Loaded, and not listening: the gate is still shut.
     std::thread::sleep(Duration::from_millis(200));
     assert!(
@@ -603,12 +610,7 @@ fn a_start_gated_serve_loads_first_and_binds_only_once_its_gate_opens() {
 
     // Closed without a byte: nobody will start it, so it does not serve.
     let mut child = gated_serve(port, cache.path());
-    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("loaded `") {
-        line.clear();
-        assert_ne!(log.read_line(&mut line).unwrap(), 0, "wasmhost ended before loading");
-    }
+    let mut log = loaded(&mut child);
     drop(child.stdin.take());
     let status = child.wait().unwrap();
     assert!(!status.success());
