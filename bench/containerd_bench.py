@@ -207,7 +207,9 @@ def main():
             totals = []
             for i in range(a.tasks):
                 tid = f"{prefix}{i}"
-                shims = pids_with(f"{shim} -namespace default -id {tid} ")
+                # The daemon is forked from `start` (wasmhost's) or executed
+                # with its own flags (runc's): "-id ID " is in both.
+                shims = set(pids_with(f"-id {tid} ")) & set(pids_with(shim))
                 totals.append(sum(pss_kb(p) for p in shims) + pss_kb(pids[tid]))
             return statistics.mean(totals) / 1024
         mem_wasm = per_task("mw", "containerd-shim-wasmhost-v1")

@@ -1,5 +1,6 @@
 //! The `start` action: listen on the task's socket, start the daemon that
-//! serves it (a session of its own, the listener as fd 3), write the
+//! serves it (forked, not executed again: a session of its own, the
+//! listener as fd 3), write the
 //! address into the bundle (containerd reads it back after a restart) and
 //! print it (containerd reads it now). A socket that already answers is
 //! the daemon of an earlier `start`: its address is printed again.
@@ -42,6 +43,30 @@ pub fn start(args: &Args) -> Result<String> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot listen on `{}`", path.display())),
     };
+    let daemon_args = Args::parse(args.for_daemon(&path))
+        .context("cannot make the daemon's arguments")?;
+    let forked = sys::fork_daemon(listener.as_raw_fd(), || {
+        let code = match super::daemon::serve(&daemon_args) {
+            Ok(()) => 0,
+            Err(e) => {
+                super::log::debug(&format!("the daemon failed: {e:#}"));
+                1
+            }
+        };
+        std::process::exit(code);
+    });
+    match forked {
+        Ok(true) => {
+            write_address(&bundle, &address)?;
+            return Ok(address);
+        }
+        Ok(false) => {}
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e).context("cannot start the shim daemon");
+        }
+    }
+    // More than one thread here (not expected): execute the daemon.
     let exe = std::env::current_exe().context("cannot find the shim's own binary")?;
     let mut command = Command::new(exe);
     command

@@ -206,6 +206,66 @@ pub fn spawn_daemon(
     command.spawn()
 }
 
+/// Whether this process has a single thread (`Threads:` in
+/// /proc/self/status), so that a forked child may run any code.
+fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .map(|n| n.trim() == "1")
+        })
+        .unwrap_or(false)
+}
+
+/// Forks the daemon off this `start` process without executing the shim
+/// again (one exec and one process start fewer per task): the child gets
+/// a session of its own, `listener` as fd 3 and /dev/null as stdio (so
+/// containerd's read of `start`'s output ends when `start` exits), then
+/// runs `daemon`, which exits the process. `Ok(false)` when this process has
+/// more than one thread: then the caller executes the daemon instead.
+pub fn fork_daemon(listener: RawFd, daemon: impl FnOnce()) -> io::Result<bool> {
+    if !single_threaded() {
+        return Ok(false);
+    }
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    // SAFETY: the process has one thread (checked above), so the child
+    // may run any code, not only async-signal-safe calls.
+    let pid = check(unsafe { libc::fork() })?;
+    if pid != 0 {
+        return Ok(true);
+    }
+    let set_up = (|| -> io::Result<()> {
+        // SAFETY: plain system calls on descriptor numbers this process owns.
+        unsafe {
+            check(libc::setsid())?;
+            if listener == 3 {
+                check(libc::fcntl(3, libc::F_SETFD, 0))?;
+            } else {
+                check(libc::dup2(listener, 3))?;
+            }
+            for target in 0..3 {
+                check(libc::dup2(null.as_raw_fd(), target))?;
+            }
+        }
+        Ok(())
+    })();
+    if set_up.is_err() {
+        // SAFETY: leaves the child at once, without running the parent's
+        // exit handlers twice.
+        unsafe { libc::_exit(127) };
+    }
+    drop(null);
+    daemon();
+    // SAFETY: as above; `daemon` exits the process itself.
+    unsafe { libc::_exit(1) }
+}
+
 /// Sets close-on-exec on `fd` (the daemon's listener, inherited as 3).
 pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor number; an invalid one is EBADF.
