@@ -19,7 +19,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::app::{self, Node};
 use super::cgroup::Cgroup;
-use super::{rootfs, stdio, sys};
+use super::{log, rootfs, stdio, sys};
 
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,10 +224,12 @@ impl Task {
         let Some(gate) = self.gate.take() else {
             bail!("the task is already started");
         };
-        if self.exit.is_some() {
-            return Ok(());
+        // Refused only if the process is gone (the reaper may not have
+        // seen it yet): its exit is reported after this start, as above.
+        if self.exit.is_none() && open_gate(gate).is_err() {
+            log::debug(&format!("task {}: its process ended before Start", self.id));
         }
-        open_gate(gate).context("cannot start the task's process")
+        Ok(())
     }
 
     /// Whether Start has come.
