@@ -17,7 +17,7 @@ use http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::backend::{text_response, ResponseBody};
+use crate::backend::{text_response, RequestContext, ResponseBody};
 
 /// What a refused request is told to wait before trying again: the order
 /// of one request's time, so a retry lands once the queue has moved.
@@ -94,6 +94,13 @@ impl Refused {
             Refused::QueueTimeout => "no free instance within the queue timeout",
             Refused::Deadline => "no free instance before the deadline",
         }
+    }
+
+    /// The answer to request `ctx` for `component`: 503, with when to try
+    /// again; and the log line saying why.
+    pub fn answer(&self, ctx: &RequestContext, component: &str) -> http::Response<ResponseBody> {
+        tracing::warn!(request = %ctx.id, component, "{}", self.reason());
+        self.response()
     }
 
     /// The answer: 503, with when to try again.

@@ -32,7 +32,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpView;
 
-use super::admission::{Admission, Refused};
+use super::admission::Admission;
 use super::cache::{CompileCache, Origin};
 use super::engine::{Allocator, EngineSettings, Runtime};
 use super::guest_log::CurrentRequest;
@@ -345,16 +345,6 @@ pub(crate) fn pool_status(id: &Arc<str>, admission: &Admission) -> ComponentStat
     }
 }
 
-/// The 503 for a request `refused` a slot, and its log line.
-pub(crate) fn refused_response(
-    refused: &Refused,
-    ctx: &RequestContext,
-    component: &str,
-) -> http::Response<ResponseBody> {
-    tracing::warn!(request = %ctx.id, component, "{}", refused.reason());
-    refused.response()
-}
-
 impl Backend for ComponentBackend {
     fn status(&self) -> Vec<ComponentStatus> {
         vec![match &self.serve {
@@ -391,7 +381,7 @@ impl Inner {
         // Never more requests in flight than the pool has instances.
         let permit = match self.admission.enter(deadline).await {
             Ok(permit) => permit,
-            Err(refused) => return refused_response(&refused, &ctx, &self.id),
+            Err(refused) => return refused.answer(&ctx, &self.id),
         };
         let mut slot = self.checkout();
         slot.request.set(ctx.id);

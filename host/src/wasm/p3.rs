@@ -103,7 +103,7 @@ impl P3Handler {
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
         let _permit = match self.admission.enter(deadline).await {
             Ok(permit) => permit,
-            Err(refused) => return super::component::refused_response(&refused, &ctx, &id),
+            Err(refused) => return refused.answer(&ctx, &id),
         };
         // The guest's worker tasks, which the handler spawns itself, run on
         // the overrun pool: a WASIp3 guest never holds the front door's

@@ -132,12 +132,11 @@ mod tests {
 
     fn runtime() -> Runtime {
         Runtime::new(&EngineSettings {
-            queue_timeout: crate::limits::QUEUE_TIMEOUT,
             memory_limit: 16 << 20,
-            concurrency: false,
             pooling: false,
             max_concurrency: 4,
             baseline: true,
+            ..EngineSettings::defaults(false)
         })
         .unwrap()
     }

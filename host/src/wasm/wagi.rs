@@ -113,7 +113,7 @@ impl Inner {
         let deadline = tokio::time::Instant::from_std(ctx.deadline);
         let _permit = match self.admission.enter(deadline).await {
             Ok(permit) => permit,
-            Err(refused) => return super::component::refused_response(&refused, &ctx, &self.id),
+            Err(refused) => return refused.answer(&ctx, &self.id),
         };
         let (parts, body) = req.into_parts();
         let body = match tokio::time::timeout_at(deadline, body.collect()).await {

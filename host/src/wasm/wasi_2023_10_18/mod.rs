@@ -311,12 +311,11 @@ mod tests {
 
     fn runtime() -> Runtime {
         Runtime::new(&EngineSettings {
-            queue_timeout: crate::limits::QUEUE_TIMEOUT,
             memory_limit: 16 << 20,
-            concurrency: false,
             pooling: false,
             max_concurrency: 1,
             baseline: false,
+            ..EngineSettings::defaults(false)
         })
         .unwrap()
     }
