@@ -36,6 +36,8 @@
 //!   the front door's threads.
 //! - [`telemetry`]: OpenTelemetry traces and metrics over OTLP.
 //! - [`admin`]: the admin listener: metrics, liveness and readiness.
+//! - [`workers`]: `serve --workers N`: one process per CPU behind one
+//!   listening socket, supervised.
 //! - [`upstream`]: upstream components, HTTP services that run elsewhere.
 //! - [`rollout`]: a route moved from one component to another step by
 //!   step while the figures hold, rolled back when not.
@@ -70,3 +72,4 @@ pub mod telemetry;
 pub mod upstream;
 pub mod volume;
 pub mod wasm;
+pub mod workers;

@@ -167,3 +167,15 @@ pub const DASHBOARD_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Samples the dashboard keeps: five minutes at one a second, a few
 /// kilobytes per series.
 pub const DASHBOARD_SAMPLES_KEPT: usize = 300;
+
+/// Wait before a worker process that died (`serve --workers`) is started
+/// again: long enough that a worker failing at once does not spin the
+/// supervisor, short enough that the port keeps its other workers' share
+/// of capacity only briefly (nginx's master restarts a worker at once;
+/// systemd's `RestartSec` defaults to 100 ms).
+pub const WORKER_RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Longest the supervisor's admin listener waits for one worker's
+/// `/metrics` or `/readyz`: a worker too busy to answer this fast is
+/// reported as not ready rather than holding the scrape.
+pub const WORKER_SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -561,7 +561,12 @@ fn gated_serve(port: u16, cache: &std::path::Path) -> std::process::Child {
         .arg(env!("CARGO_BIN_EXE_wasmhost"))
         .arg("serve")
         .arg(guest("hello"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--start-gate-fd", "3"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--start-gate-fd",
+            "3",
+        ])
         .arg("--cache-dir")
         .arg(cache)
         .stdin(std::process::Stdio::piped())
@@ -578,7 +583,11 @@ fn loaded(child: &mut std::process::Child) -> std::io::BufReader<std::process::C
     let mut line = String::new();
     while !line.contains("loaded `") {
         line.clear();
-        assert_ne!(log.read_line(&mut line).unwrap(), 0, "wasmhost ended before loading");
+        assert_ne!(
+            log.read_line(&mut line).unwrap(),
+            0,
+            "wasmhost ended before loading"
+        );
     }
     log
 }
@@ -618,4 +627,251 @@ fn a_start_gated_serve_loads_first_and_binds_only_once_its_gate_opens() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
     assert!(rest.contains("closed before it started"), "{rest}");
+}
+
+/// The two workers of a `--workers 2` server, once both run.
+fn two_workers(server: &Server) -> Vec<u32> {
+    common::wait_for(
+        "two worker processes",
+        Duration::from_secs(10),
+        || {
+            let workers = common::children_of(server.pid());
+            (workers.len() == 2).then_some(workers)
+        },
+        || format!("log:\n{}", server.log()),
+    )
+}
+
+/// A client that opens a new connection for every request, so the
+/// kernel hands each to whichever worker accepts first.
+fn fresh_connections() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn workers_are_pinned_one_per_cpu_share_the_port_and_each_drains_on_sigterm() {
+    let mut server = Server::serve(
+        &guest("echo"),
+        &["--workers", "2", "--admin-listen", "127.0.0.1:0"],
+    );
+    let workers = two_workers(&server);
+    let cpus: Vec<String> = workers.iter().map(|&w| common::cpus_allowed(w)).collect();
+    assert!(
+        cpus.iter().all(|list| list.parse::<usize>().is_ok()),
+        "each worker runs on one CPU: {cpus:?}"
+    );
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        assert_ne!(cpus[0], cpus[1], "the workers share a CPU");
+    }
+
+    let client = fresh_connections();
+    for i in 0..20 {
+        let body = format!("request {i}");
+        let answer = client
+            .post(server.url("/"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.text().await.unwrap(), body);
+    }
+    // The supervisor's admin listener speaks for both workers.
+    let metrics = server.metrics();
+    let accepted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wasmhost_connections_accepted_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accepted count:\n{metrics}"));
+    assert!(
+        accepted >= 20,
+        "the workers' counts add up: {accepted}\n{metrics}"
+    );
+    assert!(
+        metrics.contains("wasmhost_workers{state=\"serving\"} 2"),
+        "{metrics}"
+    );
+    let readyz = format!("http://{}/readyz", server.admin_address());
+    assert_eq!(
+        common::get_blocking(&readyz),
+        (200, "ready (2 workers)\n".to_owned())
+    );
+
+    // SIGTERM: every worker drains; a request in flight completes.
+    let (tx, in_flight) = in_flight_echo(server.url("/slow"), b"first ").await;
+    server.signal("TERM");
+    common::wait_until("readyz to say draining", Duration::from_secs(5), || {
+        common::get_blocking(&readyz).0 == 503
+    });
+    tx.send(Ok(b"second".to_vec())).await.unwrap();
+    drop(tx);
+    assert_eq!(in_flight.text().await.unwrap(), "first second");
+    assert_eq!(server.wait_exit(Duration::from_secs(15)), Some(0));
+    for worker in workers {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{worker}")).exists(),
+            "worker {worker} outlived its supervisor's clean exit"
+        );
+    }
+    assert!(
+        std::net::TcpStream::connect(&server.addr).is_err(),
+        "still accepting after every worker stopped"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_is_started_again_on_its_cpu_while_the_others_serve() {
+    let server = Server::serve(
+        &guest("hello"),
+        &["--workers", "2", "--admin-listen", "127.0.0.1:0"],
+    );
+    let workers = two_workers(&server);
+    let (killed, kept) = (workers[0], workers[1]);
+    let cpu = common::cpus_allowed(killed);
+    let status = std::process::Command::new("kill")
+        .args(["-s", "KILL", &killed.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The port keeps answering from the other worker meanwhile.
+    let client = fresh_connections();
+    for _ in 0..10 {
+        let answer = client.get(server.url("/")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    server.wait_for_log(
+        "exited (signal: 9 (SIGKILL)); starting it again",
+        Duration::from_secs(5),
+    );
+    let replacement = common::wait_for(
+        "a new worker",
+        Duration::from_secs(15),
+        || {
+            common::children_of(server.pid())
+                .into_iter()
+                .find(|&w| w != kept && w != killed)
+        },
+        || format!("log:\n{}", server.log()),
+    );
+    assert_eq!(
+        common::cpus_allowed(replacement),
+        cpu,
+        "not on the dead worker's CPU"
+    );
+    let readyz = format!("http://{}/readyz", server.admin_address());
+    common::wait_until("both workers ready again", Duration::from_secs(15), || {
+        common::get_blocking(&readyz).0 == 200
+    });
+    assert!(
+        server
+            .metrics()
+            .contains("wasmhost_worker_restarts_total 1"),
+        "{}",
+        server.metrics()
+    );
+}
+
+#[test]
+fn workers_whose_supervisor_is_killed_drain_and_exit() {
+    let server = Server::serve(&guest("hello"), &["--workers", "2"]);
+    let workers = two_workers(&server);
+    let status = std::process::Command::new("kill")
+        .args(["-s", "KILL", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    common::wait_until(
+        "the orphaned workers to exit",
+        Duration::from_secs(15),
+        || {
+            workers
+                .iter()
+                .all(|w| !std::path::Path::new(&format!("/proc/{w}")).exists())
+        },
+    );
+    assert!(
+        server.log().contains("the supervisor is gone"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn with_workers_a_broken_app_a_container_or_the_rollout_api_is_refused_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "spin_manifest_version = 2\n[application]\nname = \"broken\"\n\
+         [[trigger.http]]\nroute = \"/\"\ncomponent = \"nobody\"\n",
+    )
+    .unwrap();
+    let failed = Server::start_failing(&[
+        "serve",
+        broken.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(failed.stderr.contains("nobody"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("exited before serving"),
+        "{}",
+        failed.stderr
+    );
+    assert!(!failed.stdout.contains("serving"), "{}", failed.stdout);
+
+    let legacy = dir.path().join("legacy.toml");
+    std::fs::write(
+        &legacy,
+        "spin_manifest_version = 2\n[application]\nname = \"legacy\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"legacy\"\n\
+         [component.legacy]\ncontainer = { image = \"127.0.0.1:1/legacy:1\", port = 8080 }\n",
+    )
+    .unwrap();
+    let failed = Server::start_failing(&[
+        "serve",
+        legacy.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(
+        failed
+            .stderr
+            .contains("--workers needs an app without container components")
+            && failed.stderr.contains("`legacy`"),
+        "{}",
+        failed.stderr
+    );
+
+    let token = dir.path().join("token");
+    std::fs::write(&token, "secret\n").unwrap();
+    let failed = Server::start_failing(&[
+        "serve",
+        guest("hello").to_str().unwrap(),
+        "--workers",
+        "2",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert_ne!(failed.code, Some(0));
+    assert!(
+        failed
+            .stderr
+            .contains("--admin-token-file needs one process"),
+        "{}",
+        failed.stderr
+    );
 }

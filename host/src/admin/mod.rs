@@ -44,7 +44,7 @@ pub struct Admin {
 }
 
 /// A response's status, content type and body.
-type Answer = (u16, &'static str, String);
+pub type Answer = (u16, &'static str, String);
 
 impl Admin {
     /// The answer to `req` (only its head matters).
@@ -194,6 +194,20 @@ fn render_status(statuses: &[ComponentStatus], out: &mut String) {
 /// Serves the admin endpoints on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, admin: Arc<Admin>) {
     tokio::spawn(admin.history.clone().sample(admin.metrics.clone()));
+    serve_answers(listener, move |req| {
+        let answer = admin.respond(&req);
+        async move { answer }
+    })
+    .await
+}
+
+/// Serves HTTP/1.1 on `listener`, each request answered by `answer`: the
+/// accept loop of every admin listener (a worker supervisor's too).
+pub async fn serve_answers<F, Fut>(listener: tokio::net::TcpListener, answer: F)
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Answer> + Send + 'static,
+{
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -203,11 +217,12 @@ pub async fn serve(listener: tokio::net::TcpListener, admin: Arc<Admin>) {
                 continue;
             }
         };
-        let admin = admin.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (status, content_type, body) = admin.respond(&req);
+                let answer = answer(req);
                 async move {
+                    let (status, content_type, body) = answer.await;
                     http::Response::builder()
                         .status(status)
                         .header("content-type", content_type)

@@ -114,6 +114,16 @@ impl FrontDoorArgs {
     /// open-files limit, then binds: nothing listens if anything is wrong.
     /// `instance_slots` sizes the descriptor reserve.
     pub async fn bind(&self, instance_slots: u32) -> Result<Bound> {
+        self.bind_or_adopt(instance_slots, None).await
+    }
+
+    /// As [`Self::bind`], but serves on `inherited` when given (a worker
+    /// of `serve --workers`: its supervisor bound the socket).
+    pub async fn bind_or_adopt(
+        &self,
+        instance_slots: u32,
+        inherited: Option<std::net::TcpListener>,
+    ) -> Result<Bound> {
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(Arc::new(Tls::load(TlsFiles {
                 cert: cert.clone(),
@@ -141,9 +151,13 @@ impl FrontDoorArgs {
             h2_max_concurrent_streams: self.h2_max_concurrent_streams,
         };
         tracing::info!("up to {max_connections} connections at once");
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .with_context(|| format!("cannot listen on `{}`", self.listen))?;
+        let listener = match inherited {
+            Some(listener) => TcpListener::from_std(listener)
+                .context("cannot serve on the inherited listening socket")?,
+            None => TcpListener::bind(self.listen)
+                .await
+                .with_context(|| format!("cannot listen on `{}`", self.listen))?,
+        };
         if let Some(tls) = &tls {
             tls.clone().watch()?;
         }
@@ -165,19 +179,27 @@ impl FrontDoorArgs {
 
     /// Starts the admin listener, if asked for.
     pub async fn start_admin(&self, admin: Admin) -> Result<()> {
-        let Some(address) = self.admin_listen else {
-            return Ok(());
-        };
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on the admin address `{address}`"))?;
-        tracing::info!(
-            "admin on http://{}/ (/ dashboard, /metrics, /healthz, /readyz, /rollouts)",
-            listener.local_addr()?
-        );
-        tokio::spawn(crate::admin::serve(listener, Arc::new(admin)));
-        Ok(())
+        match self.admin_listen {
+            Some(address) => {
+                let bound = start_admin_at(address, admin).await?;
+                tracing::info!(
+                    "admin on http://{bound}/ (/ dashboard, /metrics, /healthz, /readyz, /rollouts)"
+                );
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
+}
+
+/// Starts an admin listener on `address`; returns the address bound.
+pub async fn start_admin_at(address: SocketAddr, admin: Admin) -> Result<SocketAddr> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on the admin address `{address}`"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(crate::admin::serve(listener, Arc::new(admin)));
+    Ok(bound)
 }
 
 impl Bound {

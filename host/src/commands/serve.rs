@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use clap::Parser;
 
-use super::front_door::FrontDoorArgs;
+use super::front_door::{start_admin_at, FrontDoorArgs};
 use super::parse::{DurationArg, SizeArg};
 use super::precompiled::{self, Trusted};
 use crate::admin::Admin;
@@ -34,6 +34,7 @@ use crate::wasm::engine::Runtime;
 use crate::wasm::load::{self, HandlerKind};
 use crate::wasm::state::InstancePolicy;
 use crate::wasm::{ComponentBackend, ComponentOptions};
+use crate::workers::{supervisor, worker, Handoff, WorkerCount};
 
 /// The manifest `wasmhost serve` looks for when given no argument, as
 /// `spin up` does.
@@ -162,6 +163,20 @@ pub struct ServeCommand {
     /// the loading overlaps containerd's own work in between.
     #[arg(long, value_name = "FD", hide = true)]
     pub start_gate_fd: Option<u32>,
+
+    /// Serve with N processes (`auto`: one per CPU), each pinned to a CPU,
+    /// behind one listening socket, under a supervisor that forwards
+    /// signals, starts a worker that dies again and serves the admin
+    /// listener for all of them. Faster for fresh instances on several
+    /// cores; a manifest with container components and the rollout API
+    /// need one process.
+    #[arg(long, value_name = "N|auto", default_value_t = WorkerCount::Fixed(1), conflicts_with = "start_gate_fd")]
+    pub workers: WorkerCount,
+
+    /// Serve as a worker of `--workers` on the descriptors its supervisor
+    /// passed (internal).
+    #[arg(long, value_name = "LISTEN,READY,LIFELINE", hide = true)]
+    pub worker_fds: Option<Handoff>,
 }
 
 impl ServeCommand {
@@ -172,6 +187,13 @@ impl ServeCommand {
     }
 
     async fn serve(self: Arc<Self>) -> Result<Stopped> {
+        if self.worker_fds.is_none() {
+            let cpus = supervisor::allowed_cpus()?;
+            let workers = self.workers.resolve(&cpus);
+            if workers > 1 {
+                return self.supervise(workers, cpus).await;
+            }
+        }
         let app = self.app_path()?;
         // Without a cache, the store lives only as long as this serve.
         let scratch = match self.cache_root() {
@@ -199,25 +221,66 @@ impl ServeCommand {
         if let Some(fd) = self.start_gate_fd {
             wait_for_start(fd).await?;
         }
-        let mut bound = self.front.bind(self.max_concurrency).await?;
-        bound.front.component = lone_component;
-        self.front
-            .start_admin(Admin {
-                metrics: metrics.unwrap_or_default(),
-                rollouts: self.rollouts.clone(),
-                token: self.front.admin_token()?,
-                history: Arc::default(),
-                stats: bound.front.stats.clone(),
-                backend: backend.clone(),
-            })
+        let inherited = self
+            .worker_fds
+            .as_ref()
+            .map(worker::take_listener)
+            .transpose()?;
+        let mut bound = self
+            .front
+            .bind_or_adopt(self.max_concurrency, inherited)
             .await?;
-        // Printed, not logged: scripts and tests read the bound port here.
-        println!("serving `{}` on {}", app.display(), bound.url()?);
+        bound.front.component = lone_component;
+        let admin = Admin {
+            metrics: metrics.unwrap_or_default(),
+            rollouts: self.rollouts.clone(),
+            token: self.front.admin_token()?,
+            history: Arc::default(),
+            stats: bound.front.stats.clone(),
+            backend: backend.clone(),
+        };
         let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
+        match &self.worker_fds {
+            Some(handoff) => {
+                // The supervisor serves the admin address and prints the line.
+                let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                let admin = start_admin_at(loopback, admin).await?;
+                worker::report_ready(handoff, admin)?;
+                worker::watch_lifeline(handoff)?;
+            }
+            None => {
+                self.front.start_admin(admin).await?;
+                // Printed, not logged: scripts and tests read the bound port here.
+                println!("serving `{}` on {}", app.display(), bound.url()?);
+            }
+        }
         let stopped =
             frontdoor::serve(bound.listener, backend.clone(), bound.front, shutdown).await;
         backend.shutdown().await;
         Ok(stopped)
+    }
+
+    /// Runs `workers` worker processes of this same command line.
+    async fn supervise(&self, workers: usize, cpus: Vec<usize>) -> Result<Stopped> {
+        anyhow::ensure!(
+            self.front.admin_token_file.is_none(),
+            "--admin-token-file needs one process: with --workers each worker would hold \
+             its own rollouts; drive rollouts from a server without --workers"
+        );
+        let app = self.app_path()?;
+        supervisor::supervise(supervisor::Plan {
+            workers,
+            cpus,
+            listen: self.front.listen,
+            admin_listen: self.front.admin_listen,
+            scheme: if self.front.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            app: app.display().to_string(),
+        })
+        .await
     }
 
     /// Reloads the app on SIGHUP (and, with `--watch`, when the manifest
@@ -349,6 +412,9 @@ impl ServeCommand {
         let options = self.component_options()?;
         if app.extension().is_some_and(|ext| ext == "toml") {
             let mut loaded = manifest::load(app)?;
+            if self.worker_fds.is_some() {
+                refuse_containers(&loaded.manifest)?;
+            }
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }
@@ -478,6 +544,24 @@ fn component_id(path: &Path) -> String {
         .unwrap_or_else(|| "component".to_string())
 }
 
+/// A worker of `--workers` cannot run a manifest's containers: each
+/// worker would start its own.
+fn refuse_containers(manifest: &manifest::Manifest) -> Result<()> {
+    let containers: Vec<&str> = manifest
+        .components
+        .iter()
+        .filter(|(_, component)| matches!(component.source, manifest::Source::Container(_)))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    anyhow::ensure!(
+        containers.is_empty(),
+        "--workers needs an app without container components (each worker would start \
+         its own container); `{}` is one: serve this app without --workers",
+        containers.join("`, `")
+    );
+    Ok(())
+}
+
 /// The backend to serve, and its counters (a manifest's app has them).
 type Loaded = (Arc<dyn Backend>, Option<Arc<Metrics>>);
 
@@ -497,4 +581,3 @@ async fn wait_for_start(fd: u32) -> Result<()> {
         Err(e) => Err(e).with_context(|| format!("cannot read the start gate, descriptor {fd}")),
     }
 }
-

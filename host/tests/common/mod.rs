@@ -543,3 +543,33 @@ pub fn within_five_sigma(count: u64, n: u64, p: f64) -> bool {
     let sigma = (n as f64 * p * (1.0 - p)).sqrt();
     (count as f64 - mean).abs() <= 5.0 * sigma
 }
+
+/// The processes whose parent is `pid` (from `/proc/*/stat`).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // The command name may hold spaces: the fields follow its `)`.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok());
+            parent == Some(pid)
+        })
+        .collect()
+}
+
+/// The CPUs process `pid` may run on (`Cpus_allowed_list`), as written.
+pub fn cpus_allowed(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .map(|list| list.trim().to_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,158 @@
+//! `serve --workers N`: N processes serve one app behind one listening
+//! socket, each pinned to a CPU, under a supervisor.
+//!
+//! Why processes, not more threads: a fresh instance per request writes
+//! to pages the pooling allocator write-protected (`PAGEMAP_SCAN`) to
+//! reset them cheaply, and every such fault and every reset flushes the
+//! TLB of each other core running the same address space, by IPI. On 2
+//! cores that was 35–47 % of all CPU for JavaScript and Python components,
+//! in wasmtime serve as in wasmhost (bench/RESULTS.md). A process whose
+//! threads stay on one core pays no shootdown; one such process per core
+//! served 2.5–2.7× the requests of one process on both cores. nginx runs
+//! one worker process per core for the same reasons.
+//!
+//! How ([`supervisor`]): the supervisor binds the listening socket, then
+//! runs `wasmhost serve` again with its own command line for each worker,
+//! handing it three descriptors ([`Handoff`]): the listening socket, a pipe
+//! on which the worker says it is ready (and where its admin listener
+//! is), and a lifeline pipe whose end only the supervisor holds, so a
+//! worker whose supervisor is gone (even by SIGKILL) drains and exits.
+//! Each worker is started on one CPU of the supervisor's affinity set and
+//! its threads stay there. The kernel hands each new connection to one of
+//! the workers accepting on the shared socket.
+//!
+//! The supervisor prints the `serving … on …` line once every worker has
+//! loaded the app, forwards SIGINT/SIGTERM (each worker drains) and SIGHUP
+//! (each reloads), starts a worker that dies again after
+//! [`crate::limits::WORKER_RESTART_DELAY`], and serves the admin listener
+//! itself ([`admin`]): `/metrics` is the sum of the workers' ([`merge`]),
+//! `/readyz` is ready when every worker is.
+//!
+//! What a worker cannot share: a container component (its container
+//! would run once per worker) and the rollout API (each worker would hold
+//! its own rollout state) are refused with `--workers` above 1.
+
+pub mod admin;
+pub mod merge;
+pub mod supervisor;
+pub mod worker;
+
+use std::os::fd::RawFd;
+
+use anyhow::{Context as _, Result};
+
+/// How many worker processes `serve --workers` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerCount {
+    /// One per CPU this process may run on (nginx's `worker_processes auto`).
+    Auto,
+    /// Exactly this many.
+    Fixed(usize),
+}
+
+impl WorkerCount {
+    /// The number of workers on this machine: `Auto` counts the CPUs of
+    /// `cpus` (the affinity set workers are spread over).
+    pub fn resolve(self, cpus: &[usize]) -> usize {
+        match self {
+            WorkerCount::Auto => cpus.len().max(1),
+            WorkerCount::Fixed(n) => n,
+        }
+    }
+}
+
+impl std::str::FromStr for WorkerCount {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "auto" {
+            return Ok(WorkerCount::Auto);
+        }
+        match text.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(WorkerCount::Fixed(n)),
+            _ => Err(format!(
+                "`{text}` is not a worker count: a number from 1, or `auto` (one per CPU)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerCount::Auto => f.write_str("auto"),
+            WorkerCount::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// The descriptors a worker inherits from its supervisor, passed on its
+/// command line as `LISTEN,READY,LIFELINE` (`serve --worker-fds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoff {
+    /// The listening socket, shared by every worker.
+    pub listen: RawFd,
+    /// The write end of this worker's ready pipe.
+    pub ready: RawFd,
+    /// The read end of the lifeline: end of file once the supervisor is gone.
+    pub lifeline: RawFd,
+}
+
+impl std::str::FromStr for Handoff {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let fds: Vec<RawFd> = text
+            .split(',')
+            .map(|part| part.parse::<RawFd>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("`{text}` is not LISTEN,READY,LIFELINE descriptors"))?;
+        match fds[..] {
+            [listen, ready, lifeline] if fds.iter().all(|&fd| fd > 2) => Ok(Handoff {
+                listen,
+                ready,
+                lifeline,
+            }),
+            _ => anyhow::bail!("`{text}` is not three descriptors above 2 (LISTEN,READY,LIFELINE)"),
+        }
+    }
+}
+
+impl std::fmt::Display for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{},{}", self.listen, self.ready, self.lifeline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_count_is_auto_or_at_least_one() {
+        assert_eq!("auto".parse::<WorkerCount>(), Ok(WorkerCount::Auto));
+        assert_eq!("3".parse::<WorkerCount>(), Ok(WorkerCount::Fixed(3)));
+        assert!("0".parse::<WorkerCount>().is_err());
+        assert!("two".parse::<WorkerCount>().is_err());
+        assert_eq!(WorkerCount::Auto.resolve(&[0, 1, 5]), 3);
+        assert_eq!(WorkerCount::Auto.resolve(&[]), 1);
+        assert_eq!(WorkerCount::Fixed(4).resolve(&[0, 1]), 4);
+    }
+
+    #[test]
+    fn a_handoff_round_trips_and_refuses_the_standard_streams() {
+        let handoff: Handoff = "3,7,5".parse().unwrap();
+        assert_eq!(
+            handoff,
+            Handoff {
+                listen: 3,
+                ready: 7,
+                lifeline: 5
+            }
+        );
+        assert_eq!(handoff.to_string(), "3,7,5");
+        assert!("3,7".parse::<Handoff>().is_err());
+        assert!("3,1,5".parse::<Handoff>().is_err());
+        assert!("3,x,5".parse::<Handoff>().is_err());
+    }
+}
