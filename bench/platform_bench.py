@@ -20,7 +20,8 @@
    py-proxy.wasm, target/fixtures/js/js-proxy.wasm), which
    `wasmtime serve -Scli` with its best pooling flags runs too: both
    hosts on the same file, rounds alternating sides, same run (issues 13
-   and 17).
+   and 17). wasmhost's req/s is measured twice: one process, and
+   `--workers auto` (one process per CPU, each pinned).
 
 Cold start is measured twice for wasmhost: as it starts by default (a
 baseline Winch compile serves while Cranelift compiles in the
@@ -165,10 +166,13 @@ def hello(title, wasm, path, rounds, duration):
             "warm compile cache": lambda: peer(["-C", "cache=y"], env={"XDG_CACHE_HOME": wt_cache}),
             "cold (no cache)": cold,
             COLD_CRANELIFT: cold}
-    rows = {side: [] for side in sides}
+    # One process per CPU (`serve --workers auto`): req/s only.
+    rps_makers = {side: makers["rps"] for side, makers in sides.items()}
+    rps_makers[WORKERS] = lambda: ours(["--workers", "auto"], cache=warm)
+    rows = {side: [] for side in rps_makers}
     for _ in range(rounds):
-        for side, makers in sides.items():
-            server = makers["rps"]()
+        for side, make in rps_makers.items():
+            server = make()
             try:
                 server.wait_first_200(path=path, limit=300)
                 wrk(server.port, path, 1, 16)
@@ -179,11 +183,12 @@ def hello(title, wasm, path, rounds, duration):
     print(f"| {title}, fresh instance per request, 16 connections | req/s (median of {rounds}) "
           f"| rounds | non-2xx |\n|---|---|---|---|")
     for side, value in rps.items():
-        flags = " (best pooling flags)" if side != "wasmhost" else ""
+        flags = " (best pooling flags)" if side.startswith("wasmtime") else ""
         each = ", ".join(f"{r['rps']:,.0f}" for r in rows[side])
         print(f"| {side}{flags} | {value:,.0f} | {each} | {sum(r['non2xx'] for r in rows[side])} |")
-    if len(rps) == 2:
-        print(f"| ratio | {rps['wasmhost'] / rps['wasmtime serve']:.2f}x | | |")
+    if "wasmtime serve" in rps:
+        for side in ("wasmhost", WORKERS):
+            print(f"| ratio, {side} / wasmtime serve | {rps[side] / rps['wasmtime serve']:.2f}x | | |")
     print(flush=True)
     print(f"| {title}, start to first 200 (median of {max(rounds, 3)}) | "
           + " | ".join(f"{side} ms" for side in sides)
@@ -200,6 +205,9 @@ def hello(title, wasm, path, rounds, duration):
         print(f"| {name} | " + " | ".join(f"{statistics.median(t):.0f}" for t in times.values())
               + " |", flush=True)
     print(f"\n{title}: load average after {load()}\n", flush=True)
+
+
+WORKERS = "wasmhost --workers auto"
 
 
 def load():

@@ -34,6 +34,16 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>)> {
             and(&["wasm", "container", "services", "frontdoor", "oci"]),
         ),
         ("compare", vec!["commands"]),
+        // `serve --workers`: processes and descriptors, below the command
+        // that runs it; it knows the admin listener, no workload and no
+        // manifest.
+        (
+            "workers",
+            and(&["wasm", "container", "oci", "services", "rollout"])
+                .into_iter()
+                .filter(|&m| m != "admin")
+                .collect(),
+        ),
         // Routing across backends, whatever they are.
         (
             "dispatch.rs",
