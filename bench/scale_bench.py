@@ -42,6 +42,10 @@ user + system time during the load (/proc/PID/stat) per completed
 request, wrk's own, and the 1-minute load average (this machine is
 shared: other builds run beside the bench).
 
+wasmhost runs twice: one process, and `--workers auto` (one process per
+CPU, each with its own `--max-concurrency`; memory and CPU are the sums
+over the supervisor and its workers).
+
 Usage: bench/scale_bench.py [--rounds N] [--duration S] [--connections C]
        [--wasmhost PATH]
 Prints Markdown tables, writes bench/last-scale-run.json.
@@ -87,12 +91,27 @@ def raise_nofile(connections):
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def wasmhost_server(binary, connections):
+def wasmhost_server(binary, connections, extra=()):
     port = hb.free_port()
     argv = [binary, "serve", SLEEP, "--listen", f"127.0.0.1:{port}",
             "--max-concurrency", str(connections),
-            "--max-connections", str(connections + SPARE_FDS), "--no-cache"]
+            "--max-connections", str(connections + SPARE_FDS), "--no-cache"] + list(extra)
     return hb.Server(argv, port, env={"WASMHOST_LOG": "warn"})
+
+
+def tree(pid):
+    """`pid` and its children (a `--workers` supervisor's workers)."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    return pids
 
 
 def wasmtime_pooling(connections):
@@ -123,6 +142,15 @@ def wasmtime_server(connections):
 
 
 def memory_kib(pid):
+    """VmRSS, VmHWM and Pss of `pid` and its children in KiB, summed."""
+    out = {"rss": 0, "hwm": 0, "pss": 0}
+    for one in tree(pid):
+        for key, value in process_memory_kib(one).items():
+            out[key] += value
+    return out
+
+
+def process_memory_kib(pid):
     """VmRSS, VmHWM and Pss of `pid` in KiB (Pss 0 if unreadable)."""
     out = {"rss": 0, "hwm": 0, "pss": 0}
     with open(f"/proc/{pid}/status") as f:
@@ -166,10 +194,16 @@ class Sampler(threading.Thread):
 
 
 def cpu_seconds(pid):
-    """User + system CPU time `pid` has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time `pid` and its children have used so far."""
+    total = 0
+    for one in tree(pid):
+        try:
+            with open(f"/proc/{one}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds():
@@ -278,7 +312,7 @@ def main():
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--connections", type=int, default=10_000)
     ap.add_argument("--wasmhost", default=os.environ.get("WASMHOST_BIN", hb.WASMHOST))
-    ap.add_argument("--only", choices=["wasmhost", "wasmtime serve"])
+    ap.add_argument("--only", choices=["wasmhost", "wasmhost --workers auto", "wasmtime serve"])
     args = ap.parse_args()
     binary = os.path.abspath(args.wasmhost)
     for path, hint in ((SLEEP, "run scripts/build-guests.sh"), (binary, "build it or pass --wasmhost")):
@@ -293,6 +327,8 @@ def main():
     print(f"date: {date}; machine: {hb.machine()}; peer: {version}; wasmhost: {binary}\n")
     sides = {
         "wasmhost": lambda: wasmhost_server(binary, args.connections),
+        "wasmhost --workers auto": lambda: wasmhost_server(binary, args.connections,
+                                                           ["--workers", "auto"]),
         "wasmtime serve": lambda: wasmtime_server(args.connections),
     }
     if args.only:
