@@ -179,3 +179,8 @@ pub const WORKER_RESTART_DELAY: Duration = Duration::from_secs(1);
 /// `/metrics` or `/readyz`: a worker too busy to answer this fast is
 /// reported as not ready rather than holding the scrape.
 pub const WORKER_SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connections a worker's listening socket queues before they are
+/// accepted (`serve --workers`): what tokio's `TcpListener::bind` gives the
+/// single-process server, so both queue alike.
+pub const LISTEN_BACKLOG: u32 = 1024;

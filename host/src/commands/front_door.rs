@@ -117,12 +117,12 @@ impl FrontDoorArgs {
         self.bind_or_adopt(instance_slots, None).await
     }
 
-    /// As [`Self::bind`], but serves on `inherited` when given (a worker
-    /// of `serve --workers`: its supervisor bound the socket).
+    /// As [`Self::bind`], but serves on `listener` when given (a worker of
+    /// `serve --workers` listens beside the others on its supervisor's port).
     pub async fn bind_or_adopt(
         &self,
         instance_slots: u32,
-        inherited: Option<std::net::TcpListener>,
+        listener: Option<TcpListener>,
     ) -> Result<Bound> {
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(Arc::new(Tls::load(TlsFiles {
@@ -151,9 +151,8 @@ impl FrontDoorArgs {
             h2_max_concurrent_streams: self.h2_max_concurrent_streams,
         };
         tracing::info!("up to {max_connections} connections at once");
-        let listener = match inherited {
-            Some(listener) => TcpListener::from_std(listener)
-                .context("cannot serve on the inherited listening socket")?,
+        let listener = match listener {
+            Some(listener) => listener,
             None => TcpListener::bind(self.listen)
                 .await
                 .with_context(|| format!("cannot listen on `{}`", self.listen))?,

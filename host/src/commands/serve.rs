@@ -173,10 +173,10 @@ pub struct ServeCommand {
     #[arg(long, value_name = "N|auto", default_value_t = WorkerCount::Fixed(1), conflicts_with = "start_gate_fd")]
     pub workers: WorkerCount,
 
-    /// Serve as a worker of `--workers` on the descriptors its supervisor
-    /// passed (internal).
-    #[arg(long, value_name = "LISTEN,READY,LIFELINE", hide = true)]
-    pub worker_fds: Option<Handoff>,
+    /// Serve as a worker of `--workers`, with what its supervisor passed
+    /// (internal).
+    #[arg(long, value_name = "ADDRESS,READY,LIFELINE", hide = true)]
+    pub worker_of: Option<Handoff>,
 }
 
 impl ServeCommand {
@@ -187,7 +187,7 @@ impl ServeCommand {
     }
 
     async fn serve(self: Arc<Self>) -> Result<Stopped> {
-        if self.worker_fds.is_none() {
+        if self.worker_of.is_none() {
             let cpus = supervisor::allowed_cpus()?;
             let workers = self.workers.resolve(&cpus);
             if workers > 1 {
@@ -221,14 +221,10 @@ impl ServeCommand {
         if let Some(fd) = self.start_gate_fd {
             wait_for_start(fd).await?;
         }
-        let inherited = self
-            .worker_fds
-            .as_ref()
-            .map(worker::take_listener)
-            .transpose()?;
+        let beside_workers = self.worker_of.as_ref().map(worker::listen).transpose()?;
         let mut bound = self
             .front
-            .bind_or_adopt(self.max_concurrency, inherited)
+            .bind_or_adopt(self.max_concurrency, beside_workers)
             .await?;
         bound.front.component = lone_component;
         let admin = Admin {
@@ -240,7 +236,7 @@ impl ServeCommand {
             backend: backend.clone(),
         };
         let shutdown = Shutdown::from_signals().context("cannot install signal handlers")?;
-        match &self.worker_fds {
+        match &self.worker_of {
             Some(handoff) => {
                 // The supervisor serves the admin address and prints the line.
                 let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -412,7 +408,7 @@ impl ServeCommand {
         let options = self.component_options()?;
         if app.extension().is_some_and(|ext| ext == "toml") {
             let mut loaded = manifest::load(app)?;
-            if self.worker_fds.is_some() {
+            if self.worker_of.is_some() {
                 refuse_containers(&loaded.manifest)?;
             }
             for warning in &loaded.warnings {

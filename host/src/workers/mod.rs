@@ -1,5 +1,5 @@
-//! `serve --workers N`: N processes serve one app behind one listening
-//! socket, each pinned to a CPU, under a supervisor.
+//! `serve --workers N`: N processes serve one app on one port, each
+//! pinned to a CPU, under a supervisor.
 //!
 //! Why processes, not more threads: a fresh instance per request writes
 //! to pages the pooling allocator write-protected (`PAGEMAP_SCAN`) to
@@ -11,15 +11,21 @@
 //! served 2.5–2.7× the requests of one process on both cores. nginx runs
 //! one worker process per core for the same reasons.
 //!
-//! How ([`supervisor`]): the supervisor binds the listening socket, then
-//! runs `wasmhost serve` again with its own command line for each worker,
-//! handing it three descriptors ([`Handoff`]): the listening socket, a pipe
-//! on which the worker says it is ready (and where its admin listener
-//! is), and a lifeline pipe whose end only the supervisor holds, so a
-//! worker whose supervisor is gone (even by SIGKILL) drains and exits.
-//! Each worker is started on one CPU of the supervisor's affinity set and
-//! its threads stay there. The kernel hands each new connection to one of
-//! the workers accepting on the shared socket.
+//! How ([`supervisor`]): the supervisor binds the port (`SO_REUSEPORT`,
+//! not listening: it holds the port, takes no connection), then runs
+//! `wasmhost serve` again with its own command line for each worker,
+//! handing it ([`Handoff`]) the address bound, a pipe on which the worker
+//! says it is ready (and where its admin listener is), and a lifeline pipe
+//! whose end only the supervisor holds, so a worker whose supervisor is
+//! gone (even by SIGKILL) drains and exits. Each worker is started on one
+//! CPU of the supervisor's affinity set and its threads stay there, and
+//! listens on a socket of its own on the same port (`SO_REUSEPORT`): the
+//! kernel spreads new connections over the workers by a hash of their
+//! addresses. One socket shared by every worker was tried first: whichever
+//! worker woke first accepted the whole burst (all 16 of wrk's
+//! connections), so one core served while the other idled. As with
+//! nginx's `reuseport`, connections still queued at a worker that dies are
+//! reset.
 //!
 //! The supervisor prints the `serving … on …` line once every worker has
 //! loaded the app, forwards SIGINT/SIGTERM (each worker drains) and SIGHUP
@@ -37,6 +43,7 @@ pub mod merge;
 pub mod supervisor;
 pub mod worker;
 
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use anyhow::{Context as _, Result};
@@ -86,12 +93,13 @@ impl std::fmt::Display for WorkerCount {
     }
 }
 
-/// The descriptors a worker inherits from its supervisor, passed on its
-/// command line as `LISTEN,READY,LIFELINE` (`serve --worker-fds`).
+/// What a worker gets from its supervisor, passed on its command line as
+/// `ADDRESS,READY,LIFELINE` (`serve --worker-of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handoff {
-    /// The listening socket, shared by every worker.
-    pub listen: RawFd,
+    /// The address the supervisor bound (a port picked for `:0`), where
+    /// every worker listens.
+    pub listen: SocketAddr,
     /// The write end of this worker's ready pipe.
     pub ready: RawFd,
     /// The read end of the lifeline: end of file once the supervisor is gone.
@@ -102,19 +110,25 @@ impl std::str::FromStr for Handoff {
     type Err = anyhow::Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        let fds: Vec<RawFd> = text
-            .split(',')
-            .map(|part| part.parse::<RawFd>())
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("`{text}` is not LISTEN,READY,LIFELINE descriptors"))?;
-        match fds[..] {
-            [listen, ready, lifeline] if fds.iter().all(|&fd| fd > 2) => Ok(Handoff {
-                listen,
-                ready,
-                lifeline,
-            }),
-            _ => anyhow::bail!("`{text}` is not three descriptors above 2 (LISTEN,READY,LIFELINE)"),
-        }
+        let shape = || format!("`{text}` is not ADDRESS,READY,LIFELINE");
+        let mut parts = text.split(',');
+        let (Some(listen), Some(ready), Some(lifeline), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            anyhow::bail!(shape());
+        };
+        let listen = listen.parse().with_context(shape)?;
+        let ready: RawFd = ready.parse().with_context(shape)?;
+        let lifeline: RawFd = lifeline.parse().with_context(shape)?;
+        anyhow::ensure!(
+            ready > 2 && lifeline > 2,
+            "`{text}`: the pipes are descriptors above 2"
+        );
+        Ok(Handoff {
+            listen,
+            ready,
+            lifeline,
+        })
     }
 }
 
@@ -141,18 +155,22 @@ mod tests {
 
     #[test]
     fn a_handoff_round_trips_and_refuses_the_standard_streams() {
-        let handoff: Handoff = "3,7,5".parse().unwrap();
+        let handoff: Handoff = "127.0.0.1:3000,7,5".parse().unwrap();
         assert_eq!(
             handoff,
             Handoff {
-                listen: 3,
+                listen: "127.0.0.1:3000".parse().unwrap(),
                 ready: 7,
                 lifeline: 5
             }
         );
-        assert_eq!(handoff.to_string(), "3,7,5");
-        assert!("3,7".parse::<Handoff>().is_err());
-        assert!("3,1,5".parse::<Handoff>().is_err());
-        assert!("3,x,5".parse::<Handoff>().is_err());
+        assert_eq!(handoff.to_string(), "127.0.0.1:3000,7,5");
+        let v6: Handoff = "[::1]:80,7,5".parse().unwrap();
+        assert_eq!(v6.to_string(), "[::1]:80,7,5");
+        assert!("127.0.0.1:3000,7".parse::<Handoff>().is_err());
+        assert!("127.0.0.1:3000,1,5".parse::<Handoff>().is_err());
+        assert!("127.0.0.1:3000,x,5".parse::<Handoff>().is_err());
+        assert!("3,7,5".parse::<Handoff>().is_err());
+        assert!("127.0.0.1:3000,7,5,9".parse::<Handoff>().is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! The supervisor of `serve --workers N`: binds the listening socket,
-//! starts one worker per slot pinned to a CPU, forwards signals, starts
+//! The supervisor of `serve --workers N`: holds the port, starts one
+//! worker per slot pinned to a CPU, forwards signals, starts
 //! again a worker that dies, and serves the merged admin listener.
 
 use std::ffi::OsString;
@@ -54,12 +54,11 @@ pub async fn supervise(plan: Plan) -> Result<Stopped> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
 
-    let listener = std::net::TcpListener::bind(plan.listen)
-        .with_context(|| format!("cannot listen on `{}`", plan.listen))?;
-    let address = listener.local_addr()?;
+    let port = hold_port(plan.listen)?;
+    let address = port.local_addr()?;
     let (lifeline, _lifeline_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make the lifeline")?;
-    let template = Arc::new(Template::new(listener, lifeline)?);
+    let template = Arc::new(Template::new(address, port, lifeline)?);
 
     let board = Arc::new(Board::new(plan.workers));
     let (stop, stop_rx) = watch::channel(0u32);
@@ -124,11 +123,31 @@ pub async fn supervise(plan: Plan) -> Result<Stopped> {
     Ok(stopped)
 }
 
+/// Binds `address` without listening, with `SO_REUSEPORT`: the port is
+/// this server's (a port picked for `:0` is known before any worker
+/// starts, and stays reserved while a dead worker is started again), yet
+/// no connection waits here, unaccepted.
+fn hold_port(address: SocketAddr) -> Result<tokio::net::TcpSocket> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .context("cannot make a socket")?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .set_reuseport(true)
+        .context("cannot share the port (SO_REUSEPORT)")?;
+    socket
+        .bind(address)
+        .with_context(|| format!("cannot listen on `{address}`"))?;
+    Ok(socket)
+}
+
 /// The first SIGINT/SIGTERM drains every worker; a second stops them now.
 fn request_stop(stop: &watch::Sender<u32>, board: &Board, template: &Template) {
     board.set_draining();
-    // Once every draining worker has closed its copy too, the socket is
-    // gone and new connections are refused rather than left waiting.
+    // No worker is started again: the port can go once the workers close
+    // their sockets.
     template.close();
     stop.send_modify(|n| *n += 1);
 }
@@ -163,30 +182,29 @@ fn worse(a: Stopped, b: Stopped) -> Stopped {
     }
 }
 
-/// How to start a worker: this binary, this command line, the shared
-/// descriptors.
+/// How to start a worker: this binary, this command line, the port and
+/// the lifeline.
 struct Template {
     exe: PathBuf,
     args: Vec<OsString>,
-    listen: RawFd,
+    listen: SocketAddr,
     lifeline: RawFd,
-    /// The shared descriptors, open for every later start until the
-    /// drain begins; the lock is held while a worker is started, so no
-    /// other worker's ready pipe is inheritable at that moment (each
-    /// worker gets only its own).
-    shared: Mutex<Option<(std::net::TcpListener, OwnedFd)>>,
+    /// The held port and the lifeline's read end, open for every later
+    /// start until the drain begins; the lock is held while a worker is
+    /// started, so no other worker's ready pipe is inheritable at that
+    /// moment (each worker gets only its own).
+    shared: Mutex<Option<(tokio::net::TcpSocket, OwnedFd)>>,
 }
 
 impl Template {
-    fn new(listener: std::net::TcpListener, lifeline: OwnedFd) -> Result<Template> {
-        inheritable(listener.as_raw_fd())?;
+    fn new(listen: SocketAddr, port: tokio::net::TcpSocket, lifeline: OwnedFd) -> Result<Template> {
         inheritable(lifeline.as_raw_fd())?;
         Ok(Template {
             exe: std::env::current_exe().context("cannot find this program to start workers")?,
             args: std::env::args_os().skip(1).collect(),
-            listen: listener.as_raw_fd(),
+            listen,
             lifeline: lifeline.as_raw_fd(),
-            shared: Mutex::new(Some((listener, lifeline))),
+            shared: Mutex::new(Some((port, lifeline))),
         })
     }
 
@@ -195,7 +213,7 @@ impl Template {
         self.lock().take();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(std::net::TcpListener, OwnedFd)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(tokio::net::TcpSocket, OwnedFd)>> {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -214,7 +232,7 @@ impl Template {
         let mut command = tokio::process::Command::new(&self.exe);
         command
             .args(&self.args)
-            .arg("--worker-fds")
+            .arg("--worker-of")
             .arg(handoff.to_string())
             .stdin(Stdio::null())
             // Out of the terminal's process group: a Ctrl-C reaches the

@@ -1,44 +1,41 @@
-//! A worker's side of the [`super::Handoff`]: the listening socket it
-//! takes over, the ready line it writes, the lifeline it watches.
+//! A worker's side of the [`super::Handoff`]: the socket it listens on,
+//! the ready line it writes, the lifeline it watches.
 //!
 //! The two pipes are reached through `/proc/self/fd` (a new description
-//! of the same pipe, as `serve --start-gate-fd` does), so only taking
-//! over the socket needs `unsafe`.
+//! of the same pipe, as `serve --start-gate-fd` does): no `unsafe`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::fd::FromRawFd as _;
-use std::os::unix::fs::FileTypeExt as _;
 
 use anyhow::{Context as _, Result};
+use tokio::net::{TcpListener, TcpSocket};
 
 use super::Handoff;
+use crate::limits;
 
 /// The line a worker writes on its ready pipe once it serves:
 /// `ready <admin address>`.
 pub const READY: &str = "ready";
 
-/// Takes over the listening socket the supervisor bound.
-pub fn take_listener(handoff: &Handoff) -> Result<std::net::TcpListener> {
-    let fd = handoff.listen;
-    let kind = std::fs::metadata(format!("/proc/self/fd/{fd}"))
-        .with_context(|| format!("descriptor {fd}, the listening socket, is not open"))?
-        .file_type();
-    anyhow::ensure!(
-        kind.is_socket(),
-        "descriptor {fd} is not the listening socket"
-    );
-    // SAFETY: `fd` is open and a socket (checked above); the supervisor
-    // passed it to this process for exactly this use, and nothing else in
-    // this process owns or closes it: `take_listener` runs once per serve.
-    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-    listener
-        .local_addr()
-        .with_context(|| format!("descriptor {fd} is not a TCP listening socket"))?;
-    listener
-        .set_nonblocking(true)
-        .context("cannot make the listening socket non-blocking")?;
-    Ok(listener)
+/// Listens on the supervisor's address with a socket of this worker's own
+/// (`SO_REUSEPORT`: the kernel spreads connections over the workers).
+pub fn listen(handoff: &Handoff) -> Result<TcpListener> {
+    let address = handoff.listen;
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .context("cannot make a socket")?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .set_reuseport(true)
+        .context("cannot share the port (SO_REUSEPORT)")?;
+    socket
+        .bind(address)
+        .with_context(|| format!("cannot listen on `{address}` beside the other workers"))?;
+    socket
+        .listen(limits::LISTEN_BACKLOG)
+        .with_context(|| format!("cannot listen on `{address}`"))
 }
 
 /// Tells the supervisor this worker serves, and where its admin listener is.
