@@ -34,8 +34,5 @@ fn main() {
         .arg(source)
         .status()
         .expect("cannot run rustc for the container init");
-    assert!(
-        status.success(),
-        "building the container init ({source}) failed"
-    );
+    assert!(status.success(), "building the container init ({source}) failed");
 }

@@ -893,17 +893,9 @@ async fn a_debian_rootfs_image_runs_as_nobody_with_dockers_defaults_and_stops_on
     // A non-root user holds no capability in any set; the bounding set is
     // Docker's; seccomp in force, io_uring refused as in Docker's profile.
     let status = get_text(&client, server.url("/status")).await;
-    assert_eq!(
-        status_field(&status, "CapBnd"),
-        DOCKER_DEFAULT_CAPABILITIES,
-        "{status}"
-    );
+    assert_eq!(status_field(&status, "CapBnd"), DOCKER_DEFAULT_CAPABILITIES, "{status}");
     for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
-        assert_eq!(
-            status_field(&status, set),
-            "0000000000000000",
-            "{set}: {status}"
-        );
+        assert_eq!(status_field(&status, set), "0000000000000000", "{set}: {status}");
     }
     assert_eq!(status_field(&status, "Seccomp"), "2", "{status}");
     assert_eq!(status_field(&status, "NoNewPrivs"), "1", "{status}");
@@ -911,12 +903,7 @@ async fn a_debian_rootfs_image_runs_as_nobody_with_dockers_defaults_and_stops_on
     // Stopped with the image's StopSignal (SIGINT), which wasmhost's init
     // passes to python: it ends at once, long before the 60 s grace.
     server.signal("TERM");
-    assert_eq!(
-        server.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        server.log()
-    );
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0), "{}", server.log());
     let log = server.log();
     assert!(log.contains("app: stopping on SIGINT"), "{log}");
     assert!(!log.contains("SIGKILL"), "{log}");
@@ -927,24 +914,14 @@ async fn a_debian_rootfs_image_runs_as_nobody_with_dockers_defaults_and_stops_on
 /// device cgroup will not let it open; `--read-only` keeps even root from
 /// writing to the image's files.
 #[tokio::test]
-async fn root_in_a_debian_image_holds_dockers_default_capabilities_as_changed_by_cap_add_and_drop()
-{
+async fn root_in_a_debian_image_holds_dockers_default_capabilities_as_changed_by_cap_add_and_drop() {
     let fixture = DebianFixture::new();
     let server = fixture.run(
         &fixture.root,
-        &[
-            "--cap-drop",
-            "NET_RAW",
-            "--cap-add",
-            "CAP_SYS_PTRACE",
-            "--read-only",
-        ],
+        &["--cap-drop", "NET_RAW", "--cap-add", "CAP_SYS_PTRACE", "--read-only"],
     );
     let client = http1();
-    assert_eq!(
-        get_text(&client, server.url("/whoami")).await,
-        "uid=0 user=root\n"
-    );
+    assert_eq!(get_text(&client, server.url("/whoami")).await, "uid=0 user=root\n");
     assert_eq!(get_text(&client, server.url("/write")).await, "EROFS\n");
     let status = get_text(&client, server.url("/status")).await;
     let default = u64::from_str_radix(DOCKER_DEFAULT_CAPABILITIES, 16).unwrap();
@@ -955,11 +932,7 @@ async fn root_in_a_debian_image_holds_dockers_default_capabilities_as_changed_by
         assert_eq!(status_field(&status, set), expected, "{set}: {status}");
     }
     for set in ["CapInh", "CapAmb"] {
-        assert_eq!(
-            status_field(&status, set),
-            "0000000000000000",
-            "{set}: {status}"
-        );
+        assert_eq!(status_field(&status, set), "0000000000000000", "{set}: {status}");
     }
     assert_eq!(
         get_text(&client, server.url("/mknod")).await,
@@ -988,12 +961,7 @@ async fn debians_nginx_image_serves_its_default_page_and_stops_on_sigquit() {
     // 33) failed"), and no page would come.
     assert!(response.text().await.unwrap().contains("Welcome to nginx!"));
     server.signal("TERM");
-    assert_eq!(
-        server.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "{}",
-        server.log()
-    );
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0), "{}", server.log());
     let log = server.log();
     assert!(!log.contains("SIGKILL"), "nginx ignored SIGQUIT: {log}");
 }
@@ -1042,18 +1010,12 @@ async fn outbound_network_reaches_the_allowed_host_only_and_is_off_by_default() 
         "connected: HTTP/1.0 200 OK\n"
     );
     let refused = get_text(&client, server.url(&connect(denied))).await;
-    assert!(
-        refused.starts_with("refused: ") && refused.contains("Connection refused"),
-        "{refused}"
-    );
+    assert!(refused.starts_with("refused: ") && refused.contains("Connection refused"), "{refused}");
     stop(server);
 
     let server = fixture.run(&fixture.nobody, &[]);
     let unreachable = get_text(&client, server.url(&connect(allowed))).await;
-    assert!(
-        unreachable.contains("Network is unreachable"),
-        "{unreachable}"
-    );
+    assert!(unreachable.contains("Network is unreachable"), "{unreachable}");
     stop(server);
 }
 
@@ -1064,27 +1026,14 @@ async fn an_unhealthy_container_is_restarted() {
     let fixture = DebianFixture::new();
     let server = fixture.run(
         &fixture.nobody,
-        &[
-            "--health-path",
-            "/healthz",
-            "--health-interval",
-            "200ms",
-            "--health-retries",
-            "2",
-        ],
+        &["--health-path", "/healthz", "--health-interval", "200ms", "--health-retries", "2"],
     );
     let client = http1();
     assert_eq!(get_text(&client, server.url("/healthz")).await, "ok\n");
     let first = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
     assert_eq!(get_text(&client, server.url("/sicken")).await, "sick\n");
     server.wait_for_log("is unhealthy: restarting it", Duration::from_secs(10));
-    assert!(
-        server
-            .log()
-            .contains("health check 2/2 of `/healthz` failed: answered 500"),
-        "{}",
-        server.log()
-    );
+    assert!(server.log().contains("health check 2/2 of `/healthz` failed: answered 500"), "{}", server.log());
     // 503 while it restarts (after the crash backoff), then healthy.
     common::wait_for_async("the restart", Duration::from_secs(15), || {
         let request = client.get(server.url("/healthz")).send();
@@ -1093,12 +1042,7 @@ async fn an_unhealthy_container_is_restarted() {
     .await;
     server.wait_for_log_count("ready in", 2, Duration::from_secs(5));
     let log = server.log();
-    let second = logged_id(
-        log.lines()
-            .filter(|l| l.contains("ready in"))
-            .nth(1)
-            .unwrap(),
-    );
+    let second = logged_id(log.lines().filter(|l| l.contains("ready in")).nth(1).unwrap());
     assert_ne!(first, second, "{log}");
     stop(server);
 }
@@ -1164,9 +1108,7 @@ async fn checked_under(fixture: &BusyboxFixture, runtime: &str) {
     wait_for_readyz(&server, 200, Duration::from_secs(20));
     server.wait_for_log("is healthy", Duration::from_secs(5));
     assert!(
-        server
-            .metrics()
-            .contains("wasmhost_container_health{component=\"checked\",health=\"healthy\"} 1"),
+        server.metrics().contains("wasmhost_container_health{component=\"checked\",health=\"healthy\"} 1"),
         "{}",
         server.metrics()
     );
@@ -1193,27 +1135,14 @@ async fn checked_under(fixture: &BusyboxFixture, runtime: &str) {
 /// signal (which busybox as pid 1 ignores, so the unhealthy container
 /// stays for the grace), then restarted — a new container, ready again
 /// once healthy.
-async fn unhealthy_is_not_ready_then_restarted(
-    fixture: &BusyboxFixture,
-    check: &[&str],
-    failed: &str,
-) {
-    let mut args = vec![
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--no-init",
-        "--stop-grace",
-        "5s",
-    ];
+async fn unhealthy_is_not_ready_then_restarted(fixture: &BusyboxFixture, check: &[&str], failed: &str) {
+    let mut args = vec!["--admin-listen", "127.0.0.1:0", "--no-init", "--stop-grace", "5s"];
     args.extend_from_slice(check);
     let server = fixture.run(&args);
     let client = http1();
     wait_for_readyz(&server, 200, Duration::from_secs(20));
     let first = logged_id(&server.wait_for_log("ready in", Duration::from_secs(5)));
-    assert_eq!(
-        get_text(&client, server.url("/cgi-bin/sicken")).await,
-        "sick\n"
-    );
+    assert_eq!(get_text(&client, server.url("/cgi-bin/sicken")).await, "sick\n");
     let body = wait_for_readyz(&server, 503, Duration::from_secs(10));
     assert!(body.contains("is unhealthy (health: unhealthy)"), "{body}");
     let metrics = server.metrics();
@@ -1230,19 +1159,10 @@ async fn unhealthy_is_not_ready_then_restarted(
     })
     .await;
     let log = server.log();
-    let second = logged_id(
-        log.lines()
-            .filter(|l| l.contains("ready in"))
-            .nth(1)
-            .unwrap(),
-    );
+    let second = logged_id(log.lines().filter(|l| l.contains("ready in")).nth(1).unwrap());
     assert_ne!(first, second, "{log}");
     wait_for_readyz(&server, 200, Duration::from_secs(20));
-    assert!(
-        server.metrics().contains("health=\"healthy\"} 1"),
-        "{}",
-        server.metrics()
-    );
+    assert!(server.metrics().contains("health=\"healthy\"} 1"), "{}", server.metrics());
     stop(server);
 }
 
@@ -1265,14 +1185,7 @@ async fn an_http_health_check_failing_makes_the_container_not_ready_and_restarts
     let fixture = fixture("test/http-health:1");
     unhealthy_is_not_ready_then_restarted(
         &fixture,
-        &[
-            "--health-path",
-            "/cgi-bin/health",
-            "--health-interval",
-            "200ms",
-            "--health-retries",
-            "2",
-        ],
+        &["--health-path", "/cgi-bin/health", "--health-interval", "200ms", "--health-retries", "2"],
         "health check 2/2 of `/cgi-bin/health` failed: answered 500",
     )
     .await;
@@ -1291,36 +1204,20 @@ async fn an_image_healthcheck_keeps_the_container_starting_unless_none_or_turned
     let (status, body) = readyz(&server);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("is running (health: starting)"), "{body}");
-    assert!(
-        server.metrics().contains("health=\"starting\"} 1"),
-        "{}",
-        server.metrics()
-    );
+    assert!(server.metrics().contains("health=\"starting\"} 1"), "{}", server.metrics());
     // Served meanwhile: readiness is for the deployment, not a gate.
-    assert_eq!(
-        get_text(&http1(), server.url("/index.html")).await,
-        "hello from busybox\n"
-    );
+    assert_eq!(get_text(&http1(), server.url("/index.html")).await, "hello from busybox\n");
     stop(server);
 
     let server = hour.run(&["--admin-listen", "127.0.0.1:0", "--no-healthcheck"]);
     assert_eq!(readyz(&server), (200, "ready\n".to_owned()));
-    assert!(
-        !server.metrics().contains("wasmhost_container_health{"),
-        "{}",
-        server.metrics()
-    );
+    assert!(!server.metrics().contains("wasmhost_container_health{"), "{}", server.metrics());
     stop(server);
 
-    let none =
-        BusyboxFixture::with_healthcheck("test/none:1", serde_json::json!({ "Test": ["NONE"] }));
+    let none = BusyboxFixture::with_healthcheck("test/none:1", serde_json::json!({ "Test": ["NONE"] }));
     let server = none.run(&["--admin-listen", "127.0.0.1:0"]);
     assert_eq!(readyz(&server), (200, "ready\n".to_owned()));
-    assert!(
-        !server.metrics().contains("wasmhost_container_health{"),
-        "{}",
-        server.metrics()
-    );
+    assert!(!server.metrics().contains("wasmhost_container_health{"), "{}", server.metrics());
     stop(server);
 }
 
@@ -1349,11 +1246,7 @@ async fn a_healthcheck_past_its_timeout_is_killed_and_counts_as_a_failure() {
         .args(["-a", "-f", "busybox sleep 601"])
         .output()
         .unwrap();
-    assert!(
-        !left.status.success(),
-        "{}",
-        String::from_utf8_lossy(&left.stdout)
-    );
+    assert!(!left.status.success(), "{}", String::from_utf8_lossy(&left.stdout));
     assert_eq!(
         get_text(&http1(), server.url("/index.html")).await,
         "hello from busybox\n"

@@ -1669,14 +1669,7 @@ source = "{echo}"
     );
     let server = Server::serve(
         &manifest,
-        &[
-            "--max-concurrency",
-            "1",
-            "--queue-timeout",
-            "300ms",
-            "--timeout",
-            "60s",
-        ],
+        &["--max-concurrency", "1", "--queue-timeout", "300ms", "--timeout", "60s"],
     );
     let client = http1();
 

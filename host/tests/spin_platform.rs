@@ -1219,7 +1219,10 @@ files = [{{ source = "certs", destination = "/" }}]
         ),
     );
     let rc = config_dir.join("rc.toml");
-    let server = Server::serve(&manifest, &["--runtime-config-file", rc.to_str().unwrap()]);
+    let server = Server::serve(
+        &manifest,
+        &["--runtime-config-file", rc.to_str().unwrap()],
+    );
     let client = http1();
     // The CA named for this component and host: TLS, channel binding,
     // rows; through 4.x and 2.0.0 alike.
@@ -1241,10 +1244,7 @@ files = [{{ source = "certs", destination = "/" }}]
     // sslmode=disable against a server that refuses plain TCP: refused by
     // the server, as before.
     let plain = get_text(&client, server.url("/plain/v4")).await;
-    assert!(
-        plain.starts_with("Error::ConnectionFailed(\"db error:"),
-        "{plain}"
-    );
+    assert!(plain.starts_with("Error::ConnectionFailed(\"db error:"), "{plain}");
     assert!(
         plain.contains("pg_hba.conf rejects connection for host \\\"127.0.0.1\\\"")
             && plain.contains("no encryption"),
@@ -1257,11 +1257,7 @@ files = [{{ source = "certs", destination = "/" }}]
         get_text(&client, server.url(&format!("/p3/pg-ca?{tls_address}"))).await,
         expected
     );
-    let without = get_text(
-        &client,
-        server.url(&format!("/p3/pg-builder?{tls_address}")),
-    )
-    .await;
+    let without = get_text(&client, server.url(&format!("/p3/pg-builder?{tls_address}"))).await;
     assert!(
         without.starts_with("error: PgError(Error::ConnectionFailed(")
             && without.contains("UnknownIssuer"),
@@ -1306,7 +1302,9 @@ client_private_key_file = "client.key"
         ],
     )
     .join("rc.toml");
-    let mut body = String::from("spin_manifest_version = 2\n[application]\nname = \"https\"\n");
+    let mut body = String::from(
+        "spin_manifest_version = 2\n[application]\nname = \"https\"\n",
+    );
     for (id, source) in [
         ("trusting", "{spin-sdk-outbound}"),
         ("untrusting", "{spin-sdk-outbound}"),
@@ -1320,7 +1318,10 @@ client_private_key_file = "client.key"
         ));
     }
     let manifest = write_manifest(dir.path(), &body);
-    let server = Server::serve(&manifest, &["--runtime-config-file", rc.to_str().unwrap()]);
+    let server = Server::serve(
+        &manifest,
+        &["--runtime-config-file", rc.to_str().unwrap()],
+    );
     let client = http1();
     let fetch = |component: &str, port: u16| {
         server.url(&format!("/{component}/get?https://127.0.0.1:{port}/"))

@@ -2178,10 +2178,7 @@ watch = ["src/**/*.rs"]
             (&defaults.runtime, defaults.pids_limit, defaults.stop_grace)
         );
         assert!(s.init && !s.read_only_rootfs && s.cap_add.is_empty() && s.cap_drop.is_empty());
-        assert!(
-            s.healthcheck,
-            "the image's HEALTHCHECK runs unless turned off"
-        );
+        assert!(s.healthcheck, "the image's HEALTHCHECK runs unless turned off");
 
         // Capabilities as Docker spells them, canonical; the init off.
         write(

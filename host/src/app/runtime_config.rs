@@ -262,9 +262,8 @@ fn client_tls_entry(key: String, entry: toml::Value, dir: &Path) -> Result<Clien
         .ca_use_webpki_roots
         .unwrap_or(raw.ca_roots_file.is_none());
     let roots = match &raw.ca_roots_file {
-        Some(file) => {
-            certificates(&dir.join(file)).with_context(|| format!("`{key}.ca_roots_file`"))?
-        }
+        Some(file) => certificates(&dir.join(file))
+            .with_context(|| format!("`{key}.ca_roots_file`"))?,
         None => Vec::new(),
     };
     let client_cert = match (&raw.client_cert_file, &raw.client_private_key_file) {
@@ -335,7 +334,10 @@ fn private_key_file(path: &Path) -> Result<PrivateKeyDer<'static>> {
              `RSA PRIVATE KEY` (PKCS#1) or `EC PRIVATE KEY` (SEC1) block",
             path.display()
         ),
-        other => anyhow::anyhow!("`{}` is not a PEM private key: {other}", path.display()),
+        other => anyhow::anyhow!(
+            "`{}` is not a PEM private key: {other}",
+            path.display()
+        ),
     })
 }
 
@@ -666,4 +668,5 @@ ca_use_webpki_roots = true
             "{err:#}"
         );
     }
+
 }

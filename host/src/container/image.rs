@@ -162,9 +162,7 @@ impl ImageConfig {
     pub fn stop_signal(&self) -> Result<Signal> {
         match self.config.stop_signal.as_deref() {
             None | Some("") => Ok(Signal::Term),
-            Some(text) => {
-                Signal::parse(text).map_err(|e| anyhow::anyhow!("the image's StopSignal: {e}"))
-            }
+            Some(text) => Signal::parse(text).map_err(|e| anyhow::anyhow!("the image's StopSignal: {e}")),
         }
     }
 

@@ -112,10 +112,7 @@ mod tests {
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !ready.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the command never started"
-            );
+            assert!(std::time::Instant::now() < deadline, "the command never started");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         nix::sys::signal::kill(

@@ -357,7 +357,9 @@ impl Applier {
                 let meta = Meta::of(entry.header())?;
                 self.write_file(&path, entry, &meta, &xattrs)?;
             }
-            EntryType::Directory => self.make_dir(&path, &Meta::of(entry.header())?, &xattrs)?,
+            EntryType::Directory => {
+                self.make_dir(&path, &Meta::of(entry.header())?, &xattrs)?
+            }
             EntryType::Symlink => {
                 let target = symlink_target(entry)?;
                 self.make_symlink(&path, &target, &Meta::of(entry.header())?)?;
@@ -791,10 +793,7 @@ fn set_xattrs(file: &File, xattrs: &[Xattr]) -> Result<()> {
     for (name, value) in xattrs {
         match super::sys::set_xattr(file.as_fd(), name, value) {
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-                tracing::debug!(
-                    "xattr `{}` not supported here: skipped",
-                    name.to_string_lossy()
-                );
+                tracing::debug!("xattr `{}` not supported here: skipped", name.to_string_lossy());
             }
             other => other.with_context(|| format!("set xattr `{}`", name.to_string_lossy()))?,
         }
@@ -1579,10 +1578,7 @@ mod tests {
             header.set_device_minor(minor).unwrap();
             header.set_uid(0);
             header.set_gid(5);
-            layer
-                .builder
-                .append_data(&mut header, path, &b""[..])
-                .unwrap();
+            layer.builder.append_data(&mut header, path, &b""[..]).unwrap();
         }
         fx.apply(&layer.bytes(), Whiteouts::Overlay).unwrap();
         let console = fs::symlink_metadata(fx.root.join("dev/console")).unwrap();
@@ -1676,9 +1672,6 @@ mod tests {
         let image = fx.root.join("var/lib/sparse.img");
         assert_eq!(fs::read(&image).unwrap(), big);
         let blocks = fs::metadata(&image).unwrap().blocks();
-        assert!(
-            blocks * 512 < 1 << 20,
-            "holes are not written: {blocks} blocks"
-        );
+        assert!(blocks * 512 < 1 << 20, "holes are not written: {blocks} blocks");
     }
 }

@@ -121,8 +121,8 @@ pub fn destinations(allowed: &[String]) -> Result<Vec<Destination>> {
         };
         let ports = match port {
             None => {
-                let port =
-                    well_known_port(scheme).with_context(|| format!("`{entry}`: give a port"))?;
+                let port = well_known_port(scheme)
+                    .with_context(|| format!("`{entry}`: give a port"))?;
                 (port, port)
             }
             Some("*") => (1, u16::MAX),
@@ -212,22 +212,10 @@ mod tests {
         assert_eq!(
             got,
             [
-                Destination {
-                    address: ip("127.0.0.1"),
-                    ports: (5432, 5432)
-                },
-                Destination {
-                    address: ip("10.1.2.3"),
-                    ports: (8080, 8080)
-                },
-                Destination {
-                    address: None,
-                    ports: (8000, 8010)
-                },
-                Destination {
-                    address: None,
-                    ports: (1, u16::MAX)
-                },
+                Destination { address: ip("127.0.0.1"), ports: (5432, 5432) },
+                Destination { address: ip("10.1.2.3"), ports: (8080, 8080) },
+                Destination { address: None, ports: (8000, 8010) },
+                Destination { address: None, ports: (1, u16::MAX) },
             ]
         );
         let err = destinations(&entries(&["https://*.example.com"])).unwrap_err();
@@ -241,10 +229,7 @@ mod tests {
             ports: (8080, 8080),
         }]);
         assert!(rules.contains(":OUTPUT DROP"), "{rules}");
-        assert!(
-            rules.contains("-A OUTPUT -p tcp -d 10.1.2.3 --dport 8080:8080 -j ACCEPT\n"),
-            "{rules}"
-        );
+        assert!(rules.contains("-A OUTPUT -p tcp -d 10.1.2.3 --dport 8080:8080 -j ACCEPT\n"), "{rules}");
         let accept = rules.find("--dport 8080:8080").unwrap();
         let reject = rules.find("REJECT").unwrap();
         assert!(accept < reject, "{rules}");

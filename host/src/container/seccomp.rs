@@ -323,35 +323,14 @@ const WITH_CAPABILITY: &[(&str, &[&str])] = &[
     (
         "SYS_ADMIN",
         &[
-            "bpf",
-            "clone",
-            "clone3",
-            "fanotify_init",
-            "fsconfig",
-            "fsmount",
-            "fsopen",
-            "fspick",
-            "lookup_dcookie",
-            "mount",
-            "mount_setattr",
-            "move_mount",
-            "open_tree",
-            "perf_event_open",
-            "quotactl",
-            "quotactl_fd",
-            "setdomainname",
-            "sethostname",
-            "setns",
-            "syslog",
-            "umount2",
-            "unshare",
+            "bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick",
+            "lookup_dcookie", "mount", "mount_setattr", "move_mount", "open_tree",
+            "perf_event_open", "quotactl", "quotactl_fd", "setdomainname", "sethostname",
+            "setns", "syslog", "umount2", "unshare",
         ],
     ),
     ("SYS_BOOT", &["reboot"]),
-    (
-        "SYS_MODULE",
-        &["delete_module", "init_module", "finit_module"],
-    ),
+    ("SYS_MODULE", &["delete_module", "init_module", "finit_module"]),
     ("SYS_PACCT", &["acct"]),
     ("SYS_PTRACE", &["kcmp", "pidfd_getfd", "process_madvise"]),
     ("SYS_RAWIO", &["iopl", "ioperm"]),
@@ -392,21 +371,9 @@ pub fn filter(capabilities: &BTreeSet<String>) -> Result<LinuxSeccomp> {
     let admin = capabilities.contains("SYS_ADMIN");
     let mut rules = vec![allow(allowed.into_iter().collect())?];
     for persona in PERSONAS {
-        rules.push(allow_if(
-            "personality",
-            0,
-            LinuxSeccompOperator::ScmpCmpEq,
-            *persona,
-            0,
-        )?);
+        rules.push(allow_if("personality", 0, LinuxSeccompOperator::ScmpCmpEq, *persona, 0)?);
     }
-    rules.push(allow_if(
-        "socket",
-        0,
-        LinuxSeccompOperator::ScmpCmpNe,
-        AF_VSOCK,
-        0,
-    )?);
+    rules.push(allow_if("socket", 0, LinuxSeccompOperator::ScmpCmpNe, AF_VSOCK, 0)?);
     if !admin {
         // clone without namespace flags; clone3 (whose flags sit in memory
         // a filter cannot read) fails with ENOSYS, so libc falls back to
@@ -482,10 +449,7 @@ mod tests {
     fn io_uring_is_refused_as_in_dockers_profile() {
         let filter = filter(&crate::container::capabilities::resolve(&[], &[])).unwrap();
         let names = allowed_unconditionally(&filter);
-        assert!(
-            names.iter().all(|n| !n.starts_with("io_uring")),
-            "{names:?}"
-        );
+        assert!(names.iter().all(|n| !n.starts_with("io_uring")), "{names:?}");
         assert!(names.contains(&"read".to_owned()));
         // Docker's default set holds SYS_CHROOT, so chroot is allowed; it
         // holds no SYS_ADMIN, so mount and unshare are not.
@@ -493,10 +457,7 @@ mod tests {
         assert!(!names.contains(&"mount".to_owned()) && !names.contains(&"unshare".to_owned()));
         let json = serde_json::to_value(&filter).unwrap();
         assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
-        assert_eq!(
-            json["architectures"],
-            serde_json::json!(["SCMP_ARCH_X86_64"])
-        );
+        assert_eq!(json["architectures"], serde_json::json!(["SCMP_ARCH_X86_64"]));
         let clone3 = json["syscalls"]
             .as_array()
             .unwrap()

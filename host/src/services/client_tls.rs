@@ -222,9 +222,7 @@ impl std::fmt::Debug for ComponentTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut hosts: Vec<_> = self.hosts.iter().flat_map(|h| h.keys()).collect();
         hosts.sort();
-        f.debug_struct("ComponentTls")
-            .field("hosts", &hosts)
-            .finish()
+        f.debug_struct("ComponentTls").field("hosts", &hosts).finish()
     }
 }
 
@@ -266,8 +264,7 @@ pub fn untrusted_hint(error: &(dyn std::error::Error + 'static)) -> Option<&'sta
             .map_or(e, |inner| inner as &(dyn std::error::Error + 'static));
         if let Some(rustls::Error::InvalidCertificate(cert)) = e.downcast_ref::<rustls::Error>() {
             return Some(match cert {
-                rustls::CertificateError::UnknownIssuer
-                | rustls::CertificateError::BadSignature => {
+                rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature => {
                     "the server's certificate is not trusted: name its CA in `ca_roots_file` of a \
                      `[[client_tls]]` entry for this component and host (runtime config)"
                 }

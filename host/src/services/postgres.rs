@@ -209,8 +209,9 @@ impl MakeTlsConnect<Socket> for PerHost {
                     .map_err(|e| format!("{e:#}"))?,
             ),
         };
-        let connect =
-            <MakeRustlsConnect as MakeTlsConnect<Socket>>::make_tls_connect(&mut make, domain);
+        let connect = <MakeRustlsConnect as MakeTlsConnect<Socket>>::make_tls_connect(
+            &mut make, domain,
+        );
         Ok(connect?)
     }
 }

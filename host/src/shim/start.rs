@@ -43,8 +43,8 @@ pub fn start(args: &Args) -> Result<String> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot listen on `{}`", path.display())),
     };
-    let daemon_args =
-        Args::parse(args.for_daemon(&path)).context("cannot make the daemon's arguments")?;
+    let daemon_args = Args::parse(args.for_daemon(&path))
+        .context("cannot make the daemon's arguments")?;
     let forked = sys::fork_daemon(listener.as_raw_fd(), || {
         let code = match super::daemon::serve(&daemon_args) {
             Ok(()) => 0,

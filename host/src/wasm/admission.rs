@@ -147,10 +147,7 @@ mod tests {
     async fn a_full_pool_refuses_at_the_queue_timeout_before_the_deadline() {
         let admission = Admission::new(1, Duration::from_millis(50));
         let _held = admission.enter(far()).await.unwrap();
-        assert_eq!(
-            admission.enter(far()).await.unwrap_err(),
-            Refused::QueueTimeout
-        );
+        assert_eq!(admission.enter(far()).await.unwrap_err(), Refused::QueueTimeout);
     }
 
     #[tokio::test]
@@ -158,10 +155,7 @@ mod tests {
         let admission = Admission::new(1, Duration::from_secs(3600));
         let _held = admission.enter(far()).await.unwrap();
         let deadline = Instant::now() + Duration::from_millis(50);
-        assert_eq!(
-            admission.enter(deadline).await.unwrap_err(),
-            Refused::Deadline
-        );
+        assert_eq!(admission.enter(deadline).await.unwrap_err(), Refused::Deadline);
         assert!(Instant::now() >= deadline);
     }
 

@@ -70,19 +70,14 @@ pub async fn send_request(
     let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_owned();
     let secure = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let tcp = timeout(
-        timeouts.connect,
-        TcpStream::connect(format!("{host}:{port}")),
-    )
-    .await
-    .map_err(|_| Error::ConnectionTimeout)?
-    .map_err(Error::Connect)?;
+    let tcp = timeout(timeouts.connect, TcpStream::connect(format!("{host}:{port}")))
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(Error::Connect)?;
     let io: Box<dyn Io> = if secure {
-        Box::new(
-            timeout(timeouts.connect, tls_handshake(tcp, &host, tls))
-                .await
-                .map_err(|_| Error::ConnectionTimeout)??,
-        )
+        Box::new(timeout(timeouts.connect, tls_handshake(tcp, &host, tls))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??)
     } else {
         Box::new(tcp)
     };
@@ -104,7 +99,8 @@ pub async fn send_request(
             Ok(Ok(())) | Err(_) => Ok(()),
         }
     });
-    let response = response.map(|incoming| ResponseBody::new(incoming, timeouts.between_bytes));
+    let response =
+        response.map(|incoming| ResponseBody::new(incoming, timeouts.between_bytes));
     Ok((response, connection_end))
 }
 

@@ -174,10 +174,7 @@ fn start_postgres(tls: Option<PgTls<'_>>) -> Service {
         .status()
         .expect("initdb");
     assert!(status.success(), "initdb failed");
-    let mut settings = vec![
-        "listen_addresses=127.0.0.1".to_owned(),
-        "fsync=off".to_owned(),
-    ];
+    let mut settings = vec!["listen_addresses=127.0.0.1".to_owned(), "fsync=off".to_owned()];
     if let Some(tls) = &tls {
         for (name, text, mode) in [
             ("server.crt", tls.cert_pem, 0o644),
@@ -206,7 +203,10 @@ fn start_postgres(tls: Option<PgTls<'_>>) -> Service {
     for _ in 0..5 {
         let port = free_port();
         let mut command = Command::new(postgres_bin("postgres"));
-        command.arg("-D").arg(&data).args(["-p", &port.to_string()]);
+        command
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string()]);
         for setting in &settings {
             command.args(["-c", setting]);
         }

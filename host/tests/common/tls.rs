@@ -107,12 +107,10 @@ pub async fn https_server(leaf: &Leaf, client_ca: Option<&TestCa>) -> HttpsServe
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(ca.der.clone()).unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .unwrap();
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .unwrap();
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),

@@ -91,9 +91,7 @@ impl Live for Running {
     }
 
     fn health(&self) -> Health {
-        self.health
-            .lock()
-            .map_or(Health::Unhealthy, |health| *health)
+        self.health.lock().map_or(Health::Unhealthy, |health| *health)
     }
 }
 

@@ -133,11 +133,7 @@ impl Lifecycle {
             },
         };
         let (exit_tx, exited) = watch::channel(None);
-        let health = self
-            .plan
-            .health
-            .as_ref()
-            .map_or(Health::Unchecked, Check::initial);
+        let health = self.plan.health.as_ref().map_or(Health::Unchecked, Check::initial);
         let running = Arc::new(Running::new(
             id.clone(),
             Upstream::new(netns, self.plan.port),

@@ -538,11 +538,7 @@ mod tests {
             (Health::Unhealthy, false),
         ] {
             *container.health.lock().unwrap() = Some(health);
-            let expected = if health == Health::Unhealthy {
-                "unhealthy"
-            } else {
-                "running"
-            };
+            let expected = if health == Health::Unhealthy { "unhealthy" } else { "running" };
             assert_eq!(state.status(now, true), (expected, ready), "{health:?}");
             assert_eq!(state.health(), Some(health));
         }
@@ -586,9 +582,6 @@ mod tests {
         let mut starting = Machine::default();
         assert!(matches!(starting.request(now), Ok(Next::Start(None))));
         starting = State::ShutDown;
-        assert_eq!(
-            starting.started(Arc::default(), Instant::now()),
-            Err(Refused::ShuttingDown)
-        );
+        assert_eq!(starting.started(Arc::default(), Instant::now()), Err(Refused::ShuttingDown));
     }
 }

@@ -576,8 +576,7 @@ mod v42_impl {
             accessor: &Accessor<T, Self>,
             builder: Resource<PgConnectionBuilder>,
         ) -> Result<Resource<PgConnection>, v42::Error> {
-            let (address, ca_root) =
-                accessor.with(|mut access| access.get().pg_builder(&builder))?;
+            let (address, ca_root) = accessor.with(|mut access| access.get().pg_builder(&builder))?;
             open(accessor, address, ca_root).await
         }
     }
