@@ -111,7 +111,7 @@ impl NetNs {
         settings: &super::settings::Settings,
         userns: Option<&std::path::Path>,
     ) -> Result<()> {
-        self.outbound = Some(super::outbound::Outbound::open(&super::outbound::Plan {
+        self.outbound = Some(super::outbound::Outbound::open(&super::outbound::Opening {
             netns: &self.path,
             userns,
             allowed: &settings.allowed_outbound_hosts,

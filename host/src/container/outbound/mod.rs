@@ -68,8 +68,8 @@ pub struct Outbound {
     _refresher: Option<Refresher>,
 }
 
-/// Where the container's way out goes and how it is kept.
-pub struct Plan<'a> {
+/// What opening a container's way out takes.
+pub struct Opening<'a> {
     /// The container's network namespace.
     pub netns: &'a Path,
     /// The user namespace owning it, when the container has one.
@@ -85,7 +85,7 @@ pub struct Plan<'a> {
 impl Outbound {
     /// Loads the filters into the namespace, then starts slirp4netns on
     /// it and waits until the container's interface is configured.
-    pub fn open(plan: &Plan<'_>) -> Result<Self> {
+    pub fn open(plan: &Opening<'_>) -> Result<Self> {
         let netns = Namespace::open(plan.netns)?;
         let userns = plan.userns.map(Namespace::open).transpose()?;
         let allowed = Allowed::resolve(allow::read(plan.allowed)?)?;
@@ -94,9 +94,7 @@ impl Outbound {
         if kernel_has_ipv6() {
             families.push(Family::V6);
         }
-        for &family in &families {
-            filter::load(&netns.path(), family, &destinations)?;
-        }
+        filter::load(&netns.path(), &families, &destinations)?;
         let ipv6 = families.contains(&Family::V6) && host_has_ipv6_route();
         let (slirp, ready) = start_slirp(&netns, userns.as_ref(), ipv6)?;
         let refresher = match allowed.has_names() {

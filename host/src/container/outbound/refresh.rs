@@ -113,10 +113,8 @@ impl Refresher {
                     let Some(now) = allowed.refresh(Entry::resolve) else {
                         continue;
                     };
-                    for &family in &families {
-                        if let Err(e) = filter::load(&netns.path(), family, &now) {
-                            tracing::error!("outbound: cannot reload the filter: {e:#}");
-                        }
+                    if let Err(e) = filter::load(&netns.path(), &families, &now) {
+                        tracing::error!("outbound: cannot reload the filter: {e:#}");
                     }
                 }
             })
