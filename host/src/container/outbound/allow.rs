@@ -60,13 +60,17 @@ fn read_one(entry: &str) -> Result<Entry> {
     let (host, port) = split_host_port(rest);
     let ports = match port {
         None => {
-            let port = well_known_port(scheme).with_context(|| format!("`{entry}`: give a port"))?;
+            let port =
+                well_known_port(scheme).with_context(|| format!("`{entry}`: give a port"))?;
             (port, port)
         }
         Some("*") => (1, u16::MAX),
         Some(text) => {
             let (lo, hi) = text.split_once('-').unwrap_or((text, text));
-            let port = |p: &str| p.parse::<u16>().with_context(|| format!("`{entry}`: bad port `{p}`"));
+            let port = |p: &str| {
+                p.parse::<u16>()
+                    .with_context(|| format!("`{entry}`: bad port `{p}`"))
+            };
             (port(lo)?, port(hi)?)
         }
     };
@@ -174,27 +178,56 @@ mod tests {
         assert_eq!(
             got,
             [
-                Destination { address: ip("127.0.0.1"), ports: (5432, 5432) },
-                Destination { address: ip("10.1.2.3"), ports: (8080, 8080) },
-                Destination { address: None, ports: (8000, 8010) },
-                Destination { address: None, ports: (1, u16::MAX) },
+                Destination {
+                    address: ip("127.0.0.1"),
+                    ports: (5432, 5432)
+                },
+                Destination {
+                    address: ip("10.1.2.3"),
+                    ports: (8080, 8080)
+                },
+                Destination {
+                    address: None,
+                    ports: (8000, 8010)
+                },
+                Destination {
+                    address: None,
+                    ports: (1, u16::MAX)
+                },
             ]
         );
     }
 
     #[test]
     fn bracketed_ipv6_literals_are_addresses_with_or_without_a_port() {
-        let got = resolved(&["http://[fd00::1]:8080", "https://[2001:db8::7]", "http://[::1]/"]).unwrap();
+        let got = resolved(&[
+            "http://[fd00::1]:8080",
+            "https://[2001:db8::7]",
+            "http://[::1]/",
+        ])
+        .unwrap();
         assert_eq!(
             got,
             [
-                Destination { address: ip("fd00::1"), ports: (8080, 8080) },
-                Destination { address: ip("2001:db8::7"), ports: (443, 443) },
-                Destination { address: ip("::1"), ports: (80, 80) },
+                Destination {
+                    address: ip("fd00::1"),
+                    ports: (8080, 8080)
+                },
+                Destination {
+                    address: ip("2001:db8::7"),
+                    ports: (443, 443)
+                },
+                Destination {
+                    address: ip("::1"),
+                    ports: (80, 80)
+                },
             ]
         );
         let err = resolved(&["http://[not-v6]:80"]).unwrap_err();
-        assert!(err.to_string().contains("`[not-v6]` is no IPv6 address"), "{err}");
+        assert!(
+            err.to_string().contains("`[not-v6]` is no IPv6 address"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -203,7 +236,13 @@ mod tests {
         assert_eq!(entries[0].host, Host::Name("localhost".into()));
         assert!(entries[0].is_name());
         let got = entries[0].resolve().unwrap();
-        assert!(got.contains(&Destination { address: ip("127.0.0.1"), ports: (8080, 8080) }), "{got:?}");
+        assert!(
+            got.contains(&Destination {
+                address: ip("127.0.0.1"),
+                ports: (8080, 8080)
+            }),
+            "{got:?}"
+        );
     }
 
     #[test]

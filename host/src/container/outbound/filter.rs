@@ -76,7 +76,9 @@ pub fn rules(family: Family, allowed: &[Destination]) -> String {
     rules.push_str(family.link_rules());
     let dns = family.slirp_dns();
     for protocol in ["udp", "tcp"] {
-        rules.push_str(&format!("-A OUTPUT -p {protocol} -d {dns} --dport 53 -j ACCEPT\n"));
+        rules.push_str(&format!(
+            "-A OUTPUT -p {protocol} -d {dns} --dport 53 -j ACCEPT\n"
+        ));
     }
     for destination in allowed {
         let address = match destination.address {
@@ -85,7 +87,9 @@ pub fn rules(family: Family, allowed: &[Destination]) -> String {
             None => String::new(),
         };
         let (lo, hi) = destination.ports;
-        rules.push_str(&format!("-A OUTPUT -p tcp{address} --dport {lo}:{hi} -j ACCEPT\n"));
+        rules.push_str(&format!(
+            "-A OUTPUT -p tcp{address} --dport {lo}:{hi} -j ACCEPT\n"
+        ));
     }
     rules.push_str(
         "-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset\n\
@@ -128,7 +132,11 @@ fn finish_load(command: &str, restore: Child) -> Result<()> {
 }
 
 /// `nsenter … *-restore` for `family`, its input written.
-fn start_load(netns: &Path, family: Family, allowed: &[Destination]) -> Result<(&'static str, Child)> {
+fn start_load(
+    netns: &Path,
+    family: Family,
+    allowed: &[Destination],
+) -> Result<(&'static str, Child)> {
     let command = family.restore_command();
     let mut restore = Command::new("nsenter")
         .arg(format!("--net={}", netns.display()))
@@ -137,7 +145,9 @@ fn start_load(netns: &Path, family: Family, allowed: &[Destination]) -> Result<(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot run `nsenter {command}` (Debian's util-linux and iptables)"))?;
+        .with_context(|| {
+            format!("cannot run `nsenter {command}` (Debian's util-linux and iptables)")
+        })?;
     // Dropped at the end of the statement: the end of its input.
     restore
         .stdin
@@ -163,7 +173,10 @@ mod tests {
     fn the_filter_accepts_what_is_allowed_and_rejects_the_rest() {
         let rules = rules(Family::V4, &[to("10.1.2.3", 8080)]);
         assert!(rules.contains(":OUTPUT DROP"), "{rules}");
-        assert!(rules.contains("-A OUTPUT -p tcp -d 10.1.2.3 --dport 8080:8080 -j ACCEPT\n"), "{rules}");
+        assert!(
+            rules.contains("-A OUTPUT -p tcp -d 10.1.2.3 --dport 8080:8080 -j ACCEPT\n"),
+            "{rules}"
+        );
         let accept = rules.find("--dport 8080:8080").unwrap();
         let reject = rules.find("REJECT").unwrap();
         assert!(accept < reject, "{rules}");
@@ -175,16 +188,31 @@ mod tests {
         let allowed = [
             to("10.1.2.3", 80),
             to("fd00::1", 81),
-            Destination { address: None, ports: (82, 82) },
+            Destination {
+                address: None,
+                ports: (82, 82),
+            },
         ];
         let v4 = rules(Family::V4, &allowed);
         let v6 = rules(Family::V6, &allowed);
-        assert!(v4.contains("-d 10.1.2.3 --dport 80:80") && !v4.contains("fd00::1"), "{v4}");
-        assert!(v6.contains("-d fd00::1 --dport 81:81") && !v6.contains("10.1.2.3"), "{v6}");
+        assert!(
+            v4.contains("-d 10.1.2.3 --dport 80:80") && !v4.contains("fd00::1"),
+            "{v4}"
+        );
+        assert!(
+            v6.contains("-d fd00::1 --dport 81:81") && !v6.contains("10.1.2.3"),
+            "{v6}"
+        );
         for rules in [&v4, &v6] {
-            assert!(rules.contains("-A OUTPUT -p tcp --dport 82:82 -j ACCEPT\n"), "{rules}");
+            assert!(
+                rules.contains("-A OUTPUT -p tcp --dport 82:82 -j ACCEPT\n"),
+                "{rules}"
+            );
         }
         assert!(v4.contains("-d 10.0.2.3 --dport 53") && v6.contains("-d fd00::3 --dport 53"));
-        assert!(v6.contains("neighbour-solicitation") && !v4.contains("icmp"), "{v6}");
+        assert!(
+            v6.contains("neighbour-solicitation") && !v4.contains("icmp"),
+            "{v6}"
+        );
     }
 }

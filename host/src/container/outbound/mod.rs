@@ -181,13 +181,20 @@ impl Namespace {
     }
 
     fn try_clone(&self) -> Result<Self> {
-        let file = self.file.try_clone().context("cannot duplicate a namespace descriptor")?;
+        let file = self
+            .file
+            .try_clone()
+            .context("cannot duplicate a namespace descriptor")?;
         Ok(Self { file })
     }
 
     /// The namespace as a path another process can open.
     pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), self.file.as_raw_fd()))
+        PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            self.file.as_raw_fd()
+        ))
     }
 }
 
@@ -215,7 +222,10 @@ fn has_default_route(table: &str) -> bool {
             return false;
         };
         let flags = u32::from_str_radix(flags, 16).unwrap_or(RTF_REJECT);
-        destination.bytes().all(|b| b == b'0') && length == "00" && flags & RTF_REJECT == 0 && device != "lo"
+        destination.bytes().all(|b| b == b'0')
+            && length == "00"
+            && flags & RTF_REJECT == 0
+            && device != "lo"
     })
 }
 
@@ -230,7 +240,9 @@ mod tests {
             format!("{zero} 00 {zero} 00 fd000000000000000000000000000001 00000400 00000001 00000000 {flags} {device}\n")
         };
         let link = format!("fd000000000000000000000000000000 40 {zero} 00 {zero} 00000100 00000001 00000000 00000001 eth0\n");
-        assert!(has_default_route(&(link.clone() + &route("00000003", "eth0"))));
+        assert!(has_default_route(
+            &(link.clone() + &route("00000003", "eth0"))
+        ));
         assert!(!has_default_route(&link));
         assert!(!has_default_route(&(link + &route("00200200", "lo"))));
         assert!(!has_default_route(""));
@@ -240,7 +252,10 @@ mod tests {
     fn a_namespace_is_named_by_our_descriptor() {
         let ns = Namespace::open(Path::new("/proc/self/ns/net")).unwrap();
         let path = ns.path();
-        assert!(path.starts_with(format!("/proc/{}/fd/", std::process::id())), "{path:?}");
+        assert!(
+            path.starts_with(format!("/proc/{}/fd/", std::process::id())),
+            "{path:?}"
+        );
         assert_eq!(
             std::fs::read_link(&path).unwrap(),
             std::fs::read_link("/proc/self/ns/net").unwrap()

@@ -43,7 +43,10 @@ impl Allowed {
 
     /// Every allowed destination, in the entries' order.
     pub fn destinations(&self) -> Vec<Destination> {
-        self.entries.iter().flat_map(|(_, d)| d.iter().cloned()).collect()
+        self.entries
+            .iter()
+            .flat_map(|(_, d)| d.iter().cloned())
+            .collect()
     }
 
     /// Whether any entry can change when resolved again.
@@ -80,7 +83,10 @@ impl Allowed {
 fn addresses(destinations: &[Destination]) -> String {
     let shown: Vec<String> = destinations
         .iter()
-        .map(|d| d.address.map_or_else(|| "any".to_owned(), |a| a.to_string()))
+        .map(|d| {
+            d.address
+                .map_or_else(|| "any".to_owned(), |a| a.to_string())
+        })
         .collect();
     match shown.is_empty() {
         true => "nothing".to_owned(),
@@ -105,9 +111,12 @@ impl Refresher {
         name: &str,
     ) -> Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
+        // Its log lines say which container they are about.
+        let span = tracing::info_span!("outbound", container = %name);
         std::thread::Builder::new()
             .name(format!("outbound-{name}"))
             .spawn(move || {
+                let _entered = span.enter();
                 // Nothing is ever sent: the sender's drop is the signal.
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     let Some(now) = allowed.refresh(Entry::resolve) else {
@@ -139,7 +148,11 @@ mod tests {
 
     /// `Allowed` as resolved at the start, `db.test` at `10.0.0.1`.
     fn at_start() -> Allowed {
-        let entries = allow::read(&["http://10.9.9.9:80".to_owned(), "postgres://db.test".to_owned()]).unwrap();
+        let entries = allow::read(&[
+            "http://10.9.9.9:80".to_owned(),
+            "postgres://db.test".to_owned(),
+        ])
+        .unwrap();
         Allowed {
             entries: vec![
                 (entries[0].clone(), vec![to("10.9.9.9", 80)]),
@@ -168,10 +181,16 @@ mod tests {
         assert!(allowed.has_names());
         let table = RefCell::new(HashMap::from([("db.test", vec![to("10.0.0.1", 5432)])]));
         assert_eq!(allowed.refresh(answering(&table)), None);
-        table.borrow_mut().insert("db.test", vec![to("10.0.0.2", 5432), to("fd00::9", 5432)]);
+        table
+            .borrow_mut()
+            .insert("db.test", vec![to("10.0.0.2", 5432), to("fd00::9", 5432)]);
         assert_eq!(
             allowed.refresh(answering(&table)),
-            Some(vec![to("10.9.9.9", 80), to("10.0.0.2", 5432), to("fd00::9", 5432)])
+            Some(vec![
+                to("10.9.9.9", 80),
+                to("10.0.0.2", 5432),
+                to("fd00::9", 5432)
+            ])
         );
         assert_eq!(allowed.refresh(answering(&table)), None);
     }
@@ -181,12 +200,16 @@ mod tests {
         let mut allowed = at_start();
         let table = RefCell::new(HashMap::new());
         assert_eq!(allowed.refresh(answering(&table)), None);
-        assert_eq!(allowed.destinations(), [to("10.9.9.9", 80), to("10.0.0.1", 5432)]);
+        assert_eq!(
+            allowed.destinations(),
+            [to("10.9.9.9", 80), to("10.0.0.1", 5432)]
+        );
     }
 
     #[test]
     fn a_list_of_addresses_only_has_nothing_to_resolve_again() {
-        let entries = allow::read(&["http://10.9.9.9:80".to_owned(), "*://*:443".to_owned()]).unwrap();
+        let entries =
+            allow::read(&["http://10.9.9.9:80".to_owned(), "*://*:443".to_owned()]).unwrap();
         assert!(!Allowed::resolve(entries).unwrap().has_names());
     }
 }
