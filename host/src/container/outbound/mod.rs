@@ -65,7 +65,8 @@ pub struct Outbound {
     _ready: ChildStdout,
     /// The namespaces slirp4netns was pointed at, held open while it runs.
     _namespaces: (Namespace, Option<Namespace>),
-    _refresher: Option<Refresher>,
+    /// The names resolved again, when there are any (stops when dropped).
+    refresher: Option<Refresher>,
 }
 
 /// What opening a container's way out takes.
@@ -85,10 +86,10 @@ pub struct Opening<'a> {
 impl Outbound {
     /// Loads the filters into the namespace, then starts slirp4netns on
     /// it and waits until the container's interface is configured.
-    pub fn open(plan: &Opening<'_>) -> Result<Self> {
-        let netns = Namespace::open(plan.netns)?;
-        let userns = plan.userns.map(Namespace::open).transpose()?;
-        let allowed = Allowed::resolve(allow::read(plan.allowed)?)?;
+    pub fn open(opening: &Opening<'_>) -> Result<Self> {
+        let netns = Namespace::open(opening.netns)?;
+        let userns = opening.userns.map(Namespace::open).transpose()?;
+        let allowed = Allowed::resolve(allow::read(opening.allowed)?)?;
         let destinations = allowed.destinations();
         let mut families = vec![Family::V4];
         if kernel_has_ipv6() {
@@ -97,22 +98,25 @@ impl Outbound {
         filter::load(&netns.path(), &families, &destinations)?;
         let ipv6 = families.contains(&Family::V6) && host_has_ipv6_route();
         let (slirp, ready) = start_slirp(&netns, userns.as_ref(), ipv6)?;
-        let refresher = match allowed.has_names() {
-            true => Some(Refresher::start(
-                netns.try_clone()?,
-                allowed,
-                families,
-                plan.resolve_interval,
-                plan.id,
-            )?),
-            false => None,
-        };
-        Ok(Self {
+        let refresher_netns = netns.try_clone();
+        // Made before anything else can fail, so that slirp4netns is
+        // stopped on every way out of here.
+        let mut outbound = Self {
             slirp,
             _ready: ready,
             _namespaces: (netns, userns),
-            _refresher: refresher,
-        })
+            refresher: None,
+        };
+        if allowed.has_names() {
+            outbound.refresher = Some(Refresher::start(
+                refresher_netns?,
+                allowed,
+                families,
+                opening.resolve_interval,
+                opening.id,
+            )?);
+        }
+        Ok(outbound)
     }
 }
 
