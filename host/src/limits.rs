@@ -120,6 +120,13 @@ pub const CONTAINER_STOP_GRACE: Duration = Duration::from_secs(10);
 /// Docker's restart policy resets its delay after the same 10 s.
 pub const CONTAINER_CRASH_STREAK_RESET: Duration = Duration::from_secs(10);
 
+/// How often the names in a container's `allowed_outbound_hosts` are
+/// resolved again while it runs, so a service that moves stays reachable.
+/// 30 s is the shortest TTL commonly given to records that move (AWS's
+/// load balancers and Kubernetes' headless services); a move is followed
+/// within about a TTL, at one lookup per name per interval.
+pub const CONTAINER_OUTBOUND_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// A rollout's steps (percent of requests to the new form) when the
 /// manifest gives none: Argo Rollouts' and Flagger's usual canary ladder,
 /// a first step small enough that a bad release reaches few users.

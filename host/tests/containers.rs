@@ -1019,6 +1019,125 @@ async fn outbound_network_reaches_the_allowed_host_only_and_is_off_by_default() 
     stop(server);
 }
 
+/// Outbound in a user namespace: the container makes its network
+/// namespace itself; wasmhost adopts it, loads the filter and opens the
+/// way out (slirp4netns joining the container's user namespace). Checked
+/// from inside: the allowed host service answers, another is refused at
+/// once.
+#[tokio::test]
+async fn outbound_network_in_a_user_namespace_reaches_the_allowed_host_only() {
+    let fixture = DebianFixture::new();
+    let ip = host_address();
+    let (allowed, denied) = (host_service(ip), host_service(ip));
+    let entry = format!("http://{ip}:{allowed}");
+    let connect = |port: u16| format!("/connect?host={ip}&port={port}");
+    let server = fixture.run(
+        &fixture.nobody,
+        &["--user-namespace", "--network", "outbound", "--allowed-outbound-host", &entry],
+    );
+    let client = http1();
+    assert_eq!(
+        get_text(&client, server.url(&connect(allowed))).await,
+        "connected: HTTP/1.0 200 OK\n"
+    );
+    let refused = get_text(&client, server.url(&connect(denied))).await;
+    assert!(refused.starts_with("refused: ") && refused.contains("Connection refused"), "{refused}");
+    // It is in a user namespace of its own: `nobody` inside is an
+    // unprivileged id on the host.
+    let init = container_init_pid(&format!("wasmhost-{}-", server.pid()));
+    assert_ne!(
+        std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap(),
+        std::fs::read_link("/proc/self/ns/user").unwrap()
+    );
+    stop(server);
+}
+
+/// IPv6 through the way out: an allowed IPv6 literal (`[2001:db8::7]`, as
+/// Spin writes it) passes the container's IPv6 filter, and any other IPv6
+/// destination is refused by it at once. This host has an IPv6 default
+/// route but no IPv6 service a container can reach (its own address,
+/// `fd00::2`, is slirp4netns' gateway inside), so the allowed connection
+/// can only be seen to leave: it waits for an answer that never comes.
+#[tokio::test]
+async fn outbound_ipv6_is_filtered_like_ipv4() {
+    let fixture = DebianFixture::new();
+    let server = fixture.run(
+        &fixture.nobody,
+        &["--network", "outbound", "--allowed-outbound-host", "http://[2001:db8::7]:80"],
+    );
+    let client = http1();
+    let connect = |host: &str| server.url(&format!("/connect?host={host}&port=80"));
+    // Once its address is configured (router advertisement, duplicate
+    // address detection), a denied destination is refused at once...
+    let refused = common::wait_for_async("an IPv6 route in the container", Duration::from_secs(15), || {
+        let request = get_text(&client, connect("2001:db8::8"));
+        async move {
+            let answer = request.await;
+            (!answer.contains("Network is unreachable")).then_some(answer)
+        }
+    })
+    .await;
+    assert!(refused.starts_with("refused: ") && refused.contains("Connection refused"), "{refused}");
+    // ...and the allowed one gets through the filter, to wait for an
+    // answer (the app gives up after 5 s).
+    let started = Instant::now();
+    let allowed = get_text(&client, connect("2001:db8::7")).await;
+    assert_eq!(allowed, "refused: timed out\n");
+    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+    stop(server);
+}
+
+/// A name in the allow-list is resolved again while the container runs:
+/// when its address changes, the filter follows, both ways. The name is
+/// this test's own: wasmhost runs in a mount namespace of its own where a
+/// file of the test's is bind-mounted over `/etc/hosts` (glibc reads it
+/// at every lookup).
+#[tokio::test]
+async fn outbound_names_are_resolved_again_while_the_container_runs() {
+    let fixture = DebianFixture::new();
+    let ip = host_address();
+    let port = host_service(ip);
+    let hosts = tempfile::NamedTempFile::new().unwrap();
+    let name = "moving.wasmhost.test";
+    let point = |address: &str| {
+        std::fs::write(hosts.path(), format!("127.0.0.1 localhost\n{address} {name}\n")).unwrap()
+    };
+    // TEST-NET-2: nothing there.
+    point("198.51.100.7");
+    let entry = format!("http://{name}:{port}");
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/hosts && exec \"$@\"")
+        .arg(hosts.path())
+        .arg(env!("CARGO_BIN_EXE_wasmhost"))
+        .args(["run", &fixture.nobody, "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(fixture.cache.path())
+        .args(["--network", "outbound", "--allowed-outbound-host", &entry])
+        .args(["--outbound-resolve-interval", "200ms"])
+        .env("WASMHOST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let server = Server::from_command(command);
+    let client = http1();
+    let connect = || get_text(&client, server.url(&format!("/connect?host={ip}&port={port}")));
+    let refused = connect().await;
+    assert!(refused.contains("Connection refused"), "{refused}");
+    point(&ip.to_string());
+    let wait = |what: &'static str, want: &'static str| {
+        common::wait_for_async(what, Duration::from_secs(10), move || {
+            let answer = connect();
+            async move { answer.await.contains(want).then_some(()) }
+        })
+    };
+    wait("the new address allowed", "connected: HTTP/1.0 200 OK").await;
+    assert!(server.log().contains(&format!("`{entry}` now allows {ip}")), "{}", server.log());
+    point("198.51.100.8");
+    wait("the old address no longer allowed", "Connection refused").await;
+    stop(server);
+}
+
 /// `--health-path`: a container whose health check fails `retries` times
 /// in a row is restarted (its replacement is healthy again).
 #[tokio::test]

@@ -1093,6 +1093,7 @@ impl Cx<'_> {
                 // The component's `allowed_outbound_hosts`, rendered at
                 // assembly.
                 allowed_outbound_hosts: Vec::new(),
+                outbound_resolve_interval: default.outbound_resolve_interval,
             },
             pulled: None,
         })

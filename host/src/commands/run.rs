@@ -112,6 +112,12 @@ pub struct RunCommand {
     #[arg(long, value_name = "ENTRY")]
     pub allowed_outbound_host: Vec<String>,
 
+    /// How often the host names among `--allowed-outbound-host` are
+    /// resolved again while the container runs (the filter follows a
+    /// service whose addresses change).
+    #[arg(long, default_value_t = DurationArg(limits::CONTAINER_OUTBOUND_RESOLVE_INTERVAL))]
+    pub outbound_resolve_interval: DurationArg,
+
     /// Check the container's health with `GET PATH` (2xx or 3xx within
     /// `--health-timeout` is healthy); after `--health-retries` failures
     /// in a row it is not ready and is restarted.
@@ -236,6 +242,7 @@ impl RunCommand {
             healthcheck: !self.no_healthcheck,
             outbound: self.network == "outbound",
             allowed_outbound_hosts: self.allowed_outbound_host.clone(),
+            outbound_resolve_interval: self.outbound_resolve_interval.0,
         })
     }
 }
@@ -292,6 +299,7 @@ mod tests {
             init: false,
             outbound: true,
             allowed_outbound_hosts: vec!["http://10.0.0.5:8080".into()],
+            outbound_resolve_interval: Duration::from_secs(5),
             health: Some(Health {
                 path: "/healthz".into(),
                 interval: Duration::from_millis(200),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 
 use super::image::PreparedImage;
 use super::netns::NetNs;
@@ -84,22 +84,18 @@ impl Bundle {
         }
         // In a user namespace the container makes its own network namespace
         // (a runtime enters the user namespace first, and then may not join
-        // one the host owns); wasmhost adopts it once the container runs.
+        // one the host owns); wasmhost adopts it once the container runs,
+        // and opens its way out then (`lifecycle::start`).
         let netns = match user_namespace {
             None => {
                 let mut netns = NetNs::create(&id, recipe.sys.clone())?;
                 if recipe.settings.outbound {
                     netns
-                        .open_outbound(&recipe.settings.allowed_outbound_hosts)
+                        .open_outbound(&id, recipe.settings, None)
                         .context("outbound network")?;
                 }
                 Some(netns)
             }
-            Some(_) if recipe.settings.outbound => bail!(
-                "outbound network is not available in a user namespace yet \
-                 (the container makes its namespace itself, after the filter \
-                 would have to be loaded)"
-            ),
             Some(_) => None,
         };
         let init = match recipe.settings.init {

@@ -102,9 +102,22 @@ impl NetNs {
         })
     }
 
-    /// Gives the namespace a way out (closed when it is dropped).
-    pub fn open_outbound(&mut self, allowed: &[String]) -> Result<()> {
-        self.outbound = Some(super::outbound::Outbound::open(&self.path, allowed)?);
+    /// Gives the namespace a way out, allowed where `settings` say
+    /// (closed when it is dropped); `userns` owns the namespace when the
+    /// container has a user namespace.
+    pub fn open_outbound(
+        &mut self,
+        id: &str,
+        settings: &super::settings::Settings,
+        userns: Option<&std::path::Path>,
+    ) -> Result<()> {
+        self.outbound = Some(super::outbound::Outbound::open(&super::outbound::Opening {
+            netns: &self.path,
+            userns,
+            allowed: &settings.allowed_outbound_hosts,
+            resolve_interval: settings.outbound_resolve_interval,
+            id,
+        })?);
         Ok(())
     }
 

@@ -138,6 +138,9 @@ pub struct Settings {
     /// entries, templates rendered); enforced in the container's network
     /// namespace.
     pub allowed_outbound_hosts: Vec<String>,
+    /// How often the names among them are resolved again while the
+    /// container runs.
+    pub outbound_resolve_interval: Duration,
 }
 
 impl Default for Settings {
@@ -161,6 +164,7 @@ impl Default for Settings {
             init: true,
             outbound: false,
             allowed_outbound_hosts: Vec::new(),
+            outbound_resolve_interval: limits::CONTAINER_OUTBOUND_RESOLVE_INTERVAL,
             health: None,
             healthcheck: true,
         }
@@ -238,6 +242,12 @@ impl Settings {
         }
         for capability in &self.cap_drop {
             flag("cap-drop", capability.clone());
+        }
+        if self.outbound_resolve_interval != default.outbound_resolve_interval {
+            flag(
+                "outbound-resolve-interval",
+                crate::parse::DurationArg(self.outbound_resolve_interval).to_string(),
+            );
         }
         if self.user_namespace {
             args.push("--user-namespace".to_owned());

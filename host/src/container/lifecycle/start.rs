@@ -5,10 +5,11 @@
 #![forbid(unsafe_code)]
 
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use futures::FutureExt as _;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Child;
@@ -196,7 +197,7 @@ impl Lifecycle {
     }
 
     /// The network namespace container `id` made for itself, once its
-    /// init process is there.
+    /// init process is there, with its way out when it has one.
     async fn adopt_network(&self, id: &str, started: Instant) -> Result<NetNs> {
         let ready_timeout = self.plan.settings.ready_timeout;
         // Each look runs the runtime's `list`: back off from the timer's
@@ -205,7 +206,14 @@ impl Lifecycle {
         loop {
             if let Some(pid) = self.plan.runtime.init_pid(id).await? {
                 if netns::is_own(pid) {
-                    return NetNs::adopt(id, pid, self.plan.sys.clone());
+                    let mut netns = NetNs::adopt(id, pid, self.plan.sys.clone())?;
+                    if self.plan.settings.outbound {
+                        let userns = PathBuf::from(format!("/proc/{pid}/ns/user"));
+                        netns
+                            .open_outbound(id, &self.plan.settings, Some(&userns))
+                            .context("outbound network")?;
+                    }
+                    return Ok(netns);
                 }
             }
             if started.elapsed() > ready_timeout {
