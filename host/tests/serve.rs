@@ -700,6 +700,16 @@ async fn workers_are_pinned_one_per_cpu_share_the_port_and_each_drains_on_sigter
         (200, "ready (2 workers)\n".to_owned())
     );
 
+    // SIGHUP reaches every worker; a single component has nothing to
+    // reload, and no worker exits for it.
+    server.signal("HUP");
+    server.wait_for_log_count("nothing to reload", 2, Duration::from_secs(5));
+    let mut after_hangup = common::children_of(server.pid());
+    after_hangup.sort();
+    let mut before = workers.clone();
+    before.sort();
+    assert_eq!(after_hangup, before, "a worker exited on SIGHUP");
+
     // SIGTERM: every worker drains; a request in flight completes.
     let (tx, in_flight) = in_flight_echo(server.url("/slow"), b"first ").await;
     server.signal("TERM");

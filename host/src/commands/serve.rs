@@ -216,6 +216,7 @@ impl ServeCommand {
                 .watch_for_reloads(app.clone(), store.clone(), swappable.clone())?;
             swappable
         } else {
+            ignore_hangups()?;
             backend
         };
         if let Some(fd) = self.start_gate_fd {
@@ -560,6 +561,20 @@ fn refuse_containers(manifest: &manifest::Manifest) -> Result<()> {
 
 /// The backend to serve, and its counters (a manifest's app has them).
 type Loaded = (Arc<dyn Backend>, Option<Arc<Metrics>>);
+
+/// A single component has nothing to reload: SIGHUP (which a `--workers`
+/// supervisor forwards to every worker) is logged, not the default
+/// action's exit.
+fn ignore_hangups() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: a single component has nothing to reload (a manifest's app does)");
+        }
+    });
+    Ok(())
+}
 
 /// Waits until a byte arrives on inherited descriptor `fd` (through
 /// `/proc/self/fd`, a new description of the same pipe: no `unsafe`);
