@@ -138,6 +138,25 @@ impl std::fmt::Display for Handoff {
     }
 }
 
+/// A socket bound to `address` that other sockets of this user may bind
+/// too (`SO_REUSEPORT`): the supervisor's, which holds the port, and each
+/// worker's, which listens on it.
+pub fn shared_port(address: SocketAddr) -> Result<tokio::net::TcpSocket> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .context("cannot make a socket")?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .set_reuseport(true)
+        .context("cannot share the port (SO_REUSEPORT)")?;
+    socket
+        .bind(address)
+        .with_context(|| format!("cannot listen on `{address}`"))?;
+    Ok(socket)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

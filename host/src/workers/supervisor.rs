@@ -128,19 +128,7 @@ pub async fn supervise(plan: Plan) -> Result<Stopped> {
 /// starts, and stays reserved while a dead worker is started again), yet
 /// no connection waits here, unaccepted.
 fn hold_port(address: SocketAddr) -> Result<tokio::net::TcpSocket> {
-    let socket = match address {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-    }
-    .context("cannot make a socket")?;
-    socket.set_reuseaddr(true)?;
-    socket
-        .set_reuseport(true)
-        .context("cannot share the port (SO_REUSEPORT)")?;
-    socket
-        .bind(address)
-        .with_context(|| format!("cannot listen on `{address}`"))?;
-    Ok(socket)
+    super::shared_port(address)
 }
 
 /// The first SIGINT/SIGTERM drains every worker; a second stops them now.

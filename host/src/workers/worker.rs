@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 
 use anyhow::{Context as _, Result};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 
 use super::Handoff;
 use crate::limits;
@@ -21,19 +21,8 @@ pub const READY: &str = "ready";
 /// (`SO_REUSEPORT`: the kernel spreads connections over the workers).
 pub fn listen(handoff: &Handoff) -> Result<TcpListener> {
     let address = handoff.listen;
-    let socket = match address {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .context("cannot make a socket")?;
-    socket.set_reuseaddr(true)?;
-    socket
-        .set_reuseport(true)
-        .context("cannot share the port (SO_REUSEPORT)")?;
-    socket
-        .bind(address)
-        .with_context(|| format!("cannot listen on `{address}` beside the other workers"))?;
-    socket
+    super::shared_port(address)
+        .context("beside the other workers")?
         .listen(limits::LISTEN_BACKLOG)
         .with_context(|| format!("cannot listen on `{address}`"))
 }
