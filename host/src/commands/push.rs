@@ -65,6 +65,7 @@ impl PushCommand {
                     &reference,
                     &pushed,
                     app_components(&packed),
+                    false,
                     &options,
                     &progress,
                 )
@@ -90,15 +91,21 @@ impl PushCommand {
                     layer_digest: digest_of(&wasm),
                     wasm,
                 };
-                let digest =
-                    push_precompiled(&reference, &pushed, vec![component], &options, &progress)
-                        .await
-                        .with_context(|| {
-                            format!(
-                                "`{}` was pushed, but not its precompiled code",
-                                self.source.display()
-                            )
-                        })?;
+                let digest = push_precompiled(
+                    &reference,
+                    &pushed,
+                    vec![component],
+                    true,
+                    &options,
+                    &progress,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "`{}` was pushed, but not its precompiled code",
+                        self.source.display()
+                    )
+                })?;
                 pushed.precompiled = Some(digest);
             }
             pushed
@@ -155,24 +162,23 @@ fn app_components(packed: &Packed) -> Vec<Component> {
 
 /// Compiles `components` as `wasmhost serve` would by default (one engine
 /// for them all, as an app is served) and attaches the code to `pushed`;
-/// returns the referrer's digest. A layer that is not a component serve
-/// would compile (a WAGI program, say) is left out with a warning.
+/// returns the referrer's digest. With `all`, each must compile (a lone
+/// component); else a layer `serve` would not compile as a component (an
+/// app's WAGI program, say) is left out with a warning.
 async fn push_precompiled(
     reference: &oci_client::Reference,
     pushed: &Pushed,
     components: Vec<Component>,
+    all: bool,
     options: &RegistryOptions,
     progress: &Progress,
 ) -> Result<String> {
     let (code, key) = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut prepared = Vec::new();
-        let lone = components.len() == 1;
         for component in components {
             match load::prepare(&component.name, component.wasm) {
                 Ok(bytes) => prepared.push((component.layer_digest, bytes)),
-                // A lone component must compile; an app's WAGI programs
-                // are not loaded as components.
-                Err(e) if lone => return Err(e.into()),
+                Err(e) if all => return Err(e.into()),
                 Err(e) => tracing::warn!("{}: not precompiled: {e}", component.name.display()),
             }
         }

@@ -422,3 +422,72 @@ async fn listed(registry: &Registry, tag: &Reference) -> Result<Vec<Entry>> {
         Err(e) => Err(e.context(format!("cannot read the referrers tag `{}`", tag.whole()))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(ties: Option<(&str, &str)>) -> serde_json::Value {
+        let mut layer = serde_json::json!({
+            "mediaType": CODE_LAYER,
+            "digest": format!("sha256:{}", "c".repeat(64)),
+            "size": 1,
+        });
+        if let Some((component, compiled_from)) = ties {
+            layer["annotations"] = serde_json::json!({
+                COMPONENT_DIGEST: component,
+                COMPILED_FROM: compiled_from,
+            });
+        }
+        layer
+    }
+
+    fn referrer(layers: Vec<serde_json::Value>, annotations: serde_json::Value) -> Referrer {
+        serde_json::from_value(serde_json::json!({
+            "artifactType": ARTIFACT_TYPE,
+            "layers": layers,
+            "annotations": annotations,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_referrer_with_one_code_layer_is_tied_by_its_manifests_annotations() {
+        // What every component referrer looks like, before and since apps.
+        let referrer = referrer(
+            vec![layer(None)],
+            serde_json::json!({ COMPONENT_DIGEST: "sha256:a", COMPILED_FROM: "sha256:b" }),
+        );
+        let ties = ties(&referrer);
+        assert!(tied_layer(&ties, "sha256:a", "sha256:b").is_ok());
+        let err = tied_layer(&ties, "sha256:a", "sha256:x").unwrap_err();
+        assert!(
+            err.to_string().contains("compiled from bytes sha256:b"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn each_code_layer_of_an_app_is_tied_by_its_own_annotations() {
+        let referrer = referrer(
+            vec![
+                layer(Some(("sha256:a", "sha256:1"))),
+                layer(Some(("sha256:b", "sha256:2"))),
+                layer(None),
+            ],
+            serde_json::json!({ COMPONENT_DIGEST: "sha256:c", COMPILED_FROM: "sha256:3" }),
+        );
+        let ties = ties(&referrer);
+        assert!(tied_layer(&ties, "sha256:a", "sha256:1").is_ok());
+        assert!(tied_layer(&ties, "sha256:b", "sha256:2").is_ok());
+        assert!(tied_layer(&ties, "sha256:a", "sha256:2").is_err());
+        // The manifest's annotations tie only a lone layer.
+        let err = tied_layer(&ties, "sha256:c", "sha256:3").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "it was compiled from components sha256:a, sha256:b, (unnamed), not sha256:c"
+            ),
+            "{err}"
+        );
+    }
+}
