@@ -1476,3 +1476,220 @@ async fn precompiled_code_not_tied_to_the_component_by_digest_is_refused() {
         assert_eq!(status, 200);
     }
 }
+/// A Spin app of two components, `hello` at `/hello` and `echo` at
+/// `/echo`.
+fn two_component_app() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"spin_manifest_version = 2
+
+[application]
+name = "two"
+
+[[trigger.http]]
+route = "/hello"
+component = "hello"
+
+[[trigger.http]]
+route = "/echo"
+component = "echo"
+
+[component.hello]
+source = "{}"
+
+[component.echo]
+source = "{}"
+"#,
+        guest("hello").display(),
+        guest("echo").display()
+    );
+    std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+    dir
+}
+
+/// Pushes the two-component app with its compiled code to
+/// `repository:1`; returns the push's JSON.
+fn push_precompiled_app(
+    registry: &TestRegistry,
+    repository: &str,
+    app: &Path,
+    config: &Path,
+) -> Value {
+    let reference = registry.reference(&format!("{repository}:1"));
+    let manifest = app.join("spin.toml");
+    let out = ok(wasmhost(
+        &[
+            "push",
+            manifest.to_str().unwrap(),
+            &reference,
+            "--precompiled",
+            "--json",
+        ],
+        config,
+    ));
+    serde_json::from_str(&out).expect("push --json prints JSON")
+}
+
+/// Both components of the two-component app answer.
+async fn assert_both_answer(server: &Server) {
+    let hello = http1().get(server.url("/hello")).send().await.unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.text().await.unwrap(), "Hello, world!\n");
+    let echo = http1()
+        .post(server.url("/echo"))
+        .body("ping")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo.status(), 200);
+    assert_eq!(echo.text().await.unwrap(), "ping");
+}
+
+/// The log lines saying a component was loaded, once both are.
+fn loaded_lines(server: &Server) -> Vec<String> {
+    server.wait_for_log_count("loaded `", 2, Duration::from_secs(30));
+    server
+        .log()
+        .lines()
+        .filter(|l| l.contains("loaded `"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn precompiled_code_of_a_spin_apps_components_is_loaded_instead_of_compiled() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let app = two_component_app();
+    let pushed = push_precompiled_app(&registry, "team/app", app.path(), config.path());
+    let subject = pushed["digest"].as_str().unwrap();
+    let referrer = pushed["precompiled"].as_str().unwrap();
+
+    // One referrer of the app's manifest, one code layer per component
+    // layer, each tied to its component by digest.
+    let index = registry
+        .get_manifest("team/app", &referrers_tag(subject))
+        .await;
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(index["manifests"][0]["digest"], referrer);
+    let manifest = registry.get_manifest("team/app", referrer).await;
+    assert_eq!(manifest["subject"]["digest"], subject);
+    assert_eq!(manifest["artifactType"], PRECOMPILED_TYPE);
+    assert_eq!(
+        manifest["annotations"][ENGINE_KEY].as_str().unwrap().len(),
+        64
+    );
+    let mut tied: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["annotations"][COMPONENT_DIGEST]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    tied.sort();
+    let mut components: Vec<String> = ["hello", "echo"]
+        .iter()
+        .map(|name| sha256(&std::fs::read(guest(name)).unwrap()))
+        .collect();
+    components.sort();
+    assert_eq!(tied, components);
+    let mut code = Vec::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        code.push(
+            registry
+                .get_blob("team/app", layer["digest"].as_str().unwrap())
+                .await,
+        );
+    }
+
+    // An empty node that trusts the registry loads both: nothing compiles.
+    let store = Store::new();
+    let server = serve_fresh(
+        &registry.reference("team/app:1"),
+        &store,
+        config.path(),
+        &["--trust-precompiled", &registry.host],
+    );
+    let loaded = loaded_lines(&server);
+    assert_eq!(
+        server.log_count("using precompiled code"),
+        2,
+        "{}",
+        server.log()
+    );
+    assert!(
+        loaded
+            .iter()
+            .all(|l| l.contains("compiled code loaded from cache")),
+        "{loaded:?}"
+    );
+    let mut entries: Vec<Vec<u8>> = compiled_entries(&store)
+        .iter()
+        .map(|e| std::fs::read(e).unwrap())
+        .collect();
+    entries.sort();
+    code.sort();
+    assert_eq!(entries, code, "the cache holds exactly the pushed code");
+    assert_both_answer(&server).await;
+    drop(server);
+
+    // Without --trust-precompiled the node compiles, as ever.
+    let store = Store::new();
+    let server = serve_fresh(
+        &registry.reference("team/app:1"),
+        &store,
+        config.path(),
+        &[],
+    );
+    let loaded = loaded_lines(&server);
+    assert!(
+        loaded.iter().all(|l| !l.contains("from cache")),
+        "{loaded:?}"
+    );
+    assert_eq!(server.log_count("using precompiled code"), 0);
+    assert_both_answer(&server).await;
+}
+
+#[tokio::test]
+async fn precompiled_code_of_an_app_tied_to_another_component_is_not_used() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let app = two_component_app();
+    let pushed = push_precompiled_app(&registry, "team/app", app.path(), config.path());
+    let subject = pushed["digest"].as_str().unwrap();
+    rewrite_referrer(&registry, "team/app", subject, |manifest| {
+        manifest["layers"][0]["annotations"][COMPONENT_DIGEST] =
+            json!(format!("sha256:{}", "1".repeat(64)));
+    })
+    .await;
+    let store = Store::new();
+    let server = serve_fresh(
+        &registry.reference("team/app:1"),
+        &store,
+        config.path(),
+        &["--trust-precompiled", &registry.host],
+    );
+    let loaded = loaded_lines(&server);
+    let line = server.wait_for_log("refused", Duration::from_secs(5));
+    assert!(
+        line.contains("it was compiled from components") && line.contains("compiling"),
+        "{line}"
+    );
+    assert_eq!(server.log_count("refused"), 1, "{}", server.log());
+    assert_eq!(
+        server.log_count("using precompiled code"),
+        1,
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        loaded.iter().filter(|l| l.contains("from cache")).count(),
+        1,
+        "only the component whose code is tied to it loads it: {loaded:?}"
+    );
+    assert_both_answer(&server).await;
+}

@@ -7,10 +7,12 @@ use clap::Parser;
 
 use super::RegistryArgs;
 use crate::app::{manifest, sources};
-use crate::oci::precompiled::{self, Code, Subject};
+use crate::oci::media;
+use crate::oci::precompiled::{self, Code, Compiled, Subject};
 use crate::oci::progress::Progress;
 use crate::oci::push::{self, Pushed};
 use crate::oci::registry::{self, RegistryOptions};
+use crate::oci::spin_app::Packed;
 use crate::oci::store::digest_of;
 use crate::wasm::engine::{self, EngineSettings};
 use crate::wasm::engine_key::EngineKey;
@@ -37,7 +39,8 @@ pub struct PushCommand {
     /// (wasmtime's version, these CPU features, `wasmhost serve`'s default
     /// settings), attached to it as an OCI referrer. A node serving the
     /// reference with `--trust-precompiled <this registry>` and the same
-    /// engine loads it instead of compiling. Components only.
+    /// engine loads it instead of compiling. For a Spin app, each of its
+    /// Wasm components is compiled and all the code is attached to the app.
     #[arg(long)]
     pub precompiled: bool,
 }
@@ -55,12 +58,27 @@ impl PushCommand {
             }
             let store = self.registry.store()?;
             sources::resolve(&mut loaded, &store, &options).await?;
-            anyhow::ensure!(
-                !self.precompiled,
-                "--precompiled is for components; push the app without it"
-            );
             let packed = crate::app::pack::pack(&loaded)?;
-            push::push_app(&reference, &packed, &options, &progress).await?
+            let mut pushed = push::push_app(&reference, &packed, &options, &progress).await?;
+            if self.precompiled {
+                let digest = push_precompiled(
+                    &reference,
+                    &pushed,
+                    app_components(&packed),
+                    false,
+                    &options,
+                    &progress,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "`{}` was pushed, but not its precompiled code",
+                        self.source.display()
+                    )
+                })?;
+                pushed.precompiled = Some(digest);
+            }
+            pushed
         } else {
             let wasm = std::fs::read(&self.source)
                 .with_context(|| format!("cannot read `{}`", self.source.display()))?;
@@ -68,15 +86,26 @@ impl PushCommand {
                 .await
                 .with_context(|| format!("`{}`", self.source.display()))?;
             if self.precompiled {
-                let digest = self
-                    .push_precompiled(&reference, &pushed, &wasm, &options, &progress)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "`{}` was pushed, but not its precompiled code",
-                            self.source.display()
-                        )
-                    })?;
+                let component = Component {
+                    name: self.source.clone(),
+                    layer_digest: digest_of(&wasm),
+                    wasm,
+                };
+                let digest = push_precompiled(
+                    &reference,
+                    &pushed,
+                    vec![component],
+                    true,
+                    &options,
+                    &progress,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "`{}` was pushed, but not its precompiled code",
+                        self.source.display()
+                    )
+                })?;
                 pushed.precompiled = Some(digest);
             }
             pushed
@@ -94,49 +123,101 @@ impl PushCommand {
         }
         Ok(())
     }
+}
 
-    /// Compiles the component as `wasmhost serve` would by default and
-    /// attaches the code to `pushed`; returns the referrer's digest.
-    async fn push_precompiled(
-        &self,
-        reference: &oci_client::Reference,
-        pushed: &Pushed,
-        wasm: &[u8],
-        options: &RegistryOptions,
-        progress: &Progress,
-    ) -> Result<String> {
-        let source = self.source.clone();
-        let (code, compiled_from, key) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let prepared = load::read_component(&source)?;
-            let settings = EngineSettings::defaults(prepared.kind == HandlerKind::P3);
-            let (engine, _) = engine::build(&settings)?;
-            let code = engine
-                .precompile_component(&prepared.bytes)
+/// A Wasm layer of what was pushed, to compile.
+struct Component {
+    /// The file, or the app's component ids, for messages.
+    name: PathBuf,
+    /// The layer's digest.
+    layer_digest: String,
+    /// The layer's bytes.
+    wasm: Vec<u8>,
+}
+
+/// The Wasm layers of a packed app, each named after the components that
+/// use it.
+fn app_components(packed: &Packed) -> Vec<Component> {
+    packed
+        .layers
+        .iter()
+        .filter(|(_, media_type)| *media_type == media::SPIN_WASM_LAYER)
+        .map(|(wasm, _)| {
+            let layer_digest = digest_of(wasm);
+            let ids: Vec<&str> = packed
+                .locked
+                .components
+                .iter()
+                .filter(|c| c.source.content.digest.as_ref() == Some(&layer_digest))
+                .map(|c| c.id.as_str())
+                .collect();
+            Component {
+                name: PathBuf::from(format!("component {}", ids.join(", "))),
+                layer_digest,
+                wasm: wasm.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Compiles `components` as `wasmhost serve` would by default (one engine
+/// for them all, as an app is served) and attaches the code to `pushed`;
+/// returns the referrer's digest. With `all`, each must compile (a lone
+/// component); else a layer `serve` would not compile as a component (an
+/// app's WAGI program, say) is left out with a warning.
+async fn push_precompiled(
+    reference: &oci_client::Reference,
+    pushed: &Pushed,
+    components: Vec<Component>,
+    all: bool,
+    options: &RegistryOptions,
+    progress: &Progress,
+) -> Result<String> {
+    let (code, key) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut prepared = Vec::new();
+        for component in components {
+            match load::prepare(&component.name, component.wasm) {
+                Ok(bytes) => prepared.push((component.layer_digest, bytes)),
+                Err(e) if all => return Err(e.into()),
+                Err(e) => tracing::warn!("{}: not precompiled: {e}", component.name.display()),
+            }
+        }
+        let concurrency = prepared
+            .iter()
+            .any(|(_, bytes)| bytes.kind == HandlerKind::P3);
+        let settings = EngineSettings::defaults(concurrency);
+        let (engine, _) = engine::build(&settings)?;
+        let mut code = Vec::new();
+        for (component_digest, bytes) in prepared {
+            let compiled = engine
+                .precompile_component(&bytes.bytes)
                 .map_err(anyhow::Error::from)
                 .context("compiling the component failed")?;
-            Ok((code, digest_of(&prepared.bytes), EngineKey::of(&engine)))
-        })
-        .await
-        .context("the compile task failed")??;
-        let component_digest = digest_of(wasm);
-        precompiled::push(
-            reference,
-            &Subject {
-                digest: &pushed.digest,
-                size: pushed.manifest_size,
-                component_digest: &component_digest,
-            },
-            &Code {
-                bytes: &code,
-                engine_key: key.as_str(),
-                compiled_from,
-                wasmtime: WASMTIME_VERSION,
-            },
-            options,
-            progress,
-        )
-        .await
-    }
+            code.push(Code {
+                bytes: compiled,
+                component_digest,
+                compiled_from: digest_of(&bytes.bytes),
+            });
+        }
+        Ok((code, EngineKey::of(&engine)))
+    })
+    .await
+    .context("the compile task failed")??;
+    precompiled::push(
+        reference,
+        &Subject {
+            digest: &pushed.digest,
+            size: pushed.manifest_size,
+        },
+        &Compiled {
+            code,
+            engine_key: key.as_str(),
+            wasmtime: WASMTIME_VERSION,
+        },
+        options,
+        progress,
+    )
+    .await
 }
 
 /// The wasmtime release wasmhost is built on (the exact version pinned in

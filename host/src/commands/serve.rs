@@ -378,10 +378,23 @@ impl ServeCommand {
             }
         );
         // The repository's last segment names the component in logs.
-        // A component pulled from a registry may come with compiled code
-        // (one pinned and all in the store is served without the network).
+        // A component or app pulled from a registry may come with compiled
+        // code (one pinned and all in the store is served without the
+        // network). An app's is adopted into the cache here, where
+        // assembling it finds it; a component's once it is prepared.
         let origin = match (&reference, &pulled.kind) {
             (Some(reference), Kind::Component) => Some((reference, &pulled)),
+            (Some(reference), Kind::SpinApp) => {
+                let origin = precompiled::Origin {
+                    reference,
+                    pulled: &pulled,
+                    store,
+                    options: &self.registry_options(),
+                };
+                let trusted = Trusted(self.trust_precompiled.clone());
+                precompiled::adopt_app(&origin, &trusted, &self.component_options()?).await;
+                None
+            }
             _ => None,
         };
         self.load_file(&path, &super::name_of(text), store, origin)
