@@ -49,11 +49,7 @@ pub fn allowed_cpus() -> Result<Vec<usize>> {
 /// Runs the workers until SIGINT/SIGTERM and every worker has drained.
 /// Fails, stopping the others, if a worker exits before it serves.
 pub async fn supervise(plan: Plan) -> Result<Stopped> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-
+    let mut signals = Signals::install()?;
     let port = hold_port(plan.listen)?;
     let address = port.local_addr()?;
     let (lifeline, _lifeline_end) =
@@ -75,19 +71,11 @@ pub async fn supervise(plan: Plan) -> Result<Stopped> {
         keepers.spawn(slot.keep(stop_rx.clone(), reload_rx.clone(), first_tx.clone()));
     }
     drop(first_tx);
-
-    // Every worker loads the app before the line scripts wait for.
-    let mut serving = 0;
-    while serving < plan.workers {
-        tokio::select! {
-            first = first_rx.recv() => match first {
-                Some(Ok(())) => serving += 1,
-                Some(Err(e)) => return Err(abort(&stop, &mut keepers, e).await),
-                None => break,
-            },
-            _ = interrupt.recv() => return Err(abort(&stop, &mut keepers, anyhow::anyhow!("interrupted while the workers loaded")).await),
-            _ = terminate.recv() => return Err(abort(&stop, &mut keepers, anyhow::anyhow!("terminated while the workers loaded")).await),
-        }
+    if let Err(e) = all_serving(plan.workers, &mut first_rx, &mut signals).await {
+        // Two requests: not a drain, an immediate stop.
+        stop.send_modify(|n| *n += 2);
+        while keepers.join_next().await.is_some() {}
+        return Err(e);
     }
     // Printed, not logged, as a single process does: scripts read it.
     println!("serving `{}` on {}://{address}/", plan.app, plan.scheme);
@@ -103,9 +91,10 @@ pub async fn supervise(plan: Plan) -> Result<Stopped> {
     let mut stopped = Stopped::Drained;
     loop {
         tokio::select! {
-            _ = interrupt.recv() => request_stop(&stop, &board, &template),
-            _ = terminate.recv() => request_stop(&stop, &board, &template),
-            _ = hangup.recv() => reload.send_modify(|n| *n += 1),
+            signal = signals.next() => match signal {
+                Asked::Stop => request_stop(&stop, &board, &template),
+                Asked::Reload => reload.send_modify(|n| *n += 1),
+            },
             ended = keepers.join_next() => match ended {
                 None => break,
                 Some(Ok(status)) => stopped = worse(stopped, outcome(status, *stop.borrow())),
@@ -123,6 +112,64 @@ pub async fn supervise(plan: Plan) -> Result<Stopped> {
     Ok(stopped)
 }
 
+/// The signals the supervisor handles, installed before any worker runs.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            hangup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+
+    /// What the next SIGINT, SIGTERM or SIGHUP asks for.
+    async fn next(&mut self) -> Asked {
+        tokio::select! {
+            _ = self.interrupt.recv() => Asked::Stop,
+            _ = self.terminate.recv() => Asked::Stop,
+            _ = self.hangup.recv() => Asked::Reload,
+        }
+    }
+}
+
+/// What a signal asks the supervisor for.
+enum Asked {
+    /// SIGINT, SIGTERM: drain (the second time: stop now).
+    Stop,
+    /// SIGHUP: every worker reloads.
+    Reload,
+}
+
+/// Waits until each of `workers` has said it serves (the line scripts
+/// wait for comes after every worker loaded the app); fails on the first
+/// worker that exits before, or on SIGINT/SIGTERM meanwhile.
+async fn all_serving(
+    workers: usize,
+    first: &mut mpsc::Receiver<Result<()>>,
+    signals: &mut Signals,
+) -> Result<()> {
+    for _ in 0..workers {
+        tokio::select! {
+            started = first.recv() => match started {
+                Some(result) => result?,
+                None => anyhow::bail!("the workers' keepers are gone"),
+            },
+            signal = signals.next() => match signal {
+                Asked::Stop => anyhow::bail!("stopped while the workers loaded the app"),
+                Asked::Reload => {}
+            },
+        }
+    }
+    Ok(())
+}
+
 /// Binds `address` without listening, with `SO_REUSEPORT`: the port is
 /// this server's (a port picked for `:0` is known before any worker
 /// starts, and stays reserved while a dead worker is started again), yet
@@ -138,18 +185,6 @@ fn request_stop(stop: &watch::Sender<u32>, board: &Board, template: &Template) {
     // their sockets.
     template.close();
     stop.send_modify(|n| *n += 1);
-}
-
-/// Stops every worker at once after a failed start; returns `error`.
-async fn abort(
-    stop: &watch::Sender<u32>,
-    keepers: &mut JoinSet<Option<ExitStatus>>,
-    error: anyhow::Error,
-) -> anyhow::Error {
-    // Two requests: not a drain, an immediate stop.
-    stop.send_modify(|n| *n += 2);
-    while keepers.join_next().await.is_some() {}
-    error
 }
 
 /// How a worker's exit reads as the server's: 0 drained; otherwise the
