@@ -1138,6 +1138,97 @@ async fn outbound_names_are_resolved_again_while_the_container_runs() {
     stop(server);
 }
 
+/// A DNS server on loopback for the test: `api.test-wasmhost.example`
+/// and `elsewhere.wasmhost-other.example` both at `address` (A, TTL 60),
+/// no AAAA, NXDOMAIN for the rest. Records the names it was asked.
+fn test_dns_server(
+    on: std::net::IpAddr,
+    address: std::net::Ipv4Addr,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
+    let socket = std::net::UdpSocket::bind((on, 53)).expect("bind the test's DNS server on port 53");
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 1500];
+        while let Ok((length, from)) = socket.recv_from(&mut buffer) {
+            let Ok(query) = Message::from_vec(&buffer[..length]) else { continue };
+            let Some(question) = query.queries.first().cloned() else { continue };
+            let name = question.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+            seen.lock().unwrap().push(name.clone());
+            let mut reply = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
+            reply.metadata.recursion_desired = query.metadata.recursion_desired;
+            reply.metadata.recursion_available = true;
+            reply.add_query(question.clone());
+            let known = ["api.test-wasmhost.example", "elsewhere.wasmhost-other.example"];
+            if !known.contains(&name.as_str()) {
+                reply.metadata.response_code = ResponseCode::NXDomain;
+            } else if question.query_type() == RecordType::A {
+                reply.add_answer(Record::from_rdata(question.name().clone(), 60, RData::A(A(address))));
+            }
+            let _ = socket.send_to(&reply.to_vec().unwrap(), from);
+        }
+    });
+    asked
+}
+
+/// `*.domain` in the allow-list: every DNS query of the container goes to
+/// wasmhost's resolver, which asks the host's (here the test's own DNS
+/// server, named by a resolv.conf bind-mounted for wasmhost alone) and
+/// allows the addresses answered for names under the pattern before the
+/// container has them. The container reaches the service by such a name;
+/// the same address by itself, before the lookup, is refused; a name
+/// outside the pattern resolves (to that address too) but is refused.
+#[tokio::test]
+async fn outbound_subdomain_patterns_allow_what_the_containers_resolver_answered() {
+    let fixture = DebianFixture::new();
+    let ip = host_address();
+    let std::net::IpAddr::V4(v4) = ip else { panic!("an IPv4 host address: {ip}") };
+    let port = host_service(ip);
+    let dns_on: std::net::IpAddr = "127.0.83.53".parse().unwrap();
+    let asked = test_dns_server(dns_on, v4);
+    let resolv_conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(resolv_conf.path(), format!("nameserver {dns_on}\n")).unwrap();
+    let entry = format!("http://*.test-wasmhost.example:{port}");
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"")
+        .arg(resolv_conf.path())
+        .arg(env!("CARGO_BIN_EXE_wasmhost"))
+        .args(["run", &fixture.nobody, "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(fixture.cache.path())
+        .args(["--network", "outbound", "--allowed-outbound-host", &entry])
+        .env("WASMHOST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let server = Server::from_command(command);
+    let client = http1();
+    let connect = |host: &str| get_text(&client, server.url(&format!("/connect?host={host}&port={port}")));
+    // Not looked up through the resolver: refused at once.
+    let by_address = connect(&ip.to_string()).await;
+    assert!(by_address.starts_with("refused: ") && by_address.contains("Connection refused"), "{by_address}");
+    // Outside the pattern: resolved (no name error), to the very same
+    // address, and refused.
+    let outside = connect("elsewhere.wasmhost-other.example").await;
+    assert!(outside.starts_with("refused: ") && outside.contains("Connection refused"), "{outside}");
+    // Under the pattern: allowed by the answer, before the container had it.
+    assert_eq!(connect("api.test-wasmhost.example").await, "connected: HTTP/1.0 200 OK\n");
+    let log = server.log();
+    assert!(
+        log.contains(&format!("`{entry}` allows {ip} (answered for `api.test-wasmhost.example`)")),
+        "{log}"
+    );
+    assert!(!log.contains("wasmhost-other"), "nothing allowed for the other name: {log}");
+    let asked = asked.lock().unwrap().clone();
+    for name in ["elsewhere.wasmhost-other.example", "api.test-wasmhost.example"] {
+        assert!(asked.iter().any(|a| a == name), "{name} not asked: {asked:?}");
+    }
+    stop(server);
+}
+
 /// `--health-path`: a container whose health check fails `retries` times
 /// in a row is restarted (its replacement is healthy again).
 #[tokio::test]

@@ -4,6 +4,11 @@
 //!
 //! Reading and resolving are two steps because names are resolved again
 //! while the container runs ([`super::refresh`]); an entry is read once.
+//!
+//! A `*.domain` entry has no addresses of its own: it allows what the
+//! container's resolver ([`super::dns`]) is answered for names under it.
+//! It matches as Spin matches it: any name ending in `.domain`, at any
+//! depth, and not `domain` itself (list that too if it is wanted).
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +43,10 @@ pub enum Host {
     Address(IpAddr),
     /// A name, resolved to its A and AAAA addresses.
     Name(String),
+    /// `*.domain`: the names under `domain`, kept as the suffix they end
+    /// in (`.domain`, lower case); allowed by what the container's
+    /// resolver is answered for them.
+    Subdomains(String),
 }
 
 /// The entries of `allowed` (Spin's, checked by
@@ -76,11 +85,14 @@ fn read_one(entry: &str) -> Result<Entry> {
     };
     let host = if host == "*" {
         Host::Any
-    } else if host.starts_with("*.") {
-        bail!(
-            "`{entry}`: a container's outbound network is filtered by address; \
-             name the hosts (`*.domain` cannot be resolved to addresses)"
-        );
+    } else if let Some(domain) = host.strip_prefix("*.") {
+        if domain.is_empty() || domain.contains('*') {
+            bail!("`{entry}`: give a domain after `*.` (`*.example.com`)");
+        }
+        Host::Subdomains(format!(
+            ".{}",
+            domain.trim_end_matches('.').to_ascii_lowercase()
+        ))
     } else if let Some(literal) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Host::Address(
             literal
@@ -126,6 +138,8 @@ impl Entry {
         let addresses = match &self.host {
             Host::Any => vec![None],
             Host::Address(address) => vec![Some(*address)],
+            // Allowed as the container's resolver learns them.
+            Host::Subdomains(_) => Vec::new(),
             Host::Name(name) => {
                 let mut addresses: Vec<_> = (name.as_str(), 0)
                     .to_socket_addrs()
@@ -146,6 +160,21 @@ impl Entry {
     /// Whether what it allows can change (a name's addresses).
     pub fn is_name(&self) -> bool {
         matches!(self.host, Host::Name(_))
+    }
+
+    /// Whether it is a `*.domain` pattern, allowing what is learned.
+    pub fn is_pattern(&self) -> bool {
+        matches!(self.host, Host::Subdomains(_))
+    }
+
+    /// Whether `name` (as asked of a resolver: any case, a final dot or
+    /// not) is under this entry's `*.domain`.
+    pub fn covers(&self, name: &str) -> bool {
+        let Host::Subdomains(suffix) = &self.host else {
+            return false;
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name.len() > suffix.len() && name.ends_with(suffix.as_str())
     }
 }
 
@@ -246,9 +275,38 @@ mod tests {
     }
 
     #[test]
-    fn subdomain_patterns_are_refused_by_name() {
-        let err = resolved(&["https://*.example.com"]).unwrap_err();
-        assert!(err.to_string().contains("name the hosts"), "{err}");
+    fn a_subdomain_pattern_covers_names_under_it_at_any_depth_but_not_the_domain() {
+        let entries = read(&["https://*.Example.com".to_owned()]).unwrap();
+        let entry = &entries[0];
+        assert_eq!(entry.host, Host::Subdomains(".example.com".into()));
+        assert_eq!(entry.ports, (443, 443));
+        for covered in ["api.example.com", "a.b.example.com.", "API.EXAMPLE.COM"] {
+            assert!(entry.covers(covered), "{covered}");
+        }
+        for not in [
+            "example.com",
+            "example.com.",
+            "badexample.com",
+            "example.com.evil",
+            ".example.com",
+        ] {
+            assert!(!entry.covers(not), "{not}");
+        }
+        assert!(
+            !read(&["https://api.example.com".to_owned()]).unwrap()[0].covers("x.api.example.com")
+        );
+        // Nothing is allowed by it until the resolver learns addresses.
+        assert_eq!(entry.resolve().unwrap(), []);
+        assert!(!entry.is_name());
+    }
+
+    #[test]
+    fn a_subdomain_pattern_needs_a_domain_and_a_port_needs_a_number() {
+        let err = resolved(&["https://*."]).unwrap_err();
+        assert!(
+            err.to_string().contains("give a domain after `*.`"),
+            "{err}"
+        );
         let err = resolved(&["http://10.1.2.3:http"]).unwrap_err();
         assert!(err.to_string().contains("bad port `http`"), "{err}");
     }

@@ -3,10 +3,14 @@
 //! in one transaction, so a reload never leaves a moment with half the
 //! rules).
 //!
-//! Each accepts loopback, replies, DNS to slirp's resolver and TCP to the
-//! allowed destinations of its family, and rejects the rest at once (a
-//! reset for TCP), so a denied connection fails fast rather than hangs.
-//! The table is all wasmhost's: the namespace is the container's alone.
+//! Each accepts loopback, replies and TCP to the allowed destinations of
+//! its family, and rejects the rest at once (a reset for TCP), so a
+//! denied connection fails fast rather than hangs. DNS is IPv4's `nat`
+//! table's: every query to port 53, whatever resolver the image's
+//! `/etc/resolv.conf` names, is redirected to wasmhost's resolver in the
+//! namespace ([`super::dns`]), the one place DNS may go; the IPv6 table
+//! accepts no DNS at all (that resolver listens on IPv4). The tables are
+//! all wasmhost's: the namespace is the container's alone.
 
 #![forbid(unsafe_code)]
 
@@ -26,15 +30,15 @@ pub enum Family {
     V6,
 }
 
-impl Family {
-    /// slirp4netns' built-in resolver, the one address DNS may go to.
-    fn slirp_dns(self) -> &'static str {
-        match self {
-            Family::V4 => "10.0.2.3",
-            Family::V6 => "fd00::3",
-        }
-    }
+/// Where wasmhost's resolver listens in the namespace: `127.0.0.1` and
+/// these ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolver {
+    pub udp: u16,
+    pub tcp: u16,
+}
 
+impl Family {
     fn restore_command(self) -> &'static str {
         match self {
             Family::V4 => "iptables-restore",
@@ -67,18 +71,35 @@ impl Family {
 
 /// The `*-restore` input for `family`: the destinations of other families
 /// are left out, and any-address destinations apply to both.
-pub fn rules(family: Family, allowed: &[Destination]) -> String {
-    let mut rules = String::from(
+pub fn rules(family: Family, allowed: &[Destination], resolver: &Resolver) -> String {
+    let mut rules = String::new();
+    let ports = [("udp", resolver.udp), ("tcp", resolver.tcp)];
+    if family == Family::V4 {
+        rules.push_str(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n\
+             :OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+        );
+        for (protocol, port) in ports {
+            rules.push_str(&format!(
+                "-A OUTPUT -p {protocol} --dport 53 -j REDIRECT --to-ports {port}\n"
+            ));
+        }
+        rules.push_str("COMMIT\n");
+    }
+    rules.push_str(
         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n\
          -A OUTPUT -o lo -j ACCEPT\n\
          -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n",
     );
     rules.push_str(family.link_rules());
-    let dns = family.slirp_dns();
-    for protocol in ["udp", "tcp"] {
-        rules.push_str(&format!(
-            "-A OUTPUT -p {protocol} -d {dns} --dport 53 -j ACCEPT\n"
-        ));
+    if family == Family::V4 {
+        // A redirected query keeps the interface it was routed to first
+        // (the filter sees `-o tap0`), so `-o lo` above does not take it.
+        for (protocol, port) in ports {
+            rules.push_str(&format!(
+                "-A OUTPUT -p {protocol} -d 127.0.0.1 --dport {port} -j ACCEPT\n"
+            ));
+        }
     }
     for destination in allowed {
         let address = match destination.address {
@@ -101,10 +122,15 @@ pub fn rules(family: Family, allowed: &[Destination]) -> String {
 /// Loads the filters of `families` for `allowed` into the namespace at
 /// `netns`, replacing those there. The families' loads run side by side
 /// (each is ~10-20 ms of `*-restore`, part of a cold start).
-pub fn load(netns: &Path, families: &[Family], allowed: &[Destination]) -> Result<()> {
+pub fn load(
+    netns: &Path,
+    families: &[Family],
+    allowed: &[Destination],
+    resolver: &Resolver,
+) -> Result<()> {
     let loading = families
         .iter()
-        .map(|&family| start_load(netns, family, allowed))
+        .map(|&family| start_load(netns, family, allowed, resolver))
         .collect::<Vec<_>>();
     // Every started load is waited for (no process left unreaped), and
     // the first failure is the answer.
@@ -136,6 +162,7 @@ fn start_load(
     netns: &Path,
     family: Family,
     allowed: &[Destination],
+    resolver: &Resolver,
 ) -> Result<(&'static str, Child)> {
     let command = family.restore_command();
     let mut restore = Command::new("nsenter")
@@ -153,7 +180,7 @@ fn start_load(
         .stdin
         .take()
         .with_context(|| format!("{command} has no stdin"))?
-        .write_all(rules(family, allowed).as_bytes())
+        .write_all(rules(family, allowed, resolver).as_bytes())
         .with_context(|| format!("cannot write the rules to {command}"))?;
     Ok((command, restore))
 }
@@ -169,9 +196,14 @@ mod tests {
         }
     }
 
+    const RESOLVER: Resolver = Resolver {
+        udp: 40001,
+        tcp: 40002,
+    };
+
     #[test]
     fn the_filter_accepts_what_is_allowed_and_rejects_the_rest() {
-        let rules = rules(Family::V4, &[to("10.1.2.3", 8080)]);
+        let rules = rules(Family::V4, &[to("10.1.2.3", 8080)], &RESOLVER);
         assert!(rules.contains(":OUTPUT DROP"), "{rules}");
         assert!(
             rules.contains("-A OUTPUT -p tcp -d 10.1.2.3 --dport 8080:8080 -j ACCEPT\n"),
@@ -193,8 +225,8 @@ mod tests {
                 ports: (82, 82),
             },
         ];
-        let v4 = rules(Family::V4, &allowed);
-        let v6 = rules(Family::V6, &allowed);
+        let v4 = rules(Family::V4, &allowed, &RESOLVER);
+        let v6 = rules(Family::V6, &allowed, &RESOLVER);
         assert!(
             v4.contains("-d 10.1.2.3 --dport 80:80") && !v4.contains("fd00::1"),
             "{v4}"
@@ -209,10 +241,30 @@ mod tests {
                 "{rules}"
             );
         }
-        assert!(v4.contains("-d 10.0.2.3 --dport 53") && v6.contains("-d fd00::3 --dport 53"));
+        assert!(!v6.contains("53") && !v6.contains("nat"), "{v6}");
         assert!(
             v6.contains("neighbour-solicitation") && !v4.contains("icmp"),
             "{v6}"
         );
+    }
+
+    #[test]
+    fn every_dns_query_is_redirected_to_wasmhosts_resolver_and_only_there() {
+        let v4 = rules(Family::V4, &[], &RESOLVER);
+        assert!(v4.starts_with("*nat\n"), "{v4}");
+        assert!(
+            v4.contains("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 40001\n")
+                && v4.contains("-A OUTPUT -p tcp --dport 53 -j REDIRECT --to-ports 40002\n"),
+            "{v4}"
+        );
+        assert!(
+            v4.contains("-A OUTPUT -p udp -d 127.0.0.1 --dport 40001 -j ACCEPT\n")
+                && v4.contains("-A OUTPUT -p tcp -d 127.0.0.1 --dport 40002 -j ACCEPT\n"),
+            "{v4}"
+        );
+        // No other way to a resolver: nothing else on port 53 is accepted.
+        let filter = &v4[v4.find("*filter").unwrap()..];
+        assert!(!filter.contains("--dport 53"), "{filter}");
+        assert_eq!(v4.matches("COMMIT\n").count(), 2, "{v4}");
     }
 }

@@ -16,10 +16,17 @@
 //! ([`filter`]), loaded before slirp4netns opens the way out (the
 //! container holds no CAP_NET_ADMIN to change it unless `cap_add` gives
 //! it). Entries are Spin's (`scheme://host:port`, `*` host or port, port
-//! ranges, IPv6 literals in brackets, `insecure:allow-all`; [`allow`]);
-//! `*.domain` cannot be enforced by address and is refused by name. Names
-//! are resolved (A and AAAA) at the start and again every interval while
-//! the container runs ([`refresh`]).
+//! ranges, IPv6 literals in brackets, `insecure:allow-all`, `*.domain`;
+//! [`allow`]). Names are resolved (A and AAAA) at the start and again
+//! every interval while the container runs ([`refresh`]).
+//!
+//! DNS goes through a resolver wasmhost runs for the container ([`dns`]):
+//! the filter redirects every query to it, it forwards them to the host's
+//! resolver, and the addresses answered for a name under a `*.domain`
+//! entry are allowed (with the entry's ports, for max(TTL, the resolve
+//! interval); [`learned`]) before the answer reaches the container. So a
+//! `*.domain` entry allows what the container looked up through it, and
+//! an address it did not look up stays refused.
 //!
 //! In a user namespace the container makes its network namespace itself,
 //! so the way out is opened once wasmhost has adopted it, just after the
@@ -38,7 +45,9 @@
 #![forbid(unsafe_code)]
 
 pub mod allow;
+pub mod dns;
 pub mod filter;
+pub mod learned;
 pub mod refresh;
 
 use std::fs::File;
@@ -46,12 +55,17 @@ use std::io::Read as _;
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
 use filter::Family;
-use refresh::{Allowed, Refresher};
+use refresh::{Allowed, Enforced, Refresher};
+
+/// The host's resolver configuration, whose first nameserver the
+/// container's resolver asks.
+const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// The slirp4netns MTU its manual recommends for throughput.
 const SLIRP_MTU: &str = "65520";
@@ -65,7 +79,10 @@ pub struct Outbound {
     _ready: ChildStdout,
     /// The namespaces slirp4netns was pointed at, held open while it runs.
     _namespaces: (Namespace, Option<Namespace>),
-    /// The names resolved again, when there are any (stops when dropped).
+    /// The container's resolver (stops when dropped).
+    resolver: Option<dns::Resolver>,
+    /// The names resolved again and learned addresses expired, when
+    /// anything can change (stops when dropped).
     refresher: Option<Refresher>,
 }
 
@@ -84,34 +101,45 @@ pub struct Opening<'a> {
 }
 
 impl Outbound {
-    /// Loads the filters into the namespace, then starts slirp4netns on
-    /// it and waits until the container's interface is configured.
+    /// Binds the container's resolver and loads the filters into the
+    /// namespace, then starts slirp4netns on it and waits until the
+    /// container's interface is configured.
     pub fn open(opening: &Opening<'_>) -> Result<Self> {
         let netns = Namespace::open(opening.netns)?;
         let userns = opening.userns.map(Namespace::open).transpose()?;
         let allowed = Allowed::resolve(allow::read(opening.allowed)?)?;
-        let destinations = allowed.destinations();
+        let upstream = dns::upstream(Path::new(HOST_RESOLV_CONF))?;
+        let sockets = dns::Sockets::bind(&netns)?;
+        let resolver = sockets.ports()?;
         let mut families = vec![Family::V4];
         if kernel_has_ipv6() {
             families.push(Family::V6);
         }
-        filter::load(&netns.path(), &families, &destinations)?;
+        filter::load(&netns.path(), &families, &allowed.destinations(), &resolver)?;
         let ipv6 = families.contains(&Family::V6) && host_has_ipv6_route();
         let (slirp, ready) = start_slirp(&netns, userns.as_ref(), ipv6)?;
-        let refresher_netns = netns.try_clone();
+        let enforced_netns = netns.try_clone();
         // Made before anything else can fail, so that slirp4netns is
         // stopped on every way out of here.
         let mut outbound = Self {
             slirp,
             _ready: ready,
             _namespaces: (netns, userns),
+            resolver: None,
             refresher: None,
         };
-        if allowed.has_names() {
+        let changes = allowed.changes();
+        let enforced = Arc::new(Enforced::new(allowed, enforced_netns?, families, resolver));
+        outbound.resolver = Some(dns::Resolver::start(
+            sockets,
+            upstream,
+            enforced.clone(),
+            opening.resolve_interval,
+            opening.id,
+        )?);
+        if changes {
             outbound.refresher = Some(Refresher::start(
-                refresher_netns?,
-                allowed,
-                families,
+                enforced,
                 opening.resolve_interval,
                 opening.id,
             )?);
