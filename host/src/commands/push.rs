@@ -51,7 +51,11 @@ impl PushCommand {
         let reference = registry::parse_reference(&self.reference)?;
         let options = self.registry.options();
         let progress = Progress::for_terminal(self.json);
-        let pushed = if self.source.extension().is_some_and(|e| e == "toml") {
+        // What was pushed, the Wasm layers to compile for `--precompiled`,
+        // and whether it is a lone component (its code referrer keeps the
+        // single-layer form).
+        let (mut pushed, components, lone) = if self.source.extension().is_some_and(|e| e == "toml")
+        {
             let mut loaded = manifest::load(&self.source)?;
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
@@ -59,57 +63,37 @@ impl PushCommand {
             let store = self.registry.store()?;
             sources::resolve(&mut loaded, &store, &options).await?;
             let packed = crate::app::pack::pack(&loaded)?;
-            let mut pushed = push::push_app(&reference, &packed, &options, &progress).await?;
-            if self.precompiled {
-                let digest = push_precompiled(
-                    &reference,
-                    &pushed,
-                    app_components(&packed),
-                    false,
-                    &options,
-                    &progress,
-                )
-                .await
-                .with_context(|| {
-                    format!(
-                        "`{}` was pushed, but not its precompiled code",
-                        self.source.display()
-                    )
-                })?;
-                pushed.precompiled = Some(digest);
-            }
-            pushed
+            let pushed = push::push_app(&reference, &packed, &options, &progress).await?;
+            let components = match self.precompiled {
+                true => app_components(&packed),
+                false => Vec::new(),
+            };
+            (pushed, components, false)
         } else {
             let wasm = std::fs::read(&self.source)
                 .with_context(|| format!("cannot read `{}`", self.source.display()))?;
-            let mut pushed = push::push_component(&reference, &wasm, &options, &progress)
+            let pushed = push::push_component(&reference, &wasm, &options, &progress)
                 .await
                 .with_context(|| format!("`{}`", self.source.display()))?;
-            if self.precompiled {
-                let component = Component {
-                    name: self.source.clone(),
-                    layer_digest: digest_of(&wasm),
-                    wasm,
-                };
-                let digest = push_precompiled(
-                    &reference,
-                    &pushed,
-                    vec![component],
-                    true,
-                    &options,
-                    &progress,
-                )
-                .await
-                .with_context(|| {
-                    format!(
-                        "`{}` was pushed, but not its precompiled code",
-                        self.source.display()
-                    )
-                })?;
-                pushed.precompiled = Some(digest);
-            }
-            pushed
+            let component = Component {
+                name: self.source.clone(),
+                layer_digest: digest_of(&wasm),
+                wasm,
+            };
+            (pushed, vec![component], true)
         };
+        if self.precompiled {
+            let digest =
+                push_precompiled(&reference, &pushed, components, lone, &options, &progress)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "`{}` was pushed, but not its precompiled code",
+                            self.source.display()
+                        )
+                    })?;
+            pushed.precompiled = Some(digest);
+        }
         if self.json {
             super::print_json(&pushed)?;
         } else {
