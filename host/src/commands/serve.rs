@@ -164,8 +164,8 @@ pub struct ServeCommand {
     #[arg(long, value_name = "FD", hide = true)]
     pub start_gate_fd: Option<u32>,
 
-    /// Serve with N processes (`auto`: one per CPU), each pinned to a CPU,
-    /// behind one listening socket, under a supervisor that forwards
+    /// Serve with N processes (`auto`: one per CPU), each pinned to a CPU
+    /// and listening on the same port, under a supervisor that forwards
     /// signals, starts a worker that dies again and serves the admin
     /// listener for all of them. Faster for fresh instances on several
     /// cores; a manifest with container components and the rollout API
