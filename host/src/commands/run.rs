@@ -184,9 +184,13 @@ impl RunCommand {
         }
         let image = PreparedImage::prepare(&store, &self.image, &pulled.config, &pulled.layers)?;
         let id = super::name_of(&self.image);
+        // Bound before the container starts: a port in use fails the run
+        // before any container exists, and a client that connects during
+        // the start waits in the listen queue and is answered once the
+        // container is ready, instead of being refused.
+        let mut bound = self.front.bind(0).await?;
         let backend: Arc<dyn Backend> =
             Arc::new(ContainerBackend::new(&id, image, settings).await?);
-        let mut bound = self.front.bind(0).await?;
         bound.front.component = Some(Arc::from(id.as_str()));
         self.front
             .start_admin(Admin {

@@ -66,14 +66,25 @@ impl Bundle {
         let id = container_id(recipe.component);
         let dir = recipe.state_dir.join(&id);
         let image = recipe.image;
-        let root = ContainerRoot::create(
-            &dir,
-            &image.lower,
-            &image.store,
-            &image.layers,
-            recipe.sys.clone(),
-        )?;
         let user_namespace = recipe.settings.user_namespace.then_some(IdMap::DEFAULT);
+        // The root (an overlay mount) and the network namespace (a thread,
+        // `unshare`, `lo` up) do not depend on each other: made side by
+        // side, a cold start waits for the longer of the two only.
+        let (root, netns) = std::thread::scope(|scope| {
+            let netns = scope.spawn(|| network(recipe, &id, user_namespace));
+            let root = ContainerRoot::create(
+                &dir,
+                &image.lower,
+                &image.store,
+                &image.layers,
+                recipe.sys.clone(),
+            );
+            let netns = netns
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the network namespace's set-up panicked")));
+            (root, netns)
+        });
+        let (root, netns) = (root?, netns?);
         if let Some(ids) = user_namespace {
             // The container's root must own its root directory (through
             // the overlay: the upper directory), or it cannot even create
@@ -82,22 +93,6 @@ impl Bundle {
             std::os::unix::fs::chown(root.path(), Some(ids.host), Some(ids.host))
                 .context("cannot hand the container's root to its user namespace")?;
         }
-        // In a user namespace the container makes its own network namespace
-        // (a runtime enters the user namespace first, and then may not join
-        // one the host owns); wasmhost adopts it once the container runs,
-        // and opens its way out then (`lifecycle::start`).
-        let netns = match user_namespace {
-            None => {
-                let mut netns = NetNs::create(&id, recipe.sys.clone())?;
-                if recipe.settings.outbound {
-                    netns
-                        .open_outbound(&id, recipe.settings, None)
-                        .context("outbound network")?;
-                }
-                Some(netns)
-            }
-            Some(_) => None,
-        };
         let init = match recipe.settings.init {
             true => Some(super::init::installed()?),
             false => None,
@@ -115,6 +110,24 @@ impl Bundle {
             netns,
         })
     }
+}
+
+/// The container's network namespace, with its way out if it has one;
+/// `None` in a user namespace: there the container makes its own (a
+/// runtime enters the user namespace first, and then may not join one the
+/// host owns); wasmhost adopts it once the container runs, and opens its
+/// way out then (`lifecycle::start`).
+fn network(recipe: &Recipe<'_>, id: &str, user_namespace: Option<IdMap>) -> Result<Option<NetNs>> {
+    if user_namespace.is_some() {
+        return Ok(None);
+    }
+    let mut netns = NetNs::create(id, recipe.sys.clone())?;
+    if recipe.settings.outbound {
+        netns
+            .open_outbound(id, recipe.settings, None)
+            .context("outbound network")?;
+    }
+    Ok(Some(netns))
 }
 
 /// The host's policy for this container: the component's limits and

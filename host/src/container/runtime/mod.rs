@@ -113,7 +113,7 @@ impl OciRuntime {
                 id: id.to_owned(),
                 wait_for_start: false,
             };
-            let started = match standby::take(&self.root) {
+            let started = match standby::take(&self.root).await {
                 Some(helper) => standby::hand_over(helper, &order).await,
                 None => None,
             };
@@ -173,7 +173,8 @@ impl OciRuntime {
     /// Call it from within the tokio runtime.
     pub fn keep_standby(&self) {
         if self.creates_ahead() {
-            standby::keep(&self.root, || self.spawn_standby());
+            let runtime = self.clone();
+            standby::keep(&self.root, move || runtime.spawn_standby());
         }
     }
 

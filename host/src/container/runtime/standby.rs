@@ -28,30 +28,39 @@ const DISCARD_GRACE: Duration = Duration::from_secs(5);
 /// The embedded runtime's helper started ahead, waiting for its order,
 /// with the state directory it was started for. It exits at end of input,
 /// so it goes when wasmhost does, however wasmhost ends (a static is never
-/// dropped: that, not `kill_on_drop`, is what ends it).
-static STANDBY: std::sync::Mutex<Option<(PathBuf, Child)>> = std::sync::Mutex::new(None);
+/// dropped: that, not `kill_on_drop`, is what ends it). While a helper is
+/// being started the slot stays locked, so a start that comes meanwhile
+/// waits for that helper instead of executing one of its own.
+static STANDBY: tokio::sync::Mutex<Option<(PathBuf, Child)>> = tokio::sync::Mutex::const_new(None);
 
-/// The helper waiting for runtime state directory `root`, if any.
-pub fn take(root: &Path) -> Option<Child> {
+/// The helper waiting for runtime state directory `root`, if any (waiting
+/// for one being started).
+pub async fn take(root: &Path) -> Option<Child> {
     STANDBY
         .lock()
-        .ok()?
+        .await
         .take_if(|(waiting_for, _)| waiting_for == root)
         .map(|(_, helper)| helper)
 }
 
 /// Makes sure a helper waits for `root`, started by `spawn` if none does.
-pub fn keep(root: &Path, spawn: impl FnOnce() -> std::io::Result<Child>) {
-    let Ok(mut standby) = STANDBY.lock() else {
+/// Returns at once: the spawn (a fork and exec the caller would otherwise
+/// wait for, milliseconds on a busy machine) runs on a blocking thread
+/// while the caller prepares the container's bundle. Call it from within
+/// the tokio runtime.
+pub fn keep(root: &Path, spawn: impl FnOnce() -> std::io::Result<Child> + Send + 'static) {
+    // Locked: a helper is being started or handed over right now.
+    let Ok(mut standby) = STANDBY.try_lock() else {
         return;
     };
     if standby.is_some() {
         return;
     }
-    match spawn() {
-        Ok(helper) => *standby = Some((root.to_owned(), helper)),
+    let root = root.to_owned();
+    tokio::task::spawn_blocking(move || match spawn() {
+        Ok(helper) => *standby = Some((root, helper)),
         Err(e) => tracing::warn!("cannot start the runtime helper ahead: {e}"),
-    }
+    });
 }
 
 /// Gives the waiting `helper` its order; `None` if it is gone.
