@@ -155,7 +155,10 @@ impl Lifecycle {
             health,
         ));
         self.watch_exit(child, root, exit_tx, running.clone());
-        if let Err(e) = self.wait_ready(&running, started).await {
+        let ready = self.wait_ready(&running, started).await;
+        // A helper for the next start, now that this one has the CPU no more.
+        self.plan.runtime.keep_standby();
+        if let Err(e) = ready {
             self.signal(&id, Signal::Kill).await;
             return Err(e);
         }

@@ -117,9 +117,9 @@ impl OciRuntime {
                 Some(helper) => standby::hand_over(helper, &order).await,
                 None => None,
             };
-            // The next one, once this start has the CPU it needs.
-            let runtime = self.clone();
-            tokio::spawn(async move { runtime.keep_standby() });
+            // The next helper is started once this container is ready
+            // (`keep_standby`, called by the lifecycle): started now, its
+            // exec would take CPU from this start on a small machine.
             if let Some(child) = started {
                 return Ok(child);
             }
@@ -170,7 +170,8 @@ impl OciRuntime {
 
     /// Makes sure one helper waits for the next start (a no-op for the
     /// other runtimes). A failure only costs the next start its exec.
-    /// Call it from within the tokio runtime.
+    /// Call it from within the tokio runtime, when no start is under way
+    /// (the helper's exec would take CPU from it).
     pub fn keep_standby(&self) {
         if self.creates_ahead() {
             let runtime = self.clone();
