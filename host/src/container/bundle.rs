@@ -91,7 +91,12 @@ impl Bundle {
                 let mut netns = NetNs::create(&id, recipe.sys.clone())?;
                 if recipe.settings.outbound {
                     netns
-                        .open_outbound(&id, recipe.settings, None)
+                        .open_outbound(
+                            &id,
+                            recipe.settings,
+                            None,
+                            root.read("etc/resolv.conf").as_deref(),
+                        )
                         .context("outbound network")?;
                 }
                 Some(netns)
