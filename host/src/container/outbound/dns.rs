@@ -17,7 +17,10 @@
 //! slirp4netns' `10.0.2.3` or `fd00::3`, or a host's resolver copied in
 //! at build time; when it names nothing, libc's `127.0.0.1` is redirected
 //! too, [`redirect`]), and no other resolver is reachable: no way around
-//! this one.
+//! this one. (A query over IPv6 from a link-local address, sent in the
+//! container's first second before its address has passed duplicate
+//! address detection, cannot be answered from `::1`, which has no route
+//! to the link; the client's retry comes from its address and is.)
 //!
 //! What it does with a query: forwards it unchanged to the first
 //! `nameserver` of the host's `/etc/resolv.conf` (as slirp4netns'
@@ -113,8 +116,16 @@ impl Pair {
 
     fn ports(&self) -> Result<Ports> {
         Ok(Ports {
-            udp: self.udp.local_addr().context("resolver's UDP address")?.port(),
-            tcp: self.tcp.local_addr().context("resolver's TCP address")?.port(),
+            udp: self
+                .udp
+                .local_addr()
+                .context("resolver's UDP address")?
+                .port(),
+            tcp: self
+                .tcp
+                .local_addr()
+                .context("resolver's TCP address")?
+                .port(),
         })
     }
 }
@@ -188,20 +199,37 @@ impl Resolver {
         let (stop, stopped) = oneshot::channel();
         let span = tracing::info_span!("outbound", container = %name);
         let server = Arc::new(Server::new(upstream, enforced, at_least));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name(format!("dns-{name}"))
-            .build()
-            .context("cannot build the container's resolver runtime")?;
+        let thread_name = format!("dns-{name}");
+        let (built, was_built) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
-            .name(format!("dns-{name}"))
+            .name(thread_name.clone())
             .spawn(move || {
                 let _entered = span.enter();
+                // Made, used and dropped on this thread: a runtime may not
+                // be dropped where the caller may be (inside another).
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .thread_name(thread_name)
+                    .build();
+                let runtime = match runtime {
+                    Ok(runtime) => {
+                        let _ = built.send(Ok(()));
+                        runtime
+                    }
+                    Err(e) => {
+                        let _ = built.send(Err(e));
+                        return;
+                    }
+                };
                 if let Err(e) = runtime.block_on(server.serve(sockets, stopped)) {
                     tracing::error!("outbound: the container's resolver stopped: {e:#}");
                 }
             })
             .context("cannot start the container's resolver thread")?;
+        was_built
+            .recv()
+            .context("the container's resolver thread ended at its start")?
+            .context("cannot make the container's resolver runtime")?;
         Ok(Self { _stop: stop })
     }
 }
@@ -246,9 +274,10 @@ impl Server {
     /// Serves every socket until `stop` is dropped.
     async fn serve(self: Arc<Self>, sockets: Sockets, stop: oneshot::Receiver<()>) -> Result<()> {
         for pair in std::iter::once(sockets.v4).chain(sockets.v6) {
-            let udp = UdpSocket::from_std(pair.udp).context("cannot serve the resolver's UDP socket")?;
-            let tcp =
-                TcpListener::from_std(pair.tcp).context("cannot serve the resolver's TCP socket")?;
+            let udp =
+                UdpSocket::from_std(pair.udp).context("cannot serve the resolver's UDP socket")?;
+            let tcp = TcpListener::from_std(pair.tcp)
+                .context("cannot serve the resolver's TCP socket")?;
             tokio::spawn(self.clone().serve_datagrams(Arc::new(udp)));
             tokio::spawn(self.clone().serve_streams(tcp));
         }
@@ -440,7 +469,10 @@ async fn read_framed(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<V
     Ok(message)
 }
 
-async fn write_framed(stream: &mut (impl AsyncWrite + Unpin), message: &[u8]) -> std::io::Result<()> {
+async fn write_framed(
+    stream: &mut (impl AsyncWrite + Unpin),
+    message: &[u8],
+) -> std::io::Result<()> {
     let length = u16::try_from(message.len())
         .map_err(|_| std::io::Error::other("a DNS message over 64 KiB"))?;
     let mut framed = length.to_be_bytes().to_vec();
@@ -603,12 +635,21 @@ mod tests {
             let mut got = vec![0u8; usize::from(u16::from_be_bytes(length))];
             stream.read_exact(&mut got).unwrap();
             assert_eq!(got, expected_query);
-            let mut framed = u16::try_from(tcp_reply.len()).unwrap().to_be_bytes().to_vec();
+            let mut framed = u16::try_from(tcp_reply.len())
+                .unwrap()
+                .to_be_bytes()
+                .to_vec();
             framed.extend_from_slice(&tcp_reply);
             stream.write_all(&framed).unwrap();
         });
-        assert_eq!(forward(&query, upstream, Transport::Udp).await.unwrap(), reply);
-        assert_eq!(forward(&query, upstream, Transport::Tcp).await.unwrap(), reply);
+        assert_eq!(
+            forward(&query, upstream, Transport::Udp).await.unwrap(),
+            reply
+        );
+        assert_eq!(
+            forward(&query, upstream, Transport::Tcp).await.unwrap(),
+            reply
+        );
         udp_server.join().unwrap();
         tcp_server.join().unwrap();
     }
@@ -645,12 +686,25 @@ mod tests {
         let resolver = sockets.resolver(Redirect::LeavingLoopback).unwrap();
         let allowed = super::super::refresh::Allowed::resolve(Vec::new()).unwrap();
         let netns = Namespace::open(Path::new("/proc/self/ns/net")).unwrap();
-        let enforced = Arc::new(Enforced::new(allowed, netns, vec![filter::Family::V4], resolver));
-        let server = Arc::new(Server::with_cap(upstream, enforced, Duration::from_secs(30), cap));
+        let enforced = Arc::new(Enforced::new(
+            allowed,
+            netns,
+            vec![filter::Family::V4],
+            resolver,
+        ));
+        let server = Arc::new(Server::with_cap(
+            upstream,
+            enforced,
+            Duration::from_secs(30),
+            cap,
+        ));
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(server.clone().serve(sockets, stopped));
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        client.connect(("127.0.0.1", resolver.v4.udp)).await.unwrap();
+        client
+            .connect(("127.0.0.1", resolver.v4.udp))
+            .await
+            .unwrap();
         (server, client, stop)
     }
 
@@ -676,13 +730,22 @@ mod tests {
         client.send(&query(2, "quick.test.")).await.unwrap();
         let (second, second_from) = receive(&upstream).await;
         assert_eq!((id(&first), id(&second)), (1, 2));
-        upstream.send_to(&empty_answer(&second), second_from).await.unwrap();
+        upstream
+            .send_to(&empty_answer(&second), second_from)
+            .await
+            .unwrap();
         let (answered, _) = receive(&client).await;
         assert_eq!(id(&answered), 2, "the quick query is answered first");
-        upstream.send_to(&empty_answer(&first), first_from).await.unwrap();
+        upstream
+            .send_to(&empty_answer(&first), first_from)
+            .await
+            .unwrap();
         let (answered, _) = receive(&client).await;
         assert_eq!(id(&answered), 1);
-        assert_eq!(Message::from_vec(&answered).unwrap().metadata.response_code, ResponseCode::NoError);
+        assert_eq!(
+            Message::from_vec(&answered).unwrap().metadata.response_code,
+            ResponseCode::NoError
+        );
     }
 
     /// With the one query it may have in flight waiting upstream, the
@@ -700,12 +763,18 @@ mod tests {
             assert!(started.elapsed() < WAIT, "the second query was not dropped");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        upstream.send_to(&empty_answer(&held), held_from).await.unwrap();
+        upstream
+            .send_to(&empty_answer(&held), held_from)
+            .await
+            .unwrap();
         assert_eq!(id(&receive(&client).await.0), 1);
         client.send(&query(3, "later.test.")).await.unwrap();
         let (next, next_from) = receive(&upstream).await;
         assert_eq!(id(&next), 3, "the dropped query never reached the upstream");
-        upstream.send_to(&empty_answer(&next), next_from).await.unwrap();
+        upstream
+            .send_to(&empty_answer(&next), next_from)
+            .await
+            .unwrap();
         assert_eq!(id(&receive(&client).await.0), 3);
     }
 
@@ -715,8 +784,15 @@ mod tests {
             redirect(Some("# mine\nnameserver 127.0.0.1\n")),
             Redirect::LeavingLoopback
         );
-        assert_eq!(redirect(Some("nameserver 10.0.2.3\n")), Redirect::LeavingLoopback);
-        for none in [None, Some(""), Some("search example.test\noptions ndots:2\n")] {
+        assert_eq!(
+            redirect(Some("nameserver 10.0.2.3\n")),
+            Redirect::LeavingLoopback
+        );
+        for none in [
+            None,
+            Some(""),
+            Some("search example.test\noptions ndots:2\n"),
+        ] {
             assert_eq!(redirect(none), Redirect::Every, "{none:?}");
         }
     }

@@ -312,10 +312,11 @@ mod tests {
         let v4 = rules(Family::V4, &[], &RESOLVER);
         assert!(v4.starts_with("*nat\n"), "{v4}");
         assert!(
-            v4.contains("-A OUTPUT ! -d 127.0.0.0/8 -p udp --dport 53 -j REDIRECT --to-ports 40001\n")
-                && v4.contains(
-                    "-A OUTPUT ! -d 127.0.0.0/8 -p tcp --dport 53 -j REDIRECT --to-ports 40002\n"
-                ),
+            v4.contains(
+                "-A OUTPUT ! -d 127.0.0.0/8 -p udp --dport 53 -j REDIRECT --to-ports 40001\n"
+            ) && v4.contains(
+                "-A OUTPUT ! -d 127.0.0.0/8 -p tcp --dport 53 -j REDIRECT --to-ports 40002\n"
+            ),
             "{v4}"
         );
         assert!(
@@ -335,7 +336,9 @@ mod tests {
         let v6 = rules(Family::V6, &[], &WITH_V6);
         assert!(
             v6.contains("-A OUTPUT ! -d ::1/128 -p udp --dport 53 -j REDIRECT --to-ports 40003\n")
-                && v6.contains("-A OUTPUT ! -d ::1/128 -p tcp --dport 53 -j REDIRECT --to-ports 40004\n"),
+                && v6.contains(
+                    "-A OUTPUT ! -d ::1/128 -p tcp --dport 53 -j REDIRECT --to-ports 40004\n"
+                ),
             "{v6}"
         );
         assert!(
@@ -346,7 +349,10 @@ mod tests {
         let filter = &v6[v6.find("*filter").unwrap()..];
         assert!(!filter.contains("--dport 53"), "{filter}");
         // The IPv4 table is unchanged by it.
-        assert_eq!(rules(Family::V4, &[], &WITH_V6), rules(Family::V4, &[], &RESOLVER));
+        assert_eq!(
+            rules(Family::V4, &[], &WITH_V6),
+            rules(Family::V4, &[], &RESOLVER)
+        );
     }
 
     #[test]
@@ -357,8 +363,14 @@ mod tests {
         };
         let v4 = rules(Family::V4, &[], &every);
         let v6 = rules(Family::V6, &[], &every);
-        assert!(v4.contains("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 40001\n"), "{v4}");
-        assert!(v6.contains("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 40003\n"), "{v6}");
+        assert!(
+            v4.contains("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 40001\n"),
+            "{v4}"
+        );
+        assert!(
+            v6.contains("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 40003\n"),
+            "{v6}"
+        );
         assert!(!v4.contains("! -d") && !v6.contains("! -d"), "{v4}{v6}");
     }
 }

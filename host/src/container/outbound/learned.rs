@@ -219,10 +219,20 @@ mod tests {
         let kept = |learned: &Learned| learned.destinations().cloned().collect::<Vec<_>>();
         assert_eq!(kept(&learned), [to("10.1.1.1", 8080), to("10.1.1.3", 8080)]);
         // Even when the new one would expire soonest of all.
-        assert!(learned.learn(&entries, "d.example.test", &[(ip("10.1.1.4"), 0)], start, INTERVAL));
+        assert!(learned.learn(
+            &entries,
+            "d.example.test",
+            &[(ip("10.1.1.4"), 0)],
+            start,
+            INTERVAL
+        ));
         assert_eq!(kept(&learned), [to("10.1.1.1", 8080), to("10.1.1.4", 8080)]);
         // An answer bigger than the cap keeps what fits.
-        let many = [(ip("10.2.0.1"), 60), (ip("10.2.0.2"), 60), (ip("10.2.0.3"), 60)];
+        let many = [
+            (ip("10.2.0.1"), 60),
+            (ip("10.2.0.2"), 60),
+            (ip("10.2.0.3"), 60),
+        ];
         assert!(learned.learn(&entries, "e.example.test", &many, start, INTERVAL));
         assert_eq!(learned.destinations().count(), 2);
         assert!(learned.capped);
