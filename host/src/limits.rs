@@ -133,8 +133,8 @@ pub const CONTAINER_OUTBOUND_RESOLVE_INTERVAL: Duration = Duration::from_secs(30
 /// endless names under an allowed domain would otherwise grow the filter
 /// (a rule each, matched in turn by every new connection, reloaded whole
 /// at every change) and wasmhost's memory without bound. 1024 is the
-/// order of Cilium's `--tofqdns-endpoint-max-ip-per-hostname` (1000), and
-/// a filter that size still reloads in tens of milliseconds.
+/// order of Cilium's `--tofqdns-max-ips-per-restored-rule` (1000), and a
+/// filter that size still reloads in tens of milliseconds.
 pub const CONTAINER_OUTBOUND_MAX_LEARNED: usize = 1024;
 
 /// DNS queries a container's resolver works on at once (a TCP connection

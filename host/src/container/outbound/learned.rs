@@ -16,8 +16,9 @@
 //! lookup again allows it again), and its open connections stay open.
 //! Refusing the new ones would instead cut a long-running container off
 //! from every new name once the cap is reached, until old entries expire.
-//! Cilium's DNS-based policy evicts its oldest learned addresses the same
-//! way.
+//! Cilium's DNS-based policy likewise caps the addresses it keeps per
+//! name and garbage-collects those over the cap rather than refusing new
+//! answers.
 
 #![forbid(unsafe_code)]
 
