@@ -127,6 +127,22 @@ pub const CONTAINER_CRASH_STREAK_RESET: Duration = Duration::from_secs(10);
 /// within about a TTL, at one lookup per name per interval.
 pub const CONTAINER_OUTBOUND_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Addresses (each with the ports of the `*.domain` entry that allowed
+/// it) a container's resolver may have learned at once. A service looks
+/// up a few dozen names within a TTL; a hostile or buggy one resolving
+/// endless names under an allowed domain would otherwise grow the filter
+/// (a rule each, matched in turn by every new connection, reloaded whole
+/// at every change) and wasmhost's memory without bound. 1024 is the
+/// order of Cilium's `--tofqdns-max-ips-per-restored-rule` (1000), and a
+/// filter that size still reloads in tens of milliseconds.
+pub const CONTAINER_OUTBOUND_MAX_LEARNED: usize = 1024;
+
+/// DNS queries a container's resolver works on at once (a TCP connection
+/// counts as one while it is open); a UDP query past it is dropped and a
+/// TCP connection closed, as a loaded resolver does, and the client's
+/// retry comes later. dnsmasq's `--dns-forward-max` default: 150.
+pub const CONTAINER_DNS_MAX_IN_FLIGHT: usize = 150;
+
 /// A rollout's steps (percent of requests to the new form) when the
 /// manifest gives none: Argo Rollouts' and Flagger's usual canary ladder,
 /// a first step small enough that a bad release reaches few users.

@@ -1173,6 +1173,44 @@ fn test_dns_server(
     asked
 }
 
+/// wasmhost running the Debian image with `--network outbound` and
+/// `entry` allowed, its host resolver the test's DNS server (see
+/// [`test_dns_server`], answering `address`) through a resolv.conf
+/// bind-mounted for wasmhost alone; the names that server was asked.
+struct WithTestDns {
+    server: Server,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _resolv_conf: tempfile::NamedTempFile,
+}
+
+/// `dns_on`: the test's DNS server's loopback address, one of its own
+/// per test (port 53 is free there, and tests run side by side).
+fn run_with_test_dns(
+    fixture: &DebianFixture,
+    dns_on: [u8; 4],
+    address: std::net::Ipv4Addr,
+    entry: &str,
+) -> WithTestDns {
+    let dns_on = std::net::IpAddr::from(dns_on);
+    let asked = test_dns_server(dns_on, address);
+    let resolv_conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(resolv_conf.path(), format!("nameserver {dns_on}\n")).unwrap();
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"")
+        .arg(resolv_conf.path())
+        .arg(env!("CARGO_BIN_EXE_wasmhost"))
+        .args(["run", &fixture.nobody, "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(fixture.cache.path())
+        .args(["--network", "outbound", "--allowed-outbound-host", entry])
+        .env("WASMHOST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    WithTestDns { server: Server::from_command(command), asked, _resolv_conf: resolv_conf }
+}
+
 /// `*.domain` in the allow-list: every DNS query of the container goes to
 /// wasmhost's resolver, which asks the host's (here the test's own DNS
 /// server, named by a resolv.conf bind-mounted for wasmhost alone) and
@@ -1186,25 +1224,8 @@ async fn outbound_subdomain_patterns_allow_what_the_containers_resolver_answered
     let ip = host_address();
     let std::net::IpAddr::V4(v4) = ip else { panic!("an IPv4 host address: {ip}") };
     let port = host_service(ip);
-    let dns_on: std::net::IpAddr = "127.0.83.53".parse().unwrap();
-    let asked = test_dns_server(dns_on, v4);
-    let resolv_conf = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(resolv_conf.path(), format!("nameserver {dns_on}\n")).unwrap();
     let entry = format!("http://*.test-wasmhost.example:{port}");
-    let mut command = std::process::Command::new("unshare");
-    command
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"")
-        .arg(resolv_conf.path())
-        .arg(env!("CARGO_BIN_EXE_wasmhost"))
-        .args(["run", &fixture.nobody, "--listen", "127.0.0.1:0", "--cache-dir"])
-        .arg(fixture.cache.path())
-        .args(["--network", "outbound", "--allowed-outbound-host", &entry])
-        .env("WASMHOST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let server = Server::from_command(command);
+    let WithTestDns { server, asked, _resolv_conf } = run_with_test_dns(&fixture, [127, 0, 83, 53], v4, &entry);
     let client = http1();
     let connect = |host: &str| get_text(&client, server.url(&format!("/connect?host={host}&port={port}")));
     // Not looked up through the resolver: refused at once.
@@ -1226,6 +1247,144 @@ async fn outbound_subdomain_patterns_allow_what_the_containers_resolver_answered
     for name in ["elsewhere.wasmhost-other.example", "api.test-wasmhost.example"] {
         assert!(asked.iter().any(|a| a == name), "{name} not asked: {asked:?}");
     }
+    stop(server);
+}
+
+/// Runs `work` on a thread that has entered the network namespace of
+/// `server`'s container (started by a request first): what the container
+/// sends, the namespace's filter sees alike.
+async fn in_containers_netns<T: Send + 'static>(
+    server: &Server,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    assert_eq!(get_text(&http1(), server.url("/")).await, "hello from debian\n");
+    let init = container_init_pid(&format!("wasmhost-{}-", server.pid()));
+    let netns = std::fs::File::open(format!("/proc/{init}/ns/net")).unwrap();
+    tokio::task::spawn_blocking(move || {
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        work()
+    })
+    .await
+    .unwrap()
+}
+
+/// An A query for `name` over UDP to `server` from this thread's
+/// namespace; the addresses answered, or why there is no answer.
+fn query_a(server: std::net::SocketAddr, name: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut query = Message::new(0x5151, MessageType::Query, OpCode::Query);
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let local = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let socket = std::net::UdpSocket::bind(local).map_err(|e| e.to_string())?;
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket.connect(server).map_err(|e| format!("connect: {e}"))?;
+    socket.send(&query.to_vec().unwrap()).map_err(|e| format!("send: {e}"))?;
+    let mut buffer = [0u8; 1500];
+    let length = socket.recv(&mut buffer).map_err(|e| format!("receive: {e}"))?;
+    let answer = Message::from_vec(&buffer[..length]).map_err(|e| e.to_string())?;
+    Ok(answer
+        .answers
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// DNS over IPv6: a query the container sends to an IPv6 nameserver (any
+/// off loopback; here not slirp4netns' `fd00::3` but an address nothing
+/// answers at) is redirected by the IPv6 `nat` table to wasmhost's
+/// resolver on `::1`, which asks the host's and allows the answer under
+/// the pattern, as over IPv4.
+#[tokio::test]
+async fn outbound_dns_over_ipv6_reaches_wasmhosts_resolver() {
+    if !std::path::Path::new("/proc/net/if_inet6").exists() {
+        eprintln!("skipped: this kernel has no IPv6");
+        return;
+    }
+    let routes = std::process::Command::new("ip").args(["-6", "route", "show", "default"]).output().unwrap();
+    if routes.stdout.is_empty() {
+        // slirp4netns then gives the container no IPv6 address or route:
+        // a query to an IPv6 nameserver cannot leave its socket.
+        eprintln!("skipped: this host has no IPv6 default route");
+        return;
+    }
+    let fixture = DebianFixture::new();
+    let ip = host_address();
+    let std::net::IpAddr::V4(v4) = ip else { panic!("an IPv4 host address: {ip}") };
+    let entry = "http://*.test-wasmhost.example:80";
+    let WithTestDns { server, asked, _resolv_conf } = run_with_test_dns(&fixture, [127, 0, 83, 54], v4, entry);
+    let answer = in_containers_netns(&server, || {
+        let nameserver: std::net::SocketAddr = "[2001:db8::53]:53".parse().unwrap();
+        // Until the container's IPv6 address is configured (router
+        // advertisement, then duplicate address detection), there is no
+        // route, then only a link-local source (a query from it goes
+        // unanswered: see dns.rs). Connecting a UDP socket sends nothing.
+        let source = || {
+            let socket = std::net::UdpSocket::bind("[::]:0").ok()?;
+            socket.connect(nameserver).ok()?;
+            let std::net::IpAddr::V6(source) = socket.local_addr().ok()?.ip() else { return None };
+            (!source.is_unicast_link_local()).then_some(source)
+        };
+        let started = Instant::now();
+        while source().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(15), "no IPv6 address in the container");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        query_a(nameserver, "api.test-wasmhost.example")
+    })
+    .await;
+    assert_eq!(answer, Ok(vec![ip]), "{}", server.log());
+    assert!(
+        server.log().contains(&format!("`{entry}` allows {ip} (answered for `api.test-wasmhost.example`)")),
+        "{}",
+        server.log()
+    );
+    assert!(asked.lock().unwrap().iter().any(|a| a == "api.test-wasmhost.example"));
+    stop(server);
+}
+
+/// A DNS server the container runs for itself on `127.0.0.1:53` (as an
+/// image with its own dnsmasq does) gets its queries: loopback DNS is not
+/// redirected when the image's resolv.conf names a nameserver (this one
+/// names the build host's). A query that leaves loopback still goes to
+/// wasmhost's resolver.
+#[tokio::test]
+async fn outbound_a_containers_own_dns_server_on_loopback_keeps_its_queries() {
+    let fixture = DebianFixture::new();
+    let ip = host_address();
+    let std::net::IpAddr::V4(v4) = ip else { panic!("an IPv4 host address: {ip}") };
+    let WithTestDns { server, _resolv_conf, .. } = run_with_test_dns(&fixture, [127, 0, 83, 55], v4, "http://*.test-wasmhost.example:80");
+    let own: std::net::IpAddr = "192.0.2.99".parse().unwrap();
+    let (from_own, from_slirp) = in_containers_netns(&server, move || {
+        // The container's own server: answers one query, with `own`.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:53").expect("127.0.0.1:53 free in the container");
+        let serving = std::thread::spawn(move || {
+            use hickory_proto::op::{Message, MessageType};
+            use hickory_proto::rr::{rdata::A, RData, Record};
+            let std::net::IpAddr::V4(own) = own else { unreachable!() };
+            socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buffer = [0u8; 1500];
+            let (length, from) = socket.recv_from(&mut buffer).unwrap();
+            let query = Message::from_vec(&buffer[..length]).unwrap();
+            let question = query.queries[0].clone();
+            let mut reply = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
+            reply.add_answer(Record::from_rdata(question.name().clone(), 60, RData::A(A(own))));
+            reply.add_query(question);
+            socket.send_to(&reply.to_vec().unwrap(), from).unwrap();
+        });
+        let from_own = query_a("127.0.0.1:53".parse().unwrap(), "api.test-wasmhost.example");
+        serving.join().unwrap();
+        // slirp4netns' resolver, as its resolv.conf would name it.
+        let from_slirp = query_a("10.0.2.3:53".parse().unwrap(), "api.test-wasmhost.example");
+        (from_own, from_slirp)
+    })
+    .await;
+    assert_eq!(from_own, Ok(vec![own]), "the container's own server answered");
+    assert_eq!(from_slirp, Ok(vec![ip]), "wasmhost's resolver answered: {}", server.log());
     stop(server);
 }
 

@@ -93,6 +93,22 @@ impl Bundle {
             std::os::unix::fs::chown(root.path(), Some(ids.host), Some(ids.host))
                 .context("cannot hand the container's root to its user namespace")?;
         }
+        let netns = match netns {
+            Some(mut netns) if recipe.settings.outbound => {
+                // Its resolver needs to know what the image's resolv.conf
+                // names (`outbound::dns`): opened once the root is there.
+                netns
+                    .open_outbound(
+                        &id,
+                        recipe.settings,
+                        None,
+                        root.read("etc/resolv.conf").as_deref(),
+                    )
+                    .context("outbound network")?;
+                Some(netns)
+            }
+            netns => netns,
+        };
         let init = match recipe.settings.init {
             true => Some(super::init::installed()?),
             false => None,
@@ -112,22 +128,16 @@ impl Bundle {
     }
 }
 
-/// The container's network namespace, with its way out if it has one;
-/// `None` in a user namespace: there the container makes its own (a
-/// runtime enters the user namespace first, and then may not join one the
-/// host owns); wasmhost adopts it once the container runs, and opens its
-/// way out then (`lifecycle::start`).
+/// The container's network namespace (its way out is opened once the root
+/// is there); `None` in a user namespace: there the container makes its
+/// own (a runtime enters the user namespace first, and then may not join
+/// one the host owns); wasmhost adopts it once the container runs, and
+/// opens its way out then (`lifecycle::start`).
 fn network(recipe: &Recipe<'_>, id: &str, user_namespace: Option<IdMap>) -> Result<Option<NetNs>> {
-    if user_namespace.is_some() {
-        return Ok(None);
+    match user_namespace {
+        None => NetNs::create(id, recipe.sys.clone()).map(Some),
+        Some(_) => Ok(None),
     }
-    let mut netns = NetNs::create(id, recipe.sys.clone())?;
-    if recipe.settings.outbound {
-        netns
-            .open_outbound(id, recipe.settings, None)
-            .context("outbound network")?;
-    }
-    Ok(Some(netns))
 }
 
 /// The host's policy for this container: the component's limits and

@@ -104,12 +104,14 @@ impl NetNs {
 
     /// Gives the namespace a way out, allowed where `settings` say
     /// (closed when it is dropped); `userns` owns the namespace when the
-    /// container has a user namespace.
+    /// container has a user namespace; `image_resolv_conf` is the image's
+    /// `/etc/resolv.conf`, if it has one.
     pub fn open_outbound(
         &mut self,
         id: &str,
         settings: &super::settings::Settings,
         userns: Option<&std::path::Path>,
+        image_resolv_conf: Option<&str>,
     ) -> Result<()> {
         self.outbound = Some(super::outbound::Outbound::open(&super::outbound::Opening {
             netns: &self.path,
@@ -117,6 +119,7 @@ impl NetNs {
             allowed: &settings.allowed_outbound_hosts,
             resolve_interval: settings.outbound_resolve_interval,
             id,
+            image_resolv_conf,
         })?);
         Ok(())
     }

@@ -132,7 +132,10 @@ impl Lifecycle {
         forward_output(&self.plan.component, child.stderr.take(), "stderr");
         let netns = match premade {
             Some(netns) => netns,
-            None => match self.adopt_network(&id, started).await {
+            None => match self
+                .adopt_network(&id, started, root.read("etc/resolv.conf").as_deref())
+                .await
+            {
                 Ok(netns) => netns,
                 Err(e) => {
                     // The helper may be stuck creating it: kill it too.
@@ -212,8 +215,14 @@ impl Lifecycle {
     }
 
     /// The network namespace container `id` made for itself, once its
-    /// init process is there, with its way out when it has one.
-    async fn adopt_network(&self, id: &str, started: Instant) -> Result<NetNs> {
+    /// init process is there, with its way out when it has one
+    /// (`image_resolv_conf`: the image's `/etc/resolv.conf`, if it has one).
+    async fn adopt_network(
+        &self,
+        id: &str,
+        started: Instant,
+        image_resolv_conf: Option<&str>,
+    ) -> Result<NetNs> {
         let ready_timeout = self.plan.settings.ready_timeout;
         // Each look runs the runtime's `list`: back off from the timer's
         // resolution rather than start a process every millisecond.
@@ -225,7 +234,12 @@ impl Lifecycle {
                     if self.plan.settings.outbound {
                         let userns = PathBuf::from(format!("/proc/{pid}/ns/user"));
                         netns
-                            .open_outbound(id, &self.plan.settings, Some(&userns))
+                            .open_outbound(
+                                id,
+                                &self.plan.settings,
+                                Some(&userns),
+                                image_resolv_conf,
+                            )
                             .context("outbound network")?;
                     }
                     return Ok(netns);

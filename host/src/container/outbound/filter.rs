@@ -5,12 +5,17 @@
 //!
 //! Each accepts loopback, replies and TCP to the allowed destinations of
 //! its family, and rejects the rest at once (a reset for TCP), so a
-//! denied connection fails fast rather than hangs. DNS is IPv4's `nat`
-//! table's: every query to port 53, whatever resolver the image's
-//! `/etc/resolv.conf` names, is redirected to wasmhost's resolver in the
-//! namespace ([`super::dns`]), the one place DNS may go; the IPv6 table
-//! accepts no DNS at all (that resolver listens on IPv4). The tables are
-//! all wasmhost's: the namespace is the container's alone.
+//! denied connection fails fast rather than hangs. DNS is the `nat`
+//! tables': every query to port 53 that leaves loopback, whatever
+//! resolver the image's `/etc/resolv.conf` names, is redirected to
+//! wasmhost's resolver in the namespace ([`super::dns`]), the one place
+//! off loopback DNS may go; over IPv6 too when the resolver listens on
+//! `::1` (else the IPv6 table accepts no DNS at all). A query to the
+//! namespace's own loopback is the container's business (a dnsmasq of its
+//! own on `127.0.0.1:53`) and is left alone, unless the image names no
+//! nameserver at all: then libc asks `127.0.0.1`, meaning "the platform's
+//! resolver", and loopback queries are redirected too ([`Redirect`]). The
+//! tables are all wasmhost's: the namespace is the container's alone.
 
 #![forbid(unsafe_code)]
 
@@ -30,15 +35,53 @@ pub enum Family {
     V6,
 }
 
-/// Where wasmhost's resolver listens in the namespace: `127.0.0.1` and
-/// these ports.
+/// Where wasmhost's resolver listens in the namespace, and which
+/// queries are sent there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resolver {
+    /// Its ports on `127.0.0.1`.
+    pub v4: Ports,
+    /// Its ports on `::1`, when the namespace has IPv6.
+    pub v6: Option<Ports>,
+    pub redirect: Redirect,
+}
+
+/// A UDP and a TCP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
     pub udp: u16,
     pub tcp: u16,
 }
 
+/// Which DNS queries go to wasmhost's resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirect {
+    /// Those that leave loopback: a server the container runs for itself
+    /// on `127.0.0.0/8` or `::1` keeps its queries.
+    LeavingLoopback,
+    /// All of them: the image names no nameserver, so libc asks
+    /// `127.0.0.1`, where the container runs nothing of its own.
+    Every,
+}
+
 impl Family {
+    /// The resolver's ports in this family's loopback address, if it
+    /// listens there.
+    fn resolver_ports(self, resolver: &Resolver) -> Option<(&'static str, Ports)> {
+        match self {
+            Family::V4 => Some(("127.0.0.1", resolver.v4)),
+            Family::V6 => resolver.v6.map(|ports| ("::1", ports)),
+        }
+    }
+
+    /// The family's loopback network, as a rule's ` ! -d` excludes it.
+    fn loopback(self) -> &'static str {
+        match self {
+            Family::V4 => "127.0.0.0/8",
+            Family::V6 => "::1/128",
+        }
+    }
+
     fn restore_command(self) -> &'static str {
         match self {
             Family::V4 => "iptables-restore",
@@ -73,15 +116,19 @@ impl Family {
 /// are left out, and any-address destinations apply to both.
 pub fn rules(family: Family, allowed: &[Destination], resolver: &Resolver) -> String {
     let mut rules = String::new();
-    let ports = [("udp", resolver.udp), ("tcp", resolver.tcp)];
-    if family == Family::V4 {
+    let listening = family.resolver_ports(resolver);
+    if let Some((_, ports)) = listening {
+        let leaving = match resolver.redirect {
+            Redirect::LeavingLoopback => format!(" ! -d {}", family.loopback()),
+            Redirect::Every => String::new(),
+        };
         rules.push_str(
             "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n\
              :OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
         );
-        for (protocol, port) in ports {
+        for (protocol, port) in [("udp", ports.udp), ("tcp", ports.tcp)] {
             rules.push_str(&format!(
-                "-A OUTPUT -p {protocol} --dport 53 -j REDIRECT --to-ports {port}\n"
+                "-A OUTPUT{leaving} -p {protocol} --dport 53 -j REDIRECT --to-ports {port}\n"
             ));
         }
         rules.push_str("COMMIT\n");
@@ -92,12 +139,12 @@ pub fn rules(family: Family, allowed: &[Destination], resolver: &Resolver) -> St
          -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n",
     );
     rules.push_str(family.link_rules());
-    if family == Family::V4 {
+    if let Some((address, ports)) = listening {
         // A redirected query keeps the interface it was routed to first
         // (the filter sees `-o tap0`), so `-o lo` above does not take it.
-        for (protocol, port) in ports {
+        for (protocol, port) in [("udp", ports.udp), ("tcp", ports.tcp)] {
             rules.push_str(&format!(
-                "-A OUTPUT -p {protocol} -d 127.0.0.1 --dport {port} -j ACCEPT\n"
+                "-A OUTPUT -p {protocol} -d {address} --dport {port} -j ACCEPT\n"
             ));
         }
     }
@@ -197,8 +244,20 @@ mod tests {
     }
 
     const RESOLVER: Resolver = Resolver {
-        udp: 40001,
-        tcp: 40002,
+        v4: Ports {
+            udp: 40001,
+            tcp: 40002,
+        },
+        v6: None,
+        redirect: Redirect::LeavingLoopback,
+    };
+
+    const WITH_V6: Resolver = Resolver {
+        v6: Some(Ports {
+            udp: 40003,
+            tcp: 40004,
+        }),
+        ..RESOLVER
     };
 
     #[test]
@@ -249,12 +308,15 @@ mod tests {
     }
 
     #[test]
-    fn every_dns_query_is_redirected_to_wasmhosts_resolver_and_only_there() {
+    fn every_dns_query_leaving_loopback_is_redirected_to_wasmhosts_resolver_and_only_there() {
         let v4 = rules(Family::V4, &[], &RESOLVER);
         assert!(v4.starts_with("*nat\n"), "{v4}");
         assert!(
-            v4.contains("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 40001\n")
-                && v4.contains("-A OUTPUT -p tcp --dport 53 -j REDIRECT --to-ports 40002\n"),
+            v4.contains(
+                "-A OUTPUT ! -d 127.0.0.0/8 -p udp --dport 53 -j REDIRECT --to-ports 40001\n"
+            ) && v4.contains(
+                "-A OUTPUT ! -d 127.0.0.0/8 -p tcp --dport 53 -j REDIRECT --to-ports 40002\n"
+            ),
             "{v4}"
         );
         assert!(
@@ -262,9 +324,53 @@ mod tests {
                 && v4.contains("-A OUTPUT -p tcp -d 127.0.0.1 --dport 40002 -j ACCEPT\n"),
             "{v4}"
         );
-        // No other way to a resolver: nothing else on port 53 is accepted.
+        // No other way to a resolver: nothing else on port 53 is accepted
+        // (loopback's own, `-o lo`, stays the container's).
         let filter = &v4[v4.find("*filter").unwrap()..];
         assert!(!filter.contains("--dport 53"), "{filter}");
         assert_eq!(v4.matches("COMMIT\n").count(), 2, "{v4}");
+    }
+
+    #[test]
+    fn dns_over_ipv6_is_redirected_to_the_resolver_on_loopback_when_it_listens_there() {
+        let v6 = rules(Family::V6, &[], &WITH_V6);
+        assert!(
+            v6.contains("-A OUTPUT ! -d ::1/128 -p udp --dport 53 -j REDIRECT --to-ports 40003\n")
+                && v6.contains(
+                    "-A OUTPUT ! -d ::1/128 -p tcp --dport 53 -j REDIRECT --to-ports 40004\n"
+                ),
+            "{v6}"
+        );
+        assert!(
+            v6.contains("-A OUTPUT -p udp -d ::1 --dport 40003 -j ACCEPT\n")
+                && v6.contains("-A OUTPUT -p tcp -d ::1 --dport 40004 -j ACCEPT\n"),
+            "{v6}"
+        );
+        let filter = &v6[v6.find("*filter").unwrap()..];
+        assert!(!filter.contains("--dport 53"), "{filter}");
+        // The IPv4 table is unchanged by it.
+        assert_eq!(
+            rules(Family::V4, &[], &WITH_V6),
+            rules(Family::V4, &[], &RESOLVER)
+        );
+    }
+
+    #[test]
+    fn an_image_naming_no_nameserver_has_its_loopback_queries_redirected_too() {
+        let every = Resolver {
+            redirect: Redirect::Every,
+            ..WITH_V6
+        };
+        let v4 = rules(Family::V4, &[], &every);
+        let v6 = rules(Family::V6, &[], &every);
+        assert!(
+            v4.contains("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 40001\n"),
+            "{v4}"
+        );
+        assert!(
+            v6.contains("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 40003\n"),
+            "{v6}"
+        );
+        assert!(!v4.contains("! -d") && !v6.contains("! -d"), "{v4}{v6}");
     }
 }

@@ -8,6 +8,17 @@
 //! the expiry is only looked at once an interval anyway. Seen again, it
 //! is kept longer; connections already open stay open when it expires
 //! (the filter accepts replies of established connections).
+//!
+//! What is kept at once is capped ([`crate::limits::CONTAINER_OUTBOUND_MAX_LEARNED`]).
+//! Past the cap, the addresses soonest to expire are dropped first, not
+//! the new ones refused: the container is about to connect to what it was
+//! just answered, while what is dropped was looked up longest ago (a
+//! lookup again allows it again), and its open connections stay open.
+//! Refusing the new ones would instead cut a long-running container off
+//! from every new name once the cap is reached, until old entries expire.
+//! Cilium's DNS-based policy likewise caps the addresses it keeps per
+//! name and garbage-collects those over the cap rather than refusing new
+//! answers.
 
 #![forbid(unsafe_code)]
 
@@ -18,15 +29,35 @@ use std::time::{Duration, Instant};
 use super::allow::{Destination, Entry};
 
 /// Learned destinations and until when each is allowed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Learned {
     until: BTreeMap<Destination, Instant>,
+    /// The most kept at once.
+    cap: usize,
+    /// Whether the cap was reached (it is said once in the log).
+    capped: bool,
+}
+
+impl Default for Learned {
+    fn default() -> Self {
+        Self::with_cap(crate::limits::CONTAINER_OUTBOUND_MAX_LEARNED)
+    }
 }
 
 impl Learned {
+    /// Keeping at most `cap` destinations (at least one).
+    pub fn with_cap(cap: usize) -> Self {
+        Self {
+            until: BTreeMap::new(),
+            cap: cap.max(1),
+            capped: false,
+        }
+    }
+
     /// Records that `name` was answered with `addresses` (each with its
     /// TTL in seconds) at `now`: every entry covering `name` allows each
-    /// address on its ports for max(TTL, `at_least`). Whether a
+    /// address on its ports for max(TTL, `at_least`). Past the cap, those
+    /// soonest to expire are dropped (this answer's last). Whether a
     /// destination is new (the filter must then be reloaded).
     pub fn learn<'a>(
         &mut self,
@@ -36,7 +67,7 @@ impl Learned {
         now: Instant,
         at_least: Duration,
     ) -> bool {
-        let mut grew = false;
+        let mut fresh = Vec::new();
         for entry in entries.into_iter().filter(|entry| entry.covers(name)) {
             for &(address, ttl) in addresses {
                 let until = now + at_least.max(Duration::from_secs(u64::from(ttl)));
@@ -51,13 +82,41 @@ impl Learned {
                             "outbound: `{}` allows {address} (answered for `{name}`)",
                             entry.text
                         );
-                        self.until.insert(destination, until);
-                        grew = true;
+                        self.until.insert(destination.clone(), until);
+                        fresh.push(destination);
                     }
                 }
             }
         }
-        grew
+        while self.until.len() > self.cap {
+            self.drop_soonest(&fresh, name);
+        }
+        !fresh.is_empty()
+    }
+
+    /// Drops the destination soonest to expire, one of `fresh` (this
+    /// answer's) only when nothing else is left.
+    fn drop_soonest(&mut self, fresh: &[Destination], name: &str) {
+        let soonest = |others_only: bool| {
+            self.until
+                .iter()
+                .filter(|(destination, _)| !others_only || !fresh.contains(destination))
+                .min_by_key(|(_, until)| **until)
+                .map(|(destination, _)| destination.clone())
+        };
+        let Some(dropped) = soonest(true).or_else(|| soonest(false)) else {
+            return;
+        };
+        if !self.capped {
+            self.capped = true;
+            tracing::warn!(
+                "outbound: more than {} addresses learned through `*.domain` lookups \
+                 (the last for `{name}`); dropping those soonest to expire first",
+                self.cap
+            );
+        }
+        tracing::debug!("outbound: {dropped:?} dropped (over the cap)");
+        self.until.remove(&dropped);
     }
 
     /// Forgets what expired by `now`; whether anything did.
@@ -144,6 +203,40 @@ mod tests {
             INTERVAL
         ));
         assert_eq!(learned.destinations().count(), 0);
+    }
+
+    #[test]
+    fn past_the_cap_the_addresses_soonest_to_expire_are_dropped_first() {
+        let mut learned = Learned::with_cap(2);
+        let start = Instant::now();
+        let entries = allow::read(&["http://*.example.test:8080".to_owned()]).unwrap();
+        let mut learn = |name: &str, address: &str, ttl: u32| {
+            learned.learn(&entries, name, &[(ip(address), ttl)], start, INTERVAL)
+        };
+        assert!(learn("a.example.test", "10.1.1.1", 300));
+        assert!(learn("b.example.test", "10.1.1.2", 100));
+        // A third: the one soonest to expire (b's) goes, the new one stays.
+        assert!(learn("c.example.test", "10.1.1.3", 200));
+        let kept = |learned: &Learned| learned.destinations().cloned().collect::<Vec<_>>();
+        assert_eq!(kept(&learned), [to("10.1.1.1", 8080), to("10.1.1.3", 8080)]);
+        // Even when the new one would expire soonest of all.
+        assert!(learned.learn(
+            &entries,
+            "d.example.test",
+            &[(ip("10.1.1.4"), 0)],
+            start,
+            INTERVAL
+        ));
+        assert_eq!(kept(&learned), [to("10.1.1.1", 8080), to("10.1.1.4", 8080)]);
+        // An answer bigger than the cap keeps what fits.
+        let many = [
+            (ip("10.2.0.1"), 60),
+            (ip("10.2.0.2"), 60),
+            (ip("10.2.0.3"), 60),
+        ];
+        assert!(learned.learn(&entries, "e.example.test", &many, start, INTERVAL));
+        assert_eq!(learned.destinations().count(), 2);
+        assert!(learned.capped);
     }
 
     #[test]

@@ -21,12 +21,14 @@
 //! every interval while the container runs ([`refresh`]).
 //!
 //! DNS goes through a resolver wasmhost runs for the container ([`dns`]):
-//! the filter redirects every query to it, it forwards them to the host's
-//! resolver, and the addresses answered for a name under a `*.domain`
-//! entry are allowed (with the entry's ports, for max(TTL, the resolve
-//! interval); [`learned`]) before the answer reaches the container. So a
-//! `*.domain` entry allows what the container looked up through it, and
-//! an address it did not look up stays refused.
+//! the filter redirects every query that leaves loopback to it (over
+//! IPv4 and IPv6), it forwards them to the host's resolver, and the
+//! addresses answered for a name under a `*.domain` entry are allowed
+//! (with the entry's ports, for max(TTL, the resolve interval), a capped
+//! number of them; [`learned`]) before the answer reaches the container.
+//! So a `*.domain` entry allows what the container looked up through it,
+//! and an address it did not look up stays refused. A DNS server the
+//! container runs for itself on loopback keeps its queries.
 //!
 //! In a user namespace the container makes its network namespace itself,
 //! so the way out is opened once wasmhost has adopted it, just after the
@@ -98,6 +100,10 @@ pub struct Opening<'a> {
     pub resolve_interval: Duration,
     /// The container's id, for thread names and messages.
     pub id: &'a str,
+    /// The image's `/etc/resolv.conf`, if it has one: whether it names a
+    /// nameserver decides whether loopback queries are the container's
+    /// own ([`dns::redirect`]).
+    pub image_resolv_conf: Option<&'a str>,
 }
 
 impl Outbound {
@@ -110,7 +116,7 @@ impl Outbound {
         let allowed = Allowed::resolve(allow::read(opening.allowed)?)?;
         let upstream = dns::upstream(Path::new(HOST_RESOLV_CONF))?;
         let sockets = dns::Sockets::bind(&netns)?;
-        let resolver = sockets.ports()?;
+        let resolver = sockets.resolver(dns::redirect(opening.image_resolv_conf))?;
         let mut families = vec![Family::V4];
         if kernel_has_ipv6() {
             families.push(Family::V6);
