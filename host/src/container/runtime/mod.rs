@@ -18,10 +18,13 @@
 //! - [`standby`]: a helper started ahead, waiting for its order, and a
 //!   container created ahead, waiting for the word to start;
 //! - [`sealed`]: the helper's read-only bind mount (CVE-2019-5736);
-//! - [`helper`]: the helper process itself (`wasmhost-runtime …`).
+//! - [`helper`]: the helper process itself (`wasmhost-runtime …`);
+//!   [`enter`]: its `exec`, entering a running container (user namespace
+//!   first) as runc's `nsexec` does.
 
 #![forbid(unsafe_code)]
 
+pub mod enter;
 pub mod exec;
 pub mod helper;
 pub mod protocol;
