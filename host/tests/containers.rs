@@ -1446,34 +1446,61 @@ fn wait_for_readyz(server: &common::Server, status: u16, timeout: Duration) -> S
 
 /// The image's HEALTHCHECK runs inside the running container as its own
 /// process runs (the image's user, no capabilities, seccomp and
-/// no_new_privs in force); once it passes, the container is ready and the
-/// metrics say healthy. The same under runc's and crun's `exec`.
+/// no_new_privs in force, the container's namespaces and filesystem);
+/// once it passes, the container is ready and the metrics say healthy.
+/// The same under runc's and crun's `exec`.
 #[tokio::test]
 async fn an_image_healthcheck_runs_inside_the_container_confined_as_its_user_and_makes_it_ready() {
-    let fixture = checked_fixture();
-    checked_under(&fixture, "embedded").await;
+    let fixture = checked_fixture(None);
+    checked_under(&fixture, "embedded", "www", false).await;
 }
 
 #[tokio::test]
 async fn an_image_healthcheck_runs_the_same_under_runc_and_crun() {
-    let fixture = checked_fixture();
-    checked_under(&fixture, "runc").await;
-    checked_under(&fixture, "crun").await;
+    let fixture = checked_fixture(None);
+    checked_under(&fixture, "runc", "www", false).await;
+    checked_under(&fixture, "crun", "www", false).await;
 }
 
-fn checked_fixture() -> BusyboxFixture {
-    BusyboxFixture::with_healthcheck(
-        "test/checked:1",
-        shell_healthcheck(
-            "{ id -un; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/cmdline; } > /tmp/checked \
-             && /bin/busybox wget -q -O /dev/null http://127.0.0.1:8080/index.html",
-            Duration::from_millis(200),
-        ),
-    )
+/// In a user namespace the embedded runtime's exec joins it first (as
+/// runc's nsexec does), then the others: the check runs with the
+/// container's mapped ids, not the host's, and as confined as above; as
+/// root inside, with the capabilities root has in the container.
+#[tokio::test]
+async fn an_image_healthcheck_in_a_user_namespace_runs_inside_it_as_the_containers_user() {
+    let fixture = checked_fixture(None);
+    checked_under(&fixture, "embedded", "www", true).await;
+    let root = checked_fixture(Some("root"));
+    checked_under(&root, "embedded", "root", true).await;
 }
 
-async fn checked_under(fixture: &BusyboxFixture, runtime: &str) {
-    let server = fixture.run(&["--admin-listen", "127.0.0.1:0", "--oci-runtime", runtime]);
+/// What a check reports on itself: its user, ids, capabilities and
+/// confinement, its user namespace's uid map, its namespaces and the
+/// container's pid 1; and (the `wget`) that it reaches the container's
+/// port on the container's loopback. The image's user is `user` if given
+/// (else `www`).
+fn checked_fixture(user: Option<&str>) -> BusyboxFixture {
+    let check = shell_healthcheck(
+        "{ id -un; grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
+         cat /proc/self/uid_map; \
+         for n in net user mnt pid; do /bin/busybox readlink /proc/self/ns/$n; done; \
+         cat /proc/1/cmdline; } > /tmp/checked \
+         && /bin/busybox wget -q -O /dev/null http://127.0.0.1:8080/index.html",
+        Duration::from_millis(200),
+    );
+    let mut config = vec![("Healthcheck", check)];
+    config.extend(user.map(|user| ("User", serde_json::json!(user))));
+    BusyboxFixture::with_config(&format!("test/checked:{}", user.unwrap_or("www")), &config)
+}
+
+/// Runs `fixture` (whose image's user is `user`) under `runtime` and
+/// checks what its HEALTHCHECK saw.
+async fn checked_under(fixture: &BusyboxFixture, runtime: &str, user: &str, user_namespace: bool) {
+    let mut args = vec!["--admin-listen", "127.0.0.1:0", "--oci-runtime", runtime];
+    if user_namespace {
+        args.push("--user-namespace");
+    }
+    let server = fixture.run(&args);
     wait_for_readyz(&server, 200, Duration::from_secs(20));
     server.wait_for_log("is healthy", Duration::from_secs(5));
     assert!(
@@ -1486,16 +1513,48 @@ async fn checked_under(fixture: &BusyboxFixture, runtime: &str) {
         get_text(&client, server.url("/index.html")).await,
         "hello from busybox\n"
     );
-    // What the check saw: the image's user, Docker's confinement, and the
-    // container's pid 1 (wasmhost's init): it ran in the container's pid
-    // namespace, not the host's.
+    // What the check saw (it wrote it into the container's /tmp, which the
+    // container's own process reads back): the image's user with the
+    // container's ids, Docker's confinement, and the container's pid 1
+    // (wasmhost's init): it ran in the container's pid namespace.
     let checked = get_text(&client, server.url("/cgi-bin/checked")).await;
     let lines: Vec<&str> = checked.lines().collect();
-    assert_eq!(lines.first(), Some(&"www"), "{checked}");
-    assert!(checked.contains("CapEff:\t0000000000000000"), "{checked}");
+    let id = if user == "root" { 0 } else { 33 };
+    assert_eq!(lines.first(), Some(&user), "{checked}");
+    assert!(checked.contains(&format!("Uid:\t{id}\t{id}\t{id}\t{id}\n")), "{checked}");
+    assert!(checked.contains(&format!("Gid:\t{id}\t{id}\t{id}\t{id}\n")), "{checked}");
     assert!(checked.contains("NoNewPrivs:\t1"), "{checked}");
     assert!(checked.contains("Seccomp:\t2"), "{checked}");
     assert!(checked.contains("/.wasmhost-init"), "{checked}");
+    // Its user namespace: the container's, whose root is an unprivileged
+    // host uid; or, without one, the host's.
+    let map = if user_namespace {
+        ["0", "1000000000", "65536"]
+    } else {
+        ["0", "0", "4294967295"]
+    };
+    let map_line = lines
+        .iter()
+        .find(|l| l.split_whitespace().count() == 3 && l.trim_start().starts_with('0'))
+        .unwrap_or_else(|| panic!("no uid map in {checked}"));
+    assert_eq!(map_line.split_whitespace().collect::<Vec<_>>(), map, "{checked}");
+    // The same network, user, mount and pid namespaces and the same
+    // bounding set as the container's own processes (a CGI script of its
+    // httpd).
+    let own = get_text(&client, server.url("/cgi-bin/ns")).await;
+    let namespaces: Vec<&str> = own.lines().collect();
+    assert_eq!(namespaces.len(), 4, "{own}");
+    for namespace in &namespaces {
+        assert!(lines.contains(namespace), "{namespace} not in {checked}");
+    }
+    // Its capabilities: a non-root user's none; root's, as the container's
+    // own root process holds them (Docker's default set).
+    let status = get_text(&client, server.url("/cgi-bin/status")).await;
+    let set = |name: &str| status.lines().find(|l| l.starts_with(name)).unwrap().to_owned();
+    assert!(lines.contains(&set("CapBnd:").as_str()), "{status} vs {checked}");
+    let effective = set("CapEff:");
+    assert_eq!(effective == "CapEff:\t0000000000000000", user == "www", "{status}");
+    assert!(lines.contains(&effective.as_str()), "{status} vs {checked}");
     stop(server);
 }
 
@@ -1537,17 +1596,24 @@ async fn unhealthy_is_not_ready_then_restarted(fixture: &BusyboxFixture, check: 
 
 #[tokio::test]
 async fn an_image_healthcheck_failing_makes_the_container_not_ready_and_restarts_it() {
-    let fixture = BusyboxFixture::with_healthcheck(
+    unhealthy_is_not_ready_then_restarted(&sickening_fixture(), &[], SICKENED).await;
+}
+
+#[tokio::test]
+async fn an_image_healthcheck_failing_in_a_user_namespace_makes_the_container_not_ready_and_restarts_it() {
+    unhealthy_is_not_ready_then_restarted(&sickening_fixture(), &["--user-namespace"], SICKENED).await;
+}
+
+/// An image whose check fails once `/cgi-bin/sicken` made `/tmp/sick`.
+fn sickening_fixture() -> BusyboxFixture {
+    BusyboxFixture::with_healthcheck(
         "test/sickening:1",
         shell_healthcheck("test ! -e /tmp/sick", Duration::from_millis(200)),
-    );
-    unhealthy_is_not_ready_then_restarted(
-        &fixture,
-        &[],
-        "health check 2/2 of `/bin/sh -c test ! -e /tmp/sick` failed: exit code 1",
     )
-    .await;
 }
+
+/// The log line of its second failure in a row.
+const SICKENED: &str = "health check 2/2 of `/bin/sh -c test ! -e /tmp/sick` failed: exit code 1";
 
 #[tokio::test]
 async fn an_http_health_check_failing_makes_the_container_not_ready_and_restarts_it() {

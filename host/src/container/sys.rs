@@ -9,9 +9,9 @@
 //!   port is a port on the host's loopback).
 //! - Free functions for calls no fake could stand in for: the ones a
 //!   freshly executed helper makes on itself ([`private_mount_namespace`],
-//!   [`detach_stdin`]) and the metadata a layer sets on the inodes it
-//!   writes ([`set_xattr`], [`set_owner_and_mtime`]), which the layer
-//!   tests check on real files.
+//!   [`detach_stdin`], [`OneThread::fork`]) and the metadata a layer
+//!   sets on the inodes it writes ([`set_xattr`],
+//!   [`set_owner_and_mtime`]), which the layer tests check on real files.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -193,6 +193,47 @@ pub fn private_mount_namespace() -> io::Result<()> {
     // SAFETY: unshare affects only this process, which has one thread.
     check(unsafe { libc::unshare(libc::CLONE_NEWNS) })?;
     mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
+}
+
+/// How many threads this process has (`/proc/self/status`'s `Threads:`).
+fn threads() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no `Threads:` in /proc/self/status"))
+}
+
+/// Proof that this process had one thread when it was made
+/// ([`one_thread`]), for a process that starts none afterwards (the
+/// runtime helper). Neither `Send` nor `Sync`.
+pub struct OneThread(std::marker::PhantomData<*const ()>);
+
+/// [`OneThread`] if this process has one thread (checked while
+/// `/proc/self` is still this process's: inside a container's mount
+/// namespace it is the container's `/proc`, where this process has no
+/// entry).
+pub fn one_thread() -> io::Result<OneThread> {
+    match threads()? {
+        1 => Ok(OneThread(std::marker::PhantomData)),
+        count => Err(io::Error::other(format!(
+            "the process has {count} threads, not one"
+        ))),
+    }
+}
+
+impl OneThread {
+    /// `fork` of this single-threaded process. The child of a
+    /// multi-threaded one may only make async-signal-safe calls until it
+    /// executes, and the runtime helper's child (`runtime::enter`)
+    /// allocates, reads files and loads a seccomp filter first.
+    pub fn fork(&self) -> io::Result<nix::unistd::ForkResult> {
+        // SAFETY: the process had one thread when `self` was made and, as
+        // its holder promises, has started none since: no lock or other
+        // state can be held by a thread the child would not have.
+        Ok(unsafe { nix::unistd::fork() }?)
+    }
 }
 
 /// Stdin as a file of its own (close-on-exec), and `/dev/null` as fd 0,

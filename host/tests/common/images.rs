@@ -23,17 +23,17 @@ pub fn sh(script: &str) {
 
 /// A busybox httpd image serving `/www` on port 8080, with CGI scripts
 /// under `/www/cgi-bin` that report on the container from inside (its
-/// processes, network, user, mounts, init, descriptors, cgroup limits,
-/// capabilities and seccomp filter, how many processes it may fork) or
-/// try to break it (`crash` kills pid 1, `hog` eats memory, `sicken`
-/// makes `/tmp/sick`, which fails `health`); pushed as
-/// `<registry>/<repository>`, with `healthcheck` as its config's
-/// `Healthcheck` if given. Returns the reference.
+/// processes, network, user, namespaces, mounts, init, descriptors,
+/// cgroup limits, capabilities and seccomp filter, how many processes it
+/// may fork) or try to break it (`crash` kills pid 1, `hog` eats memory,
+/// `sicken` makes `/tmp/sick`, which fails `health`); pushed as
+/// `<registry>/<repository>`, with `config`'s fields (`Healthcheck`,
+/// `User`, ...) set in its config. Returns the reference.
 pub fn busybox_httpd(
     registry: &TestRegistry,
     repository: &str,
     work: &Path,
-    healthcheck: Option<&serde_json::Value>,
+    config: &[(&str, serde_json::Value)],
 ) -> String {
     let layout = work.join("layout");
     let bundle = work.join("bundle");
@@ -65,6 +65,7 @@ cgi limits 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/
 cgi init 'cat /proc/1/cmdline | tr "\\0" " "'
 cgi fds 'ls -l /proc/1/fd | tail -n +2 | sed "s/.*-> //"'
 cgi uidmap 'cat /proc/self/uid_map'
+cgi ns 'for n in net user mnt pid; do /bin/busybox readlink /proc/self/ns/$n; done'
 cgi status 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):" /proc/self/status'
 cgi seccomp '/bin/busybox unshare -U /bin/busybox true 2>&1; echo "exit=$?"'
 cgi forks 'i=0; while [ $i -lt 64 ]; do /bin/busybox sleep 2 & i=$((i+1)); echo "started=$i"; done'
@@ -84,8 +85,8 @@ umoci config --image {l}:httpd --os linux --architecture amd64 \
         l = layout.display(),
         b = bundle.display(),
     ));
-    if let Some(healthcheck) = healthcheck {
-        set_config(&layout, "httpd", "Healthcheck", healthcheck);
+    for (field, value) in config {
+        set_config(&layout, "httpd", field, value);
     }
     sh(&format!(
         "skopeo copy --quiet --dest-tls-verify=false oci:{}:httpd docker://{reference}",
@@ -146,19 +147,21 @@ pub struct BusyboxFixture {
 impl BusyboxFixture {
     /// Builds and pushes the image as `repository` in a fresh registry.
     pub fn new(repository: &str) -> BusyboxFixture {
-        Self::build(repository, None)
+        Self::with_config(repository, &[])
     }
 
     /// As [`BusyboxFixture::new`], the image with `healthcheck` (Docker's
     /// JSON) as its HEALTHCHECK.
     pub fn with_healthcheck(repository: &str, healthcheck: serde_json::Value) -> BusyboxFixture {
-        Self::build(repository, Some(&healthcheck))
+        Self::with_config(repository, &[("Healthcheck", healthcheck)])
     }
 
-    fn build(repository: &str, healthcheck: Option<&serde_json::Value>) -> BusyboxFixture {
+    /// As [`BusyboxFixture::new`], with `config`'s fields set in the
+    /// image's config (Docker's JSON).
+    pub fn with_config(repository: &str, config: &[(&str, serde_json::Value)]) -> BusyboxFixture {
         let registry = TestRegistry::start();
         let work = tempfile::tempdir().unwrap();
-        let reference = busybox_httpd(&registry, repository, work.path(), healthcheck);
+        let reference = busybox_httpd(&registry, repository, work.path(), config);
         BusyboxFixture {
             _registry: registry,
             _work: work,

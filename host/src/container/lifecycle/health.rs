@@ -81,8 +81,8 @@ impl Check {
             Ok(Some(_)) if settings.healthcheck && !exec_keeps_user_namespace(settings) => {
                 tracing::warn!(
                     %component,
-                    "the image's HEALTHCHECK is not run: the embedded runtime's exec cannot join \
-                     a user namespace yet (use runtime = \"runc\" or \"crun\", or an HTTP `health`)"
+                    "the image's HEALTHCHECK is not run: youki's exec cannot join a user namespace \
+                     (use the embedded runtime, runc or crun, or an HTTP `health`)"
                 );
                 None
             }
@@ -156,11 +156,12 @@ impl Check {
 }
 
 /// Whether a command run inside by `settings.runtime` joins the
-/// container's user namespace: runc and crun join every namespace;
-/// libcontainer's tenant (the embedded runtime, youki) joins all but the
-/// user namespace, so its command would run with host ids.
+/// container's user namespace: runc and crun join every namespace, and so
+/// does the embedded runtime (`runtime::enter`, as runc's `nsexec`);
+/// youki's exec is libcontainer's tenant, which joins all but the user
+/// namespace, so its command would run with host ids.
 fn exec_keeps_user_namespace(settings: &Settings) -> bool {
-    !settings.user_namespace || matches!(settings.runtime.as_str(), "runc" | "crun")
+    !settings.user_namespace || settings.runtime != "youki"
 }
 
 impl Lifecycle {
@@ -357,17 +358,26 @@ mod tests {
         let chosen = Check::choose("c", &http, &failing).unwrap();
         assert_eq!(chosen.what(), "/healthz");
         assert_eq!(chosen.initial(), Health::Healthy);
-        // In a user namespace, only under runc and crun.
+        // In a user namespace, under every runtime but youki (whose exec
+        // would run it with host ids).
         let user_ns = Settings {
             user_namespace: true,
             ..Settings::default()
         };
-        assert_eq!(Check::choose("c", &user_ns, &failing), None);
-        let runc = Settings {
-            runtime: "runc".into(),
+        assert_eq!(user_ns.runtime, "embedded");
+        assert!(Check::choose("c", &user_ns, &failing).is_some());
+        for runtime in ["runc", "crun"] {
+            let other = Settings {
+                runtime: runtime.into(),
+                ..user_ns.clone()
+            };
+            assert!(Check::choose("c", &other, &failing).is_some(), "{runtime}");
+        }
+        let youki = Settings {
+            runtime: "youki".into(),
             ..user_ns
         };
-        assert!(Check::choose("c", &runc, &failing).is_some());
+        assert_eq!(Check::choose("c", &youki, &failing), None);
         // NONE, and a malformed check: none, and the image still runs.
         assert_eq!(
             Check::choose("c", &Settings::default(), &image(r#"{"Test":["NONE"]}"#)),

@@ -24,16 +24,14 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
+use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::get_executor;
-use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::signal::{self, SigSet};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxNamespaceType;
 
+use super::enter;
 use super::protocol::{ListEntry, Order, Word};
 use crate::container::sys::{self, Linux, Syscall as _};
 
@@ -108,20 +106,26 @@ pub struct ExecOrder<'a> {
     pub command: Vec<String>,
 }
 
-/// `exec`: runs a command inside running container `id` (libcontainer's
-/// tenant: all its namespaces and its cgroup, its environment and
-/// capabilities), waits for it, and returns its exit code (128 + the
-/// signal that ended it).
+/// `exec`: runs a command inside running container `id` (all its
+/// namespaces, its user namespace first, and its cgroups; its
+/// environment, capabilities, seccomp filter and no_new_privs), waits for
+/// it, and returns its exit code (128 + the signal that ended it).
 ///
-/// libcontainer's tenant leaves out the container's seccomp filter (it
-/// rebuilds `linux` with the namespaces and cgroup only); [`Confined`]
-/// loads it just before the exec, as the container's own process has it.
+/// [`enter`] does the entry, as runc's `nsexec` does: libcontainer's
+/// tenant leaves the user namespace out (its command would run with host
+/// ids) and the seccomp filter too.
 pub fn exec(root: &Path, order: ExecOrder<'_>) -> Result<i32> {
     if !sealed() {
         return reexec_read_only().context("cannot run from a read-only wasmhost binary");
     }
     let id = order.id;
     let container = load(root, id)?;
+    if container.status() != ContainerStatus::Running {
+        bail!("cannot exec in container `{id}`: it is {}", container.status());
+    }
+    let init = container
+        .pid()
+        .context("the container has no init process")?;
     let spec_path = container.bundle().join("config.json");
     let spec = oci_spec::runtime::Spec::load(&spec_path)
         .with_context(|| format!("cannot read `{}`", spec_path.display()))?;
@@ -133,37 +137,17 @@ pub fn exec(root: &Path, order: ExecOrder<'_>) -> Result<i32> {
         Some(user) => parse_user(user)?,
         None => (process.user().uid(), Some(process.user().gid())),
     };
-    let cwd = order
-        .cwd
-        .map_or_else(|| process.cwd().clone(), Path::to_path_buf);
-    // The tenant joins every namespace but the user namespace: its
-    // command would run with host ids (root as host root). Refused.
-    let linux = spec.linux().as_ref();
-    let namespaces = linux.and_then(|linux| linux.namespaces().as_ref());
-    if namespaces.is_some_and(|all| all.iter().any(|ns| ns.typ() == LinuxNamespaceType::User)) {
-        bail!("cannot exec in container `{id}`: the embedded runtime cannot join its user namespace yet");
-    }
-    let seccomp = linux.and_then(|linux| linux.seccomp().clone());
-    let pid = ContainerBuilder::new(id.to_owned(), SyscallType::default())
-        .with_executor(Confined { seccomp })
-        .with_root_path(root)
-        .context("bad state directory")?
-        .validate_id()
-        .context("bad container id")?
-        .as_tenant()
-        .with_no_new_privs(true)
-        .with_detach(false)
-        .with_cwd(Some(cwd))
-        .with_user(Some(uid))
-        .with_group(gid)
-        .with_additional_gids(process.user().additional_gids().clone().unwrap_or_default())
-        .with_container_args(order.command)
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot exec in container `{id}`: {e}"))?;
-    if let Some(pid_file) = order.pid_file {
-        std::fs::write(pid_file, pid.as_raw().to_string())
-            .with_context(|| format!("cannot write `{}`", pid_file.display()))?;
-    }
+    let who = enter::As {
+        uid,
+        // runc's `--user uid` alone: group 0.
+        gid: gid.unwrap_or(0),
+        additional_gids: process.user().additional_gids().clone().unwrap_or_default(),
+        cwd: order
+            .cwd
+            .map_or_else(|| process.cwd().clone(), Path::to_path_buf),
+    };
+    let pid = enter::spawn(id, init, &spec, &who, &order.command, order.pid_file)
+        .with_context(|| format!("cannot exec in container `{id}`"))?;
     wait_forwarding_signals(pid)
 }
 
@@ -176,30 +160,6 @@ fn parse_user(user: &str) -> Result<(u32, Option<u32>)> {
     match user.split_once(':') {
         Some((uid, gid)) => Ok((number(uid)?, Some(number(gid)?))),
         None => Ok((number(user)?, None)),
-    }
-}
-
-/// libcontainer's default executor, after loading the container's seccomp
-/// filter (the tenant's spec has none). The process has `no_new_privs`
-/// (the container's spec asks for it, and the tenant keeps it), so the
-/// filter loads without CAP_SYS_ADMIN.
-#[derive(Clone)]
-struct Confined {
-    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
-}
-
-impl Executor for Confined {
-    fn exec(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorError> {
-        if let Some(seccomp) = &self.seccomp {
-            libcontainer::seccomp::initialize_seccomp(seccomp).map_err(|e| {
-                ExecutorError::Other(format!("cannot load the container's seccomp filter: {e}"))
-            })?;
-        }
-        get_executor().exec(spec)
-    }
-
-    fn validate(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorValidationError> {
-        get_executor().validate(spec)
     }
 }
 

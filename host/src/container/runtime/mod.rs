@@ -19,12 +19,15 @@
 //!   container created ahead, waiting for the word to start;
 //! - [`sealed`]: the helper's read-only bind mount (CVE-2019-5736);
 //! - [`helper`]: the helper process itself (`wasmhost-runtime …`);
-//!   [`cgroup_wait`]: the kernel's wait before a cgroup move, which a
-//!   standby helper takes while its order is on the way.
+//!   [`enter`]: its `exec`, entering a running container (user namespace
+//!   first) as runc's `nsexec` does; [`cgroup_wait`]: the kernel's wait
+//!   before a cgroup move, which a standby helper takes while its order is
+//!   on the way.
 
 #![forbid(unsafe_code)]
 
 mod cgroup_wait;
+pub mod enter;
 pub mod exec;
 pub mod helper;
 pub mod protocol;
