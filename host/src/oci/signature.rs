@@ -54,6 +54,7 @@ pub struct SigningKey {
     pair: EcdsaKeyPair,
 }
 
+/// Names the file only: a key's material has no business in a log line.
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SigningKey({})", self.path.display())
