@@ -3,9 +3,10 @@
 # (docker-registry), the tools whose output we must interoperate with
 # (skopeo, umoci, zstd: the reference encoder of zstd layers), htpasswd for
 # the basic-auth registry and openssl for the token service of the
-# bearer-auth one, runc and busybox-static for the container tests (a
-# busybox httpd image), ab for bench/compare-vs-ab.sh, redis-server and
-# postgresql for outbound Redis and PostgreSQL, MariaDB for MySQL (the
+# bearer-auth one (and the keys of signed precompiled code), runc and
+# busybox-static for the container tests (a busybox httpd image), ab for
+# bench/compare-vs-ab.sh, redis-server and postgresql for outbound Redis
+# and PostgreSQL, MariaDB for MySQL (the
 # -core packages: mariadb-server's server and install script and the
 # `mariadb` client, without the system service mariadb-server would start),
 # mosquitto for MQTT (each

@@ -207,3 +207,14 @@ pub const WORKER_SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 /// accepted (`serve --workers`): what tokio's `TcpListener::bind` gives the
 /// single-process server, so both queue alike.
 pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Signature layers read from one cosign signature manifest before
+/// giving up (`serve --precompiled-signer`): cosign adds one per signing,
+/// so a handful is usual; each costs a blob fetch, and a registry that
+/// lists thousands should not make a start wait on them.
+pub const MAX_SIGNATURES_CHECKED: usize = 16;
+
+/// Largest signature payload fetched: cosign's simple-signing JSON is a
+/// few hundred bytes (more with `-a` annotations); anything near this is
+/// not one.
+pub const MAX_SIGNATURE_PAYLOAD_BYTES: u64 = 64 << 10;

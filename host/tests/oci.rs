@@ -1693,3 +1693,295 @@ async fn precompiled_code_of_an_app_tied_to_another_component_is_not_used() {
     );
     assert_both_answer(&server).await;
 }
+
+// Signed precompiled code (`push --sign-key`, `serve --precompiled-signer`):
+// cosign's key-based format, keys made with openssl as an operator would.
+
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+
+/// `openssl` with `args`, which must succeed.
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh ECDSA P-256 key pair in `dir`: (PKCS#8 private, SPKI public).
+fn key_pair(dir: &Path, name: &str) -> (String, String) {
+    let private = dir.join(format!("{name}.pem")).to_str().unwrap().to_owned();
+    let public = dir.join(format!("{name}.pub")).to_str().unwrap().to_owned();
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &private,
+    ]);
+    openssl(&["pkey", "-in", &private, "-pubout", "-out", &public]);
+    (private, public)
+}
+
+/// Pushes hello with its compiled code to `repository:1`, signed with
+/// `key` when given; returns the push's JSON.
+fn push_signed_hello(
+    registry: &TestRegistry,
+    repository: &str,
+    key: Option<&str>,
+    config: &Path,
+) -> Value {
+    let reference = registry.reference(&format!("{repository}:1"));
+    let hello = guest("hello");
+    let mut args = vec![
+        "push",
+        hello.to_str().unwrap(),
+        &reference,
+        "--precompiled",
+        "--json",
+    ];
+    if let Some(key) = key {
+        args.extend(["--sign-key", key]);
+    }
+    serde_json::from_str(&ok(wasmhost(&args, config))).expect("push --json prints JSON")
+}
+
+/// The cosign signature tag of manifest `digest`.
+fn signature_tag(digest: &str) -> String {
+    format!("{}.sig", referrers_tag(digest))
+}
+
+#[tokio::test]
+async fn precompiled_code_signed_by_a_named_key_is_loaded_and_its_signature_is_cosigns() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = key_pair(keys.path(), "signer");
+    let pushed = push_signed_hello(&registry, "team/signed", Some(&private), config.path());
+    let referrer = pushed["precompiled"].as_str().unwrap();
+    let tag = signature_tag(referrer);
+    assert_eq!(
+        pushed["precompiled_signature"],
+        registry.reference(&format!("team/signed:{tag}"))
+    );
+
+    // cosign's layout: one simple-signing layer whose payload names the
+    // referrer, its signature an annotation openssl verifies.
+    let manifest = registry.get_manifest("team/signed", &tag).await;
+    assert_eq!(manifest["mediaType"], OCI_MANIFEST);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0]["mediaType"], SIMPLE_SIGNING);
+    let payload = registry
+        .get_blob("team/signed", layers[0]["digest"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        String::from_utf8(payload.clone()).unwrap(),
+        format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"{}"}},"image":{{"docker-manifest-digest":"{referrer}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+            registry.reference("team/signed")
+        )
+    );
+    use base64::Engine as _;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(layers[0]["annotations"][COSIGN_SIGNATURE].as_str().unwrap())
+        .unwrap();
+    let payload_file = keys.path().join("payload.json");
+    let signature_file = keys.path().join("signature.der");
+    std::fs::write(&payload_file, &payload).unwrap();
+    std::fs::write(&signature_file, &signature).unwrap();
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &public,
+        "-signature",
+        signature_file.to_str().unwrap(),
+        payload_file.to_str().unwrap(),
+    ]);
+
+    // Another signer's signature first (cosign adds one layer per
+    // signing): it is passed over for the named key's.
+    let (other, _) = key_pair(keys.path(), "other");
+    plant_signature(&registry, "team/signed", &tag, referrer, &other, true).await;
+
+    // A node that names the key loads the code: nothing compiles.
+    let store = Store::new();
+    let server = serve_fresh(
+        &registry.reference("team/signed:1"),
+        &store,
+        config.path(),
+        &[
+            "--trust-precompiled",
+            &registry.host,
+            "--precompiled-signer",
+            &public,
+        ],
+    );
+    let line = server.wait_for_log("using precompiled code", Duration::from_secs(10));
+    assert!(line.contains(&format!("signed by `{public}`")), "{line}");
+    let line = server.wait_for_log("loaded `", Duration::from_secs(5));
+    assert!(line.contains("compiled code loaded from cache"), "{line}");
+    let (status, _) = common::get_blocking(&server.url("/"));
+    assert_eq!(status, 200);
+
+}
+
+/// Adds to the signature manifest at `tag` (first, before the ones it
+/// holds, or instead of them) a signature by `key` made with openssl, of
+/// a payload naming `digest`.
+async fn plant_signature(
+    registry: &TestRegistry,
+    repository: &str,
+    tag: &str,
+    digest: &str,
+    key: &str,
+    keep: bool,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+        registry.reference(repository)
+    );
+    let payload_file = dir.path().join("payload.json");
+    let signature_file = dir.path().join("signature.der");
+    std::fs::write(&payload_file, &payload).unwrap();
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        key,
+        "-out",
+        signature_file.to_str().unwrap(),
+        payload_file.to_str().unwrap(),
+    ]);
+    use base64::Engine as _;
+    let signature =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&signature_file).unwrap());
+    let mut manifest = registry.get_manifest(repository, tag).await;
+    let blob = registry.push_blob(repository, payload.as_bytes()).await;
+    let mut layers = vec![json!({
+        "mediaType": SIMPLE_SIGNING,
+        "digest": blob,
+        "size": payload.len(),
+        "annotations": { COSIGN_SIGNATURE: signature },
+    })];
+    if keep {
+        layers.extend(manifest["layers"].as_array().unwrap().iter().cloned());
+    }
+    manifest["layers"] = json!(layers);
+    let (status, body) = registry
+        .put_manifest(
+            repository,
+            tag,
+            OCI_MANIFEST,
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn precompiled_code_not_signed_by_a_named_key_is_compiled() {
+    let registry = TestRegistry::start();
+    let config = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = key_pair(keys.path(), "signer");
+    let (other, _) = key_pair(keys.path(), "other");
+    // Each case: the key it is pushed with, whether its signature is then
+    // replaced by one of the component's manifest, and the reason logged.
+    let cases: [(Option<&str>, bool, &str); 3] = [
+        (None, false, "it is not signed"),
+        (Some(&other), false, "verifies with none of the named keys"),
+        (Some(&private), true, "its payload signs sha256:"),
+    ];
+    for (i, (key, sign_the_component, why)) in cases.into_iter().enumerate() {
+        let repository = format!("team/unsigned-{i}");
+        let pushed = push_signed_hello(&registry, &repository, key, config.path());
+        // A valid signature by the named key, of the component's manifest
+        // rather than of the referrer: not a signature of the code.
+        if sign_the_component {
+            let tag = signature_tag(pushed["precompiled"].as_str().unwrap());
+            let component = pushed["digest"].as_str().unwrap();
+            plant_signature(&registry, &repository, &tag, component, &private, false).await;
+        }
+        let store = Store::new();
+        let server = serve_fresh(
+            &registry.reference(&format!("{repository}:1")),
+            &store,
+            config.path(),
+            &[
+                "--trust-precompiled",
+                &registry.host,
+                "--precompiled-signer",
+                &public,
+            ],
+        );
+        let line = server.wait_for_log("refused", Duration::from_secs(10));
+        assert!(
+            line.contains(why) && line.contains("--precompiled-signer") && line.contains("compiling"),
+            "{why}: {line}"
+        );
+        let line = server.wait_for_log("loaded `", Duration::from_secs(10));
+        assert!(!line.contains("from cache"), "{line}");
+        assert_eq!(server.log_count("using precompiled code"), 0);
+        let (status, _) = common::get_blocking(&server.url("/"));
+        assert_eq!(status, 200);
+    }
+}
+
+#[test]
+fn a_key_file_that_cannot_be_used_stops_the_start_or_the_push_with_its_name() {
+    let config = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = key_pair(keys.path(), "signer");
+    let missing = keys.path().join("missing.pub");
+    // No registry is reached: the keys are read first.
+    let reference = "127.0.0.1:9/team/never:1";
+    let serve = |signer: &str| {
+        failed(wasmhost(
+            &[
+                "serve",
+                reference,
+                "--listen",
+                "127.0.0.1:0",
+                "--trust-precompiled",
+                "127.0.0.1:9",
+                "--precompiled-signer",
+                signer,
+            ],
+            config.path(),
+        ))
+    };
+    // A private key where the public one belongs.
+    let err = serve(&private);
+    assert!(
+        err.contains("--precompiled-signer")
+            && err.contains(&format!("`{private}`"))
+            && err.contains("BEGIN PUBLIC KEY"),
+        "{err}"
+    );
+    assert!(!err.contains("serving"), "{err}");
+    let err = serve(missing.to_str().unwrap());
+    assert!(err.contains("cannot read key file"), "{err}");
+    // The public key where the private one belongs.
+    let err = failed(wasmhost(
+        &[
+            "push",
+            guest("hello").to_str().unwrap(),
+            reference,
+            "--precompiled",
+            "--sign-key",
+            &public,
+        ],
+        config.path(),
+    ));
+    assert!(
+        err.contains("--sign-key") && err.contains(&format!("`{public}`")) && err.contains("PKCS#8"),
+        "{err}"
+    );
+}

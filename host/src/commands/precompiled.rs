@@ -3,7 +3,8 @@
 //! component (of a lone component or of a Spin app) the compile cache has
 //! nothing for, finding code for this engine
 //! ([`crate::oci::precompiled::find`]) and adopting it into the cache,
-//! where loading then picks it up. Anything short of that is a log line
+//! where loading then picks it up; with `--precompiled-signer`, only code
+//! whose referrer a named key signed. Anything short of that is a log line
 //! saying why, and that component is compiled as usual.
 //!
 //! Here because it is the one place that knows both the registry side
@@ -17,6 +18,7 @@ use crate::oci::component;
 use crate::oci::precompiled::{self, Found, Wanted};
 use crate::oci::pull::Pulled;
 use crate::oci::registry::RegistryOptions;
+use crate::oci::signature::PublicKey;
 use crate::oci::spin_app;
 use crate::oci::store::{digest_of, ContentStore};
 use crate::wasm::cache::CompileCache;
@@ -25,17 +27,24 @@ use crate::wasm::engine_key::EngineKey;
 use crate::wasm::load::{self, ComponentBytes, HandlerKind};
 use crate::wasm::ComponentOptions;
 
-/// The registries (or repositories) whose precompiled code the operator
-/// trusts: `REGISTRY` (`ghcr.io`, `127.0.0.1:5000`) or
-/// `REGISTRY/REPOSITORY-PREFIX` (`ghcr.io/team`).
+/// Whose precompiled code the operator trusts.
 #[derive(Debug, Clone, Default)]
-pub struct Trusted(pub Vec<String>);
+pub struct Trusted {
+    /// The registries (or repositories) it may come from: `REGISTRY`
+    /// (`ghcr.io`, `127.0.0.1:5000`) or `REGISTRY/REPOSITORY-PREFIX`
+    /// (`ghcr.io/team`). Alone, trust in everyone who can push there.
+    pub registries: Vec<String>,
+    /// Keys one of which must have signed it (`--precompiled-signer`),
+    /// narrowing that trust to the holders of these keys; none: unsigned
+    /// code from a trusted registry is used.
+    pub signers: Vec<PublicKey>,
+}
 
 impl Trusted {
     /// Whether `reference` lies under one of the trusted names.
     pub fn covers(&self, reference: &Reference) -> bool {
         let path = format!("{}/{}", reference.registry(), reference.repository());
-        self.0.iter().any(|name| {
+        self.registries.iter().any(|name| {
             let name = name.trim_end_matches('/');
             name == reference.registry()
                 || path == name
@@ -96,7 +105,7 @@ pub async fn adopt(
         layer_digest,
         prepared,
     };
-    adopt_all(origin, runtime, &[candidate], cache).await;
+    adopt_all(origin, trusted, runtime, &[candidate], cache).await;
 }
 
 /// [`adopt`] for each Wasm component of a pulled Spin app, before the app
@@ -156,7 +165,7 @@ pub async fn adopt_app(origin: &Origin<'_>, trusted: &Trusted, options: &Compone
             prepared: bytes,
         })
         .collect();
-    adopt_all(origin, &runtime, &candidates, &options.cache).await;
+    adopt_all(origin, trusted, &runtime, &candidates, &options.cache).await;
 }
 
 /// Whether the operator trusts `origin`'s registry; says why not.
@@ -171,7 +180,7 @@ fn is_trusted(origin: &Origin<'_>, trusted: &Trusted) -> bool {
         origin.reference.whole(),
         origin.reference.registry()
     );
-    if trusted.0.is_empty() {
+    if trusted.registries.is_empty() {
         tracing::debug!("{why}");
     } else {
         tracing::info!("{why}");
@@ -183,6 +192,7 @@ fn is_trusted(origin: &Origin<'_>, trusted: &Trusted) -> bool {
 /// outcome.
 async fn adopt_all(
     origin: &Origin<'_>,
+    trusted: &Trusted,
     runtime: &Runtime,
     candidates: &[Candidate<'_>],
     cache: &CompileCache,
@@ -202,6 +212,7 @@ async fn adopt_all(
             .iter()
             .map(|c| (c.layer_digest.clone(), digest_of(&c.prepared.bytes)))
             .collect(),
+        signers: &trusted.signers,
     };
     let found = precompiled::find(
         origin.reference,
@@ -211,8 +222,8 @@ async fn adopt_all(
         origin.options,
     )
     .await;
-    let mut code = match found {
-        Ok(Found::Code(code)) => code,
+    let (mut code, signer) = match found {
+        Ok(Found::Code { code, signer }) => (code, signer),
         Ok(Found::Nothing(why)) => {
             tracing::info!("precompiled code for `{name}` not used: {why}; compiling");
             return;
@@ -222,13 +233,18 @@ async fn adopt_all(
             return;
         }
     };
+    let signed = match &signer {
+        Some(signer) => format!(", signed by `{signer}`"),
+        None => String::new(),
+    };
     for candidate in missing {
         let label = &candidate.label;
         match code.remove(&candidate.layer_digest) {
             Some(Ok(bytes)) => {
                 match cache.adopt(&runtime.engine, &candidate.prepared.bytes, &bytes) {
                     Ok(()) => tracing::info!(
-                        "using precompiled code for {label} from its registry (engine key {key})"
+                        "using precompiled code for {label} from its registry (engine key \
+                         {key}{signed})"
                     ),
                     Err(e) => {
                         tracing::warn!("precompiled code for {label} not used ({e:#}); compiling")
@@ -250,7 +266,10 @@ mod tests {
 
     #[test]
     fn trust_covers_a_registry_or_a_repository_prefix_and_nothing_else() {
-        let trusted = Trusted(vec!["127.0.0.1:5000".into(), "ghcr.io/team/".into()]);
+        let trusted = Trusted {
+            registries: vec!["127.0.0.1:5000".into(), "ghcr.io/team/".into()],
+            signers: Vec::new(),
+        };
         let covered = |text: &str| trusted.covers(&text.parse().unwrap());
         assert!(covered("127.0.0.1:5000/hello:1"));
         assert!(covered("ghcr.io/team/hello:1"));

@@ -12,6 +12,7 @@ use crate::oci::precompiled::{self, Code, Compiled, Subject};
 use crate::oci::progress::Progress;
 use crate::oci::push::{self, Pushed};
 use crate::oci::registry::{self, RegistryOptions};
+use crate::oci::signature::{self, SigningKey};
 use crate::oci::spin_app::Packed;
 use crate::oci::store::digest_of;
 use crate::wasm::engine::{self, EngineSettings};
@@ -43,12 +44,29 @@ pub struct PushCommand {
     /// Wasm components is compiled and all the code is attached to the app.
     #[arg(long)]
     pub precompiled: bool,
+
+    /// Sign the precompiled code's referrer with this ECDSA P-256 private
+    /// key (unencrypted PKCS#8 PEM, as `openssl genpkey -algorithm EC
+    /// -pkeyopt ec_paramgen_curve:P-256` writes it), in cosign's format:
+    /// a `sha256-<referrer hex>.sig` tag in the same repository, which
+    /// `cosign verify --key` reads. Nodes serving with
+    /// `--precompiled-signer <its public key>` use only code so signed.
+    #[arg(long, value_name = "PRIVATE-KEY.pem", requires = "precompiled")]
+    pub sign_key: Option<PathBuf>,
 }
 
 impl PushCommand {
     /// Pushes and prints the manifest digest.
     pub async fn execute(self) -> Result<()> {
         let reference = registry::parse_reference(&self.reference)?;
+        // Read before anything is pushed: a bad key must not leave
+        // unsigned code behind.
+        let sign_key = self
+            .sign_key
+            .as_deref()
+            .map(SigningKey::load)
+            .transpose()
+            .context("--sign-key")?;
         let options = self.registry.options();
         let progress = Progress::for_terminal(self.json);
         // What was pushed, the Wasm layers to compile for `--precompiled`,
@@ -92,6 +110,14 @@ impl PushCommand {
                             self.source.display()
                         )
                     })?;
+            if let Some(key) = &sign_key {
+                let tag = signature::sign(&reference, &digest, key, &options)
+                    .await
+                    .with_context(|| {
+                        format!("the precompiled code {digest} was pushed, but not its signature")
+                    })?;
+                pushed.precompiled_signature = Some(tag.whole());
+            }
             pushed.precompiled = Some(digest);
         }
         if self.json {
@@ -103,6 +129,9 @@ impl PushCommand {
             );
             if let Some(digest) = &pushed.precompiled {
                 println!("attached its precompiled code: {digest}");
+            }
+            if let Some(tag) = &pushed.precompiled_signature {
+                println!("signed its precompiled code: {tag}");
             }
         }
         Ok(())

@@ -25,6 +25,7 @@ use crate::oci::media::Kind;
 use crate::oci::progress::Progress;
 use crate::oci::pull;
 use crate::oci::registry::{self, RegistryOptions};
+use crate::oci::signature::PublicKey;
 use crate::oci::store::ContentStore;
 use crate::reload::Swappable;
 use crate::rollout::Rollouts;
@@ -152,10 +153,25 @@ pub struct ServeCommand {
     /// under this `REGISTRY/REPOSITORY` prefix) by `wasmhost push
     /// --precompiled`, instead of compiling. Compiled code is native code
     /// run as it is: name only registries whose pushers you trust as you
-    /// trust this binary. Used only when it is made for this engine and
-    /// tied by digests to the component served. Repeatable.
+    /// trust this binary, or narrow the trust to signers with
+    /// `--precompiled-signer`. Used only when it is made for this engine
+    /// and tied by digests to the component served. Repeatable.
     #[arg(long, value_name = "REGISTRY[/REPOSITORY]")]
     pub trust_precompiled: Vec<String>,
+
+    /// Use precompiled code only when its referrer is signed, in cosign's
+    /// key-based format (`wasmhost push --sign-key`, or `cosign sign
+    /// --key` on the referrer), by this ECDSA P-256 public key (a `PUBLIC
+    /// KEY` PEM file, as `openssl pkey -pubout` or `cosign public-key`
+    /// writes it). Narrows the trust of `--trust-precompiled` from anyone
+    /// who can push to its registries to the holders of these keys.
+    /// Repeatable: any one of the keys will do.
+    #[arg(long, value_name = "PUBLIC-KEY.pem", requires = "trust_precompiled")]
+    pub precompiled_signer: Vec<PathBuf>,
+
+    /// The keys of `--precompiled-signer`, read before anything is served.
+    #[arg(skip)]
+    pub signers: Vec<PublicKey>,
 
     /// Load everything, then wait to bind until a byte can be read from
     /// this inherited descriptor (EOF: exit unstarted). The containerd
@@ -181,7 +197,14 @@ pub struct ServeCommand {
 
 impl ServeCommand {
     /// Loads and checks everything, binds, then serves until SIGINT/SIGTERM.
-    pub async fn execute(self) -> Result<Stopped> {
+    pub async fn execute(mut self) -> Result<Stopped> {
+        // A key file that cannot be read stops the start: the operator
+        // asked for signed code only, and must not get unsigned code.
+        self.signers = self
+            .precompiled_signer
+            .iter()
+            .map(|path| PublicKey::load(path).context("--precompiled-signer"))
+            .collect::<Result<_>>()?;
         let this = Arc::new(self);
         this.clone().serve().await
     }
@@ -391,7 +414,7 @@ impl ServeCommand {
                     store,
                     options: &self.registry_options(),
                 };
-                let trusted = Trusted(self.trust_precompiled.clone());
+                let trusted = self.trusted();
                 precompiled::adopt_app(&origin, &trusted, &self.component_options()?).await;
                 None
             }
@@ -399,6 +422,14 @@ impl ServeCommand {
         };
         self.load_file(&path, &super::name_of(text), store, origin)
             .await
+    }
+
+    /// Whose precompiled code this node uses.
+    fn trusted(&self) -> Trusted {
+        Trusted {
+            registries: self.trust_precompiled.clone(),
+            signers: self.signers.clone(),
+        }
     }
 
     fn registry_options(&self) -> RegistryOptions {
@@ -468,7 +499,7 @@ impl ServeCommand {
                 store,
                 options: &self.registry_options(),
             };
-            let trusted = Trusted(self.trust_precompiled.clone());
+            let trusted = self.trusted();
             precompiled::adopt(&origin, &trusted, &runtime, &prepared, &options.cache).await;
         }
         let (backend, report) = ComponentBackend::on(

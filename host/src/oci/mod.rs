@@ -15,6 +15,8 @@
 //! - [`push`]: pushing components and apps.
 //! - [`precompiled`]: compiled code attached to a component as a referrer,
 //!   and found again, tied to it by digests.
+//! - [`signature`]: cosign's key-based signatures of a manifest (the
+//!   `sha256-<hex>.sig` tag), written and checked.
 //! - [`layout`]: OCI image layouts (`oci:DIR:TAG`), written and read.
 //! - [`image_build`]: an image from one static binary.
 //! - [`progress`]: progress bars on a terminal.
@@ -30,5 +32,6 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod signature;
 pub mod spin_app;
 pub mod store;

@@ -17,8 +17,10 @@
 //!
 //! Loading it is loading native code: [`find`] only says what the
 //! registry offers and checks that each code layer is tied, by digests, to
-//! a component layer being served and made for this engine. Whether to
-//! look at all (which registries are trusted) is the caller's decision; the
+//! a component layer being served and made for this engine, and, when the
+//! caller names signers, that the referrer manifest is signed by one of
+//! them ([`super::signature`]). Whether to look at all (which registries
+//! are trusted, which signers) is the caller's decision; the
 //! code's bytes are checked against their digest by the content store, and
 //! wasmtime checks its header against the engine when it is loaded.
 
@@ -32,6 +34,7 @@ use super::media::{Descriptor, OCI_INDEX, OCI_MANIFEST};
 use super::progress::Progress;
 use super::pull::Pulled;
 use super::registry::{NotFound, Registry, RegistryOptions};
+use super::signature::{self, PublicKey};
 use super::store::{digest_of, ContentStore};
 
 /// The referrer's `artifactType`.
@@ -86,14 +89,22 @@ pub struct Wanted<'a> {
     /// For each component layer being served (by digest), the digest of
     /// the bytes this node would compile from it.
     pub compiled_from: BTreeMap<String, String>,
+    /// Keys one of which must have signed the referrer manifest (cosign's
+    /// format, [`super::signature`]); none: no signature is needed.
+    pub signers: &'a [PublicKey],
 }
 
 /// What [`find`] found.
 pub enum Found {
-    /// The referrer for this engine, tied to the manifest: for each wanted
-    /// component layer (by digest), its code, or why none of the
-    /// referrer's code is used for it.
-    Code(BTreeMap<String, Result<Vec<u8>>>),
+    /// The referrer for this engine, tied to the manifest (and signed,
+    /// when signers are wanted).
+    Code {
+        /// For each wanted component layer (by digest), its code, or why
+        /// none of the referrer's code is used for it.
+        code: BTreeMap<String, Result<Vec<u8>>>,
+        /// The named signer whose signature was checked, if any was wanted.
+        signer: Option<String>,
+    },
     /// Nothing usable was offered, and why (not an error: then compile).
     Nothing(String),
 }
@@ -217,7 +228,9 @@ pub async fn push(
 /// code it cannot tie is worth a warning); then, for each wanted component
 /// layer, that a code layer names it and the bytes this node would compile,
 /// and that the code's bytes match their digest (else that component gets
-/// the reason). None offered for this engine is [`Found::Nothing`].
+/// the reason). With `wanted.signers`, the referrer must also carry a
+/// cosign signature by one of them (else an error, before any code is
+/// fetched). None offered for this engine is [`Found::Nothing`].
 pub async fn find(
     reference: &Reference,
     pulled: &Pulled,
@@ -271,6 +284,22 @@ pub async fn find(
         .with_context(|| format!("{} is not a manifest", entry.digest))?;
     check(&referrer, pulled, wanted)
         .with_context(|| format!("precompiled code {} refused", entry.digest))?;
+    // Signed or not, it is the digest of the bytes just checked that the
+    // signature must name.
+    let signer = match wanted.signers {
+        [] => None,
+        signers => {
+            let signer = signature::verify(reference, &entry.digest, signers, store, options)
+                .await
+                .with_context(|| {
+                    format!(
+                        "precompiled code {} refused: a --precompiled-signer must have signed it",
+                        entry.digest
+                    )
+                })?;
+            Some(signer.name.clone())
+        }
+    };
     let ties = ties(&referrer);
     let mut found = BTreeMap::new();
     for (component, compiled_from) in &wanted.compiled_from {
@@ -281,7 +310,10 @@ pub async fn find(
         let code = code.with_context(|| format!("precompiled code {} refused", entry.digest));
         found.insert(component.clone(), code);
     }
-    Ok(Found::Code(found))
+    Ok(Found::Code {
+        code: found,
+        signer,
+    })
 }
 
 /// The ties between the referrer as a whole and the pulled manifest.

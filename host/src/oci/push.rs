@@ -29,6 +29,9 @@ pub struct Pushed {
     /// with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precompiled: Option<String>,
+    /// The cosign signature tag of that referrer, when signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precompiled_signature: Option<String>,
 }
 
 /// Pushes one component (or core module) as a CNCF Wasm artifact.
@@ -167,6 +170,7 @@ async fn upload(
             kind,
             manifest_size,
             precompiled: None,
+            precompiled_signature: None,
         })
     }
     .await;
