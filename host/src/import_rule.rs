@@ -75,6 +75,7 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>)> {
         "overrun.rs",
         "shutdown.rs",
         "inherited_fds.rs",
+        "cgroup_wait.rs",
     ] {
         rules.push((
             base,

@@ -43,10 +43,14 @@
 //!   step while the figures hold, rolled back when not.
 //! - [`volume`]: host directories mounted into containers and components.
 //! - [`inherited_fds`]: descriptors wasmhost inherited are not passed on.
+//! - [`cgroup_wait`]: the kernel's wait before a process moves between
+//!   cgroups, taken early by the processes that move others (a standby
+//!   container helper, the containerd shim's daemon).
 
 pub mod admin;
 pub mod app;
 pub mod backend;
+pub mod cgroup_wait;
 pub mod commands;
 pub mod compare;
 pub mod container;

@@ -29,6 +29,11 @@ pub fn serve(args: &Args) -> Result<()> {
     sys::set_cloexec(LISTENER_FD).context("fd 3 is not the shim's listener")?;
     redirect_log();
     sys::become_subreaper().context("cannot become a subreaper")?;
+    // Create puts the task's process in its cgroup in a few milliseconds;
+    // the kernel's wait before that move is taken meanwhile.
+    let _ = std::thread::Builder::new()
+        .name("cgroup-wait".into())
+        .spawn(crate::cgroup_wait::take_early);
     let ttrpc_address =
         std::env::var("TTRPC_ADDRESS").unwrap_or_else(|_| format!("{}.ttrpc", args.address));
     let events = Publisher::start(ttrpc_address, args.namespace.clone());

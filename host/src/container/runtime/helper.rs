@@ -63,7 +63,7 @@ pub fn standby(root: &Path) -> Result<i32> {
     }
     let mut orders = std::io::BufReader::new(sys::detach_stdin().context("cannot take stdin")?);
     // While the order is on its way.
-    super::cgroup_wait::take_early();
+    crate::cgroup_wait::take_early();
     let mut line = String::new();
     orders
         .read_line(&mut line)

@@ -20,13 +20,12 @@
 //! - [`sealed`]: the helper's read-only bind mount (CVE-2019-5736);
 //! - [`helper`]: the helper process itself (`wasmhost-runtime …`);
 //!   [`enter`]: its `exec`, entering a running container (user namespace
-//!   first) as runc's `nsexec` does; [`cgroup_wait`]: the kernel's wait
-//!   before a cgroup move, which a standby helper takes while its order is
-//!   on the way.
+//!   first) as runc's `nsexec` does; a standby helper takes the kernel's
+//!   wait before a cgroup move while its order is on the way
+//!   ([`crate::cgroup_wait`]).
 
 #![forbid(unsafe_code)]
 
-mod cgroup_wait;
 pub mod enter;
 pub mod exec;
 pub mod helper;
