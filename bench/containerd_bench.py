@@ -33,12 +33,18 @@ def sh(cmd, **kw):
 
 
 class Containerd:
-    def __init__(self, work, bindir):
+    def __init__(self, work, bindir, also=None):
         self.work = work
         self.sock = os.path.join(work, "c.sock")
         os.makedirs(os.path.join(work, "bin"))
         for name in ("containerd-shim-wasmhost-v1",):
             os.symlink(os.path.join(bindir, name), os.path.join(work, "bin", name))
+        # A second build as runtime `io.containerd.wasmhostb.v1`, for an
+        # A/B in the same run: the shim runs the `wasmhost` beside its
+        # real path, so each build serves with its own.
+        if also:
+            os.symlink(os.path.join(also, "containerd-shim-wasmhost-v1"),
+                       os.path.join(work, "bin", "containerd-shim-wasmhostb-v1"))
         with open(os.path.join(work, "config.toml"), "w") as f:
             f.write(f"""version = 2
 root = "{work}/root"

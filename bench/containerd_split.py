@@ -15,7 +15,10 @@ Same private containerd, images and alternating rounds as
 containerd_bench.py, whose helpers it uses; the wasmhost rounds start with
 the node's compile cache warm. Needs root and perf.
 
-    bench/containerd_split.py [--profile debug|release|DIR] [--rounds 15]
+    bench/containerd_split.py [--profile debug|release|DIR] [--rounds 15] [--also DIR]
+
+`--also DIR` adds a third column, another build of the shim and wasmhost
+(runtime `io.containerd.wasmhostb.v1`), in the same alternating rounds.
 """
 
 import argparse
@@ -29,6 +32,7 @@ import time
 import containerd_bench as cb
 
 WASM, RUNC = "io.containerd.wasmhost.v1", "io.containerd.runc.v2"
+ALSO = "io.containerd.wasmhostb.v1"
 
 
 def shim_execs(perf_data):
@@ -47,10 +51,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="debug")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--also", help="another build's directory, as a third column")
     a = ap.parse_args()
     bindir = os.path.join(cb.REPO, "target", a.profile)
     work = tempfile.mkdtemp(prefix="ctds", dir="/tmp")
-    ctd = cb.Containerd(work, bindir)
+    ctd = cb.Containerd(work, bindir, a.also)
     perf = None
     try:
         cb.images(ctd, work, os.path.join(bindir, "wasmhost"))
@@ -63,14 +68,19 @@ def main():
              "-o", perf_data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         runs = {WASM: [], RUNC: []}
+        if a.also:
+            runs[ALSO] = []
         for i in range(a.rounds):
             port = 19000 + i
-            for runtime, image, tid, args in (
+            tasks = [
                 (WASM, "docker.io/bench/hello:1", f"w{i}", ()),
                 (RUNC, "docker.io/bench/httpd:1", f"r{i}",
                  ("/bin/busybox", "httpd", "-f", "-p", f"127.0.0.1:{port + 500}", "-h", "/www")),
-            ):
-                p = port if runtime == WASM else port + 500
+            ]
+            if a.also:
+                tasks.append((ALSO, "docker.io/bench/hello:1", f"b{i}", ()))
+            for runtime, image, tid, args in tasks:
+                p = {WASM: port, RUNC: port + 500, ALSO: port + 1000}[runtime]
                 t0 = time.monotonic()
                 total = cb.run_task(ctd, runtime, image, tid, p, args)
                 runs[runtime].append((t0, total))
@@ -97,6 +107,8 @@ def main():
             print(f"| {runtime} | {statistics.median(t for _, t in rows):.1f} "
                   f"| {statistics.median(before):.1f} | {after[runtime]:.1f} |")
         print(f"\nshim + task + app, wasmhost / runc: {after[WASM] / after[RUNC]:.2f}x")
+        if a.also:
+            print(f"shim + task + app, {a.also} / runc: {after[ALSO] / after[RUNC]:.2f}x")
     finally:
         if perf:
             perf.kill()
