@@ -33,9 +33,14 @@ def sh(cmd, **kw):
 
 
 class Containerd:
-    def __init__(self, work, bindir, also=None):
+    def __init__(self, work, bindir, also=None, cri=False):
+        """`cri`: the CRI plugin on, as the kubelet's containerd has it (its
+        own network namespace, CNI's ptp plugin for pods, handlers `runc`,
+        `wasmhost` and, with `also`, `wasmhostb`); images then go to the
+        `k8s.io` namespace, where CRI looks."""
         self.work = work
         self.sock = os.path.join(work, "c.sock")
+        self.namespace = "k8s.io" if cri else "default"
         os.makedirs(os.path.join(work, "bin"))
         for name in ("containerd-shim-wasmhost-v1",):
             os.symlink(os.path.join(bindir, name), os.path.join(work, "bin", name))
@@ -49,14 +54,23 @@ class Containerd:
             f.write(f"""version = 2
 root = "{work}/root"
 state = "{work}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+{"" if cri else 'disabled_plugins = ["io.containerd.grpc.v1.cri"]'}
 [grpc]
   address = "{self.sock}"
 """)
+            if cri:
+                f.write(cri_config(work, also))
         env = dict(os.environ, PATH=f"{work}/bin:" + os.environ["PATH"],
                    WASMHOST_SHIM_CACHE_DIR=f"{work}/cache")
-        self.proc = subprocess.Popen(["containerd", "--config", f"{work}/config.toml"],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = ["containerd", "--config", f"{work}/config.toml"]
+        if cri:
+            # Its own network namespace: CNI sets pods up from there, the
+            # host's network is never touched (as the tests do).
+            command = ["unshare", "--net", "sh", "-c",
+                       'ip link set lo up && exec containerd --config "$0"', f"{work}/config.toml"]
+        self.log = open(os.path.join(work, "containerd.log"), "w")
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=self.log)
         for _ in range(200):
             if subprocess.run(["ctr", "-a", self.sock, "version"], capture_output=True).returncode == 0:
                 return
@@ -64,7 +78,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         raise SystemExit("containerd did not start")
 
     def ctr(self, *args):
-        return subprocess.run(["ctr", "-a", self.sock, *args], check=True,
+        return subprocess.run(["ctr", "-a", self.sock, "-n", self.namespace, *args], check=True,
                               capture_output=True, text=True).stdout
 
     def stop(self):
@@ -155,6 +169,36 @@ def task_pids(ctd):
     return pids
 
 
+def cri_config(work, also):
+    """The CRI plugin's part of the config, and CNI's files under `work`."""
+    os.makedirs(f"{work}/cni-bin")
+    os.makedirs(f"{work}/cni-conf")
+    for plugin in ("loopback", "ptp", "host-local"):
+        os.symlink(f"/usr/lib/cni/{plugin}", f"{work}/cni-bin/{plugin}")
+    with open(f"{work}/cni-conf/10-pods.conflist", "w") as f:
+        f.write(f"""{{"cniVersion": "0.4.0", "name": "pods", "plugins": [{{"type": "ptp",
+  "ipMasq": false, "ipam": {{"type": "host-local", "dataDir": "{work}/cni-ipam",
+  "ranges": [[{{"subnet": "10.88.0.0/24"}}]]}}}}]}}""")
+    also_runtime = """  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmhostb]
+    runtime_type = "io.containerd.wasmhostb.v1"
+""" if also else ""
+    # restrict_oom_score_adj: CRI gives a sandbox -998, which only a
+    # process with CAP_SYS_RESOURCE may set; where the bench runs without it
+    # (this machine), runc's nsexec fails on it. The wasmhost shim does not
+    # set it.
+    return f"""[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/bench/pause:1"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{work}/cni-bin"
+    conf_dir = "{work}/cni-conf"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmhost]
+    runtime_type = "io.containerd.wasmhost.v1"
+{also_runtime}"""
+
+
 def images(ctd, work, wasmhost):
     hello = os.path.join(REPO, "target/guest/wasm32-wasip2/release/hello.wasm")
     sh(f"{wasmhost} image app {hello} -o {work}/hello --archive {work}/hello.tar --name docker.io/bench/hello:1")
@@ -170,8 +214,13 @@ echo hello > bundle/rootfs/www/index.html
 umoci repack --image httpd:x bundle
 umoci config --image httpd:x --os linux --architecture amd64 --config.entrypoint /bin/busybox
 skopeo copy --quiet oci:httpd:x oci-archive:httpd.tar:docker.io/bench/httpd:1
+umoci config --image httpd:x --tag pause --config.cmd sleep --config.cmd 2147483647
+skopeo copy --quiet oci:httpd:pause oci-archive:pause.tar:docker.io/bench/pause:1
 """)
     ctd.ctr("images", "import", f"{work}/httpd.tar")
+    # CRI's sandbox image: runc runs it (busybox `sleep`, a static binary
+    # like Kubernetes' pause); the wasmhost shim never looks into it.
+    ctd.ctr("images", "import", f"{work}/pause.tar")
 
 
 def main():
