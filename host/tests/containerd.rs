@@ -565,6 +565,21 @@ async fn the_cri_plugin_runs_a_pod_through_the_wasmhost_runtime_handler() {
     let info: serde_json::Value = serde_json::from_str(&sandbox.info["info"]).unwrap();
     let sandbox_pid = info["pid"].as_u64().expect("the sandbox's pid");
     wait_for_native_pause(sandbox_pid);
+    // The pause joins its cgroup in the background (the shim's task.rs):
+    // it gets there (memory and pids, on v1 or v2).
+    wait_until("the sandbox's pause is in its cgroup", WAIT, || {
+        let cgroups =
+            std::fs::read_to_string(format!("/proc/{sandbox_pid}/cgroup")).unwrap_or_default();
+        let of = |controller: &str| {
+            cgroups.lines().find(|l| {
+                let controllers = l.split(':').nth(1).unwrap_or_default();
+                controllers.is_empty() || controllers.split(',').any(|c| c == controller)
+            })
+        };
+        [of("memory"), of("pids")]
+            .iter()
+            .all(|line| line.is_some_and(|l| l.contains(&pod)))
+    });
 
     let container = cri
         .create_container(CreateContainerRequest {

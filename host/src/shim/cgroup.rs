@@ -51,7 +51,7 @@ impl Cgroup {
     }
 
     /// Creates the cgroup with `resources` as its limits.
-    pub fn apply(&self, resources: Option<&LinuxResources>) -> Result<()> {
+    fn apply(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let none = LinuxResources::default();
         self.manager
             .apply(&ControllerOpt {
@@ -63,8 +63,16 @@ impl Cgroup {
             .map_err(|e| anyhow!("cannot apply the limits to `{}`: {e}", self.path.display()))
     }
 
+    /// Puts process `pid` in the cgroup, then sets `resources` as its
+    /// limits (libcgroups creates some controllers' directories only when
+    /// a process joins).
+    pub fn join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()> {
+        self.add(pid)?;
+        self.apply(resources)
+    }
+
     /// Puts process `pid` in the cgroup.
-    pub fn add(&self, pid: i32) -> Result<()> {
+    fn add(&self, pid: i32) -> Result<()> {
         self.manager
             .add_task(Pid::from_raw(pid))
             .map_err(|e| anyhow!("cannot put the task in `{}`: {e}", self.path.display()))
