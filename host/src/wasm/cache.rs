@@ -7,7 +7,8 @@
 //! file and renamed, so a crash never leaves half an entry; an entry
 //! wasmtime refuses to load is recompiled and replaced. Only code of the
 //! engine the cache is asked about is stored: baseline code
-//! ([`super::tiered`]) never is.
+//! ([`super::tiered`]) never is. One process at a time compiles an entry
+//! ([`super::compile_lock`]): the others wait and load what it stored.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use super::compile_lock::CompileLock;
 use super::engine_key::EngineKey;
 
 /// Where compiled code is kept, or nowhere (`--no-cache`).
@@ -33,6 +35,10 @@ pub enum Origin {
     Cached,
     /// Compiled now (and stored when the cache is on).
     Compiled,
+    /// Loaded from a cache entry another process (a worker of the same
+    /// `serve --workers`, or another server sharing the cache directory)
+    /// stored while this one waited for its compile.
+    Peer,
     /// Compiled quickly by the baseline compiler; the optimised code
     /// replaces it when ready.
     Baseline,
@@ -53,7 +59,7 @@ impl CompileCache {
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, Origin)> {
         match self.lookup(engine, bytes) {
             Some(component) => Ok((component, Origin::Cached)),
-            None => Ok((self.compile(engine, bytes)?, Origin::Compiled)),
+            None => self.compile(engine, bytes),
         }
     }
 
@@ -65,33 +71,37 @@ impl CompileCache {
     /// The cached code for `bytes` on `engine`, if there is a usable entry.
     pub fn lookup(&self, engine: &Engine, bytes: &[u8]) -> Option<Component> {
         let path = self.entry(engine, bytes)?;
-        if !path.exists() {
-            return None;
-        }
-        // SAFETY: entries are only ever written by `store` below, from
-        // `Engine::precompile_component` (here, or on a registry the
-        // operator trusts: `adopt`), into the user's own cache directory,
-        // and wasmtime checks the header (version and engine settings)
-        // before using one. A tampered cache directory is as trusted as the
-        // wasmhost binary next to it.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => Some(component),
-            Err(e) => {
-                tracing::warn!(
-                    "ignoring unusable compile-cache entry `{}`: {e:#}",
-                    path.display()
-                );
-                None
-            }
-        }
+        load_entry(engine, &path)
     }
 
     /// Compiles `bytes` with `engine` and stores the code when the cache is
     /// on (a failed write is only a warning: the code is still good).
-    pub fn compile(&self, engine: &Engine, bytes: &[u8]) -> Result<Component> {
+    ///
+    /// With the cache on, this waits while another process compiles the
+    /// same entry and then loads its code ([`Origin::Peer`]), so N workers
+    /// starting on an empty cache compile once. Without a cache each
+    /// process compiles: there is nowhere to share the code.
+    pub fn compile(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, Origin)> {
         let Some(path) = self.entry(engine, bytes) else {
-            return compile(engine, bytes);
+            return Ok((compile(engine, bytes)?, Origin::Compiled));
         };
+        // Held until the entry is stored (or the compile failed).
+        let _lock = match CompileLock::take(&path) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                // A cache directory this process cannot write: the entry
+                // could not be stored either, so there is nothing to share.
+                tracing::warn!(
+                    "cannot lock compile-cache entry `{}` ({e}); compiling without waiting for other processes",
+                    path.display()
+                );
+                None
+            }
+        };
+        // Missed by the caller's lookup, stored since: a peer compiled it.
+        if let Some(component) = load_entry(engine, &path) {
+            return Ok((component, Origin::Peer));
+        }
         let started = Instant::now();
         let compiled = engine
             .precompile_component(bytes)
@@ -109,7 +119,7 @@ impl CompileCache {
         let component = unsafe { Component::deserialize(engine, &compiled) }
             .map_err(anyhow::Error::from)
             .context("loading freshly compiled code failed")?;
-        Ok(component)
+        Ok((component, Origin::Compiled))
     }
 
     /// Stores `compiled`, code for `bytes` compiled elsewhere, as the entry
@@ -141,6 +151,29 @@ impl CompileCache {
         let path = dir.join(entry_name(engine, bytes));
         tracing::debug!("cache key computed in {:?}", started.elapsed());
         Some(path)
+    }
+}
+
+/// The code in the entry at `path`, if there is one wasmtime accepts.
+fn load_entry(engine: &Engine, path: &Path) -> Option<Component> {
+    if !path.exists() {
+        return None;
+    }
+    // SAFETY: entries are only ever written by `store` below, from
+    // `Engine::precompile_component` (here, or on a registry the
+    // operator trusts: `adopt`), into the user's own cache directory,
+    // and wasmtime checks the header (version and engine settings)
+    // before using one. A tampered cache directory is as trusted as the
+    // wasmhost binary next to it.
+    match unsafe { Component::deserialize_file(engine, path) } {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(
+                "ignoring unusable compile-cache entry `{}`: {e:#}",
+                path.display()
+            );
+            None
+        }
     }
 }
 

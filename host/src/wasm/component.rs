@@ -98,6 +98,8 @@ impl std::fmt::Display for LoadReport {
             match self.origin {
                 Origin::Cached => "compiled code loaded from cache",
                 Origin::Compiled => "compiled",
+                Origin::Peer =>
+                    "compiled code loaded from cache once another process compiled it",
                 Origin::Baseline =>
                     "serving baseline (Winch) code while Cranelift compiles in the background",
             },
@@ -289,8 +291,7 @@ fn first_code(
             ),
         }
     }
-    let component = options.cache.compile(engine, &prepared.bytes)?;
-    Ok((component, Origin::Compiled))
+    options.cache.compile(engine, &prepared.bytes)
 }
 
 /// `component` linked against everything wasmhost provides, on the engine

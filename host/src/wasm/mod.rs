@@ -1,6 +1,7 @@
 //! Everything that runs WebAssembly: the engine and its settings
 //! ([`engine`]), turning files into components ([`load`]), the compiled-code
-//! cache ([`cache`]) and its key ([`engine_key`]), serving baseline code
+//! cache ([`cache`]), its key ([`engine_key`]) and its one compile per
+//! entry across processes ([`compile_lock`]), serving baseline code
 //! while the optimised code compiles ([`tiered`]), WASI 0.2 pre-release
 //! components ([`pre_release`] renames `0.2.0-rc-2023-11-10`,
 //! [`wasi_2023_10_18`] serves `0.2.0-rc-2023-10-18`), per-store state
@@ -13,6 +14,7 @@
 
 pub mod admission;
 pub mod cache;
+pub mod compile_lock;
 pub mod component;
 pub mod engine;
 pub mod engine_key;

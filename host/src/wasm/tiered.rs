@@ -5,6 +5,15 @@
 //! optimised code as soon as it is ready. Only the optimised code goes to
 //! the cache.
 //!
+//! With several processes on one cache directory (`serve --workers N`),
+//! each answers from baseline code of its own (it is not cached: a tenth
+//! of the optimising compile's work, and a process cannot answer before
+//! it has some code), while only one runs the Cranelift compile: the
+//! others' background threads wait for it on the entry's lock
+//! ([`super::compile_lock`]) and switch to the code it stored. That wait
+//! is how they learn the code is ready; no polling. If the compiling
+//! process dies, its lock goes with it and a waiter compiles instead.
+//!
 //! [`Code`] is the one seam: the pre-instantiated code a backend
 //! instantiates from, replaced atomically. An instance keeps the code (and
 //! so the engine) it was created from until it is dropped, so a switch
@@ -29,7 +38,7 @@ use arc_swap::ArcSwap;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use super::cache::CompileCache;
+use super::cache::{CompileCache, Origin};
 
 /// The code a backend instantiates from now: perhaps baseline code at
 /// first, then the optimised code, never back.
@@ -97,16 +106,21 @@ where
         .name("wasmhost-optimise".into())
         .spawn(move || {
             let started = Instant::now();
-            let optimised = cache
-                .compile(&engine, &bytes)
-                .and_then(|component| (upgrade.link)(&component));
+            let optimised = cache.compile(&engine, &bytes).and_then(|(component, origin)| {
+                Ok(((upgrade.link)(&component)?, origin))
+            });
             match (optimised, upgrade.target.upgrade()) {
-                (Ok(pre), Some(code)) => {
+                (Ok((pre, origin)), Some(code)) => {
                     code.replace(pre);
                     tracing::info!(
                         component = %id,
-                        "optimised code ready in {:?}; new instances use it",
-                        started.elapsed()
+                        "optimised code ready in {:?}{}; new instances use it",
+                        started.elapsed(),
+                        if origin == Origin::Peer {
+                            " (compiled by another process, loaded from the cache)"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 (Ok(_), None) => tracing::debug!(
