@@ -18,7 +18,7 @@ namespace, for each runtime handler in alternating rounds:
 
 Needs root, containerd, runc, umoci, skopeo, containernetworking-plugins.
 
-    bench/cri_bench.py [--profile debug|release|DIR] [--rounds 15] [--also DIR]
+    bench/cri_bench.py [--profile debug|release|DIR] [--rounds 15] [--also DIR] [--client PATH]
 """
 
 import argparse
@@ -32,14 +32,15 @@ import tempfile
 import containerd_bench as cb
 
 
-def client(args, target_dir):
-    """Runs the CRI client (cargo bench), its JSON lines parsed."""
+def client(args, target_dir, binary=None):
+    """Runs the CRI client (`binary`, else through cargo bench), its JSON
+    lines parsed."""
     env = dict(os.environ)
     if target_dir:
         env["CARGO_TARGET_DIR"] = target_dir
-    run = subprocess.run(
-        ["cargo", "bench", "--locked", "-q", "-p", "wasmhost", "--bench", "cri_pod_start", "--",
-         *args], cwd=cb.REPO, env=env, capture_output=True, text=True)
+    command = [binary] if binary else [
+        "cargo", "bench", "--locked", "-q", "-p", "wasmhost", "--bench", "cri_pod_start", "--"]
+    run = subprocess.run([*command, *args], cwd=cb.REPO, env=env, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"the CRI client failed:\n{run.stderr[:3000]}\ncontainerd's log:\n"
                          + open(os.path.join(args[1].rsplit("/", 1)[0], "containerd.log")).read()[-4000:])
@@ -52,6 +53,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--also", help="another build's directory, as handler `wasmhostb`")
     ap.add_argument("--target-dir", help="CARGO_TARGET_DIR for the client's build")
+    ap.add_argument("--client", help="the CRI client already built (benches/cri_pod_start.rs)")
     a = ap.parse_args()
     bindir = a.profile if os.path.isabs(a.profile) else os.path.join(cb.REPO, "target", a.profile)
     work = tempfile.mkdtemp(prefix="ctdc", dir="/tmp")
@@ -66,9 +68,9 @@ def main():
         os.makedirs(os.path.join(work, "pods"))
         # The first pod of the app on the node compiles it; it lives until
         # its optimised code is in the node's cache, as a real pod does.
-        first = client([*common, *handlers, "--warm-up", "wasmhost"], a.target_dir)
+        first = client([*common, *handlers, "--warm-up", "wasmhost"], a.target_dir, a.client)
         cb.wait_for_cache(os.path.join(work, "cache", "compiled"))
-        pods = client([*common, *handlers, "--rounds", str(a.rounds)], a.target_dir)
+        pods = client([*common, *handlers, "--rounds", str(a.rounds)], a.target_dir, a.client)
         print(f"containerd {ctd.ctr('version').split('Server:')[1].split()[3]}, CRI, "
               f"{a.rounds} rounds, load {os.getloadavg()[0]:.1f}; first pod of the app on the "
               f"node (empty cache): {first[0]['first_200_ms']:.1f} ms\n")
