@@ -321,6 +321,8 @@ fn instance_pre(
 pub(crate) fn linker(engine: &wasmtime::Engine, kind: HandlerKind) -> Result<Linker<GuestState>> {
     let mut linker = Linker::<GuestState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // So a handler's streams do not build the WASI context it never uses.
+    super::lazy_wasi::add_io_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     super::spin_host::add_to_linker(&mut linker)?;
     if kind.is_p2() {

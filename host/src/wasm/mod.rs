@@ -5,8 +5,9 @@
 //! while the optimised code compiles ([`tiered`]), WASI 0.2 pre-release
 //! components ([`pre_release`] renames `0.2.0-rc-2023-11-10`,
 //! [`wasi_2023_10_18`] serves `0.2.0-rc-2023-10-18`), per-store state
-//! ([`state`]), a guest's outgoing request ([`outgoing`]: sent with the
-//! component's TLS configuration) and its body ([`kept_body`]),
+//! ([`state`]) with its WASI context built on first use ([`lazy_wasi`]),
+//! a guest's outgoing request ([`outgoing`]: sent with the component's TLS
+//! configuration) and its body ([`kept_body`]),
 //! guest stdio ([`guest_log`]), the bounded wait for an instance slot
 //! ([`admission`]), the backend that serves requests
 //! ([`component`]) through either 0.2 handler ([`p2_handler`]) and Spin's
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod engine_key;
 pub mod guest_log;
 pub mod kept_body;
+pub mod lazy_wasi;
 pub mod load;
 pub mod outgoing;
 pub mod p2_handler;

@@ -10,13 +10,14 @@ use http::HeaderName;
 use http_body_util::BodyExt;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
     ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
     WasiHttpView, DEFAULT_FORBIDDEN_HEADERS,
 };
 
-use super::guest_log::{CurrentRequest, GuestLog};
+use super::guest_log::CurrentRequest;
+use super::lazy_wasi::{LazyWasi, Recipe};
 use super::kept_body::KeptBody;
 use super::spin_host::{RedisPool, Variables};
 use crate::backend::BodyError;
@@ -97,7 +98,7 @@ impl Default for InstancePolicy {
 
 /// Store data for one instance.
 pub struct GuestState {
-    wasi: WasiCtx,
+    wasi: LazyWasi,
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: Hooks,
@@ -115,50 +116,28 @@ pub struct GuestState {
 
 impl GuestState {
     /// Fresh state for one instance of component `id`. `request` tells its
-    /// stdio which request it serves.
+    /// stdio which request it serves. Its WASI context is built on first
+    /// use ([`super::lazy_wasi`]).
     pub fn new(id: Arc<str>, request: CurrentRequest, policy: &InstancePolicy) -> Self {
-        Self::with_wasi(id, request, policy, |_| {})
+        let recipe = Recipe::new(id, request, policy);
+        Self::with_context(LazyWasi::deferred(recipe), policy)
     }
 
     /// As [`GuestState::new`], letting `customize` add to the WASI context
-    /// (a WAGI program's argv, environment, stdin and captured stdout).
+    /// (a WAGI program's argv, environment, stdin and captured stdout),
+    /// which is then built at once: such a program always uses it.
     pub fn with_wasi(
         id: Arc<str>,
         request: CurrentRequest,
         policy: &InstancePolicy,
         customize: impl FnOnce(&mut wasmtime_wasi::WasiCtxBuilder),
     ) -> Self {
-        let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::stdout(id.clone(), request.clone()))
-            .stderr(GuestLog::stderr(id.clone(), request))
-            .envs(&policy.environment);
+        let mut wasi = Recipe::new(id, request, policy).builder();
         customize(&mut wasi);
-        if let Some(files) = &policy.files {
-            // The directory was created at start-up and is kept alive by
-            // `policy`; failing to open it now means the host itself is
-            // broken, so the instance runs without it and says so.
-            if let Err(e) = wasi.preopened_dir(files.path(), "/", FsPerms::ReadOnly) {
-                tracing::error!(component = %id, "cannot mount the component's files: {e}");
-            }
-        }
-        for volume in &policy.volumes {
-            let perms = if volume.read_only {
-                FsPerms::ReadOnly
-            } else {
-                FsPerms::ReadWrite
-            };
-            // Created at start-up; gone now means someone removed it: the
-            // instance runs without it and the log says why.
-            if let Err(e) = wasi.preopened_dir(&volume.host, &volume.container, perms) {
-                tracing::error!(
-                    component = %id,
-                    "cannot mount `{}` at `{}`: {e}",
-                    volume.host.display(),
-                    volume.container
-                );
-            }
-        }
-        let wasi = wasi.build();
+        Self::with_context(LazyWasi::built(wasi.build()), policy)
+    }
+
+    fn with_context(wasi: LazyWasi, policy: &InstancePolicy) -> Self {
         Self {
             wasi,
             http: WasiHttpCtx::new(),
@@ -284,6 +263,11 @@ impl GuestState {
         &self.table
     }
 
+    /// Whether the guest has used its WASI context (built on first use).
+    pub fn wasi_built(&self) -> bool {
+        self.wasi.is_built()
+    }
+
     /// As [`GuestState::table`], mutable.
     pub fn table_mut(&mut self) -> &mut ResourceTable {
         &mut self.table
@@ -293,7 +277,7 @@ impl GuestState {
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get(),
             table: &mut self.table,
         }
     }
