@@ -8,8 +8,9 @@
 //! joins its cgroup in the background. Moving a process into a cgroup
 //! waits for the kernel's RCU grace period when none was taken lately
 //! (`cgroup_wait.rs`): 5–18 ms on the bench machine, on the path of every
-//! pod start when Create waits for it. Kill, Pids, Stats and Delete wait
-//! for the move; Start does not.
+//! pod start when Create waits for it. What reads or signals the whole
+//! cgroup (Kill with `all`, Pids, Stats, Delete) waits for the move;
+//! Start does not.
 
 #![forbid(unsafe_code)]
 
@@ -185,7 +186,8 @@ impl Task {
         // In, then limited, before the gate opens; the sandbox's pause in
         // the background (see the module).
         let joining = if sandbox {
-            let (cgroup, resources, id) = (cgroup.clone(), linux.resources().clone(), req.id.clone());
+            let (cgroup, id) = (cgroup.clone(), req.id.clone());
+            let resources = linux.resources().clone();
             let joining = std::thread::Builder::new()
                 .name("sandbox-cgroup".into())
                 .spawn(move || {
