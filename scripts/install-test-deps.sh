@@ -67,6 +67,25 @@ fi
 need node nodejs
 need npm npm
 
+# crun refuses a hybrid cgroup layout (v1 controllers under /sys/fs/cgroup,
+# cgroup2 at /sys/fs/cgroup/unified) while any controller is attached to
+# the cgroup2 side: "cgroups in hybrid mode not supported, drop all
+# controllers from cgroupv2"; runc and wasmhost's own runtime accept it.
+# Some hosts boot that way with one controller (hugetlb, seen here) left on
+# cgroup2. Each such controller gets a v1 hierarchy of its own, which
+# detaches it from cgroup2 (the kernel allows that while no cgroup2
+# subtree enables it); where it cannot, the crun test fails with crun's
+# message.
+unified=/sys/fs/cgroup/unified
+if [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] && [ -r "$unified/cgroup.controllers" ]; then
+    for controller in $(cat "$unified/cgroup.controllers"); do
+        if ! mkdir -p "/sys/fs/cgroup/$controller" \
+            || ! mount -t cgroup -o "$controller" "$controller" "/sys/fs/cgroup/$controller"; then
+            echo "warning: cannot move the $controller cgroup controller off cgroup2: crun will refuse to run" >&2
+        fi
+    done
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
