@@ -481,6 +481,9 @@ async fn a_rollout_is_taken_up_where_it_was_after_a_reload_and_a_restart() {
         "rollout ended: the route no longer has one",
         Duration::from_secs(30),
     );
+    // The rollout ends while the new version loads; the new version serves
+    // once it is swapped in, which the reload's own line says.
+    server.wait_for_log("reloaded `", Duration::from_secs(30));
     let all: serde_json::Value = http1()
         .get(format!("http://{}/rollouts", server.admin_address()))
         .bearer_auth("t0ken")

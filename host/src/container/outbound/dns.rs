@@ -617,8 +617,15 @@ mod tests {
         );
         let query = query(7, "api.example.test.");
 
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let tcp = std::net::TcpListener::bind(udp.local_addr().unwrap()).unwrap();
+        // A UDP and a TCP socket on one port: the kernel picks the UDP
+        // port, and another test may hold the same TCP port; try again.
+        let (udp, tcp) = (0..50)
+            .find_map(|_| {
+                let udp = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+                let tcp = std::net::TcpListener::bind(udp.local_addr().ok()?).ok()?;
+                Some((udp, tcp))
+            })
+            .expect("a free UDP and TCP port pair on loopback");
         let upstream = udp.local_addr().unwrap();
         let (expected_query, udp_reply) = (query.clone(), reply.clone());
         let udp_server = std::thread::spawn(move || {
