@@ -46,8 +46,21 @@ wasmhost runs twice: one process, and `--workers auto` (one process per
 CPU, each with its own `--max-concurrency`; memory and CPU are the sums
 over the supervisor and its workers).
 
+Two loads (`--load`):
+- `burst` (the default): wrk as above, a closed loop. wrk opens all its
+  connections and writes every first request within a few milliseconds,
+  so the first second is a burst of 10,000 new connections and fresh
+  instances at once, and the p99 mostly says how long a host takes to
+  work through that burst.
+- `open`: host/benches/open_loop.rs, an open loop: requests due at a fixed
+  rate of `--connections` per second (so, with a 1 s wait, that many in
+  flight once the first second has passed), each timed from when it was
+  due, on idle keep-alive connections or new ones; the first 3 s (the
+  ramp) are sent but left out of the latency figures. Clients arriving at
+  a rate rather than all in one millisecond.
+
 Usage: bench/scale_bench.py [--rounds N] [--duration S] [--connections C]
-       [--wasmhost PATH]
+       [--wasmhost PATH] [--load burst|open] [--rate R] [--client PATH]
 Prints Markdown tables, writes bench/last-scale-run.json.
 """
 
@@ -72,6 +85,10 @@ WASMTIME = hb.WASMTIME
 # Descriptors beyond the connections each process needs: the server's
 # listener, engine and log files; wrk's own.
 SPARE_FDS = 1024
+
+# The open loop's ramp, left out of its latency figures: requests in
+# flight grow from 0 to the full count over the first second (the wait).
+OPEN_WARM_UP_S = 3
 
 # The memory cap per instance on both sides: wasmhost's default
 # (limits::MEMORY_LIMIT).
@@ -241,8 +258,24 @@ def parse_wrk(out):
     return result
 
 
-def one_run(server, connections, duration):
-    """Idle memory, then wrk with `connections` while sampling; the figures."""
+def parse_open_loop(out):
+    """The open-loop client's JSON, under the names parse_wrk gives; its
+    latency and rate are over the measured part (after the warm-up), its
+    errors over the whole run."""
+    r = json.loads(out)
+    result = {key: r[f"{key}"] for key in ("mean_ms", "max_ms", "p50_ms", "p75_ms", "p90_ms",
+                                           "p99_ms", "p999_ms", "non2xx", "connect", "timeout")}
+    result.update({
+        "requests": r["measured_ok"] + r["warm_up_ok"], "rps": r["measured_rps"],
+        "read": r["io"], "write": 0, "open_loop": r,
+    })
+    result["errors"] = sum(result[k] for k in ("non2xx", "connect", "read", "write", "timeout"))
+    return result
+
+
+def one_run(server, connections, duration, client=None, rate=None):
+    """Idle memory, then the load (wrk with `connections`, or the open-loop
+    `client` at `rate` requests per second) while sampling; the figures."""
     try:
         server.wait_first_200(limit=120, path="/?ms=0")
         # A few requests so both sides have compiled, linked and run the
@@ -255,10 +288,16 @@ def one_run(server, connections, duration):
         sampler.start()
         cpu_before, wrk_before = cpu_seconds(server.proc.pid), children_cpu_seconds()
         load_before = os.getloadavg()[0]
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency",
-             f"http://127.0.0.1:{server.port}/"],
-            check=True, capture_output=True, text=True).stdout
+        url = f"http://127.0.0.1:{server.port}/"
+        if client:
+            out = subprocess.run(
+                [client, "--url", url, "--rate", str(rate), "--duration", str(duration),
+                 "--warm-up", str(OPEN_WARM_UP_S), "--timeout", "10"],
+                check=True, capture_output=True, text=True).stdout
+        else:
+            out = subprocess.run(
+                ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency",
+                 url], check=True, capture_output=True, text=True).stdout
         server_cpu = cpu_seconds(server.proc.pid) - cpu_before
         wrk_cpu = children_cpu_seconds() - wrk_before
         load = max(load_before, os.getloadavg()[0])
@@ -269,7 +308,7 @@ def one_run(server, connections, duration):
         after = memory_kib(server.proc.pid)
     finally:
         server.stop()
-    figures = parse_wrk(out)
+    figures = parse_open_loop(out) if client else parse_wrk(out)
     in_flight = figures["rps"] * figures["mean_ms"] / 1000.0
     steady_rss = sampler.steady("rss", duration)
     figures.update({
@@ -289,8 +328,8 @@ def mib(kib):
     return f"{kib / 1024:.0f}"
 
 
-def table(results, connections, duration):
-    print(f"| {connections:,} in flight, 1 s wait, {duration} s | p50 ms | p99 ms | max ms | req/s "
+def table(results, label, duration):
+    print(f"| {label}, 1 s wait, {duration} s | p50 ms | p99 ms | max ms | req/s "
           f"| errors (non-2xx/connect/read/write/timeout) | in flight | RSS idle MiB | RSS steady MiB "
           f"| RSS peak MiB | PSS steady MiB | per instance KiB | server CPU s (µs/request) | wrk CPU s "
           f"| load avg |")
@@ -306,6 +345,18 @@ def table(results, connections, duration):
                   f"| {r['load_avg_1m']:.1f} |", flush=True)
 
 
+def build_client():
+    """Builds the open-loop client with `cargo bench --no-run`; its path."""
+    out = subprocess.run(["cargo", "bench", "--locked", "-p", "wasmhost", "--bench", "open_loop",
+                          "--no-run", "--message-format", "json"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        message = json.loads(line)
+        if message.get("target", {}).get("name") == "open_loop" and message.get("executable"):
+            return message["executable"]
+    sys.exit("cargo bench built no open_loop executable")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
@@ -313,7 +364,15 @@ def main():
     ap.add_argument("--connections", type=int, default=10_000)
     ap.add_argument("--wasmhost", default=os.environ.get("WASMHOST_BIN", hb.WASMHOST))
     ap.add_argument("--only", choices=["wasmhost", "wasmhost --workers auto", "wasmtime serve"])
+    ap.add_argument("--load", choices=["burst", "open"], default="burst")
+    ap.add_argument("--rate", type=int, help="the open loop's requests per second "
+                                             "(default: --connections, i.e. that many in flight)")
+    ap.add_argument("--client", help="the open-loop client already built (benches/open_loop.rs); "
+                                     "else `cargo bench` builds it")
     args = ap.parse_args()
+    client = None
+    if args.load == "open":
+        client = args.client or build_client()
     binary = os.path.abspath(args.wasmhost)
     for path, hint in ((SLEEP, "run scripts/build-guests.sh"), (binary, "build it or pass --wasmhost")):
         if not os.path.exists(path):
@@ -336,11 +395,17 @@ def main():
     results = {name: [] for name in sides}
     for _ in range(args.rounds):
         for name, make in sides.items():
-            results[name].append(one_run(make(), args.connections, args.duration))
-    table(results, args.connections, args.duration)
+            results[name].append(one_run(make(), args.connections, args.duration, client,
+                                         args.rate or args.connections))
+    label = (f"{args.connections:,} connections (wrk)" if args.load == "burst"
+             else f"open loop, {args.rate or args.connections:,} req/s")
+    table(results, label, args.duration)
     report = {"date": date, "machine": hb.machine(), "wasmtime": version, "wasmhost": binary,
-              "connections": args.connections, "duration_s": args.duration, "results": results}
-    with open(os.path.join(ROOT, "bench/last-scale-run.json"), "w") as f:
+              "connections": args.connections, "duration_s": args.duration, "load": args.load,
+              "rate": args.rate or args.connections if args.load == "open" else None,
+              "results": results}
+    name = "last-scale-run.json" if args.load == "burst" else "last-scale-open-run.json"
+    with open(os.path.join(ROOT, "bench", name), "w") as f:
         json.dump(report, f, indent=1)
 
 
