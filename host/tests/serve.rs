@@ -218,6 +218,45 @@ async fn echo_streams_a_1_gib_upload_back_with_bounded_memory() {
     );
 }
 
+/// A guest that waits (here a 50 ms timer; an outbound call or a database
+/// alike) comes back from the wait past an epoch tick without having
+/// computed for one: its request stays on the front door's threads. One
+/// that loops moves to the overrun pool (the log line that says so is what
+/// the waiting one must not print).
+#[tokio::test]
+async fn a_guest_back_from_waiting_stays_put_and_only_a_computing_one_moves_to_the_overrun_pool() {
+    let moved = "moved to the overrun pool";
+    let serve = |component: &str, timeout: &str| {
+        let component = guest(component);
+        let cache = common::shared_cache();
+        let args = [
+            "serve",
+            component.to_str().expect("utf-8 path"),
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            cache.to_str().expect("utf-8 path"),
+            "--timeout",
+            timeout,
+        ];
+        Server::start_env(&args, &[("WASMHOST_LOG", "info,wasmhost::overrun=debug")])
+    };
+    let client = http1();
+
+    let waiting = serve("sleep", "30s");
+    for _ in 0..3 {
+        let resp = client.get(waiting.url("/?ms=50")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "waited 50 ms\n");
+    }
+    assert_eq!(waiting.log_count(moved), 0, "{}", waiting.log());
+
+    let looping = serve("spin", "1s");
+    let resp = client.get(looping.url("/loop")).send().await.unwrap();
+    assert_eq!(resp.status(), 504);
+    looping.wait_for_log(moved, Duration::from_secs(5));
+}
+
 #[tokio::test]
 async fn a_looping_guest_gets_504_and_neither_blocks_others_nor_keeps_burning_cpu() {
     let server = Server::serve(&guest("spin"), &["--timeout", "2s"]);

@@ -176,16 +176,21 @@ pub fn new_store(
 }
 
 /// A store holding `state`, under the memory cap and epoch policy of
-/// [`new_store`]. At each tick the guest is also marked as overrunning its
-/// slice, which moves its request off the front door's threads
-/// ([`crate::overrun`]).
+/// [`new_store`]. At a tick, a guest that has used its slice (run for a
+/// tick in one poll) is also marked as overrunning it, which moves its
+/// request off the front door's threads ([`crate::overrun`]); one just back
+/// from a wait goes on with a new slice.
 pub fn store_for(engine: &Engine, state: GuestState) -> Store<GuestState> {
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|_| {
-        crate::overrun::mark();
-        Ok(wasmtime::UpdateDeadline::Yield(1))
+        if crate::overrun::slice_used() {
+            crate::overrun::mark();
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        } else {
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        }
     });
     store
 }
