@@ -14,7 +14,8 @@
 #   bench/run.sh first-answer [ARGS]  first 200 with an empty cache (baseline code),
 #                             and from a registry with precompiled code (first_answer_bench.py)
 #   bench/run.sh scale [ARGS]  10,000 requests in flight to a component waiting 1 s:
-#                             latency, RSS, per-instance memory vs wasmtime serve (scale_bench.py)
+#                             latency, RSS, per-instance memory vs wasmtime serve (scale_bench.py;
+#                             `--load open --rate R`: an open loop at R requests/s instead of wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -112,6 +112,9 @@ fn parse_args() -> Args {
     if !path.is_empty() {
         args.path = path.to_string();
     }
+    if args.path.parse::<hyper::Uri>().is_err() {
+        usage("--url: the path is not a valid request target");
+    }
     if args.rate <= 0.0 {
         usage("--rate must be above 0");
     }
@@ -220,7 +223,7 @@ impl Shared {
         let request = hyper::Request::get(&self.path)
             .header(hyper::header::HOST, self.addr.to_string())
             .body(Empty::new())
-            .expect("a GET with a valid path");
+            .expect("a GET with a path checked by parse_args");
         let Ok(response) = sender.send_request(request).await else {
             return Outcome::Io;
         };
