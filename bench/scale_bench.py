@@ -263,7 +263,7 @@ def parse_open_loop(out):
     latency and rate are over the measured part (after the warm-up), its
     errors over the whole run."""
     r = json.loads(out)
-    result = {key: r[f"{key}"] for key in ("mean_ms", "max_ms", "p50_ms", "p75_ms", "p90_ms",
+    result = {key: r[key] for key in ("mean_ms", "max_ms", "p50_ms", "p75_ms", "p90_ms",
                                            "p99_ms", "p999_ms", "non2xx", "connect", "timeout")}
     result.update({
         "requests": r["measured_ok"] + r["warm_up_ok"], "rps": r["measured_rps"],
